@@ -1,0 +1,1 @@
+//! packhost for Python (placeholder).

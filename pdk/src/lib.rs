@@ -1,0 +1,226 @@
+//! packhost-pdk: write packhost packs in Rust.
+//!
+//! A pack is an Extism plugin whose exports are typed Rust functions:
+//!
+//! ```ignore
+//! use packhost_pdk::prelude::*;
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Text { text: String }
+//!
+//! #[derive(Serialize, JsonSchema)]
+//! struct Count { count: usize }
+//!
+//! /// Counts the vowels in a text.
+//! #[action]
+//! fn count_vowels(input: Text) -> Result<Count, Error> {
+//!     Ok(Count { count: input.text.chars().filter(|c| "aeiouAEIOU".contains(*c)).count() })
+//! }
+//!
+//! packhost_pdk::pack! { actions: [count_vowels] }
+//! ```
+//!
+//! Inputs and outputs spelled `String` travel as text, `Vec<u8>` as bytes, `()` as nothing,
+//! and anything else as JSON through serde, with a JSON Schema from schemars in the
+//! manifest. Returning `Err` makes the call fail with `plugin_error` carrying the message.
+//!
+//! `pack!` adds the `__packhost_manifest` export; `packhost embed` runs it once after the
+//! build and stores the result in the module's `packhost/manifest` section, so the built
+//! `.wasm` is the whole pack.
+
+#![deny(missing_docs)]
+
+pub use extism_pdk;
+pub use packhost_pdk_macros::{action, post, pre};
+pub use schemars::{self, JsonSchema};
+pub use serde::{self, Deserialize, Serialize};
+pub use serde_json::{self, json, Value};
+
+/// The error an action returns; anything that converts into it (every `std` error,
+/// `String` through [`fail`]) works with `?`.
+pub type Error = extism_pdk::Error;
+
+/// Makes an [`Error`] from a message, for `return Err(fail("card declined"))`.
+pub fn fail(message: impl std::fmt::Display) -> Error {
+    extism_pdk::Error::msg(message.to_string())
+}
+
+/// Reads a config value the host granted; `None` when absent or not granted.
+pub fn config(key: &str) -> Option<String> {
+    extism_pdk::config::get(key).ok().flatten()
+}
+
+/// Everything a pack usually needs, in one import.
+pub mod prelude {
+    pub use crate::{action, config, fail, json, post, pre, Error, JsonSchema, Value};
+    pub use extism_pdk::{debug, error, info, trace, warn, HttpRequest};
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Support code for the macros; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    use crate::Error;
+
+    /// One action, as the manifest describes it.
+    #[derive(Serialize)]
+    pub struct ActionSpec {
+        /// The export name.
+        pub name: &'static str,
+        /// The doc comment.
+        #[serde(skip_serializing_if = "str::is_empty")]
+        pub description: &'static str,
+        /// The input's shape.
+        pub input: PayloadSpec,
+        /// The output's shape.
+        pub output: PayloadSpec,
+    }
+
+    /// An input or output shape.
+    #[derive(Serialize)]
+    pub struct PayloadSpec {
+        encoding: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        schema: Option<serde_json::Value>,
+    }
+
+    impl PayloadSpec {
+        /// No payload.
+        pub fn none() -> Self {
+            PayloadSpec { encoding: "none", schema: None }
+        }
+        /// UTF-8 text.
+        pub fn text() -> Self {
+            PayloadSpec { encoding: "text", schema: None }
+        }
+        /// Opaque bytes.
+        pub fn bytes() -> Self {
+            PayloadSpec { encoding: "bytes", schema: None }
+        }
+        /// JSON with the schema of `T`.
+        pub fn json<T: schemars::JsonSchema>() -> Self {
+            let schema = schemars::schema_for!(T);
+            PayloadSpec {
+                encoding: "json",
+                schema: serde_json::to_value(schema).ok(),
+            }
+        }
+    }
+
+    /// The whole manifest, as `pack!` assembles it.
+    #[derive(Serialize)]
+    pub struct Manifest {
+        /// Pack name.
+        pub name: &'static str,
+        /// Pack version.
+        pub version: &'static str,
+        /// Pack description.
+        #[serde(skip_serializing_if = "str::is_empty")]
+        pub description: &'static str,
+        /// Actions.
+        pub actions: Vec<ActionSpec>,
+        /// Capabilities asked for.
+        pub capabilities: Capabilities,
+    }
+
+    /// Capabilities asked for.
+    #[derive(Serialize)]
+    pub struct Capabilities {
+        /// HTTP host patterns.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub http_hosts: Vec<&'static str>,
+        /// Config keys.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub config: Vec<&'static str>,
+    }
+
+    /// Runs one export: reads the input, applies `body`, writes the output or the error.
+    pub fn run(body: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, Error>) -> i32 {
+        let input = extism_pdk::input_bytes();
+        match body(input).and_then(|output| extism_pdk::output(output)) {
+            Ok(()) => 0,
+            Err(err) => {
+                set_error(&format!("{err:#}"));
+                1
+            }
+        }
+    }
+
+    fn set_error(message: &str) {
+        if let Ok(memory) = extism_pdk::Memory::from_bytes(message) {
+            // SAFETY: the handle was just allocated through the Extism ABI and is handed over.
+            unsafe { extism_pdk::extism::error_set(memory.offset()) };
+        }
+    }
+
+    /// Input as UTF-8 text.
+    pub fn decode_text(input: Vec<u8>) -> Result<String, Error> {
+        String::from_utf8(input).map_err(|_| Error::msg("input is not valid UTF-8 text"))
+    }
+
+    /// Input as JSON of type `T`.
+    pub fn decode_json<T: DeserializeOwned>(input: &[u8]) -> Result<T, Error> {
+        serde_json::from_slice(input).map_err(|err| Error::msg(format!("invalid input: {err}")))
+    }
+
+    /// Output as JSON.
+    pub fn encode_json<T: Serialize>(output: &T) -> Result<Vec<u8>, Error> {
+        serde_json::to_vec(output).map_err(|err| Error::msg(format!("cannot encode output: {err}")))
+    }
+
+    /// Any displayable error as the pack's error; `{:#}` keeps an anyhow chain readable.
+    pub fn into_error<E: std::fmt::Display>(err: E) -> Error {
+        Error::msg(format!("{err:#}"))
+    }
+
+    /// Writes the manifest as the export's output.
+    pub fn emit_manifest(manifest: Manifest) -> i32 {
+        run(|_| encode_json(&manifest))
+    }
+}
+
+/// Declares the pack: which actions it exports and what it asks the host for. Name,
+/// version and description come from Cargo.toml unless given.
+///
+/// ```ignore
+/// packhost_pdk::pack! {
+///     actions: [pre, post, lookup],
+///     http_hosts: ["api.example.com"],
+///     config: ["api_key"],
+/// }
+/// ```
+#[macro_export]
+macro_rules! pack {
+    (
+        $(name: $name:expr,)?
+        $(description: $description:expr,)?
+        actions: [$($action:ident),* $(,)?]
+        $(, http_hosts: [$($host:expr),* $(,)?])?
+        $(, config: [$($key:expr),* $(,)?])?
+        $(,)?
+    ) => {
+        #[doc(hidden)]
+        #[export_name = "__packhost_manifest"]
+        pub extern "C" fn __packhost_manifest() -> i32 {
+            #[allow(unused_variables)]
+            let name = env!("CARGO_PKG_NAME");
+            $(let name = $name;)?
+            #[allow(unused_variables)]
+            let description = env!("CARGO_PKG_DESCRIPTION");
+            $(let description = $description;)?
+            $crate::__private::emit_manifest($crate::__private::Manifest {
+                name,
+                version: env!("CARGO_PKG_VERSION"),
+                description,
+                actions: vec![$($action::__packhost_describe()),*],
+                capabilities: $crate::__private::Capabilities {
+                    http_hosts: vec![$($($host),*)?],
+                    config: vec![$($($key),*)?],
+                },
+            })
+        }
+    };
+}

@@ -1,0 +1,209 @@
+//! Linear memories that count their own size, so every call can report its exact peak.
+//!
+//! Wasmtime lets an embedder supply linear memory through a `MemoryCreator`. Ours maps the
+//! reservation wasmtime asks for with no access, opens it page by page as the memory
+//! grows, and adds each growth to a [`MemoryMeter`] shared by every memory of one engine.
+//! Because each instance owns its engine (see the engine module), the meter is exactly
+//! that instance's footprint: the pack's memory plus the Extism ABI's.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
+
+/// Live and peak linear-memory bytes of one engine's memories.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryMeter {
+    current: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl MemoryMeter {
+    /// Starts a new measurement window at the current size.
+    pub(crate) fn reset_peak(&self) {
+        self.peak
+            .store(self.current.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// The largest total size seen since the last [`MemoryMeter::reset_peak`].
+    pub(crate) fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    fn grew(&self, bytes: u64) {
+        let now = self.current.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn released(&self, bytes: u64) {
+        self.current.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Hands wasmtime [`MeteredMemory`]s that report to one meter.
+pub(crate) struct MeteredMemoryCreator {
+    pub(crate) meter: Arc<MemoryMeter>,
+}
+
+// SAFETY: every memory it creates upholds the `LinearMemory` contract (see below).
+unsafe impl MemoryCreator for MeteredMemoryCreator {
+    fn new_memory(
+        &self,
+        _ty: MemoryType,
+        minimum: usize,
+        maximum: Option<usize>,
+        reserved_size_in_bytes: Option<usize>,
+        guard_size_in_bytes: usize,
+    ) -> Result<Box<dyn LinearMemory>, String> {
+        // Without a reservation wasmtime bounds-checks every access and tolerates a moving
+        // base; a fixed reservation of the maximum (or 4 GiB) keeps the base still anyway.
+        let capacity = reserved_size_in_bytes
+            .unwrap_or_else(|| maximum.unwrap_or(1 << 32))
+            .max(minimum);
+        let memory = MeteredMemory::reserve(capacity, guard_size_in_bytes, self.meter.clone())?;
+        let mut memory = Box::new(memory);
+        memory.grow_to(minimum).map_err(|err| err.to_string())?;
+        Ok(memory)
+    }
+}
+
+/// One linear memory in its own anonymous mapping: `capacity` bytes that may become
+/// accessible, followed by the guard region wasmtime relies on to elide bounds checks.
+struct MeteredMemory {
+    base: *mut u8,
+    mapping_len: usize,
+    capacity: usize,
+    size: usize,
+    accessible: usize,
+    meter: Arc<MemoryMeter>,
+}
+
+// SAFETY: the mapping is owned by this value alone; wasmtime serialises access to it.
+unsafe impl Send for MeteredMemory {}
+// SAFETY: as above; `&self` methods only read plain fields.
+unsafe impl Sync for MeteredMemory {}
+
+fn os_page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096).max(4096)
+}
+
+fn round_up(value: usize, to: usize) -> usize {
+    value.div_ceil(to) * to
+}
+
+impl MeteredMemory {
+    fn reserve(capacity: usize, guard: usize, meter: Arc<MemoryMeter>) -> Result<Self, String> {
+        let page = os_page_size();
+        let capacity = round_up(capacity, page);
+        let mapping_len = capacity
+            .checked_add(round_up(guard, page))
+            .ok_or("memory reservation overflows")?;
+        // SAFETY: a fresh private anonymous mapping with no access; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapping_len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(format!(
+                "could not reserve {mapping_len} bytes for linear memory: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(MeteredMemory {
+            base: base.cast(),
+            mapping_len,
+            capacity,
+            size: 0,
+            accessible: 0,
+            meter,
+        })
+    }
+}
+
+// SAFETY: the base never moves; bytes below `size` are readable and writable and start
+// zeroed (fresh anonymous pages); everything from `capacity` on stays inaccessible, which is
+// the guard region wasmtime asked for.
+unsafe impl LinearMemory for MeteredMemory {
+    fn byte_size(&self) -> usize {
+        self.size
+    }
+
+    fn byte_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn grow_to(&mut self, new_size: usize) -> wasmtime::Result<()> {
+        if new_size > self.capacity {
+            wasmtime::bail!("linear memory cannot grow past its {} byte reservation", self.capacity);
+        }
+        let wanted = round_up(new_size, os_page_size());
+        if wanted > self.accessible {
+            // SAFETY: the range lies inside our own mapping, above what is already open.
+            let rc = unsafe {
+                libc::mprotect(
+                    self.base.add(self.accessible).cast(),
+                    wanted - self.accessible,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            };
+            if rc != 0 {
+                wasmtime::bail!(
+                    "could not grow linear memory: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            self.accessible = wanted;
+        }
+        if new_size > self.size {
+            self.meter.grew((new_size - self.size) as u64);
+            self.size = new_size;
+        }
+        Ok(())
+    }
+
+    fn as_ptr(&self) -> *mut u8 {
+        self.base
+    }
+}
+
+impl Drop for MeteredMemory {
+    fn drop(&mut self) {
+        self.meter.released(self.size as u64);
+        // SAFETY: we own the whole mapping and nothing refers to it after drop.
+        unsafe {
+            libc::munmap(self.base.cast(), self.mapping_len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_is_counted_and_memory_is_usable_and_zeroed() {
+        let meter = Arc::new(MemoryMeter::default());
+        let mut memory = MeteredMemory::reserve(1 << 20, 1 << 16, meter.clone()).unwrap();
+        memory.grow_to(65536).unwrap();
+        assert_eq!(meter.peak(), 65536);
+        // SAFETY: the first 64 KiB are open.
+        unsafe {
+            assert_eq!(*memory.as_ptr().add(65535), 0);
+            *memory.as_ptr().add(65535) = 7;
+        }
+        memory.grow_to(3 * 65536).unwrap();
+        assert_eq!(meter.peak(), 3 * 65536);
+        assert!(memory.grow_to(2 << 20).is_err(), "growing past the reservation must fail");
+        drop(memory);
+        meter.reset_peak();
+        assert_eq!(meter.peak(), 0, "dropping a memory gives its bytes back");
+    }
+}

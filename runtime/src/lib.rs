@@ -1,0 +1,35 @@
+//! packhost: load WebAssembly plugins ("packs") on the Extism plugin ABI and call them in a
+//! sandbox with hard limits, with the same results from every host language.
+//!
+//! ```no_run
+//! use packhost::{Pack, PackOptions};
+//!
+//! let options = PackOptions::from_json(r#"{"limits": {"timeout_ms": 250}}"#)?;
+//! let pack = Pack::load_file("plugins/dist/text_tools.wasm", options)?;
+//! let out = pack.call("count_vowels", br#"{"text": "hello"}"#)?;
+//! println!("{} ({} fuel)", out.text().unwrap_or(""), out.usage.fuel_consumed);
+//! # Ok::<(), packhost::Error>(())
+//! ```
+//!
+//! Everything here is policy; the Node, Python and Ruby bindings only convert values and
+//! map [`Error::code`] onto their own exception types.
+
+#![deny(missing_docs)]
+
+mod embed;
+mod engine;
+mod error;
+pub mod hosts;
+pub mod manifest;
+pub mod module;
+mod options;
+mod pack;
+mod usage;
+
+pub use embed::{embed_generated_manifest, has_generated_manifest};
+pub use error::{Error, ErrorKind, Result, ERROR_CODES};
+pub use manifest::{ActionSpec, Capabilities, Encoding, PackManifest, PayloadSpec};
+pub use module::{embed_manifest, ModuleInfo};
+pub use options::{Limits, LogLevel, PackOptions};
+pub use pack::Pack;
+pub use usage::{CallOutput, CallReport, LogRecord, Usage};

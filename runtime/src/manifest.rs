@@ -1,0 +1,164 @@
+//! The pack manifest: the JSON a pack carries in its `packhost/manifest` custom section,
+//! naming the pack, its actions with their JSON Schemas, and the capabilities it asks for.
+//!
+//! A module without the section still loads: [`PackManifest::synthesize`] describes it
+//! from its exports, and it asks for nothing.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::hosts::HostPattern;
+use crate::module::ModuleInfo;
+
+/// Name of the custom section that holds the manifest JSON.
+pub const MANIFEST_SECTION: &str = "packhost/manifest";
+
+/// Export the PDK generates so `packhost embed` can ask a freshly built module for its
+/// manifest; it is never an action.
+pub const MANIFEST_EXPORT: &str = "__packhost_manifest";
+
+/// What a pack says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackManifest {
+    /// Short machine-friendly name, e.g. `api-errors`.
+    pub name: String,
+    /// The pack's own version, e.g. `1.2.0`.
+    pub version: String,
+    /// One or two sentences for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Every export meant to be called, including `pre` and `post` when present.
+    #[serde(default)]
+    pub actions: Vec<ActionSpec>,
+    /// What the pack asks the host to grant.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+/// One callable export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    /// The export name.
+    pub name: String,
+    /// What it does, for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The input it takes.
+    #[serde(default)]
+    pub input: PayloadSpec,
+    /// The output it gives.
+    #[serde(default)]
+    pub output: PayloadSpec,
+}
+
+/// The shape of an input or output.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadSpec {
+    /// How the bytes are to be read.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// A JSON Schema of the value, for the `json` encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+}
+
+/// How payload bytes are to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// Opaque bytes.
+    #[default]
+    Bytes,
+    /// UTF-8 text.
+    Text,
+    /// A JSON document.
+    Json,
+    /// Nothing; the payload is ignored or empty.
+    None,
+}
+
+/// What a pack asks the host for. Nothing is granted unless the host grants it too.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// HTTP hosts the pack wants to reach, as host patterns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_hosts: Vec<String>,
+    /// Config keys the pack reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<String>,
+}
+
+impl PackManifest {
+    /// Parses and checks the manifest section against the module it came from.
+    ///
+    /// # Errors
+    /// `invalid_manifest` when the JSON is malformed, has unknown fields, names an action
+    /// twice, declares an action the module does not export, or asks for a bad host pattern.
+    pub fn parse(section: &[u8], module: &ModuleInfo) -> Result<Self> {
+        let manifest: PackManifest = serde_json::from_slice(section)
+            .map_err(|err| Error::invalid_manifest(format!("manifest section: {err}")))?;
+        manifest.check(module)?;
+        Ok(manifest)
+    }
+
+    fn check(&self, module: &ModuleInfo) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid_manifest("manifest: name is empty"));
+        }
+        if self.version.trim().is_empty() {
+            return Err(Error::invalid_manifest("manifest: version is empty"));
+        }
+        let mut seen = BTreeSet::new();
+        for action in &self.actions {
+            if !seen.insert(action.name.as_str()) {
+                return Err(Error::invalid_manifest(format!(
+                    "manifest: action {:?} is declared twice",
+                    action.name
+                )));
+            }
+            if !module.callable_exports().any(|name| name == action.name) {
+                return Err(Error::invalid_manifest(format!(
+                    "manifest: action {:?} is not exported as a callable function",
+                    action.name
+                )));
+            }
+        }
+        for host in &self.capabilities.http_hosts {
+            HostPattern::parse(host).map_err(|why| {
+                Error::invalid_manifest(format!("manifest: http host {host:?} {why}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Describes a module that carries no manifest: its callable exports become actions
+    /// taking and giving bytes, and it asks for no capabilities.
+    pub fn synthesize(name: &str, module: &ModuleInfo) -> Self {
+        PackManifest {
+            name: name.to_string(),
+            version: "0.0.0".to_string(),
+            description: String::new(),
+            actions: module
+                .callable_exports()
+                .map(|name| ActionSpec {
+                    name: name.to_string(),
+                    description: String::new(),
+                    input: PayloadSpec::default(),
+                    output: PayloadSpec::default(),
+                })
+                .collect(),
+            capabilities: Capabilities::default(),
+        }
+    }
+
+    /// The action of that name, if declared.
+    pub fn action(&self, name: &str) -> Option<&ActionSpec> {
+        self.actions.iter().find(|action| action.name == name)
+    }
+}

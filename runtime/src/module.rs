@@ -1,0 +1,356 @@
+//! Static facts about a WebAssembly module, read without running it: validity, imports,
+//! exports, the manifest section; and rewriting that section (`packhost embed`).
+//!
+//! This is where "only allowed imports" is enforced: a pack may import the Extism ABI
+//! (`extism:host/env`) and, when the host allows it, WASI; nothing else.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+use wasmparser::{ExternalKind, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures};
+
+use crate::error::{Error, Result};
+use crate::manifest::{MANIFEST_EXPORT, MANIFEST_SECTION};
+
+/// The import module of the Extism plugin ABI.
+pub const EXTISM_ENV: &str = "extism:host/env";
+
+/// The import module of WASI preview 1.
+pub const WASI_PREVIEW1: &str = "wasi_snapshot_preview1";
+
+/// One function of the Extism ABI a pack may import, with its WebAssembly signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvFunction {
+    /// The import name.
+    pub name: &'static str,
+    /// Parameter types (`i32` or `i64`).
+    pub params: &'static [&'static str],
+    /// Result types.
+    pub results: &'static [&'static str],
+}
+
+const fn env(
+    name: &'static str,
+    params: &'static [&'static str],
+    results: &'static [&'static str],
+) -> EnvFunction {
+    EnvFunction {
+        name,
+        params,
+        results,
+    }
+}
+
+/// Every function a pack may import from `extism:host/env`: the ABI's memory and I/O
+/// functions (including the few that only some Extism PDKs use, such as `input_offset`)
+/// plus the host services (config, vars, HTTP, logging). `input_set` and `reset` belong to
+/// the host side of the ABI and are deliberately absent. `wit/` states the same table, and
+/// a test keeps the two from drifting.
+pub const EXTISM_ENV_FUNCTIONS: &[EnvFunction] = &[
+    env("alloc", &["i64"], &["i64"]),
+    env("free", &["i64"], &[]),
+    env("length", &["i64"], &["i64"]),
+    env("length_unsafe", &["i64"], &["i64"]),
+    env("load_u8", &["i64"], &["i32"]),
+    env("load_u64", &["i64"], &["i64"]),
+    env("store_u8", &["i64", "i32"], &[]),
+    env("store_u64", &["i64", "i64"], &[]),
+    env("input_length", &[], &["i64"]),
+    env("input_load_u8", &["i64"], &["i32"]),
+    env("input_load_u64", &["i64"], &["i64"]),
+    env("input_offset", &[], &["i64"]),
+    env("output_set", &["i64", "i64"], &[]),
+    env("output_length", &[], &["i64"]),
+    env("output_offset", &[], &["i64"]),
+    env("error_set", &["i64"], &[]),
+    env("error_get", &[], &["i64"]),
+    env("memory_bytes", &[], &["i64"]),
+    env("config_get", &["i64"], &["i64"]),
+    env("var_get", &["i64"], &["i64"]),
+    env("var_set", &["i64", "i64"], &[]),
+    env("http_request", &["i64", "i64"], &["i64"]),
+    env("http_status_code", &[], &["i32"]),
+    env("http_headers", &[], &["i64"]),
+    env("log_trace", &["i64"], &[]),
+    env("log_debug", &["i64"], &[]),
+    env("log_info", &["i64"], &[]),
+    env("log_warn", &["i64"], &[]),
+    env("log_error", &["i64"], &[]),
+    env("get_log_level", &[], &["i32"]),
+];
+
+/// Exports that runtimes call for their own reasons and that are never actions.
+const RUNTIME_EXPORTS: &[&str] = &[
+    MANIFEST_EXPORT,
+    "_start",
+    "_initialize",
+    "__wasm_call_ctors",
+    "hs_init",
+];
+
+/// One import of the module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Import {
+    /// The import module, e.g. `extism:host/env`.
+    pub module: String,
+    /// The imported name.
+    pub name: String,
+    /// `func`, `memory`, `table`, `global` or `tag`.
+    pub kind: &'static str,
+    /// For a function: parameter types, e.g. `["i64"]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
+    /// For a function: result types.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<String>,
+}
+
+/// One export of the module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Export {
+    /// The exported name.
+    pub name: String,
+    /// `func`, `memory`, `table`, `global` or `tag`.
+    pub kind: &'static str,
+    /// True for a function with the Extism call signature: no parameters, and no result or
+    /// one `i32` return code.
+    pub callable: bool,
+}
+
+/// What a module imports, exports and carries, read without running it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleInfo {
+    /// Size of the module in bytes.
+    pub size: usize,
+    /// Imports in declaration order.
+    pub imports: Vec<Import>,
+    /// Exports in declaration order.
+    pub exports: Vec<Export>,
+    /// Raw bytes of the manifest custom section, when present.
+    #[serde(skip)]
+    pub manifest_section: Option<Vec<u8>>,
+}
+
+impl ModuleInfo {
+    /// Validates `bytes` as a WebAssembly module and reads its imports and exports.
+    ///
+    /// # Errors
+    /// `invalid_pack` when the bytes are not a valid module (a component is not a module
+    /// either), or carry the manifest section twice.
+    pub fn read(bytes: &[u8]) -> Result<Self> {
+        Validator::new_with_features(WasmFeatures::all())
+            .validate_all(bytes)
+            .map_err(|err| Error::invalid_pack(format!("not a valid WebAssembly module: {err}")))?;
+
+        let mut func_types: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+        let mut func_type_of: Vec<u32> = Vec::new();
+        let mut imports = Vec::new();
+        let mut exported = Vec::new();
+        let mut manifest_section = None;
+
+        for payload in Parser::new(0).parse_all(bytes) {
+            let payload = payload.map_err(|err| Error::invalid_pack(err.to_string()))?;
+            match payload {
+                Payload::Version {
+                    encoding: wasmparser::Encoding::Component,
+                    ..
+                } => {
+                    return Err(Error::invalid_pack(
+                        "this is a WebAssembly component; a pack is a core module",
+                    ))
+                }
+                Payload::TypeSection(reader) => {
+                    for group in reader.into_iter_err_on_gc_types() {
+                        let ty = group.map_err(|err| Error::invalid_pack(err.to_string()))?;
+                        let names = |types: &[ValType]| types.iter().map(ToString::to_string).collect();
+                        func_types.push((names(ty.params()), names(ty.results())));
+                    }
+                }
+                Payload::ImportSection(reader) => {
+                    for import in reader.into_imports() {
+                        let import = import.map_err(|err| Error::invalid_pack(err.to_string()))?;
+                        let (params, results) = match import.ty {
+                            TypeRef::Func(index) | TypeRef::FuncExact(index) => {
+                                func_type_of.push(index);
+                                func_types.get(index as usize).cloned().unwrap_or_default()
+                            }
+                            _ => Default::default(),
+                        };
+                        imports.push(Import {
+                            module: import.module.to_string(),
+                            name: import.name.to_string(),
+                            kind: type_ref_kind(&import.ty),
+                            params,
+                            results,
+                        });
+                    }
+                }
+                Payload::FunctionSection(reader) => {
+                    for index in reader {
+                        func_type_of.push(index.map_err(|err| Error::invalid_pack(err.to_string()))?);
+                    }
+                }
+                Payload::ExportSection(reader) => {
+                    for export in reader {
+                        let export = export.map_err(|err| Error::invalid_pack(err.to_string()))?;
+                        exported.push((export.name.to_string(), export.kind, export.index));
+                    }
+                }
+                Payload::CustomSection(reader) if reader.name() == MANIFEST_SECTION => {
+                    if manifest_section.is_some() {
+                        return Err(Error::invalid_manifest(format!(
+                            "the {MANIFEST_SECTION} section appears twice"
+                        )));
+                    }
+                    manifest_section = Some(reader.data().to_vec());
+                }
+                _ => {}
+            }
+        }
+
+        let exports = exported
+            .into_iter()
+            .map(|(name, kind, index)| {
+                let callable = kind == ExternalKind::Func
+                    && !RUNTIME_EXPORTS.contains(&name.as_str())
+                    && func_type_of
+                        .get(index as usize)
+                        .and_then(|ty| func_types.get(*ty as usize))
+                        .is_some_and(|(params, results)| {
+                            params.is_empty() && (results.is_empty() || *results == ["i32"])
+                        });
+                Export {
+                    name,
+                    kind: external_kind_name(kind),
+                    callable,
+                }
+            })
+            .collect();
+
+        Ok(ModuleInfo {
+            size: bytes.len(),
+            imports,
+            exports,
+            manifest_section,
+        })
+    }
+
+    /// Names of exports with the Extism call signature, in declaration order.
+    pub fn callable_exports(&self) -> impl Iterator<Item = &str> {
+        self.exports
+            .iter()
+            .filter(|export| export.callable)
+            .map(|export| export.name.as_str())
+    }
+
+    /// True when the module exports a function named `name`, whatever its signature.
+    pub fn exports_function(&self, name: &str) -> bool {
+        self.exports
+            .iter()
+            .any(|export| export.kind == "func" && export.name == name)
+    }
+
+    /// True when some import comes from WASI.
+    pub fn imports_wasi(&self) -> bool {
+        self.imports.iter().any(|import| import.module == WASI_PREVIEW1)
+    }
+
+    /// Rejects imports packhost does not provide.
+    ///
+    /// # Errors
+    /// `invalid_pack` naming the first import that is not part of the Extism ABI (or of
+    /// WASI, when `allow_wasi`); `host_denied` when the pack needs WASI and it is not allowed.
+    pub fn check_imports(&self, allow_wasi: bool) -> Result<()> {
+        for import in &self.imports {
+            let provided = match import.module.as_str() {
+                EXTISM_ENV => {
+                    let abi = EXTISM_ENV_FUNCTIONS.iter().find(|f| f.name == import.name);
+                    match abi {
+                        Some(abi) if import.kind == "func" => {
+                            if import.params != abi.params || import.results != abi.results {
+                                return Err(Error::invalid_pack(format!(
+                                    "the pack imports {EXTISM_ENV}::{} as ({}) -> ({}); the ABI defines ({}) -> ({})",
+                                    import.name,
+                                    import.params.join(", "),
+                                    import.results.join(", "),
+                                    abi.params.join(", "),
+                                    abi.results.join(", "),
+                                )));
+                            }
+                            true
+                        }
+                        _ => false,
+                    }
+                }
+                WASI_PREVIEW1 if import.kind == "func" => {
+                    if !allow_wasi {
+                        return Err(Error::new(
+                            crate::ErrorKind::HostDenied,
+                            format!(
+                                "the pack imports WASI ({}) and the host did not set allow_wasi",
+                                import.name
+                            ),
+                        ));
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !provided {
+                return Err(Error::invalid_pack(format!(
+                    "the pack imports {} {:?} from {:?}, which packhost does not provide",
+                    import.kind, import.name, import.module
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Returns `module` with its manifest section replaced by `manifest_json` (or added).
+///
+/// # Errors
+/// `invalid_pack` when `module` is not a valid module.
+pub fn embed_manifest(module: &[u8], manifest_json: &[u8]) -> Result<Vec<u8>> {
+    ModuleInfo::read(module)?;
+    let mut out = wasm_encoder::Module::new();
+    for payload in Parser::new(0).parse_all(module) {
+        let payload = payload.map_err(|err| Error::invalid_pack(err.to_string()))?;
+        if let Payload::CustomSection(reader) = &payload {
+            if reader.name() == MANIFEST_SECTION {
+                continue;
+            }
+        }
+        if let Some((id, range)) = payload.as_section() {
+            out.section(&wasm_encoder::RawSection {
+                id,
+                data: &module[range],
+            });
+        }
+    }
+    out.section(&wasm_encoder::CustomSection {
+        name: Cow::Borrowed(MANIFEST_SECTION),
+        data: Cow::Borrowed(manifest_json),
+    });
+    Ok(out.finish())
+}
+
+fn type_ref_kind(ty: &TypeRef) -> &'static str {
+    match ty {
+        TypeRef::Func(_) | TypeRef::FuncExact(_) => "func",
+        TypeRef::Table(_) => "table",
+        TypeRef::Memory(_) => "memory",
+        TypeRef::Global(_) => "global",
+        TypeRef::Tag(_) => "tag",
+    }
+}
+
+fn external_kind_name(kind: ExternalKind) -> &'static str {
+    match kind {
+        ExternalKind::Func | ExternalKind::FuncExact => "func",
+        ExternalKind::Table => "table",
+        ExternalKind::Memory => "memory",
+        ExternalKind::Global => "global",
+        ExternalKind::Tag => "tag",
+    }
+}

@@ -1,0 +1,191 @@
+//! What a host grants a pack: limits, allowed HTTP hosts, config and log level.
+//!
+//! [`PackOptions`] is plain serde data so every binding passes the host language's own
+//! object (a JS object, a Python dict, a Ruby Hash) through as JSON, unchanged: a new
+//! option needs no binding change. Unknown fields are rejected so a typo never silently
+//! loosens a limit.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::hosts::HostPattern;
+
+/// Hard limits on one call of a pack. The defaults are meant for untrusted code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Cap on all linear memory of one instance (the pack's and the ABI's), in bytes.
+    /// Rounded down to whole 64 KiB WebAssembly pages. Default 64 MiB.
+    pub memory_bytes: u64,
+    /// Wall-clock limit of one call, in milliseconds. Default 1000.
+    pub timeout_ms: u64,
+    /// Instruction budget of one call, in fuel units (about one per WebAssembly
+    /// instruction); `null` meters without a cap. Default 1,000,000,000.
+    pub fuel: Option<u64>,
+    /// Largest input a call accepts, in bytes. Default 8 MiB.
+    pub max_input_bytes: u64,
+    /// Largest output a call may return, in bytes. Default 8 MiB.
+    pub max_output_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            timeout_ms: 1000,
+            fuel: Some(1_000_000_000),
+            max_input_bytes: 8 << 20,
+            max_output_bytes: 8 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// The memory cap in whole WebAssembly pages, at least one.
+    pub(crate) fn memory_pages(&self) -> u32 {
+        let pages = self.memory_bytes / 65536;
+        pages.clamp(1, u64::from(u32::MAX)) as u32
+    }
+}
+
+/// The level of plugin log lines a host wants; lower levels are never formatted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Diagnostic detail.
+    Debug,
+    /// Normal progress.
+    #[default]
+    Info,
+    /// Something looks wrong.
+    Warn,
+    /// Something failed.
+    Error,
+    /// No plugin log lines at all.
+    Off,
+}
+
+impl LogLevel {
+    /// The level's lowercase name, as it appears in options and log records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Off => "off",
+        }
+    }
+}
+
+/// Everything a host grants one loaded pack. Deny by default: a pack gets an HTTP host or
+/// a config key only when both its manifest asks for it and these options grant it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PackOptions {
+    /// Limits applied to every call.
+    pub limits: Limits,
+    /// HTTP hosts the pack may reach: exact names (`api.example.com`) or a wildcard over
+    /// subdomains (`*.example.com`, which never matches `example.com` or `evilexample.com`).
+    pub allowed_hosts: Vec<String>,
+    /// Config values; the pack sees only keys its manifest declares.
+    pub config: BTreeMap<String, String>,
+    /// Lowest plugin log level recorded. Default `info`.
+    pub log_level: LogLevel,
+    /// Let the pack import WASI (`wasi_snapshot_preview1`), needed by some guest languages.
+    /// It gets no files, no environment and no network through WASI. Default false.
+    pub allow_wasi: bool,
+}
+
+impl PackOptions {
+    /// Reads options from JSON text, as bindings pass them.
+    ///
+    /// # Errors
+    /// `invalid_options` for malformed JSON, unknown fields, wrong types or bad host patterns.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let options: PackOptions = serde_json::from_str(text)
+            .map_err(|err| Error::invalid_options(format!("options: {err}")))?;
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// Reads options from a JSON value; `null` means the defaults.
+    ///
+    /// # Errors
+    /// As [`PackOptions::from_json`].
+    pub fn from_value(value: serde_json::Value) -> Result<Self> {
+        if value.is_null() {
+            return Ok(PackOptions::default());
+        }
+        let options: PackOptions = serde_json::from_value(value)
+            .map_err(|err| Error::invalid_options(format!("options: {err}")))?;
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// Checks what serde cannot: host patterns parse and limits are usable.
+    ///
+    /// # Errors
+    /// `invalid_options` naming the offending value.
+    pub fn validate(&self) -> Result<()> {
+        for host in &self.allowed_hosts {
+            HostPattern::parse(host).map_err(|why| {
+                Error::invalid_options(format!("allowed_hosts: {host:?} {why}"))
+            })?;
+        }
+        if self.limits.timeout_ms == 0 {
+            return Err(Error::invalid_options("limits.timeout_ms must be at least 1"));
+        }
+        if self.limits.memory_bytes < 65536 {
+            return Err(Error::invalid_options(
+                "limits.memory_bytes must be at least one 64 KiB page",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_object_gives_safe_defaults() {
+        let options = PackOptions::from_json("{}").unwrap();
+        assert_eq!(options, PackOptions::default());
+        assert_eq!(options.limits.timeout_ms, 1000);
+        assert!(options.allowed_hosts.is_empty());
+        assert!(!options.allow_wasi);
+    }
+
+    #[test]
+    fn partial_limits_keep_the_other_defaults() {
+        let options = PackOptions::from_json(r#"{"limits": {"timeout_ms": 50}}"#).unwrap();
+        assert_eq!(options.limits.timeout_ms, 50);
+        assert_eq!(options.limits.memory_bytes, Limits::default().memory_bytes);
+    }
+
+    #[test]
+    fn a_typo_is_an_error_not_a_silent_default() {
+        let err = PackOptions::from_json(r#"{"limits": {"timeout": 50}}"#).unwrap_err();
+        assert_eq!(err.code(), "invalid_options");
+        assert!(err.message().contains("timeout"), "{}", err.message());
+    }
+
+    #[test]
+    fn bad_host_pattern_is_rejected() {
+        let err = PackOptions::from_json(r#"{"allowed_hosts": ["*example.com"]}"#).unwrap_err();
+        assert_eq!(err.code(), "invalid_options");
+    }
+
+    #[test]
+    fn null_fuel_means_metered_without_cap() {
+        let options = PackOptions::from_json(r#"{"limits": {"fuel": null}}"#).unwrap();
+        assert_eq!(options.limits.fuel, None);
+    }
+}

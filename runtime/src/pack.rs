@@ -1,0 +1,304 @@
+//! A loaded pack: validation at load, a pool of instances (one per concurrent caller),
+//! and calls that return output with their usage.
+//!
+//! A [`Pack`] is cheap to clone and safe to share across threads. Each call borrows an idle
+//! instance or makes one; an instance that failed in a way that may have left it broken
+//! (trap, timeout, a limit) is dropped, never reused, so the next call starts clean.
+
+use std::path::Path;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sha2::{Digest, Sha256};
+
+use crate::engine::{Instance, InstanceSpec};
+use crate::error::{Error, ErrorKind, Result};
+use crate::hosts::effective_hosts;
+use crate::manifest::PackManifest;
+use crate::module::ModuleInfo;
+use crate::options::PackOptions;
+use crate::usage::{CallOutput, CallReport, Usage};
+
+/// Most idle instances a pack keeps; more concurrent callers get instances that are
+/// dropped after their call.
+const MAX_IDLE_INSTANCES: usize = 16;
+
+/// A loaded, validated pack. Clones share the compiled pack and its instances.
+#[derive(Clone)]
+pub struct Pack {
+    inner: Arc<PackInner>,
+}
+
+struct PackInner {
+    id: String,
+    manifest: PackManifest,
+    manifest_embedded: bool,
+    module: Arc<ModuleInfo>,
+    options: PackOptions,
+    spec: InstanceSpec,
+    idle: Mutex<Vec<Instance>>,
+}
+
+impl std::fmt::Debug for Pack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pack")
+            .field("name", &self.inner.manifest.name)
+            .field("version", &self.inner.manifest.version)
+            .field("id", &self.inner.id)
+            .finish()
+    }
+}
+
+impl Pack {
+    /// Loads a pack from module bytes.
+    ///
+    /// # Errors
+    /// `invalid_pack` for bytes that are not a valid module or that import what packhost
+    /// does not provide; `invalid_manifest` for a bad manifest section; `invalid_options`
+    /// for bad options; `host_denied` for a WASI pack when WASI is not allowed.
+    pub fn load(bytes: &[u8], options: PackOptions) -> Result<Pack> {
+        Self::load_named(bytes, options, "unnamed")
+    }
+
+    /// Loads a pack from a `.wasm` file. A pack without a manifest is named after the file.
+    ///
+    /// # Errors
+    /// `io` when the file cannot be read, else as [`Pack::load`].
+    pub fn load_file(path: impl AsRef<Path>, options: PackOptions) -> Result<Pack> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path)
+            .map_err(|err| Error::new(ErrorKind::Io, format!("{}: {err}", path.display())))?;
+        let stem = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "unnamed".to_string());
+        Self::load_named(&bytes, options, &stem)
+    }
+
+    fn load_named(bytes: &[u8], options: PackOptions, fallback_name: &str) -> Result<Pack> {
+        let id = hex(&Sha256::digest(bytes));
+        let span = tracing::info_span!("packhost.load", pack_id = %&id[..12], size = bytes.len());
+        let _entered = span.enter();
+
+        options.validate()?;
+        let module = read_module_cached(&id, bytes)?;
+        module.check_imports(options.allow_wasi)?;
+        let (manifest, manifest_embedded) = match &module.manifest_section {
+            Some(section) => (PackManifest::parse(section, &module)?, true),
+            None => (PackManifest::synthesize(fallback_name, &module), false),
+        };
+
+        let asked = &manifest.capabilities;
+        let spec = InstanceSpec {
+            wasm: Arc::new(bytes.to_vec()),
+            allowed_hosts: effective_hosts(&asked.http_hosts, &options.allowed_hosts)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            config: options
+                .config
+                .iter()
+                .filter(|(key, _)| asked.config.contains(key))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+            limits: options.limits.clone(),
+            log_level: options.log_level,
+            wasi: options.allow_wasi && module.imports_wasi(),
+        };
+        // Instances (and compilation) wait for the first call: everything that could stop a
+        // pack from linking (imports by name and signature, the manifest) was checked above,
+        // so load stays cheap for hosts that load many packs and call few.
+        tracing::debug!(name = %manifest.name, version = %manifest.version, "pack loaded");
+
+        Ok(Pack {
+            inner: Arc::new(PackInner {
+                id,
+                manifest,
+                manifest_embedded,
+                module,
+                options,
+                spec,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The SHA-256 of the module bytes, in lowercase hex: the pack's identity.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The pack's manifest (synthesized from its exports when it carries none).
+    pub fn manifest(&self) -> &PackManifest {
+        &self.inner.manifest
+    }
+
+    /// True when the manifest came from the module's own section.
+    pub fn has_embedded_manifest(&self) -> bool {
+        self.inner.manifest_embedded
+    }
+
+    /// Static facts about the module: size, imports, exports.
+    pub fn module_info(&self) -> &ModuleInfo {
+        &self.inner.module
+    }
+
+    /// The options the pack was loaded with.
+    pub fn options(&self) -> &PackOptions {
+        &self.inner.options
+    }
+
+    /// Names of the actions the pack can be called with, `pre` and `post` included.
+    pub fn actions(&self) -> Vec<&str> {
+        self.inner
+            .manifest
+            .actions
+            .iter()
+            .map(|action| action.name.as_str())
+            .collect()
+    }
+
+    /// HTTP host patterns the pack may reach: what it asked for, narrowed by the host's grant.
+    pub fn allowed_hosts(&self) -> &[String] {
+        &self.inner.spec.allowed_hosts
+    }
+
+    /// Runs the `pre` hook (conventionally over an outgoing request as JSON).
+    ///
+    /// # Errors
+    /// As [`Pack::call`]; `action_not_found` when the pack has no `pre`.
+    pub fn pre(&self, input: &[u8]) -> Result<CallOutput> {
+        self.call("pre", input)
+    }
+
+    /// Runs the `post` hook (conventionally over a response as JSON).
+    ///
+    /// # Errors
+    /// As [`Pack::call`]; `action_not_found` when the pack has no `post`.
+    pub fn post(&self, input: &[u8]) -> Result<CallOutput> {
+        self.call("post", input)
+    }
+
+    /// Runs `action` on `input` and returns its output with the call's usage and logs.
+    ///
+    /// # Errors
+    /// `action_not_found`, `input_too_large` (before running anything), then whatever the
+    /// call hit: `timeout`, `out_of_fuel`, `memory_limit`, `output_too_large`,
+    /// `host_denied`, `trap` or `plugin_error`. Errors from a call carry its report.
+    pub fn call(&self, action: &str, input: &[u8]) -> Result<CallOutput> {
+        let inner = &*self.inner;
+        let span = tracing::debug_span!("packhost.call", pack = %inner.manifest.name, action);
+        let _entered = span.enter();
+
+        if inner.manifest.action(action).is_none() {
+            return Err(Error::new(
+                ErrorKind::ActionNotFound,
+                format!("pack {:?} has no action {action:?}", inner.manifest.name),
+            ));
+        }
+        let limits = &inner.spec.limits;
+        if input.len() as u64 > limits.max_input_bytes {
+            return Err(Error::new(
+                ErrorKind::InputTooLarge,
+                format!(
+                    "input is {} bytes; the limit is {}",
+                    input.len(),
+                    limits.max_input_bytes
+                ),
+            ));
+        }
+
+        let mut instance = self.checkout()?;
+        let outcome = instance.call(action, input);
+        let mut result = outcome.result;
+        if let Ok(output) = &result {
+            if output.len() as u64 > limits.max_output_bytes {
+                result = Err(Error::new(
+                    ErrorKind::OutputTooLarge,
+                    format!(
+                        "output is {} bytes; the limit is {}",
+                        output.len(),
+                        limits.max_output_bytes
+                    ),
+                ));
+            }
+        }
+        let usage = Usage {
+            wall_time_us: u64::try_from(outcome.wall_time.as_micros()).unwrap_or(u64::MAX),
+            fuel_consumed: outcome.fuel_consumed,
+            peak_memory_bytes: outcome.peak_memory_bytes,
+            input_bytes: input.len() as u64,
+            output_bytes: result.as_ref().map_or(0, |out| out.len() as u64),
+        };
+        let keep_instance = match &result {
+            Ok(_) => true,
+            Err(err) => matches!(
+                err.kind(),
+                ErrorKind::PluginError { .. } | ErrorKind::OutputTooLarge
+            ),
+        };
+        if keep_instance {
+            self.checkin(instance);
+        }
+        match result {
+            Ok(output) => Ok(CallOutput {
+                output,
+                usage,
+                logs: outcome.logs,
+            }),
+            Err(err) => {
+                tracing::debug!(code = err.code(), "call failed: {}", err.message());
+                Err(err.with_report(CallReport {
+                    usage,
+                    logs: outcome.logs,
+                }))
+            }
+        }
+    }
+
+    fn checkout(&self) -> Result<Instance> {
+        let idle = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(instance) => Ok(instance),
+            None => Instance::new(&self.inner.spec),
+        }
+    }
+
+    fn checkin(&self, instance: Instance) {
+        if let Ok(mut idle) = self.inner.idle.lock() {
+            if idle.len() < MAX_IDLE_INSTANCES {
+                idle.push(instance);
+            }
+        }
+    }
+}
+
+/// Most validated modules remembered; past this the memory is cleared and refilled.
+const MAX_REMEMBERED_MODULES: usize = 256;
+
+/// Reads and validates a module, remembering the result by its hash. Full validation costs
+/// milliseconds for a typical pack, and hosts often load the same pack again and again
+/// (per request, per tenant); identical bytes always give the identical verdict.
+fn read_module_cached(id: &str, bytes: &[u8]) -> Result<Arc<ModuleInfo>> {
+    static REMEMBERED: OnceLock<Mutex<HashMap<String, Arc<ModuleInfo>>>> = OnceLock::new();
+    let remembered = REMEMBERED.get_or_init(Default::default);
+    if let Some(info) = remembered.lock().ok().and_then(|map| map.get(id).cloned()) {
+        return Ok(info);
+    }
+    let info = Arc::new(ModuleInfo::read(bytes)?);
+    if let Ok(mut map) = remembered.lock() {
+        if map.len() >= MAX_REMEMBERED_MODULES {
+            map.clear();
+        }
+        map.insert(id.to_string(), info.clone());
+    }
+    Ok(info)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
