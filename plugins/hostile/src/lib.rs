@@ -92,7 +92,8 @@ struct Work {
 }
 
 /// Does `rounds` rounds of integer hashing and returns the result: deterministic CPU work
-/// for fuel and threading tests.
+/// for fuel and threading tests. The result is cut to 53 bits so every JSON reader, the
+/// JavaScript one included, reads the same number.
 #[action]
 fn busy(input: Work) -> Result<u64, Error> {
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -101,7 +102,7 @@ fn busy(input: Work) -> Result<u64, Error> {
         state = state.wrapping_mul(0xBF58_476D_1CE4_E5B9);
         state ^= state >> 31;
     }
-    Ok(state)
+    Ok(state >> 11)
 }
 
 packhost_pdk::pack! {

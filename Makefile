@@ -1,0 +1,58 @@
+# packhost's one task runner. `make help` lists the verbs; the README's two commands are
+# `make demo` (the main job) and `make test` (every test). Both set up what they need.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+WASM_OUT := $(TARGET_DIR)/wasm32-unknown-unknown/release
+PACKHOST := $(TARGET_DIR)/debug/packhost
+# Packs built with packhost-pdk get their manifest embedded; `plain` is a plain extism-pdk
+# plugin and ships as cargo built it.
+PDK_PACKS := api_errors text_tools hostile
+PLAIN_PACKS := plain
+
+.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby lint fmt
+
+help: ## List the verbs.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## Install the toolchain pieces the build needs (wasm32 target).
+	@bash scripts/setup.sh
+
+cli: setup
+	cargo build -p packhost-cli
+
+packs: cli ## Build the sample packs into plugins/dist/ (manifests embedded).
+	cargo build --manifest-path plugins/Cargo.toml --release --target wasm32-unknown-unknown
+	mkdir -p plugins/dist
+	for pack in $(PDK_PACKS); do $(PACKHOST) embed $(WASM_OUT)/$$pack.wasm -o plugins/dist/$$pack.wasm; done
+	for pack in $(PLAIN_PACKS); do cp $(WASM_OUT)/$$pack.wasm plugins/dist/$$pack.wasm; done
+
+demo: packs ## The main job: build the packs, run one from the command line and from Rust.
+	$(PACKHOST) inspect plugins/dist/api_errors.wasm
+	$(PACKHOST) call plugins/dist/api_errors.wasm post --input-file examples/data/stripe_card_declined.json --usage --logs
+	@echo
+	cargo run -q -p packhost --example quickstart
+
+test: test-rust test-node test-python test-ruby ## Every test: Rust, then each host binding.
+
+test-rust: packs lint ## Rust: unit, conformance, sandbox, contract and CLI tests.
+	cargo test --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby
+
+test-node: packs ## Node binding tests (node --test).
+	bash bindings/node/ci.sh
+
+test-python: packs ## Python binding tests (pytest).
+	bash bindings/python/ci.sh
+
+test-ruby: packs ## Ruby binding tests (minitest).
+	bash bindings/ruby/ci.sh
+
+lint: setup ## rustfmt and clippy, warnings denied.
+	cargo fmt --all -- --check
+	cargo clippy --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby --all-targets -- -D warnings
+
+fmt: ## Format all Rust code.
+	cargo fmt --all

@@ -1,0 +1,243 @@
+//! The Rust runner of the shared conformance suite in `tests/conformance/`: every case, the
+//! same way every host runs it. `PACKHOST_BLESS=1` regenerates `fuel.json` and the fixture
+//! modules instead of checking them.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use packhost::{Error, Pack, PackOptions, ERROR_CODES};
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: String,
+    pack: Option<String>,
+    pack_file: Option<String>,
+    options: Option<Value>,
+    actions: Option<Vec<String>>,
+    #[serde(flatten)]
+    call: Call,
+    #[serde(default)]
+    then: Vec<Call>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Call {
+    export: Option<String>,
+    #[serde(default)]
+    input: String,
+    input_repeat: Option<usize>,
+    output: Option<String>,
+    output_json: Option<Value>,
+    error: Option<String>,
+    message_contains: Option<String>,
+    return_code: Option<i32>,
+    logs: Option<Vec<Value>>,
+}
+
+fn conformance_dir() -> PathBuf {
+    support::repo_root().join("tests/conformance")
+}
+
+fn blessing() -> bool {
+    std::env::var_os("PACKHOST_BLESS").is_some()
+}
+
+fn load_cases() -> Vec<(String, Case)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(conformance_dir().join("cases"))
+        .expect("cases folder exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    let mut cases = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("case file is readable");
+        let parsed: CaseFile = serde_json::from_str(&text)
+            .unwrap_or_else(|err| panic!("{}: {err}", file.display()));
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        cases.extend(parsed.cases.into_iter().map(|case| (stem.clone(), case)));
+    }
+    cases
+}
+
+/// Runs one call and returns the mismatches, recording fuel of successful calls.
+fn check_call(pack: &Pack, key: &str, call: &Call, fuel: &mut BTreeMap<String, u64>, expected_fuel: &BTreeMap<String, u64>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let export = call.export.as_deref().expect("a call names its export");
+    let input = call.input.repeat(call.input_repeat.unwrap_or(1));
+    let result = match export {
+        "pre" => pack.pre(input.as_bytes()),
+        "post" => pack.post(input.as_bytes()),
+        other => pack.call(other, input.as_bytes()),
+    };
+    match (&result, &call.error) {
+        (Ok(out), None) => {
+            if let Some(expected) = &call.output {
+                if out.output != expected.as_bytes() {
+                    problems.push(format!("output {:?}, expected {expected:?}", String::from_utf8_lossy(&out.output)));
+                }
+            }
+            if let Some(expected) = &call.output_json {
+                match serde_json::from_slice::<Value>(&out.output) {
+                    Ok(actual) if actual == *expected => {}
+                    Ok(actual) => problems.push(format!("output_json {actual}, expected {expected}")),
+                    Err(err) => problems.push(format!("output is not JSON ({err}): {:?}", String::from_utf8_lossy(&out.output))),
+                }
+            }
+            if let Some(expected) = &call.logs {
+                let actual = serde_json::to_value(&out.logs).unwrap();
+                if actual != Value::Array(expected.clone()) {
+                    problems.push(format!("logs {actual}, expected {}", Value::Array(expected.clone())));
+                }
+            }
+            fuel.insert(key.to_string(), out.usage.fuel_consumed);
+            if !blessing() {
+                match expected_fuel.get(key) {
+                    Some(&want) if want == out.usage.fuel_consumed => {}
+                    Some(&want) => problems.push(format!("fuel {}, expected {want}", out.usage.fuel_consumed)),
+                    None => problems.push("no fuel.json entry (run with PACKHOST_BLESS=1)".to_string()),
+                }
+            }
+        }
+        (Ok(out), Some(code)) => problems.push(format!(
+            "succeeded with {:?}, expected error {code}",
+            String::from_utf8_lossy(&out.output)
+        )),
+        (Err(err), None) => problems.push(format!("failed with {err}, expected success")),
+        (Err(err), Some(code)) => problems.extend(check_error(err, code, call)),
+    }
+    problems
+}
+
+fn check_error(err: &Error, code: &str, call: &Call) -> Vec<String> {
+    let mut problems = Vec::new();
+    if err.code() != code {
+        problems.push(format!("error {err}, expected code {code}"));
+    }
+    if let Some(fragment) = &call.message_contains {
+        if !err.message().contains(fragment.as_str()) {
+            problems.push(format!("message {:?} lacks {fragment:?}", err.message()));
+        }
+    }
+    if let Some(want) = call.return_code {
+        if err.return_code() != Some(want) {
+            problems.push(format!("return code {:?}, expected {want}", err.return_code()));
+        }
+    }
+    problems
+}
+
+fn pack_location(case: &Case) -> PathBuf {
+    match (&case.pack, &case.pack_file) {
+        (Some(name), None) => support::pack_path(name),
+        (None, Some(file)) => conformance_dir().join(file),
+        _ => panic!("{}: give exactly one of pack and pack_file", case.name),
+    }
+}
+
+fn run_case(case: &Case, fuel: &mut BTreeMap<String, u64>, expected_fuel: &BTreeMap<String, u64>) -> Vec<String> {
+    let options = case.options.clone().unwrap_or(Value::Null);
+    let loaded = PackOptions::from_value(options).and_then(|options| Pack::load_file(pack_location(case), options));
+    let pack = match loaded {
+        Ok(pack) => pack,
+        Err(err) => {
+            return match &case.call.error {
+                Some(code) => check_error(&err, code, &case.call),
+                None => vec![format!("load failed with {err}")],
+            };
+        }
+    };
+    let mut problems = Vec::new();
+    if let Some(expected) = &case.actions {
+        if pack.actions() != *expected {
+            problems.push(format!("actions {:?}, expected {expected:?}", pack.actions()));
+        }
+    }
+    if case.call.export.is_some() {
+        problems.extend(check_call(&pack, &case.name, &case.call, fuel, expected_fuel));
+    } else if case.call.error.is_some() {
+        problems.push(format!("loaded, expected error {:?}", case.call.error));
+    }
+    for (index, call) in case.then.iter().enumerate() {
+        let key = format!("{}/then/{index}", case.name);
+        problems.extend(check_call(&pack, &key, call, fuel, expected_fuel).into_iter().map(|p| format!("then[{index}]: {p}")));
+    }
+    problems
+}
+
+#[test]
+fn every_conformance_case_passes() {
+    let fuel_file = conformance_dir().join("fuel.json");
+    let expected_fuel: BTreeMap<String, u64> = std::fs::read_to_string(&fuel_file)
+        .ok()
+        .map(|text| serde_json::from_str(&text).expect("fuel.json is a map of case to fuel"))
+        .unwrap_or_default();
+    let mut fuel = BTreeMap::new();
+    let mut failures = Vec::new();
+    let cases = load_cases();
+    let mut names = std::collections::HashSet::new();
+    for (file, case) in &cases {
+        assert!(case.name.starts_with(&format!("{file}/")), "{} should start with {file}/", case.name);
+        assert!(names.insert(case.name.clone()), "case name {} is used twice", case.name);
+        for problem in run_case(case, &mut fuel, &expected_fuel) {
+            failures.push(format!("{}: {problem}", case.name));
+        }
+    }
+    if blessing() {
+        let text = serde_json::to_string_pretty(&fuel).unwrap() + "\n";
+        std::fs::write(&fuel_file, text).expect("fuel.json is writable");
+    }
+    println!("{} conformance cases, {} failures", cases.len(), failures.len());
+    assert!(failures.is_empty(), "conformance failures:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_error_code_has_a_case() {
+    let expected: std::collections::BTreeSet<String> = load_cases()
+        .iter()
+        .flat_map(|(_, case)| std::iter::once(&case.call).chain(&case.then))
+        .filter_map(|call| call.error.clone())
+        .collect();
+    // `internal` is a packhost bug by definition; no data can (or should) produce it.
+    let missing: Vec<_> = ERROR_CODES
+        .iter()
+        .filter(|code| **code != "internal" && !expected.contains(**code))
+        .collect();
+    assert!(missing.is_empty(), "error codes without a conformance case: {missing:?}");
+}
+
+#[test]
+fn fixture_modules_match_their_wat_sources() {
+    let fixtures = conformance_dir().join("fixtures");
+    let mut stale = Vec::new();
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let source = entry.unwrap().path();
+        if source.extension().is_none_or(|ext| ext != "wat") {
+            continue;
+        }
+        let built = wat::parse_file(&source).unwrap_or_else(|err| panic!("{}: {err}", source.display()));
+        let target = source.with_extension("wasm");
+        if blessing() {
+            std::fs::write(&target, &built).unwrap();
+        } else if std::fs::read(&target).ok().as_deref() != Some(&built[..]) {
+            stale.push(file_name(&target));
+        }
+    }
+    assert!(stale.is_empty(), "fixtures out of date with their .wat (run with PACKHOST_BLESS=1): {stale:?}");
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
