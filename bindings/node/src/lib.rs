@@ -1,1 +1,23 @@
-//! packhost for Node (placeholder).
+//! packhost for Node, native half: loads packs and calls them through the core, handing
+//! results and failures to the JavaScript wrapper (`packhost.js`) as plain data.
+//!
+//! Nothing here decides anything. Options arrive as JSON text for
+//! [`packhost::PackOptions::from_json`]; outputs leave as bytes, and usage, logs and
+//! manifests leave as JSON text the core serialized. Core failures are never thrown from
+//! Rust: they come back as a [`outcome::NativeError`] so the wrapper turns every one into
+//! a `PackError` in one place, with its usage and logs attached.
+
+mod outcome;
+mod pack;
+
+use napi_derive::napi;
+
+pub use outcome::{NativeCallOutcome, NativeError};
+pub use pack::{CallTask, LoadTask, NativePack};
+
+/// Every error code the core can report, in the core's order; the wrapper checks it has
+/// an error class for each.
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    packhost::ERROR_CODES.to_vec()
+}

@@ -1,1 +1,24 @@
-//! packhost for Python (placeholder).
+//! The native half of the Python package: `packhost._native`, a thin layer over the
+//! `packhost` core. The Python half (`python/packhost/`) owns the public API, the error
+//! classes and logging; this module only converts values, calls the core with the GIL
+//! released, and raises the error class Python defines for each core code.
+
+mod errors;
+mod pack;
+mod result;
+
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+/// The module Python imports as `packhost._native`.
+#[pymodule(name = "_native")]
+fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    module.add_class::<pack::NativePack>()?;
+    module.add_class::<result::CallResult>()?;
+    module.add_class::<result::Usage>()?;
+    module.add_class::<result::LogRecord>()?;
+    module.add("ERROR_CODES", PyTuple::new(py, packhost::ERROR_CODES)?)?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -6,33 +6,74 @@
 //! Because each instance owns its engine (see the engine module), the meter is exactly
 //! that instance's footprint: the pack's memory plus the Extism ABI's.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
-/// Live and peak linear-memory bytes of one engine's memories.
-#[derive(Debug, Default)]
+/// Live and peak linear-memory bytes of one engine's memories, and the cap on them.
+///
+/// The cap is enforced here rather than by extism's limiter, which starts counting only
+/// after instantiation and so lets a pack's initial memory come on top of the limit.
+#[derive(Debug)]
 pub(crate) struct MemoryMeter {
+    limit: u64,
     current: AtomicU64,
     peak: AtomicU64,
+    refused: AtomicBool,
 }
 
 impl MemoryMeter {
+    /// A meter that refuses growth past `limit` bytes in total.
+    pub(crate) fn with_limit(limit: u64) -> Self {
+        MemoryMeter {
+            limit,
+            current: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+            refused: AtomicBool::new(false),
+        }
+    }
+
+    /// The cap, in bytes.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// Starts a new measurement window at the current size.
     pub(crate) fn reset_peak(&self) {
         self.peak
             .store(self.current.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.refused.store(false, Ordering::Relaxed);
+    }
+
+    /// True when growth was refused since the last [`MemoryMeter::reset_peak`]: a trap that
+    /// follows is the pack failing to cope with the memory limit.
+    pub(crate) fn refused_growth(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Claims `bytes` more, or refuses (and remembers refusing) when the cap would break.
+    fn try_grow(&self, bytes: u64) -> bool {
+        let claimed = self
+            .current
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                now.checked_add(bytes).filter(|total| *total <= self.limit)
+            });
+        match claimed {
+            Ok(before) => {
+                self.peak.fetch_max(before + bytes, Ordering::Relaxed);
+                true
+            }
+            Err(_) => {
+                self.refused.store(true, Ordering::Relaxed);
+                false
+            }
+        }
     }
 
     /// The largest total size seen since the last [`MemoryMeter::reset_peak`].
     pub(crate) fn peak(&self) -> u64 {
         self.peak.load(Ordering::Relaxed)
-    }
-
-    fn grew(&self, bytes: u64) {
-        let now = self.current.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        self.peak.fetch_max(now, Ordering::Relaxed);
     }
 
     fn released(&self, bytes: u64) {
@@ -141,8 +182,14 @@ unsafe impl LinearMemory for MeteredMemory {
     }
 
     fn grow_to(&mut self, new_size: usize) -> wasmtime::Result<()> {
+        if new_size <= self.size {
+            return Ok(());
+        }
         if new_size > self.capacity {
             wasmtime::bail!("linear memory cannot grow past its {} byte reservation", self.capacity);
+        }
+        if !self.meter.try_grow((new_size - self.size) as u64) {
+            wasmtime::bail!("linear memory limit of {} bytes reached", self.meter.limit);
         }
         let wanted = round_up(new_size, os_page_size());
         if wanted > self.accessible {
@@ -155,6 +202,7 @@ unsafe impl LinearMemory for MeteredMemory {
                 )
             };
             if rc != 0 {
+                self.meter.released((new_size - self.size) as u64);
                 wasmtime::bail!(
                     "could not grow linear memory: {}",
                     std::io::Error::last_os_error()
@@ -162,10 +210,7 @@ unsafe impl LinearMemory for MeteredMemory {
             }
             self.accessible = wanted;
         }
-        if new_size > self.size {
-            self.meter.grew((new_size - self.size) as u64);
-            self.size = new_size;
-        }
+        self.size = new_size;
         Ok(())
     }
 
@@ -190,7 +235,7 @@ mod tests {
 
     #[test]
     fn growth_is_counted_and_memory_is_usable_and_zeroed() {
-        let meter = Arc::new(MemoryMeter::default());
+        let meter = Arc::new(MemoryMeter::with_limit(4 * 65536));
         let mut memory = MeteredMemory::reserve(1 << 20, 1 << 16, meter.clone()).unwrap();
         memory.grow_to(65536).unwrap();
         assert_eq!(meter.peak(), 65536);
@@ -201,6 +246,9 @@ mod tests {
         }
         memory.grow_to(3 * 65536).unwrap();
         assert_eq!(meter.peak(), 3 * 65536);
+        assert!(memory.grow_to(5 * 65536).is_err(), "growing past the limit must fail");
+        assert!(meter.refused_growth());
+        assert_eq!(memory.byte_size(), 3 * 65536, "a refused growth changes nothing");
         assert!(memory.grow_to(2 << 20).is_err(), "growing past the reservation must fail");
         drop(memory);
         meter.reset_peak();

@@ -78,7 +78,7 @@ impl Instance {
     /// # Errors
     /// `invalid_pack` when wasmtime rejects the module or linking fails.
     pub(crate) fn new(spec: &InstanceSpec) -> Result<Self> {
-        let meter = Arc::new(MemoryMeter::default());
+        let meter = Arc::new(MemoryMeter::with_limit(spec.limits.memory_bytes));
         let logs = UserData::new(LogBuffer {
             level: (spec.log_level != LogLevel::Off).then_some(spec.log_level),
             lines: Vec::new(),
@@ -136,7 +136,19 @@ impl Instance {
                 .call_get_error_code::<&[u8], Vec<u8>>(action, input)
                 .map_err(|(err, return_code)| classify(&err, return_code))
         })
-        .and_then(|result| result);
+        .and_then(|result| result)
+        .map_err(|err| {
+            // A pack whose memory growth was refused usually aborts (Rust's allocator traps);
+            // that trap is the memory limit at work, and is reported as such.
+            if *err.kind() == ErrorKind::Trap && self.meter.refused_growth() {
+                Error::new(
+                    ErrorKind::MemoryLimit,
+                    format!("the pack tried to grow its memory past the {} byte limit", self.meter.limit()),
+                )
+            } else {
+                err
+            }
+        });
         let wall_time = started.elapsed();
         let fuel_consumed = self.plugin.fuel_consumed().unwrap_or(0);
         let logs = self

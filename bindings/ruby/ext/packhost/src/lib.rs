@@ -1,1 +1,29 @@
-//! packhost for Ruby (placeholder).
+//! packhost for Ruby: the native extension behind `Packhost::Pack`.
+//!
+//! This crate only converts values and maps errors; every behaviour (limits, grants,
+//! defaults, error codes) lives in the `packhost` core crate. The Ruby half of the gem
+//! (`lib/packhost/*.rb`) defines the error classes, the result objects and the logger, and
+//! wraps the few native methods defined here in an idiomatic API.
+
+mod convert;
+mod errors;
+mod gvl;
+mod pack;
+
+use magnus::{prelude::*, Error, Ruby};
+
+/// Defines `Packhost::Pack` (native methods only) and the constants the Ruby half checks
+/// itself against. Ruby calls this when `require "packhost/packhost"` loads the library.
+#[magnus::init(name = "packhost")]
+fn init(ruby: &Ruby) -> Result<(), Error> {
+    let module = ruby.define_module("Packhost")?;
+    // The Ruby half compares this with `Packhost::VERSION`, so a stale build of the
+    // extension next to newer Ruby files is caught at once.
+    module.const_set("NATIVE_VERSION", env!("CARGO_PKG_VERSION"))?;
+    let codes = ruby.ary_from_iter(packhost::ERROR_CODES.iter().copied());
+    codes.freeze();
+    module.const_set("ERROR_CODES", codes)?;
+    pack::init(ruby, module)?;
+    errors::init(ruby, module)?;
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Turns core results into the plain objects handed to JavaScript, and keeps panics from
+//! crossing the FFI boundary.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+use packhost::{CallOutput, CallReport, Error, ErrorKind};
+
+/// A core failure as data: the wrapper builds the matching `PackError` subclass from it.
+#[napi(object)]
+pub struct NativeError {
+    /// The core's stable snake_case code, e.g. `timeout`.
+    pub code: String,
+    /// The core's message for people.
+    pub message: String,
+    /// The export's own non-zero return code, for `plugin_error`.
+    pub return_code: Option<i32>,
+    /// `{"usage": ..., "logs": [...]}` of the failed call, when the failure happened in one.
+    pub report_json: Option<String>,
+}
+
+impl From<&Error> for NativeError {
+    fn from(err: &Error) -> Self {
+        NativeError {
+            code: err.code().to_string(),
+            message: err.message().to_string(),
+            return_code: err.return_code(),
+            report_json: err.report().map(report_json),
+        }
+    }
+}
+
+/// One finished call: the output and report on success, the error on failure.
+#[napi(object)]
+pub struct NativeCallOutcome {
+    /// The bytes the pack returned; absent when the call failed.
+    pub output: Option<Buffer>,
+    /// `{"usage": ..., "logs": [...]}` of a successful call.
+    pub report_json: Option<String>,
+    /// What went wrong; absent when the call succeeded.
+    pub error: Option<NativeError>,
+}
+
+impl From<packhost::Result<CallOutput>> for NativeCallOutcome {
+    fn from(result: packhost::Result<CallOutput>) -> Self {
+        match result {
+            Ok(out) => {
+                let report = CallReport {
+                    usage: out.usage,
+                    logs: out.logs,
+                };
+                NativeCallOutcome {
+                    output: Some(out.output.into()),
+                    report_json: Some(report_json(&report)),
+                    error: None,
+                }
+            }
+            Err(err) => NativeCallOutcome {
+                output: None,
+                report_json: None,
+                error: Some(NativeError::from(&err)),
+            },
+        }
+    }
+}
+
+fn report_json(report: &CallReport) -> String {
+    // Serializing plain structs of numbers and strings cannot fail; an empty object keeps
+    // the wrapper working should it ever.
+    serde_json::to_string(report).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// Runs `work`, turning a panic inside packhost or this crate into an `internal` error so it
+/// never unwinds into Node (which would abort the process).
+pub fn guarded<T>(what: &str, work: impl FnOnce() -> packhost::Result<T>) -> packhost::Result<T> {
+    catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|text| text.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Err(Error::new(
+            ErrorKind::Internal,
+            format!("packhost panicked during {what}: {detail}"),
+        ))
+    })
+}

@@ -1,0 +1,154 @@
+//! The `NativePack` class and the load and call tasks that run on the libuv thread pool.
+
+use napi::bindgen_prelude::{AsyncTask, Buffer, Either};
+use napi::{Env, Task};
+use napi_derive::napi;
+use packhost::{CallOutput, Pack, PackOptions};
+
+use crate::outcome::{guarded, NativeCallOutcome, NativeError};
+
+/// A loaded pack. Wraps the core's `Pack`, which is cheap to clone and safe to call from
+/// many pool threads at once.
+#[napi]
+pub struct NativePack {
+    pack: Pack,
+}
+
+/// Where to load a pack from: a file path or the module's bytes.
+enum Source {
+    Path(String),
+    Bytes(Vec<u8>),
+}
+
+impl From<Either<String, Buffer>> for Source {
+    fn from(source: Either<String, Buffer>) -> Self {
+        match source {
+            Either::A(path) => Source::Path(path),
+            Either::B(bytes) => Source::Bytes(bytes.to_vec()),
+        }
+    }
+}
+
+fn load(source: &Source, options_json: Option<&str>) -> packhost::Result<Pack> {
+    guarded("load", || {
+        let options = PackOptions::from_json(options_json.unwrap_or("null"))?;
+        match source {
+            Source::Path(path) => Pack::load_file(path, options),
+            Source::Bytes(bytes) => Pack::load(bytes, options),
+        }
+    })
+}
+
+fn loaded(result: packhost::Result<Pack>) -> Either<NativePack, NativeError> {
+    match result {
+        Ok(pack) => Either::A(NativePack { pack }),
+        Err(err) => Either::B(NativeError::from(&err)),
+    }
+}
+
+/// Loads a pack on the calling thread. `options_json` is the options object as JSON text,
+/// absent for the defaults.
+#[napi]
+pub fn load_pack_sync(
+    source: Either<String, Buffer>,
+    options_json: Option<String>,
+) -> Either<NativePack, NativeError> {
+    loaded(load(&Source::from(source), options_json.as_deref()))
+}
+
+/// Loads a pack on the libuv thread pool.
+#[napi]
+pub fn load_pack(source: Either<String, Buffer>, options_json: Option<String>) -> AsyncTask<LoadTask> {
+    AsyncTask::new(LoadTask {
+        source: Source::from(source),
+        options_json,
+    })
+}
+
+/// A load running on the thread pool.
+pub struct LoadTask {
+    source: Source,
+    options_json: Option<String>,
+}
+
+impl Task for LoadTask {
+    type Output = packhost::Result<Pack>;
+    type JsValue = Either<NativePack, NativeError>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(load(&self.source, self.options_json.as_deref()))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(loaded(output))
+    }
+}
+
+fn input_bytes(input: Either<String, Buffer>) -> Vec<u8> {
+    match input {
+        Either::A(text) => text.into_bytes(),
+        Either::B(bytes) => bytes.to_vec(),
+    }
+}
+
+fn call(pack: &Pack, action: &str, input: &[u8]) -> packhost::Result<CallOutput> {
+    guarded("call", || pack.call(action, input))
+}
+
+#[napi]
+impl NativePack {
+    /// The SHA-256 of the module bytes, in lowercase hex.
+    #[napi(getter)]
+    pub fn id(&self) -> String {
+        self.pack.id().to_string()
+    }
+
+    /// The pack's manifest as JSON text, as the core serializes it.
+    #[napi(getter)]
+    pub fn manifest_json(&self) -> String {
+        serde_json::to_string(self.pack.manifest()).unwrap_or_else(|_| "null".to_string())
+    }
+
+    /// The names of the actions the pack can be called with, in manifest order.
+    #[napi(getter)]
+    pub fn actions(&self) -> Vec<String> {
+        self.pack.actions().into_iter().map(str::to_string).collect()
+    }
+
+    /// Calls `action` on the calling thread, blocking it for up to the call's timeout.
+    #[napi]
+    pub fn call_sync(&self, action: String, input: Either<String, Buffer>) -> NativeCallOutcome {
+        call(&self.pack, &action, &input_bytes(input)).into()
+    }
+
+    /// Calls `action` on the libuv thread pool; the promise resolves with the outcome.
+    #[napi]
+    pub fn call(&self, action: String, input: Either<String, Buffer>) -> AsyncTask<CallTask> {
+        AsyncTask::new(CallTask {
+            pack: self.pack.clone(),
+            action,
+            input: input_bytes(input),
+        })
+    }
+}
+
+/// A call running on the thread pool. It holds its own handle on the pack, so the JS object
+/// may be collected while the call runs.
+pub struct CallTask {
+    pack: Pack,
+    action: String,
+    input: Vec<u8>,
+}
+
+impl Task for CallTask {
+    type Output = packhost::Result<CallOutput>;
+    type JsValue = NativeCallOutcome;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(call(&self.pack, &self.action, &self.input))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(output.into())
+    }
+}

@@ -1,0 +1,121 @@
+//! `NativePack`: a loaded core [`packhost::Pack`] with the GIL released around loading and
+//! every call, so Python threads run packs in parallel.
+//!
+//! Options arrive as JSON text for `PackOptions::from_json`; this file never looks inside
+//! them. The public `packhost.Pack` (Python) wraps this class.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+use packhost::{Pack, PackOptions};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use crate::errors::{catch_panic, to_py_err};
+use crate::result::CallResult;
+
+/// A loaded pack. Frozen: calls share it across threads without locking.
+#[pyclass(module = "packhost._native", frozen)]
+pub struct NativePack {
+    pack: Pack,
+}
+
+#[pymethods]
+impl NativePack {
+    /// Loads a pack from module bytes with options given as JSON text.
+    #[staticmethod]
+    fn load_bytes(py: Python<'_>, data: &[u8], options_json: &str) -> PyResult<Self> {
+        let loaded = py.detach(|| {
+            catch_panic(|| Pack::load(data, PackOptions::from_json(options_json)?))
+        });
+        loaded.map(|pack| NativePack { pack }).map_err(|err| to_py_err(py, &err))
+    }
+
+    /// Loads a pack from a `.wasm` file with options given as JSON text.
+    #[staticmethod]
+    fn load_file(py: Python<'_>, path: PathBuf, options_json: &str) -> PyResult<Self> {
+        let loaded = py.detach(|| {
+            catch_panic(|| Pack::load_file(&path, PackOptions::from_json(options_json)?))
+        });
+        loaded.map(|pack| NativePack { pack }).map_err(|err| to_py_err(py, &err))
+    }
+
+    /// The SHA-256 of the module bytes, in lowercase hex.
+    #[getter]
+    fn id(&self) -> &str {
+        self.pack.id()
+    }
+
+    /// The manifest's name (the file name for a pack without a manifest).
+    #[getter]
+    fn name(&self) -> &str {
+        &self.pack.manifest().name
+    }
+
+    /// The manifest's version.
+    #[getter]
+    fn version(&self) -> &str {
+        &self.pack.manifest().version
+    }
+
+    /// Action names, `pre` and `post` included, in manifest order.
+    #[getter]
+    fn actions(&self) -> Vec<&str> {
+        self.pack.actions()
+    }
+
+    /// True when the manifest came from the module itself rather than from its exports.
+    #[getter]
+    fn has_embedded_manifest(&self) -> bool {
+        self.pack.has_embedded_manifest()
+    }
+
+    /// The manifest as JSON text.
+    fn manifest_json(&self) -> PyResult<String> {
+        serde_json::to_string(self.pack.manifest()).map_err(|err| {
+            PyTypeError::new_err(format!("manifest does not serialize: {err}"))
+        })
+    }
+
+    /// The options in force, defaults filled in, as JSON text.
+    fn options_json(&self) -> PyResult<String> {
+        serde_json::to_string(self.pack.options()).map_err(|err| {
+            PyTypeError::new_err(format!("options do not serialize: {err}"))
+        })
+    }
+
+    /// Runs `action` on `input` (`bytes`, or `str` sent as UTF-8).
+    fn call(&self, py: Python<'_>, action: &str, input: &Bound<'_, PyAny>) -> PyResult<CallResult> {
+        let input = payload(input)?;
+        let bytes: &[u8] = &input;
+        let outcome = py.detach(|| catch_panic(|| self.pack.call(action, bytes)));
+        match outcome {
+            Ok(out) => CallResult::new(py, &out),
+            Err(err) => Err(to_py_err(py, &err)),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        let manifest = self.pack.manifest();
+        format!("NativePack({} {}, id={})", manifest.name, manifest.version, &self.pack.id()[..12])
+    }
+}
+
+/// The bytes of a call input, borrowed from a `bytes` object when possible so a large
+/// input is not copied before the call.
+fn payload<'a>(input: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
+    if let Ok(bytes) = input.cast::<PyBytes>() {
+        return Ok(Cow::Borrowed(bytes.as_bytes()));
+    }
+    if let Ok(text) = input.cast::<PyString>() {
+        return Ok(match text.to_cow()? {
+            Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+            Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+        });
+    }
+    Err(PyTypeError::new_err(format!(
+        "input must be bytes or str, not {}",
+        input.get_type().name()?
+    )))
+}

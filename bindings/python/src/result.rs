@@ -1,0 +1,172 @@
+//! What a call hands back to Python: `CallResult` (output, usage, logs), `Usage` and
+//! `LogRecord`, all immutable.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+
+/// The result of a successful call: the pack's output with the call's usage and logs.
+#[pyclass(module = "packhost._native", frozen)]
+pub struct CallResult {
+    output: Py<PyBytes>,
+    usage: Py<Usage>,
+    logs: Py<PyTuple>,
+}
+
+impl CallResult {
+    /// Converts the core's output into Python objects, once, while the GIL is held.
+    pub fn new(py: Python<'_>, out: &packhost::CallOutput) -> PyResult<Self> {
+        Ok(CallResult {
+            output: PyBytes::new(py, &out.output).unbind(),
+            usage: Py::new(py, Usage::from(out.usage))?,
+            logs: log_records(py, &out.logs)?.unbind(),
+        })
+    }
+}
+
+#[pymethods]
+impl CallResult {
+    /// The bytes the pack returned.
+    #[getter]
+    fn output(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.output.clone_ref(py)
+    }
+
+    /// The output decoded as UTF-8; raises `UnicodeDecodeError` when it is not text.
+    #[getter]
+    fn text<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
+        let bytes = self.output.bind(py).as_bytes();
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Ok(PyString::new(py, text)),
+            // Let Python build the error so it carries the usual position and reason.
+            Err(_) => Ok(self.output.bind(py).call_method1("decode", ("utf-8",))?.cast_into()?),
+        }
+    }
+
+    /// The output parsed as JSON (with Python's `json.loads`).
+    fn json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        JSON_LOADS
+            .import(py, "json", "loads")?
+            .call1((self.output.bind(py),))
+    }
+
+    /// What the call cost.
+    #[getter]
+    fn usage(&self, py: Python<'_>) -> Py<Usage> {
+        self.usage.clone_ref(py)
+    }
+
+    /// What the pack logged, in order (also sent to the `logging` module).
+    #[getter]
+    fn logs(&self, py: Python<'_>) -> Py<PyTuple> {
+        self.logs.clone_ref(py)
+    }
+
+    fn __bytes__(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.output.clone_ref(py)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let usage = self.usage.get();
+        format!(
+            "CallResult(output_bytes={}, fuel_consumed={}, wall_time_us={}, logs={})",
+            usage.output_bytes,
+            usage.fuel_consumed,
+            usage.wall_time_us,
+            self.logs.bind(py).len()
+        )
+    }
+}
+
+/// The cost of one call, as the core measured it.
+#[pyclass(module = "packhost._native", frozen, get_all, eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Wall-clock time inside the engine, in microseconds.
+    wall_time_us: u64,
+    /// Fuel burnt by the call.
+    fuel_consumed: u64,
+    /// Largest total linear memory of the instance during the call, in bytes.
+    peak_memory_bytes: u64,
+    /// Size of the input, in bytes.
+    input_bytes: u64,
+    /// Size of the output, in bytes (0 when the call failed).
+    output_bytes: u64,
+}
+
+impl From<packhost::Usage> for Usage {
+    fn from(usage: packhost::Usage) -> Self {
+        Usage {
+            wall_time_us: usage.wall_time_us,
+            fuel_consumed: usage.fuel_consumed,
+            peak_memory_bytes: usage.peak_memory_bytes,
+            input_bytes: usage.input_bytes,
+            output_bytes: usage.output_bytes,
+        }
+    }
+}
+
+#[pymethods]
+impl Usage {
+    /// The fields as a plain dict, e.g. for a billing record or `json.dumps`.
+    fn as_dict(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        [
+            ("wall_time_us", self.wall_time_us),
+            ("fuel_consumed", self.fuel_consumed),
+            ("peak_memory_bytes", self.peak_memory_bytes),
+            ("input_bytes", self.input_bytes),
+            ("output_bytes", self.output_bytes),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Usage(wall_time_us={}, fuel_consumed={}, peak_memory_bytes={}, input_bytes={}, output_bytes={})",
+            self.wall_time_us,
+            self.fuel_consumed,
+            self.peak_memory_bytes,
+            self.input_bytes,
+            self.output_bytes
+        )
+    }
+}
+
+/// One line a pack logged.
+#[pyclass(module = "packhost._native", frozen, get_all, eq)]
+#[derive(Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// `"trace"`, `"debug"`, `"info"`, `"warn"` or `"error"`.
+    level: &'static str,
+    /// The text the pack logged.
+    message: String,
+}
+
+#[pymethods]
+impl LogRecord {
+    fn __repr__(&self) -> String {
+        format!("LogRecord(level={:?}, message={:?})", self.level, self.message)
+    }
+}
+
+/// The core's log records as a tuple of `LogRecord`.
+pub fn log_records<'py>(
+    py: Python<'py>,
+    logs: &[packhost::LogRecord],
+) -> PyResult<Bound<'py, PyTuple>> {
+    let records = logs
+        .iter()
+        .map(|record| {
+            Py::new(
+                py,
+                LogRecord {
+                    level: record.level.as_str(),
+                    message: record.message.clone(),
+                },
+            )
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    PyTuple::new(py, records)
+}

@@ -1,0 +1,55 @@
+//! Running Rust work with Ruby's global VM lock released, so other Ruby threads keep running
+//! (and can run packs of their own) while a plugin call blocks this one.
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::null_mut;
+
+/// The work to run and, once it ran, its result (or the panic it raised).
+struct Job<F, R> {
+    work: Option<F>,
+    outcome: Option<std::thread::Result<R>>,
+}
+
+/// Runs `work` without the GVL and returns its result, or the payload of its panic.
+///
+/// `work` must not touch any Ruby object: without the GVL another thread may be running the
+/// garbage collector. Callers copy what they need out of Ruby values first.
+///
+/// No unblocking function is given: a plugin call cannot be cut short from outside, so a
+/// `Thread#kill` or an interrupt waits for the call to end, which the pack's own timeout
+/// bounds.
+pub(crate) fn without_gvl<F, R>(work: F) -> std::thread::Result<R>
+where
+    F: FnOnce() -> R,
+{
+    let mut job = Job {
+        work: Some(work),
+        outcome: None,
+    };
+    // SAFETY: `run_job::<F, R>` receives a pointer to `job`, which outlives the call;
+    // `rb_thread_call_without_gvl` runs it once, on this thread, before returning.
+    unsafe {
+        rb_sys::rb_thread_call_without_gvl(
+            Some(run_job::<F, R>),
+            (&mut job as *mut Job<F, R>).cast::<c_void>(),
+            None,
+            null_mut(),
+        );
+    }
+    job.outcome.unwrap_or_else(|| Err(Box::new("the work never ran")))
+}
+
+/// The C-callable trampoline. A panic must never unwind into Ruby's C frames, so it is
+/// caught here and carried back as data.
+unsafe extern "C" fn run_job<F, R>(data: *mut c_void) -> *mut c_void
+where
+    F: FnOnce() -> R,
+{
+    // SAFETY: `data` is the `&mut Job<F, R>` that `without_gvl` passed in.
+    let job = unsafe { &mut *data.cast::<Job<F, R>>() };
+    if let Some(work) = job.work.take() {
+        job.outcome = Some(catch_unwind(AssertUnwindSafe(work)));
+    }
+    null_mut()
+}

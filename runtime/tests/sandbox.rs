@@ -1,0 +1,172 @@
+//! The sandbox under attack: hostile packs hit their limits on time, the host survives, the
+//! next call works, one call's timeout never cuts another short, and usage is measured.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use packhost::Pack;
+use support::{options, pack_path};
+
+fn hostile(options_json: &str) -> Pack {
+    Pack::load_file(pack_path("hostile"), options(options_json)).expect("hostile pack loads")
+}
+
+const BUSY_10: &[u8] = br#"{"rounds":10}"#;
+
+#[test]
+fn endless_loop_ends_with_timeout_within_one_and_a_half_times_the_limit() {
+    let pack = hostile(r#"{"limits": {"timeout_ms": 400, "fuel": null}}"#);
+    pack.call("busy", BUSY_10).expect("warm-up call");
+    let started = Instant::now();
+    let err = pack.call("spin", b"").unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(err.code(), "timeout");
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed <= Duration::from_millis(600),
+        "timeout after {elapsed:?}, limit 400 ms"
+    );
+    let usage = err.report().expect("a failed call carries its report").usage;
+    assert!(usage.fuel_consumed > 0, "the loop burnt metered fuel");
+    pack.call("busy", BUSY_10).expect("the next call succeeds");
+}
+
+#[test]
+fn memory_bomb_ends_with_memory_limit_and_the_next_call_succeeds() {
+    let pack = hostile(r#"{"limits": {"memory_bytes": 33554432}}"#);
+    let err = pack.call("memory_bomb", b"").unwrap_err();
+    assert_eq!(err.code(), "memory_limit");
+    let peak = err.report().unwrap().usage.peak_memory_bytes;
+    assert!(peak <= 32 << 20, "peak {peak} stayed within the 32 MiB cap, initial memory included");
+    assert!(peak >= 16 << 20, "peak {peak} shows the bomb really grew memory");
+    let out = pack.call("busy", BUSY_10).expect("the next call succeeds");
+    assert!(out.usage.peak_memory_bytes < 16 << 20, "a fresh instance, not the bombed one");
+}
+
+#[test]
+fn every_hostile_behaviour_leaves_the_host_and_pack_usable() {
+    let pack = hostile(r#"{"limits": {"timeout_ms": 300, "fuel": 50000000, "memory_bytes": 16777216, "max_output_bytes": 1024}}"#);
+    let attacks: [(&str, &[u8], &str); 6] = [
+        ("spin", b"", "out_of_fuel"),
+        ("memory_bomb", b"", "memory_limit"),
+        ("recurse", b"", "trap"),
+        ("trap", b"", "trap"),
+        ("big_output", br#"{"bytes": 4096}"#, "output_too_large"),
+        ("fetch", br#"{"url": "https://api.example.com/"}"#, "host_denied"),
+    ];
+    for round in 0..2 {
+        for (action, input, code) in attacks {
+            let err = pack.call(action, input).unwrap_err();
+            assert_eq!(err.code(), code, "round {round}, {action}: {err}");
+            pack.call("busy", BUSY_10)
+                .unwrap_or_else(|err| panic!("after {action}, the next call failed: {err}"));
+        }
+    }
+}
+
+/// extism 1.30 times calls out by bumping an epoch shared by every instance of a compiled
+/// plugin, so a call started 0.7 s after an endless one was killed 0.3 s in. Each instance
+/// owning its engine prevents that; this pins it.
+#[test]
+fn one_calls_timeout_never_cuts_a_concurrent_call_short() {
+    let pack = hostile(r#"{"limits": {"timeout_ms": 1000, "fuel": null}}"#);
+    let first = {
+        let pack = pack.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let err = pack.call("spin", b"").unwrap_err();
+            (err.code(), started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(600));
+    let started = Instant::now();
+    let err = pack.call("spin", b"").unwrap_err();
+    let second_elapsed = started.elapsed();
+    let (first_code, first_elapsed) = first.join().unwrap();
+    assert_eq!(first_code, "timeout");
+    assert_eq!(err.code(), "timeout");
+    assert!(first_elapsed >= Duration::from_millis(1000), "first call ran {first_elapsed:?}");
+    assert!(
+        second_elapsed >= Duration::from_millis(950),
+        "the second call was cut short after {second_elapsed:?} by the first one's timeout"
+    );
+}
+
+#[test]
+fn many_threads_share_one_pack() {
+    let pack = Pack::load_file(pack_path("text_tools"), Default::default()).unwrap();
+    let handles: Vec<_> = (0..8)
+        .map(|thread| {
+            let pack = pack.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let text = format!("thread {thread} call {i}");
+                    let out = pack.call("uppercase", text.as_bytes()).unwrap();
+                    assert_eq!(out.text(), Some(text.to_uppercase().as_str()));
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().expect("no thread failed");
+    }
+}
+
+#[test]
+fn usage_reports_sizes_fuel_and_memory() {
+    let pack = Pack::load_file(pack_path("text_tools"), Default::default()).unwrap();
+    let out = pack.call("echo", b"hello").unwrap();
+    let usage = out.usage;
+    assert_eq!((usage.input_bytes, usage.output_bytes), (5, 5));
+    assert!(usage.fuel_consumed > 0);
+    assert!(usage.peak_memory_bytes >= 65536, "at least one page of linear memory");
+    // A fresh instance's first call costs the same every time; later calls may differ as
+    // the pack's own allocator state evolves, but identical histories cost identical fuel.
+    let twin = Pack::load_file(pack_path("text_tools"), Default::default()).unwrap();
+    let twin_usage = twin.call("echo", b"hello").unwrap().usage;
+    assert_eq!(twin_usage.fuel_consumed, usage.fuel_consumed, "fuel is deterministic");
+}
+
+/// A one-shot HTTP server on loopback, answering every request with `body`.
+fn serve_once(body: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request_line = String::new();
+        BufReader::new(&stream).read_line(&mut request_line).unwrap();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(response.as_bytes()).unwrap();
+        request_line
+    });
+    (port, handle)
+}
+
+#[test]
+fn a_granted_host_is_reachable() {
+    let (port, server) = serve_once("pong");
+    let pack = hostile(r#"{"allowed_hosts": ["127.0.0.1"], "limits": {"timeout_ms": 5000}}"#);
+    assert_eq!(pack.allowed_hosts(), ["127.0.0.1"]);
+    let input = format!(r#"{{"url": "http://127.0.0.1:{port}/ping"}}"#);
+    let out = pack.call("fetch", input.as_bytes()).expect("granted host answers");
+    let reply: serde_json::Value = serde_json::from_slice(&out.output).unwrap();
+    assert_eq!(reply, serde_json::json!({"status": 200, "body": "pong"}));
+    assert!(server.join().unwrap().starts_with("GET /ping "));
+}
+
+#[test]
+fn oversize_input_is_refused_before_the_pack_runs() {
+    let pack = Pack::load_file(
+        pack_path("text_tools"),
+        options(r#"{"limits": {"max_input_bytes": 4}}"#),
+    )
+    .unwrap();
+    let err = pack.call("echo", b"12345").unwrap_err();
+    assert_eq!(err.code(), "input_too_large");
+    assert!(err.report().is_none(), "nothing ran, so there is no usage to report");
+}
