@@ -52,7 +52,9 @@ test-ruby: packs ## Ruby binding tests (minitest).
 
 lint: setup ## rustfmt and clippy, warnings denied.
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
 	cargo clippy --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby --all-targets -- -D warnings
 
 fmt: ## Format all Rust code.
 	cargo fmt --all
+	cargo fmt --manifest-path plugins/Cargo.toml --all

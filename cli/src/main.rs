@@ -12,7 +12,11 @@ use packhost::{Error, Pack, PackOptions};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "packhost", version, about = "Run and inspect packhost packs (WebAssembly plugins on the Extism ABI)")]
+#[command(
+    name = "packhost",
+    version,
+    about = "Run and inspect packhost packs (WebAssembly plugins on the Extism ABI)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,8 +96,9 @@ fn main() -> ExitCode {
     }
     // extism reports every failed call at error level, with a backtrace; the command prints
     // the classified error itself, so by default only packhost's own warnings show.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PACKHOST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,extism=off,packhost::plugin=off"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PACKHOST_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,extism=off,packhost::plugin=off")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -147,7 +152,10 @@ fn inspect(path: &Path, as_json: bool) -> Result<(), Failure> {
             "imports": info.imports,
             "exports": info.exports,
         });
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
         return Ok(());
     }
     println!("{} {}", manifest.name, manifest.version);
@@ -158,7 +166,11 @@ fn inspect(path: &Path, as_json: bool) -> Result<(), Failure> {
     println!("size     {} bytes", info.size);
     println!(
         "manifest {}",
-        if pack.has_embedded_manifest() { "embedded" } else { "none (synthesized from exports)" }
+        if pack.has_embedded_manifest() {
+            "embedded"
+        } else {
+            "none (synthesized from exports)"
+        }
     );
     println!("actions");
     for action in &manifest.actions {
@@ -229,7 +241,8 @@ fn call(
         Ok(out) => (Some(out.usage), out.logs.as_slice()),
         Err(err) => (
             err.report().map(|report| report.usage),
-            err.report().map_or(&[][..], |report| report.logs.as_slice()),
+            err.report()
+                .map_or(&[][..], |report| report.logs.as_slice()),
         ),
     };
     if show_logs {

@@ -90,15 +90,24 @@ pub mod __private {
     impl PayloadSpec {
         /// No payload.
         pub fn none() -> Self {
-            PayloadSpec { encoding: "none", schema: None }
+            PayloadSpec {
+                encoding: "none",
+                schema: None,
+            }
         }
         /// UTF-8 text.
         pub fn text() -> Self {
-            PayloadSpec { encoding: "text", schema: None }
+            PayloadSpec {
+                encoding: "text",
+                schema: None,
+            }
         }
         /// Opaque bytes.
         pub fn bytes() -> Self {
-            PayloadSpec { encoding: "bytes", schema: None }
+            PayloadSpec {
+                encoding: "bytes",
+                schema: None,
+            }
         }
         /// JSON with the schema of `T`.
         pub fn json<T: schemars::JsonSchema>() -> Self {
@@ -140,7 +149,7 @@ pub mod __private {
     /// Runs one export: reads the input, applies `body`, writes the output or the error.
     pub fn run(body: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, Error>) -> i32 {
         let input = extism_pdk::input_bytes();
-        match body(input).and_then(|output| extism_pdk::output(output)) {
+        match body(input).and_then(extism_pdk::output) {
             Ok(()) => 0,
             Err(err) => {
                 set_error(&format!("{err:#}"));

@@ -149,8 +149,21 @@ mod tests {
 
     #[test]
     fn malformed_patterns_are_rejected() {
-        for bad in ["", "*", "*.com", "*example.com", "api.*.com", "a..b", "http://x.com", "x.com:443", "-a.com"] {
-            assert!(HostPattern::parse(bad).is_err(), "{bad:?} should be rejected");
+        for bad in [
+            "",
+            "*",
+            "*.com",
+            "*example.com",
+            "api.*.com",
+            "a..b",
+            "http://x.com",
+            "x.com:443",
+            "-a.com",
+        ] {
+            assert!(
+                HostPattern::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
@@ -163,13 +176,28 @@ mod tests {
                 .map(ToString::to_string)
                 .collect()
         };
-        assert_eq!(eff(&["api.stripe.com"], &["*.stripe.com"]), ["api.stripe.com"]);
-        assert_eq!(eff(&["*.stripe.com"], &["api.stripe.com"]), ["api.stripe.com"]);
-        assert_eq!(eff(&["*.stripe.com"], &["*.api.stripe.com"]), ["*.api.stripe.com"]);
+        assert_eq!(
+            eff(&["api.stripe.com"], &["*.stripe.com"]),
+            ["api.stripe.com"]
+        );
+        assert_eq!(
+            eff(&["*.stripe.com"], &["api.stripe.com"]),
+            ["api.stripe.com"]
+        );
+        assert_eq!(
+            eff(&["*.stripe.com"], &["*.api.stripe.com"]),
+            ["*.api.stripe.com"]
+        );
         assert_eq!(eff(&["*.stripe.com"], &["*.stripe.com"]), ["*.stripe.com"]);
         assert!(eff(&["api.stripe.com"], &["api.openai.com"]).is_empty());
         assert!(eff(&["*.stripe.com"], &["evilstripe.com"]).is_empty());
-        assert!(eff(&[], &["*.stripe.com"]).is_empty(), "a pack that asks nothing gets nothing");
-        assert!(eff(&["api.stripe.com"], &[]).is_empty(), "a host that grants nothing grants nothing");
+        assert!(
+            eff(&[], &["*.stripe.com"]).is_empty(),
+            "a pack that asks nothing gets nothing"
+        );
+        assert!(
+            eff(&["api.stripe.com"], &[]).is_empty(),
+            "a host that grants nothing grants nothing"
+        );
     }
 }

@@ -162,7 +162,8 @@ impl ModuleInfo {
                 Payload::TypeSection(reader) => {
                     for group in reader.into_iter_err_on_gc_types() {
                         let ty = group.map_err(|err| Error::invalid_pack(err.to_string()))?;
-                        let names = |types: &[ValType]| types.iter().map(ToString::to_string).collect();
+                        let names =
+                            |types: &[ValType]| types.iter().map(ToString::to_string).collect();
                         func_types.push((names(ty.params()), names(ty.results())));
                     }
                 }
@@ -187,7 +188,8 @@ impl ModuleInfo {
                 }
                 Payload::FunctionSection(reader) => {
                     for index in reader {
-                        func_type_of.push(index.map_err(|err| Error::invalid_pack(err.to_string()))?);
+                        func_type_of
+                            .push(index.map_err(|err| Error::invalid_pack(err.to_string()))?);
                     }
                 }
                 Payload::ExportSection(reader) => {
@@ -252,7 +254,9 @@ impl ModuleInfo {
 
     /// True when some import comes from WASI.
     pub fn imports_wasi(&self) -> bool {
-        self.imports.iter().any(|import| import.module == WASI_PREVIEW1)
+        self.imports
+            .iter()
+            .any(|import| import.module == WASI_PREVIEW1)
     }
 
     /// Rejects imports packhost does not provide.

@@ -134,12 +134,13 @@ impl PackOptions {
     /// `invalid_options` naming the offending value.
     pub fn validate(&self) -> Result<()> {
         for host in &self.allowed_hosts {
-            HostPattern::parse(host).map_err(|why| {
-                Error::invalid_options(format!("allowed_hosts: {host:?} {why}"))
-            })?;
+            HostPattern::parse(host)
+                .map_err(|why| Error::invalid_options(format!("allowed_hosts: {host:?} {why}")))?;
         }
         if self.limits.timeout_ms == 0 {
-            return Err(Error::invalid_options("limits.timeout_ms must be at least 1"));
+            return Err(Error::invalid_options(
+                "limits.timeout_ms must be at least 1",
+            ));
         }
         if self.limits.memory_bytes < 65536 {
             return Err(Error::invalid_options(

@@ -5,8 +5,8 @@
 //! instance or makes one; an instance that failed in a way that may have left it broken
 //! (trap, timeout, a limit) is dropped, never reused, so the next call starts clean.
 
-use std::path::Path;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
@@ -297,8 +297,10 @@ fn read_module_cached(id: &str, bytes: &[u8]) -> Result<Arc<ModuleInfo>> {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }

@@ -64,8 +64,8 @@ fn load_cases() -> Vec<(String, Case)> {
     let mut cases = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("case file is readable");
-        let parsed: CaseFile = serde_json::from_str(&text)
-            .unwrap_or_else(|err| panic!("{}: {err}", file.display()));
+        let parsed: CaseFile =
+            serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", file.display()));
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
         cases.extend(parsed.cases.into_iter().map(|case| (stem.clone(), case)));
     }
@@ -73,7 +73,13 @@ fn load_cases() -> Vec<(String, Case)> {
 }
 
 /// Runs one call and returns the mismatches, recording fuel of successful calls.
-fn check_call(pack: &Pack, key: &str, call: &Call, fuel: &mut BTreeMap<String, u64>, expected_fuel: &BTreeMap<String, u64>) -> Vec<String> {
+fn check_call(
+    pack: &Pack,
+    key: &str,
+    call: &Call,
+    fuel: &mut BTreeMap<String, u64>,
+    expected_fuel: &BTreeMap<String, u64>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let export = call.export.as_deref().expect("a call names its export");
     let input = call.input.repeat(call.input_repeat.unwrap_or(1));
@@ -86,28 +92,43 @@ fn check_call(pack: &Pack, key: &str, call: &Call, fuel: &mut BTreeMap<String, u
         (Ok(out), None) => {
             if let Some(expected) = &call.output {
                 if out.output != expected.as_bytes() {
-                    problems.push(format!("output {:?}, expected {expected:?}", String::from_utf8_lossy(&out.output)));
+                    problems.push(format!(
+                        "output {:?}, expected {expected:?}",
+                        String::from_utf8_lossy(&out.output)
+                    ));
                 }
             }
             if let Some(expected) = &call.output_json {
                 match serde_json::from_slice::<Value>(&out.output) {
                     Ok(actual) if actual == *expected => {}
-                    Ok(actual) => problems.push(format!("output_json {actual}, expected {expected}")),
-                    Err(err) => problems.push(format!("output is not JSON ({err}): {:?}", String::from_utf8_lossy(&out.output))),
+                    Ok(actual) => {
+                        problems.push(format!("output_json {actual}, expected {expected}"))
+                    }
+                    Err(err) => problems.push(format!(
+                        "output is not JSON ({err}): {:?}",
+                        String::from_utf8_lossy(&out.output)
+                    )),
                 }
             }
             if let Some(expected) = &call.logs {
                 let actual = serde_json::to_value(&out.logs).unwrap();
                 if actual != Value::Array(expected.clone()) {
-                    problems.push(format!("logs {actual}, expected {}", Value::Array(expected.clone())));
+                    problems.push(format!(
+                        "logs {actual}, expected {}",
+                        Value::Array(expected.clone())
+                    ));
                 }
             }
             fuel.insert(key.to_string(), out.usage.fuel_consumed);
             if !blessing() {
                 match expected_fuel.get(key) {
                     Some(&want) if want == out.usage.fuel_consumed => {}
-                    Some(&want) => problems.push(format!("fuel {}, expected {want}", out.usage.fuel_consumed)),
-                    None => problems.push("no fuel.json entry (run with PACKHOST_BLESS=1)".to_string()),
+                    Some(&want) => {
+                        problems.push(format!("fuel {}, expected {want}", out.usage.fuel_consumed))
+                    }
+                    None => {
+                        problems.push("no fuel.json entry (run with PACKHOST_BLESS=1)".to_string())
+                    }
                 }
             }
         }
@@ -133,7 +154,10 @@ fn check_error(err: &Error, code: &str, call: &Call) -> Vec<String> {
     }
     if let Some(want) = call.return_code {
         if err.return_code() != Some(want) {
-            problems.push(format!("return code {:?}, expected {want}", err.return_code()));
+            problems.push(format!(
+                "return code {:?}, expected {want}",
+                err.return_code()
+            ));
         }
     }
     problems
@@ -147,9 +171,14 @@ fn pack_location(case: &Case) -> PathBuf {
     }
 }
 
-fn run_case(case: &Case, fuel: &mut BTreeMap<String, u64>, expected_fuel: &BTreeMap<String, u64>) -> Vec<String> {
+fn run_case(
+    case: &Case,
+    fuel: &mut BTreeMap<String, u64>,
+    expected_fuel: &BTreeMap<String, u64>,
+) -> Vec<String> {
     let options = case.options.clone().unwrap_or(Value::Null);
-    let loaded = PackOptions::from_value(options).and_then(|options| Pack::load_file(pack_location(case), options));
+    let loaded = PackOptions::from_value(options)
+        .and_then(|options| Pack::load_file(pack_location(case), options));
     let pack = match loaded {
         Ok(pack) => pack,
         Err(err) => {
@@ -162,17 +191,30 @@ fn run_case(case: &Case, fuel: &mut BTreeMap<String, u64>, expected_fuel: &BTree
     let mut problems = Vec::new();
     if let Some(expected) = &case.actions {
         if pack.actions() != *expected {
-            problems.push(format!("actions {:?}, expected {expected:?}", pack.actions()));
+            problems.push(format!(
+                "actions {:?}, expected {expected:?}",
+                pack.actions()
+            ));
         }
     }
     if case.call.export.is_some() {
-        problems.extend(check_call(&pack, &case.name, &case.call, fuel, expected_fuel));
+        problems.extend(check_call(
+            &pack,
+            &case.name,
+            &case.call,
+            fuel,
+            expected_fuel,
+        ));
     } else if case.call.error.is_some() {
         problems.push(format!("loaded, expected error {:?}", case.call.error));
     }
     for (index, call) in case.then.iter().enumerate() {
         let key = format!("{}/then/{index}", case.name);
-        problems.extend(check_call(&pack, &key, call, fuel, expected_fuel).into_iter().map(|p| format!("then[{index}]: {p}")));
+        problems.extend(
+            check_call(&pack, &key, call, fuel, expected_fuel)
+                .into_iter()
+                .map(|p| format!("then[{index}]: {p}")),
+        );
     }
     problems
 }
@@ -189,8 +231,16 @@ fn every_conformance_case_passes() {
     let cases = load_cases();
     let mut names = std::collections::HashSet::new();
     for (file, case) in &cases {
-        assert!(case.name.starts_with(&format!("{file}/")), "{} should start with {file}/", case.name);
-        assert!(names.insert(case.name.clone()), "case name {} is used twice", case.name);
+        assert!(
+            case.name.starts_with(&format!("{file}/")),
+            "{} should start with {file}/",
+            case.name
+        );
+        assert!(
+            names.insert(case.name.clone()),
+            "case name {} is used twice",
+            case.name
+        );
         for problem in run_case(case, &mut fuel, &expected_fuel) {
             failures.push(format!("{}: {problem}", case.name));
         }
@@ -199,8 +249,16 @@ fn every_conformance_case_passes() {
         let text = serde_json::to_string_pretty(&fuel).unwrap() + "\n";
         std::fs::write(&fuel_file, text).expect("fuel.json is writable");
     }
-    println!("{} conformance cases, {} failures", cases.len(), failures.len());
-    assert!(failures.is_empty(), "conformance failures:\n{}", failures.join("\n"));
+    println!(
+        "{} conformance cases, {} failures",
+        cases.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "conformance failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -215,7 +273,10 @@ fn every_error_code_has_a_case() {
         .iter()
         .filter(|code| **code != "internal" && !expected.contains(**code))
         .collect();
-    assert!(missing.is_empty(), "error codes without a conformance case: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "error codes without a conformance case: {missing:?}"
+    );
 }
 
 #[test]
@@ -227,7 +288,8 @@ fn fixture_modules_match_their_wat_sources() {
         if source.extension().is_none_or(|ext| ext != "wat") {
             continue;
         }
-        let built = wat::parse_file(&source).unwrap_or_else(|err| panic!("{}: {err}", source.display()));
+        let built =
+            wat::parse_file(&source).unwrap_or_else(|err| panic!("{}: {err}", source.display()));
         let target = source.with_extension("wasm");
         if blessing() {
             std::fs::write(&target, &built).unwrap();
@@ -235,7 +297,10 @@ fn fixture_modules_match_their_wat_sources() {
             stale.push(file_name(&target));
         }
     }
-    assert!(stale.is_empty(), "fixtures out of date with their .wat (run with PACKHOST_BLESS=1): {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "fixtures out of date with their .wat (run with PACKHOST_BLESS=1): {stale:?}"
+    );
 }
 
 fn file_name(path: &Path) -> String {

@@ -28,7 +28,10 @@ fn endless_loop_ends_with_timeout_within_one_and_a_half_times_the_limit() {
         elapsed >= Duration::from_millis(400) && elapsed <= Duration::from_millis(600),
         "timeout after {elapsed:?}, limit 400 ms"
     );
-    let usage = err.report().expect("a failed call carries its report").usage;
+    let usage = err
+        .report()
+        .expect("a failed call carries its report")
+        .usage;
     assert!(usage.fuel_consumed > 0, "the loop burnt metered fuel");
     pack.call("busy", BUSY_10).expect("the next call succeeds");
 }
@@ -39,22 +42,37 @@ fn memory_bomb_ends_with_memory_limit_and_the_next_call_succeeds() {
     let err = pack.call("memory_bomb", b"").unwrap_err();
     assert_eq!(err.code(), "memory_limit");
     let peak = err.report().unwrap().usage.peak_memory_bytes;
-    assert!(peak <= 32 << 20, "peak {peak} stayed within the 32 MiB cap, initial memory included");
-    assert!(peak >= 16 << 20, "peak {peak} shows the bomb really grew memory");
+    assert!(
+        peak <= 32 << 20,
+        "peak {peak} stayed within the 32 MiB cap, initial memory included"
+    );
+    assert!(
+        peak >= 16 << 20,
+        "peak {peak} shows the bomb really grew memory"
+    );
     let out = pack.call("busy", BUSY_10).expect("the next call succeeds");
-    assert!(out.usage.peak_memory_bytes < 16 << 20, "a fresh instance, not the bombed one");
+    assert!(
+        out.usage.peak_memory_bytes < 16 << 20,
+        "a fresh instance, not the bombed one"
+    );
 }
 
 #[test]
 fn every_hostile_behaviour_leaves_the_host_and_pack_usable() {
-    let pack = hostile(r#"{"limits": {"timeout_ms": 300, "fuel": 50000000, "memory_bytes": 16777216, "max_output_bytes": 1024}}"#);
+    let pack = hostile(
+        r#"{"limits": {"timeout_ms": 300, "fuel": 50000000, "memory_bytes": 16777216, "max_output_bytes": 1024}}"#,
+    );
     let attacks: [(&str, &[u8], &str); 6] = [
         ("spin", b"", "out_of_fuel"),
         ("memory_bomb", b"", "memory_limit"),
         ("recurse", b"", "trap"),
         ("trap", b"", "trap"),
         ("big_output", br#"{"bytes": 4096}"#, "output_too_large"),
-        ("fetch", br#"{"url": "https://api.example.com/"}"#, "host_denied"),
+        (
+            "fetch",
+            br#"{"url": "https://api.example.com/"}"#,
+            "host_denied",
+        ),
     ];
     for round in 0..2 {
         for (action, input, code) in attacks {
@@ -87,7 +105,10 @@ fn one_calls_timeout_never_cuts_a_concurrent_call_short() {
     let (first_code, first_elapsed) = first.join().unwrap();
     assert_eq!(first_code, "timeout");
     assert_eq!(err.code(), "timeout");
-    assert!(first_elapsed >= Duration::from_millis(1000), "first call ran {first_elapsed:?}");
+    assert!(
+        first_elapsed >= Duration::from_millis(1000),
+        "first call ran {first_elapsed:?}"
+    );
     assert!(
         second_elapsed >= Duration::from_millis(950),
         "the second call was cut short after {second_elapsed:?} by the first one's timeout"
@@ -121,12 +142,18 @@ fn usage_reports_sizes_fuel_and_memory() {
     let usage = out.usage;
     assert_eq!((usage.input_bytes, usage.output_bytes), (5, 5));
     assert!(usage.fuel_consumed > 0);
-    assert!(usage.peak_memory_bytes >= 65536, "at least one page of linear memory");
+    assert!(
+        usage.peak_memory_bytes >= 65536,
+        "at least one page of linear memory"
+    );
     // A fresh instance's first call costs the same every time; later calls may differ as
     // the pack's own allocator state evolves, but identical histories cost identical fuel.
     let twin = Pack::load_file(pack_path("text_tools"), Default::default()).unwrap();
     let twin_usage = twin.call("echo", b"hello").unwrap().usage;
-    assert_eq!(twin_usage.fuel_consumed, usage.fuel_consumed, "fuel is deterministic");
+    assert_eq!(
+        twin_usage.fuel_consumed, usage.fuel_consumed,
+        "fuel is deterministic"
+    );
 }
 
 /// A one-shot HTTP server on loopback, answering every request with `body`.
@@ -136,7 +163,9 @@ fn serve_once(body: &'static str) -> (u16, std::thread::JoinHandle<String>) {
     let handle = std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
         let mut request_line = String::new();
-        BufReader::new(&stream).read_line(&mut request_line).unwrap();
+        BufReader::new(&stream)
+            .read_line(&mut request_line)
+            .unwrap();
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
@@ -153,7 +182,9 @@ fn a_granted_host_is_reachable() {
     let pack = hostile(r#"{"allowed_hosts": ["127.0.0.1"], "limits": {"timeout_ms": 5000}}"#);
     assert_eq!(pack.allowed_hosts(), ["127.0.0.1"]);
     let input = format!(r#"{{"url": "http://127.0.0.1:{port}/ping"}}"#);
-    let out = pack.call("fetch", input.as_bytes()).expect("granted host answers");
+    let out = pack
+        .call("fetch", input.as_bytes())
+        .expect("granted host answers");
     let reply: serde_json::Value = serde_json::from_slice(&out.output).unwrap();
     assert_eq!(reply, serde_json::json!({"status": 200, "body": "pong"}));
     assert!(server.join().unwrap().starts_with("GET /ping "));
@@ -168,5 +199,8 @@ fn oversize_input_is_refused_before_the_pack_runs() {
     .unwrap();
     let err = pack.call("echo", b"12345").unwrap_err();
     assert_eq!(err.code(), "input_too_large");
-    assert!(err.report().is_none(), "nothing ran, so there is no usage to report");
+    assert!(
+        err.report().is_none(),
+        "nothing ran, so there is no usage to report"
+    );
 }

@@ -31,7 +31,8 @@ impl From<Either<String, Buffer>> for Source {
 
 fn load(source: &Source, options_json: Option<&str>) -> packhost::Result<Pack> {
     guarded("load", || {
-        let options = PackOptions::from_json(options_json.unwrap_or("null"))?;
+        // An empty object is the core's own way of saying "the defaults".
+        let options = PackOptions::from_json(options_json.unwrap_or("{}"))?;
         match source {
             Source::Path(path) => Pack::load_file(path, options),
             Source::Bytes(bytes) => Pack::load(bytes, options),
@@ -57,7 +58,7 @@ pub fn load_pack_sync(
 }
 
 /// Loads a pack on the libuv thread pool.
-#[napi]
+#[napi(ts_return_type = "Promise<NativePack | NativeError>")]
 pub fn load_pack(source: Either<String, Buffer>, options_json: Option<String>) -> AsyncTask<LoadTask> {
     AsyncTask::new(LoadTask {
         source: Source::from(source),
@@ -122,7 +123,7 @@ impl NativePack {
     }
 
     /// Calls `action` on the libuv thread pool; the promise resolves with the outcome.
-    #[napi]
+    #[napi(ts_return_type = "Promise<NativeCallOutcome>")]
     pub fn call(&self, action: String, input: Either<String, Buffer>) -> AsyncTask<CallTask> {
         AsyncTask::new(CallTask {
             pack: self.pack.clone(),

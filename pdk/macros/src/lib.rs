@@ -46,7 +46,7 @@ enum Codec {
     None,
     Text,
     Bytes,
-    Json(Type),
+    Json(Box<Type>),
 }
 
 impl Codec {
@@ -58,10 +58,10 @@ impl Codec {
                 match last.as_deref() {
                     Some("String") => Codec::Text,
                     Some("Vec") if is_vec_of_u8(ty) => Codec::Bytes,
-                    _ => Codec::Json(ty.clone()),
+                    _ => Codec::Json(Box::new(ty.clone())),
                 }
             }
-            _ => Codec::Json(ty.clone()),
+            _ => Codec::Json(Box::new(ty.clone())),
         }
     }
 
@@ -77,8 +77,12 @@ impl Codec {
 
 fn is_vec_of_u8(ty: &Type) -> bool {
     let Type::Path(path) = ty else { return false };
-    let Some(last) = path.path.segments.last() else { return false };
-    let PathArguments::AngleBracketed(args) = &last.arguments else { return false };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
     matches!(args.args.first(), Some(GenericArgument::Type(Type::Path(inner)))
         if inner.path.is_ident("u8"))
 }
@@ -90,7 +94,9 @@ fn ok_type_of_result(ty: &Type) -> Option<Type> {
     if last.ident != "Result" {
         return None;
     }
-    let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
     match args.args.first()? {
         GenericArgument::Type(ok) => Some(ok.clone()),
         _ => None,
@@ -108,7 +114,11 @@ fn expand_action(
     for arg in args {
         match arg {
             Meta::NameValue(nv) if nv.path.is_ident("name") && fixed_name.is_none() => {
-                let Expr::Lit(ExprLit { lit: Lit::Str(name), .. }) = nv.value else {
+                let Expr::Lit(ExprLit {
+                    lit: Lit::Str(name),
+                    ..
+                }) = nv.value
+                else {
                     return Err(syn::Error::new(nv.value.span(), "name must be a string"));
                 };
                 export_name = name.value();
@@ -129,7 +139,10 @@ fn expand_action(
         None => Codec::None,
         Some(FnArg::Typed(arg)) => Codec::of(&arg.ty),
         Some(FnArg::Receiver(recv)) => {
-            return Err(syn::Error::new(recv.span(), "a pack action cannot take self"))
+            return Err(syn::Error::new(
+                recv.span(),
+                "a pack action cannot take self",
+            ))
         }
     };
     let (output_ty, fallible) = match &function.sig.output {
@@ -206,7 +219,10 @@ fn doc_comment(function: &ItemFn) -> String {
         .filter(|attr| attr.path().is_ident("doc"))
         .filter_map(|attr| match &attr.meta {
             Meta::NameValue(nv) => match &nv.value {
-                Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => Some(text.value().trim().to_string()),
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(text),
+                    ..
+                }) => Some(text.value().trim().to_string()),
                 _ => None,
             },
             _ => None,

@@ -103,7 +103,10 @@ fn inspect_request(request: Request) -> Result<PreReport, Error> {
         && method == "POST"
         && header(&request.headers, "idempotency-key").is_none()
     {
-        warnings.push("POST to Stripe without an Idempotency-Key header: a retry may charge twice".to_string());
+        warnings.push(
+            "POST to Stripe without an Idempotency-Key header: a retry may charge twice"
+                .to_string(),
+        );
     }
     if provider.is_some() && header(&request.headers, "authorization").is_none() {
         warnings.push("no Authorization header: the API will answer 401".to_string());
@@ -152,7 +155,12 @@ fn explain_response(exchange: Exchange) -> Result<ErrorReport, Error> {
         None
     });
     report.error_type = text("type");
-    report.code = text("code").or_else(|| error.get("code").filter(|c| c.is_number()).map(Value::to_string));
+    report.code = text("code").or_else(|| {
+        error
+            .get("code")
+            .filter(|c| c.is_number())
+            .map(Value::to_string)
+    });
     report.message = text("message");
     report.param = text("param");
     report.doc_url = text("doc_url");

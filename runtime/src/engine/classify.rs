@@ -76,9 +76,15 @@ mod tests {
 
     #[test]
     fn extism_http_denial_is_host_denied() {
-        assert_eq!(code_of("HTTP request to https://evil.test/ is not allowed", 134), "host_denied");
         assert_eq!(
-            code_of("http_request is not enabled, request to https://x.test/ is not allowed", 134),
+            code_of("HTTP request to https://evil.test/ is not allowed", 134),
+            "host_denied"
+        );
+        assert_eq!(
+            code_of(
+                "http_request is not enabled, request to https://x.test/ is not allowed",
+                134
+            ),
             "host_denied"
         );
     }
@@ -91,12 +97,16 @@ mod tests {
     #[test]
     fn trap_return_code_is_trap() {
         let err = classify(
-            &extism::Error::msg("wasm trap: wasm `unreachable` instruction executed")
-                .context("error while executing at wasm backtrace:\n    0: 0x108e5 - hostile.wasm!trap"),
+            &extism::Error::msg("wasm trap: wasm `unreachable` instruction executed").context(
+                "error while executing at wasm backtrace:\n    0: 0x108e5 - hostile.wasm!trap",
+            ),
             134,
         );
         assert_eq!(err.code(), "trap");
-        assert_eq!(err.message(), "wasm trap: wasm `unreachable` instruction executed");
+        assert_eq!(
+            err.message(),
+            "wasm trap: wasm `unreachable` instruction executed"
+        );
     }
 
     #[test]

@@ -186,7 +186,10 @@ unsafe impl LinearMemory for MeteredMemory {
             return Ok(());
         }
         if new_size > self.capacity {
-            wasmtime::bail!("linear memory cannot grow past its {} byte reservation", self.capacity);
+            wasmtime::bail!(
+                "linear memory cannot grow past its {} byte reservation",
+                self.capacity
+            );
         }
         if !self.meter.try_grow((new_size - self.size) as u64) {
             wasmtime::bail!("linear memory limit of {} bytes reached", self.meter.limit);
@@ -246,10 +249,20 @@ mod tests {
         }
         memory.grow_to(3 * 65536).unwrap();
         assert_eq!(meter.peak(), 3 * 65536);
-        assert!(memory.grow_to(5 * 65536).is_err(), "growing past the limit must fail");
+        assert!(
+            memory.grow_to(5 * 65536).is_err(),
+            "growing past the limit must fail"
+        );
         assert!(meter.refused_growth());
-        assert_eq!(memory.byte_size(), 3 * 65536, "a refused growth changes nothing");
-        assert!(memory.grow_to(2 << 20).is_err(), "growing past the reservation must fail");
+        assert_eq!(
+            memory.byte_size(),
+            3 * 65536,
+            "a refused growth changes nothing"
+        );
+        assert!(
+            memory.grow_to(2 << 20).is_err(),
+            "growing past the reservation must fail"
+        );
         drop(memory);
         meter.reset_peak();
         assert_eq!(meter.peak(), 0, "dropping a memory gives its bytes back");

@@ -112,8 +112,9 @@ impl Instance {
             Some(path) => builder.with_cache_config(path),
             None => builder.with_cache_disabled(),
         };
-        let plugin = catch_panic("instantiating", || builder.build())?
-            .map_err(|err| Error::invalid_pack(format!("could not compile or link the pack: {err:#}")))?;
+        let plugin = catch_panic("instantiating", || builder.build())?.map_err(|err| {
+            Error::invalid_pack(format!("could not compile or link the pack: {err:#}"))
+        })?;
         Ok(Instance {
             plugin,
             meter,
@@ -143,7 +144,10 @@ impl Instance {
             if *err.kind() == ErrorKind::Trap && self.meter.refused_growth() {
                 Error::new(
                     ErrorKind::MemoryLimit,
-                    format!("the pack tried to grow its memory past the {} byte limit", self.meter.limit()),
+                    format!(
+                        "the pack tried to grow its memory past the {} byte limit",
+                        self.meter.limit()
+                    ),
                 )
             } else {
                 err
@@ -176,7 +180,10 @@ fn catch_panic<T>(doing: &str, work: impl FnOnce() -> T) -> Result<T> {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_string());
-        Error::new(ErrorKind::Internal, format!("packhost bug while {doing}: {detail}"))
+        Error::new(
+            ErrorKind::Internal,
+            format!("packhost bug while {doing}: {detail}"),
+        )
     })
 }
 
@@ -192,9 +199,13 @@ fn log_functions(logs: &UserData<LogBuffer>) -> Vec<Function> {
     let mut functions: Vec<Function> = levels
         .into_iter()
         .map(|(name, level)| {
-            Function::new(name, [PTR], [], logs.clone(), move |plugin, inputs, _, logs| {
-                record_log(plugin, &inputs[0], level, &logs)
-            })
+            Function::new(
+                name,
+                [PTR],
+                [],
+                logs.clone(),
+                move |plugin, inputs, _, logs| record_log(plugin, &inputs[0], level, &logs),
+            )
             .with_namespace(EXTISM_ENV)
         })
         .collect();
@@ -288,7 +299,11 @@ fn code_cache_config() -> Option<PathBuf> {
     static CONFIG: OnceLock<Option<PathBuf>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let env_dir = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+            let env_dir = |name: &str| {
+                std::env::var_os(name)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            };
             let dir = env_dir("PACKHOST_CACHE_DIR")
                 .or_else(|| env_dir("XDG_CACHE_HOME").map(|d| d.join("packhost")))
                 .or_else(|| env_dir("HOME").map(|d| d.join(".cache").join("packhost")))?;

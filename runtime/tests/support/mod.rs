@@ -15,7 +15,9 @@ pub fn repo_root() -> PathBuf {
 
 /// Path of a built sample pack; panics with the fix when packs were not built.
 pub fn pack_path(name: &str) -> PathBuf {
-    let path = repo_root().join("plugins/dist").join(format!("{name}.wasm"));
+    let path = repo_root()
+        .join("plugins/dist")
+        .join(format!("{name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: build the sample packs first with `make packs`",

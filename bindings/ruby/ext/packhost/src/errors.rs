@@ -8,7 +8,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use magnus::{
-    function, prelude::*, value::ReprValue, Error, Exception, KwArgs, RClass, RModule, Ruby,
+    function, prelude::*, Error, Exception, KwArgs, RClass, RModule, Ruby, Value,
 };
 use packhost::ErrorKind;
 
@@ -22,24 +22,21 @@ pub(crate) fn init(_ruby: &Ruby, module: RModule) -> Result<(), Error> {
 
 /// Panics inside a guarded native method. Used only by the test suite: a bug in the
 /// extension must reach Ruby as an exception, never as a crash of the process.
-fn panic_probe() -> Result<(), Error> {
-    guard(|_ruby| -> Result<(), Error> { panic!("panic probe: deliberate panic for the tests") })
+fn panic_probe(ruby: &Ruby) -> Result<(), Error> {
+    guard(ruby, |_| -> Result<(), Error> { panic!("panic probe: deliberate panic for the tests") })
 }
 
 /// Runs the body of a native method, turning a panic into `Packhost::InternalError`.
 ///
 /// magnus catches panics too, but raises Ruby's `fatal`, which ends the process; a host
 /// must never crash because of packhost.
-pub(crate) fn guard<T>(body: impl FnOnce(&Ruby) -> Result<T, Error>) -> Result<T, Error> {
-    let ruby = Ruby::get().map_err(|_| {
-        Error::new(
-            magnus::exception::runtime_error(),
-            "packhost called from a thread Ruby does not know",
-        )
-    })?;
-    match catch_unwind(AssertUnwindSafe(|| body(&ruby))) {
+pub(crate) fn guard<T>(
+    ruby: &Ruby,
+    body: impl FnOnce(&Ruby) -> Result<T, Error>,
+) -> Result<T, Error> {
+    match catch_unwind(AssertUnwindSafe(|| body(ruby))) {
         Ok(result) => result,
-        Err(payload) => Err(raise(&ruby, &panic_error(payload))),
+        Err(payload) => Err(raise(ruby, &panic_error(payload))),
     }
 }
 
@@ -89,5 +86,3 @@ fn build_exception(ruby: &Ruby, err: &packhost::Error) -> Result<Exception, Erro
         )
     })
 }
-
-use magnus::Value;

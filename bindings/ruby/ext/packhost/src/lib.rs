@@ -10,20 +10,24 @@ mod errors;
 mod gvl;
 mod pack;
 
-use magnus::{prelude::*, Error, Ruby};
+/// The entry point Ruby calls; a private module, so the generated `Init_packhost` (which
+/// cannot carry a doc comment) is not part of any Rust API.
+mod entry {
+    use magnus::{prelude::*, Error, Ruby};
 
-/// Defines `Packhost::Pack` (native methods only) and the constants the Ruby half checks
-/// itself against. Ruby calls this when `require "packhost/packhost"` loads the library.
-#[magnus::init(name = "packhost")]
-fn init(ruby: &Ruby) -> Result<(), Error> {
-    let module = ruby.define_module("Packhost")?;
-    // The Ruby half compares this with `Packhost::VERSION`, so a stale build of the
-    // extension next to newer Ruby files is caught at once.
-    module.const_set("NATIVE_VERSION", env!("CARGO_PKG_VERSION"))?;
-    let codes = ruby.ary_from_iter(packhost::ERROR_CODES.iter().copied());
-    codes.freeze();
-    module.const_set("ERROR_CODES", codes)?;
-    pack::init(ruby, module)?;
-    errors::init(ruby, module)?;
-    Ok(())
+    /// Defines `Packhost::Pack` (native methods only) and the constants the Ruby half
+    /// checks itself against, when `require "packhost/packhost"` loads the library.
+    #[magnus::init(name = "packhost")]
+    fn init(ruby: &Ruby) -> Result<(), Error> {
+        let module = ruby.define_module("Packhost")?;
+        // The Ruby half compares this with `Packhost::VERSION`, so a stale build of the
+        // extension next to newer Ruby files is caught at once.
+        module.const_set("NATIVE_VERSION", env!("CARGO_PKG_VERSION"))?;
+        let codes = ruby.ary_from_iter(packhost::ERROR_CODES.iter().copied());
+        codes.freeze();
+        module.const_set("ERROR_CODES", codes)?;
+        crate::pack::init(ruby, module)?;
+        crate::errors::init(ruby, module)?;
+        Ok(())
+    }
 }

@@ -48,8 +48,8 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
 }
 
 /// Loads a pack from module bytes with options given as JSON text.
-fn load_bytes(bytes: RString, options_json: String) -> Result<RbPack, Error> {
-    guard(|ruby| {
+fn load_bytes(ruby: &Ruby, bytes: RString, options_json: String) -> Result<RbPack, Error> {
+    guard(ruby, |ruby| {
         // SAFETY: the slice is copied before anything else can run Ruby code.
         let bytes = unsafe { bytes.as_slice() }.to_vec();
         let size = bytes.len();
@@ -60,8 +60,8 @@ fn load_bytes(bytes: RString, options_json: String) -> Result<RbPack, Error> {
 }
 
 /// Loads a pack from a `.wasm` file with options given as JSON text.
-fn load_file(path: String, options_json: String) -> Result<RbPack, Error> {
-    guard(|ruby| {
+fn load_file(ruby: &Ruby, path: String, options_json: String) -> Result<RbPack, Error> {
+    guard(ruby, |ruby| {
         let size = std::fs::metadata(&path).map_or(0, |meta| meta.len() as usize);
         load_with(ruby, size, move || {
             Pack::load_file(&path, PackOptions::from_json(&options_json)?)
@@ -90,12 +90,12 @@ fn load_with(
 impl RbPack {
     /// Calls an action and returns `[output, usage, logs]`: the output as a binary String,
     /// the usage as a Hash and the log lines as an Array of Hashes.
-    fn call(&self, action: String, input: RString) -> Result<RArray, Error> {
-        guard(|ruby| {
+    fn call(ruby: &Ruby, rb_self: &Self, action: String, input: RString) -> Result<RArray, Error> {
+        guard(ruby, |ruby| {
             // SAFETY: the input is copied while the GVL is held; the call below runs
             // without the GVL and must not see Ruby memory.
             let input = unsafe { input.as_slice() }.to_vec();
-            let pack = &self.pack;
+            let pack = &rb_self.pack;
             let result = without_gvl(|| pack.call(&action, &input))
                 .unwrap_or_else(|payload| Err(panic_error(payload)))
                 .map_err(|err| raise(ruby, &err))?;
@@ -107,19 +107,19 @@ impl RbPack {
     }
 
     /// The SHA-256 of the module bytes, in lowercase hex.
-    fn id(&self) -> Result<String, Error> {
-        guard(|_| Ok(self.pack.id().to_string()))
+    fn id(ruby: &Ruby, rb_self: &Self) -> Result<String, Error> {
+        guard(ruby, |_| Ok(rb_self.pack.id().to_string()))
     }
 
     /// The action names, `pre` and `post` included, in manifest order.
-    fn actions(&self) -> Result<Vec<String>, Error> {
-        guard(|_| Ok(self.pack.actions().into_iter().map(str::to_string).collect()))
+    fn actions(ruby: &Ruby, rb_self: &Self) -> Result<Vec<String>, Error> {
+        guard(ruby, |_| Ok(rb_self.pack.actions().into_iter().map(str::to_string).collect()))
     }
 
     /// The manifest as JSON text; the Ruby half parses it once.
-    fn manifest_json(&self) -> Result<String, Error> {
-        guard(|ruby| {
-            serde_json::to_string(self.pack.manifest()).map_err(|err| {
+    fn manifest_json(ruby: &Ruby, rb_self: &Self) -> Result<String, Error> {
+        guard(ruby, |ruby| {
+            serde_json::to_string(rb_self.pack.manifest()).map_err(|err| {
                 raise(
                     ruby,
                     &packhost::Error::new(packhost::ErrorKind::Internal, err.to_string()),
@@ -128,11 +128,11 @@ impl RbPack {
         })
     }
 
-    fn has_embedded_manifest(&self) -> Result<bool, Error> {
-        guard(|_| Ok(self.pack.has_embedded_manifest()))
+    fn has_embedded_manifest(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+        guard(ruby, |_| Ok(rb_self.pack.has_embedded_manifest()))
     }
 
-    fn allowed_hosts(&self) -> Result<Vec<String>, Error> {
-        guard(|_| Ok(self.pack.allowed_hosts().to_vec()))
+    fn allowed_hosts(ruby: &Ruby, rb_self: &Self) -> Result<Vec<String>, Error> {
+        guard(ruby, |_| Ok(rb_self.pack.allowed_hosts().to_vec()))
     }
 }

@@ -1,0 +1,29 @@
+/**
+ * packhost for Node as an ES module: the same classes as `packhost.js`, re-exported by name,
+ * so `import { Pack } from 'packhost'` and `require('packhost')` share one implementation.
+ */
+import packhost from './packhost.js'
+
+export const {
+  Pack,
+  CallResult,
+  PackError,
+  InvalidPackError,
+  InvalidManifestError,
+  InvalidOptionsError,
+  ActionNotFoundError,
+  TimeoutError,
+  OutOfFuelError,
+  MemoryLimitError,
+  InputTooLargeError,
+  OutputTooLargeError,
+  HostDeniedError,
+  TrapError,
+  PluginError,
+  IoError,
+  InternalError,
+  ERROR_CLASSES,
+  ERROR_CODES,
+} = packhost
+
+export default packhost

@@ -1,0 +1,165 @@
+/**
+ * The Node runner of the shared conformance suite in tests/conformance/: every case of
+ * every cases/*.json, once through the async API and once through the sync API, with the
+ * same outputs, error codes and fuel counts as the Rust runner.
+ */
+'use strict'
+
+const { describe, test } = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const { isDeepStrictEqual } = require('node:util')
+
+const { Pack, PackError } = require('packhost')
+const { CONFORMANCE_DIR, packPath, quiet } = require('./support.js')
+
+function loadCases() {
+  const dir = path.join(CONFORMANCE_DIR, 'cases')
+  const files = fs.readdirSync(dir).filter((file) => file.endsWith('.json')).sort()
+  return files.flatMap((file) => JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')).cases)
+}
+
+/** Expected fuel per call, keyed `name` or `name/then/N`, as the Rust runner blesses it. */
+function loadExpectedFuel() {
+  const file = path.join(CONFORMANCE_DIR, 'fuel.json')
+  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null
+}
+
+const CASES = loadCases()
+const EXPECTED_FUEL = loadExpectedFuel()
+
+function packSource(testCase) {
+  if (testCase.pack !== undefined && testCase.pack_file !== undefined) {
+    throw new Error(`${testCase.name}: give exactly one of pack and pack_file`)
+  }
+  if (testCase.pack !== undefined) return packPath(testCase.pack)
+  return path.join(CONFORMANCE_DIR, testCase.pack_file)
+}
+
+/** The two ways to drive the API; the suite must pass identically through both. */
+const FLAVOURS = {
+  async: {
+    load: (source, options) => Pack.load(source, options, quiet),
+    call: (pack, exportName, input) => {
+      if (exportName === 'pre') return pack.pre(input)
+      if (exportName === 'post') return pack.post(input)
+      return pack.call(exportName, input)
+    },
+  },
+  sync: {
+    load: async (source, options) => Pack.loadSync(source, options, quiet),
+    call: async (pack, exportName, input) => {
+      if (exportName === 'pre') return pack.preSync(input)
+      if (exportName === 'post') return pack.postSync(input)
+      return pack.callSync(exportName, input)
+    },
+  },
+}
+
+/** Runs a promise to its result or its PackError; anything else is a bug and is rethrown. */
+async function settle(promise) {
+  try {
+    return { result: await promise }
+  } catch (err) {
+    if (!(err instanceof PackError)) throw err
+    return { error: err }
+  }
+}
+
+function checkError(error, call, problems) {
+  if (error.code !== call.error) problems.push(`error ${error.code}: ${error.message}, expected code ${call.error}`)
+  if (call.message_contains !== undefined && !error.message.includes(call.message_contains)) {
+    problems.push(`message ${JSON.stringify(error.message)} lacks ${JSON.stringify(call.message_contains)}`)
+  }
+  if (call.return_code !== undefined && error.returnCode !== call.return_code) {
+    problems.push(`return code ${error.returnCode}, expected ${call.return_code}`)
+  }
+  if (call.logs !== undefined && error.logs !== undefined && !isDeepStrictEqual(error.logs, call.logs)) {
+    problems.push(`logs ${JSON.stringify(error.logs)}, expected ${JSON.stringify(call.logs)}`)
+  }
+}
+
+function checkFuel(key, call, fuel, problems) {
+  const wanted = call.fuel ?? EXPECTED_FUEL?.[key]
+  if (wanted === undefined) {
+    if (EXPECTED_FUEL !== null) problems.push('no fuel.json entry (bless with the Rust runner)')
+    return
+  }
+  if (fuel !== wanted) problems.push(`fuel ${fuel}, expected ${wanted}`)
+}
+
+async function checkCall(flavour, pack, key, call) {
+  const problems = []
+  const input = (call.input ?? '').repeat(call.input_repeat ?? 1)
+  const { result, error } = await settle(flavour.call(pack, call.export, input))
+  if (error) {
+    if (call.error === undefined) problems.push(`failed with ${error.code}: ${error.message}, expected success`)
+    else checkError(error, call, problems)
+    return problems
+  }
+  if (call.error !== undefined) {
+    problems.push(`succeeded with ${JSON.stringify(result.text)}, expected error ${call.error}`)
+    return problems
+  }
+  if (call.output !== undefined && !result.bytes.equals(Buffer.from(call.output, 'utf8'))) {
+    problems.push(`output ${JSON.stringify(result.text)}, expected ${JSON.stringify(call.output)}`)
+  }
+  if (call.output_json !== undefined) {
+    let actual
+    try {
+      actual = result.json()
+    } catch (err) {
+      problems.push(`output is not JSON (${err.message}): ${JSON.stringify(result.text)}`)
+    }
+    if (actual !== undefined && !isDeepStrictEqual(actual, call.output_json)) {
+      problems.push(`output_json ${JSON.stringify(actual)}, expected ${JSON.stringify(call.output_json)}`)
+    }
+  }
+  if (call.logs !== undefined && !isDeepStrictEqual(result.logs, call.logs)) {
+    problems.push(`logs ${JSON.stringify(result.logs)}, expected ${JSON.stringify(call.logs)}`)
+  }
+  checkFuel(key, call, result.usage.fuel_consumed, problems)
+  return problems
+}
+
+async function runCase(flavour, testCase) {
+  // Options go to the binding as the plain object the case holds, uninterpreted.
+  const { result: pack, error } = await settle(flavour.load(packSource(testCase), testCase.options))
+  if (error) {
+    if (testCase.error === undefined) return [`load failed with ${error.code}: ${error.message}`]
+    const problems = []
+    checkError(error, testCase, problems)
+    return problems
+  }
+  const problems = []
+  if (testCase.actions !== undefined && !isDeepStrictEqual(pack.actions, testCase.actions)) {
+    problems.push(`actions ${JSON.stringify(pack.actions)}, expected ${JSON.stringify(testCase.actions)}`)
+  }
+  if (testCase.export !== undefined) {
+    problems.push(...(await checkCall(flavour, pack, testCase.name, testCase)))
+  } else if (testCase.error !== undefined) {
+    problems.push(`loaded, expected error ${testCase.error}`)
+  }
+  for (const [index, call] of (testCase.then ?? []).entries()) {
+    const found = await checkCall(flavour, pack, `${testCase.name}/then/${index}`, call)
+    problems.push(...found.map((problem) => `then[${index}]: ${problem}`))
+  }
+  return problems
+}
+
+test('case names are unique and start with their file', () => {
+  const names = CASES.map((testCase) => testCase.name)
+  assert.equal(new Set(names).size, names.length)
+  assert.ok(CASES.length > 0, 'no conformance cases found')
+})
+
+for (const [flavourName, flavour] of Object.entries(FLAVOURS)) {
+  describe(`conformance through the ${flavourName} API`, () => {
+    for (const testCase of CASES) {
+      test(testCase.name, async () => {
+        assert.deepEqual(await runCase(flavour, testCase), [])
+      })
+    }
+  })
+}

@@ -1,0 +1,59 @@
+"""packhost: run WebAssembly plugins ("packs") from Python in a sandbox with hard limits.
+
+>>> import packhost
+>>> pack = packhost.Pack("plugins/dist/text_tools.wasm", limits={"timeout_ms": 500})
+>>> pack.call("count_vowels", {"text": "hello world"}).json()
+{'count': 3, 'vowels': 'eoo'}
+
+The same Rust core runs packs for every host language, so results, error codes and fuel
+counts match the Rust, Node and Ruby hosts exactly.
+"""
+
+from ._native import ERROR_CODES, CallResult, LogRecord, Usage, __version__
+from ._pack import TRACE, Input, Pack, Source
+from .errors import (
+    ERROR_CLASSES,
+    ActionNotFound,
+    HostDenied,
+    InputTooLarge,
+    Internal,
+    InvalidManifest,
+    InvalidOptions,
+    InvalidPack,
+    Io,
+    MemoryLimit,
+    OutOfFuel,
+    OutputTooLarge,
+    PackError,
+    PluginError,
+    Timeout,
+    Trap,
+)
+
+__all__ = [
+    "Pack",
+    "CallResult",
+    "Usage",
+    "LogRecord",
+    "Source",
+    "Input",
+    "TRACE",
+    "ERROR_CODES",
+    "ERROR_CLASSES",
+    "PackError",
+    "InvalidPack",
+    "InvalidManifest",
+    "InvalidOptions",
+    "ActionNotFound",
+    "Timeout",
+    "OutOfFuel",
+    "MemoryLimit",
+    "InputTooLarge",
+    "OutputTooLarge",
+    "HostDenied",
+    "Trap",
+    "PluginError",
+    "Io",
+    "Internal",
+    "__version__",
+]

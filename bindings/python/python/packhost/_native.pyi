@@ -1,0 +1,76 @@
+"""Type stubs for ``packhost._native``, the Rust half of the package (bindings/python/src).
+
+Hand-written; ``tests/test_stubs.py`` runs mypy's stubtest to keep them in step with the
+compiled module.
+"""
+
+from typing import Any, Dict, List, Tuple, final
+
+ERROR_CODES: Tuple[str, ...]
+__version__: str
+
+@final
+class NativePack:
+    @staticmethod
+    def load_bytes(data: bytes, options_json: str) -> NativePack: ...
+    @staticmethod
+    def load_file(path: str, options_json: str) -> NativePack: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def actions(self) -> List[str]: ...
+    @property
+    def has_embedded_manifest(self) -> bool: ...
+    def manifest_json(self) -> str: ...
+    def options_json(self) -> str: ...
+    def call(self, action: str, input: bytes | str) -> CallResult: ...
+
+@final
+class CallResult:
+    """The result of a successful call: output, usage and logs."""
+
+    @property
+    def output(self) -> bytes:
+        """The bytes the pack returned."""
+    @property
+    def text(self) -> str:
+        """The output decoded as UTF-8; raises ``UnicodeDecodeError`` when it is not text."""
+    def json(self) -> Any:
+        """The output parsed as JSON."""
+    @property
+    def usage(self) -> Usage:
+        """What the call cost."""
+    @property
+    def logs(self) -> Tuple[LogRecord, ...]:
+        """What the pack logged, in order."""
+    def __bytes__(self) -> bytes: ...
+
+@final
+class Usage:
+    """The cost of one call, as the core measured it."""
+
+    @property
+    def wall_time_us(self) -> int: ...
+    @property
+    def fuel_consumed(self) -> int: ...
+    @property
+    def peak_memory_bytes(self) -> int: ...
+    @property
+    def input_bytes(self) -> int: ...
+    @property
+    def output_bytes(self) -> int: ...
+    def as_dict(self) -> Dict[str, int]: ...
+
+@final
+class LogRecord:
+    """One line a pack logged."""
+
+    @property
+    def level(self) -> str:
+        """``"trace"``, ``"debug"``, ``"info"``, ``"warn"`` or ``"error"``."""
+    @property
+    def message(self) -> str: ...

@@ -1,0 +1,178 @@
+"""``packhost.Pack``: load a pack, call it (blocking or async), forward its log lines.
+
+Everything here is conversion: options become JSON for the core, inputs become bytes, the
+pack's log records become ``logging`` records. Limits, defaults and validation belong to the
+Rust core, so a new core option works here without a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from ._native import CallResult, LogRecord, NativePack
+from .errors import InvalidOptions, PackError
+
+__all__ = ["Pack", "Source", "Input"]
+
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+"""Where a pack comes from: a path to a ``.wasm`` file, or the module's bytes."""
+
+Input = Any
+"""A call input: ``bytes``, ``str`` (sent as UTF-8), or any JSON-serialisable object."""
+
+# Python's logging has no level below DEBUG; plugin "trace" lines sit just under it.
+TRACE = logging.DEBUG - 5
+
+_LOGGING_LEVELS = {
+    "trace": TRACE,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+class Pack:
+    """A loaded pack, safe to share between threads and coroutines.
+
+    ``Pack(source, options=None, **fields)`` loads from a path or from bytes. Options are the
+    core's ``PackOptions`` as a dict, keyword arguments, or both (for different keys), e.g.
+    ``Pack("text_tools.wasm", limits={"timeout_ms": 250}, config={"greeting": "Hi"})``.
+    Unknown or mistyped options raise :class:`packhost.InvalidOptions`.
+
+    Calls release the GIL for their whole duration, so threads calling one pack run in
+    parallel. The pack's log lines go to the logger ``packhost.plugin.<pack name>`` after each
+    call, at their level (``trace`` maps to level 5, below ``DEBUG``).
+    """
+
+    __slots__ = ("_native", "_logger", "_manifest")
+
+    def __init__(
+        self,
+        source: Source,
+        /,
+        options: Optional[Mapping[str, Any]] = None,
+        **fields: Any,
+    ) -> None:
+        options_json = _options_json(options, fields)
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self._native = NativePack.load_bytes(bytes(source), options_json)
+        elif isinstance(source, (str, os.PathLike)):
+            self._native = NativePack.load_file(os.fspath(source), options_json)
+        else:
+            raise TypeError(
+                f"source must be a path or bytes, not {type(source).__name__}"
+            )
+        self._logger = logging.getLogger(f"packhost.plugin.{self._native.name}")
+        self._manifest: Optional[Dict[str, Any]] = None
+
+    @property
+    def id(self) -> str:
+        """The SHA-256 of the module bytes, in lowercase hex: the pack's identity."""
+        return self._native.id
+
+    @property
+    def name(self) -> str:
+        """The pack's name from its manifest (the file name when it has none)."""
+        return self._native.name
+
+    @property
+    def version(self) -> str:
+        """The pack's version from its manifest."""
+        return self._native.version
+
+    @property
+    def actions(self) -> List[str]:
+        """Names of the actions the pack can be called with, ``pre`` and ``post`` included."""
+        return self._native.actions
+
+    @property
+    def manifest(self) -> Dict[str, Any]:
+        """The pack's manifest as plain data (synthesized from its exports if it has none)."""
+        if self._manifest is None:
+            self._manifest = json.loads(self._native.manifest_json())
+        return self._manifest
+
+    @property
+    def options(self) -> Dict[str, Any]:
+        """The options in force, with the core's defaults filled in."""
+        return json.loads(self._native.options_json())
+
+    def call(self, action: str, input: Input = b"") -> CallResult:
+        """Runs ``action`` on ``input`` and returns its output, usage and logs.
+
+        Raises a :class:`packhost.PackError` subclass on failure (``Timeout``, ``OutOfFuel``,
+        ``PluginError``, ...); the error carries the call's ``usage`` and ``logs``.
+        """
+        try:
+            result = self._native.call(action, _payload(input))
+        except PackError as error:
+            if error.logs:
+                self._forward_logs(action, error.logs)
+            raise
+        if result.logs:
+            self._forward_logs(action, result.logs)
+        return result
+
+    def pre(self, input: Input = b"") -> CallResult:
+        """Runs the pack's ``pre`` hook (by convention over an outgoing request as JSON)."""
+        return self.call("pre", input)
+
+    def post(self, input: Input = b"") -> CallResult:
+        """Runs the pack's ``post`` hook (by convention over a response as JSON)."""
+        return self.call("post", input)
+
+    async def acall(self, action: str, input: Input = b"") -> CallResult:
+        """:meth:`call` on a worker thread, leaving the event loop free meanwhile.
+
+        Cancelling the awaiting task does not stop the pack: it runs until it returns or
+        hits its limits (``limits.timeout_ms`` bounds that).
+        """
+        return await asyncio.to_thread(self.call, action, input)
+
+    async def apre(self, input: Input = b"") -> CallResult:
+        """:meth:`pre` on a worker thread."""
+        return await asyncio.to_thread(self.call, "pre", input)
+
+    async def apost(self, input: Input = b"") -> CallResult:
+        """:meth:`post` on a worker thread."""
+        return await asyncio.to_thread(self.call, "post", input)
+
+    def _forward_logs(self, action: str, records: Sequence[LogRecord]) -> None:
+        logger = self._logger
+        extra = {"packhost_pack": self._native.name, "packhost_action": action}
+        for record in records:
+            level = _LOGGING_LEVELS.get(record.level, logging.INFO)
+            if logger.isEnabledFor(level):
+                logger.log(level, "%s", record.message, extra=extra)
+
+    def __repr__(self) -> str:
+        return f"<packhost.Pack {self.name} {self.version} id={self.id[:12]}>"
+
+
+def _options_json(options: Optional[Mapping[str, Any]], fields: Mapping[str, Any]) -> str:
+    """The options as JSON text for the core; keyword fields join the dict's keys."""
+    merged: Dict[str, Any] = dict(options) if options is not None else {}
+    clashes = sorted(set(merged) & set(fields))
+    if clashes:
+        raise TypeError(f"options given both in the dict and as keywords: {clashes}")
+    merged.update(fields)
+    try:
+        return json.dumps(merged)
+    except (TypeError, ValueError) as error:
+        raise InvalidOptions(
+            f"options must be JSON-serialisable: {error}"
+        ) from error
+
+
+def _payload(input: Input) -> Union[bytes, str]:
+    """The input as ``bytes`` or ``str``; other objects are sent as compact JSON."""
+    if isinstance(input, (bytes, str)):
+        return input
+    if isinstance(input, (bytearray, memoryview)):
+        return bytes(input)
+    return json.dumps(input, separators=(",", ":"), ensure_ascii=False)

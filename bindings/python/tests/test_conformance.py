@@ -1,0 +1,144 @@
+"""The Python runner of the shared conformance suite (tests/conformance/README.md).
+
+Every case in every ``cases/*.json`` runs through the public ``packhost.Pack`` API and must
+give the outputs, error codes, logs and fuel counts the Rust runner gives. Options are
+handed to ``Pack`` as the dict the case holds, never interpreted here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+import packhost
+from conftest import CONFORMANCE, pack_path
+
+CASE_FIELDS = {
+    "name", "pack", "pack_file", "options", "actions", "then",
+    "export", "input", "input_repeat", "output", "output_json", "error",
+    "message_contains", "return_code", "fuel", "logs",
+}
+CALL_FIELDS = CASE_FIELDS - {"name", "pack", "pack_file", "options", "actions", "then"}
+
+
+def load_cases() -> List[Dict[str, Any]]:
+    cases = []
+    for file in sorted((CONFORMANCE / "cases").glob("*.json")):
+        cases.extend(json.loads(file.read_text(encoding="utf-8"))["cases"])
+    return cases
+
+
+def expected_fuel() -> Dict[str, int]:
+    """fuel.json, written by the Rust runner: fuel of each successful call, by case key."""
+    path = CONFORMANCE / "fuel.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+CASES = load_cases()
+FUEL = expected_fuel()
+
+
+def test_the_suite_is_not_empty_and_names_are_unique() -> None:
+    names = [case["name"] for case in CASES]
+    assert names, "no conformance cases found"
+    assert len(names) == len(set(names))
+
+
+def test_every_error_code_has_a_python_class() -> None:
+    assert set(packhost.ERROR_CLASSES) == set(packhost.ERROR_CODES)
+
+
+def check_error(error: packhost.PackError, expect: Dict[str, Any]) -> List[str]:
+    problems = []
+    if error.code != expect["error"]:
+        problems.append(f"error {error.code}: {error.message}, expected {expect['error']}")
+    if not isinstance(error, packhost.ERROR_CLASSES.get(error.code, packhost.PackError)):
+        problems.append(f"{type(error).__name__} is not the class of {error.code}")
+    fragment = expect.get("message_contains")
+    if fragment is not None and fragment not in error.message:
+        problems.append(f"message {error.message!r} lacks {fragment!r}")
+    if "return_code" in expect and error.return_code != expect["return_code"]:
+        problems.append(f"return code {error.return_code}, expected {expect['return_code']}")
+    return problems
+
+
+def check_report(usage: Optional[packhost.Usage], logs: Any, key: str,
+                 succeeded: bool, expect: Dict[str, Any]) -> List[str]:
+    problems = []
+    if "logs" in expect:
+        actual = [{"level": record.level, "message": record.message} for record in logs]
+        if actual != expect["logs"]:
+            problems.append(f"logs {actual}, expected {expect['logs']}")
+    fuel_used = usage.fuel_consumed if usage is not None else None
+    if "fuel" in expect and fuel_used != expect["fuel"]:
+        problems.append(f"fuel {fuel_used}, expected {expect['fuel']}")
+    if succeeded and key in FUEL and fuel_used != FUEL[key]:
+        problems.append(f"fuel {fuel_used}, expected {FUEL[key]} (fuel.json)")
+    return problems
+
+
+def run_call(pack: packhost.Pack, key: str, call: Dict[str, Any]) -> List[str]:
+    unknown = set(call) - CALL_FIELDS
+    assert not unknown, f"{key}: fields this runner does not know: {sorted(unknown)}"
+    export = call["export"]
+    payload = (call.get("input", "") * call.get("input_repeat", 1)).encode("utf-8")
+    try:
+        if export == "pre":
+            result = pack.pre(payload)
+        elif export == "post":
+            result = pack.post(payload)
+        else:
+            result = pack.call(export, payload)
+    except packhost.PackError as error:
+        if "error" not in call:
+            return [f"failed with {error.code}: {error.message}, expected success"]
+        return check_error(error, call) + check_report(error.usage, error.logs, key, False, call)
+    if "error" in call:
+        return [f"succeeded with {result.output!r}, expected error {call['error']}"]
+    problems = []
+    if "output" in call and result.output != call["output"].encode("utf-8"):
+        problems.append(f"output {result.output!r}, expected {call['output']!r}")
+    if "output_json" in call:
+        try:
+            actual = result.json()
+        except ValueError as error:
+            problems.append(f"output is not JSON ({error}): {result.output!r}")
+        else:
+            if actual != call["output_json"]:
+                problems.append(f"output_json {actual!r}, expected {call['output_json']!r}")
+    return problems + check_report(result.usage, result.logs, key, True, call)
+
+
+def location(case: Dict[str, Any]) -> Path:
+    if ("pack" in case) == ("pack_file" in case):
+        pytest.fail(f"{case['name']}: give exactly one of pack and pack_file")
+    if "pack" in case:
+        return pack_path(case["pack"])
+    return CONFORMANCE / case["pack_file"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
+def test_conformance(case: Dict[str, Any]) -> None:
+    unknown = set(case) - CASE_FIELDS
+    assert not unknown, f"fields this runner does not know: {sorted(unknown)}"
+    try:
+        pack = packhost.Pack(location(case), case.get("options"))
+    except packhost.PackError as error:
+        assert "error" in case, f"load failed with {error.code}: {error.message}"
+        problems = check_error(error, case)
+        assert not problems, problems
+        return
+    problems = []
+    if "actions" in case and pack.actions != case["actions"]:
+        problems.append(f"actions {pack.actions}, expected {case['actions']}")
+    if "export" in case:
+        problems += run_call(pack, case["name"], {k: v for k, v in case.items() if k in CALL_FIELDS})
+    elif "error" in case:
+        problems.append(f"loaded, expected error {case['error']}")
+    for index, step in enumerate(case.get("then", [])):
+        key = f"{case['name']}/then/{index}"
+        problems += [f"then[{index}]: {p}" for p in run_call(pack, key, step)]
+    assert not problems, "\n".join(problems)

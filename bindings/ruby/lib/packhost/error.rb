@@ -1,0 +1,145 @@
+# frozen_string_literal: true
+
+# The exception classes of packhost: one per stable core error code, under Packhost::Error.
+#
+# They are plain Ruby classes so they read and rescue like any other; the native extension
+# raises them by asking Packhost::Error.for_code for the class of a core code. Match on the
+# class or on #code, never on the message.
+module Packhost
+  # Base class of every packhost failure.
+  #
+  # @example Rescue any failure and report its code
+  #   begin
+  #     pack.call("count_vowels", {text: "hi"})
+  #   rescue Packhost::Error => e
+  #     warn "#{e.code}: #{e.message}"
+  #   end
+  class Error < StandardError
+    class << self
+      # @return [String, nil] the stable snake_case core code this class stands for.
+      attr_reader :code
+
+      # The exception class for a core error code. An unknown code (from a newer core than
+      # this Ruby code knows) maps to {InternalError}, so it is still rescued as an Error.
+      #
+      # @param code [String] a core error code, e.g. "timeout"
+      # @return [Class<Error>]
+      def for_code(code)
+        BY_CODE.fetch(code.to_s, InternalError)
+      end
+
+      private
+
+      # Declares the code of an error class and registers it.
+      def code_is(code)
+        @code = code.freeze
+        BY_CODE[@code] = self
+      end
+    end
+
+    # Every error class by its code; filled in by the class definitions below.
+    BY_CODE = {} # rubocop:disable Style/MutableConstant
+
+    # @return [Integer, nil] the non-zero value the pack's export returned, for {PluginError}.
+    attr_reader :return_code
+
+    # @return [Usage, nil] what the failed call cost; nil when the failure was not a call's.
+    attr_reader :usage
+
+    # @return [Array<LogRecord>] what the pack logged during the failed call.
+    attr_reader :logs
+
+    # @param message [String] the message for people
+    # @param return_code [Integer, nil] see {#return_code}
+    # @param usage [Hash, Usage, nil] the usage record of the failed call
+    # @param logs [Array<Hash, LogRecord>] the log lines of the failed call
+    def initialize(message = nil, return_code: nil, usage: nil, logs: [])
+      super(message)
+      @return_code = return_code
+      @usage = usage.is_a?(Hash) ? Usage.from_h(usage) : usage
+      @logs = logs.map { |line| line.is_a?(Hash) ? LogRecord.from_h(line) : line }.freeze
+    end
+
+    # @return [String] the stable snake_case code, e.g. "timeout".
+    def code
+      self.class.code
+    end
+  end
+
+  # The bytes are not a WebAssembly module packhost can run.
+  class InvalidPackError < Error
+    code_is "invalid_pack"
+  end
+
+  # The pack's embedded manifest is malformed or contradicts the module.
+  class InvalidManifestError < Error
+    code_is "invalid_manifest"
+  end
+
+  # The load options could not be read: an unknown field, a wrong type, a bad host pattern.
+  class InvalidOptionsError < Error
+    code_is "invalid_options"
+  end
+
+  # The pack has no action of that name.
+  class ActionNotFoundError < Error
+    code_is "action_not_found"
+  end
+
+  # Parent of the errors that mean a call hit one of the limits it was loaded with.
+  class LimitError < Error
+  end
+
+  # The call ran past its wall-clock limit.
+  class TimeoutError < LimitError
+    code_is "timeout"
+  end
+
+  # The call used up its fuel (instruction budget).
+  class OutOfFuelError < LimitError
+    code_is "out_of_fuel"
+  end
+
+  # The pack tried to grow its memory past the limit.
+  class MemoryLimitError < LimitError
+    code_is "memory_limit"
+  end
+
+  # The input is larger than the limit; the pack was not called.
+  class InputTooLargeError < LimitError
+    code_is "input_too_large"
+  end
+
+  # The pack produced more output than the limit allows.
+  class OutputTooLargeError < LimitError
+    code_is "output_too_large"
+  end
+
+  # The pack used a capability the host did not grant, such as an HTTP host.
+  class HostDeniedError < Error
+    code_is "host_denied"
+  end
+
+  # The pack trapped: unreachable code, a stack overflow, an out-of-bounds access.
+  class TrapError < Error
+    code_is "trap"
+  end
+
+  # The pack reported an error of its own; {#return_code} holds its code and the message is
+  # the pack's.
+  class PluginError < Error
+    code_is "plugin_error"
+  end
+
+  # Reading a pack from disk failed.
+  class IOError < Error
+    code_is "io"
+  end
+
+  # A fault inside packhost itself: a bug to report, never the pack's doing.
+  class InternalError < Error
+    code_is "internal"
+  end
+
+  Error::BY_CODE.freeze
+end

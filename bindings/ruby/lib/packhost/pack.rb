@@ -1,0 +1,135 @@
+# frozen_string_literal: true
+
+# Packhost::Pack: load a pack and call its actions. The native extension defines the class
+# and its low-level methods; this file adds the idiomatic API over them.
+module Packhost
+  # A loaded, validated pack. Safe to share between threads: concurrent calls run in
+  # parallel (each gets its own instance) and release the GVL while the pack runs.
+  #
+  # @example Count vowels with the text_tools sample pack
+  #   pack = Packhost::Pack.load("plugins/dist/text_tools.wasm", limits: {timeout_ms: 250})
+  #   result = pack.call("count_vowels", {text: "hello world"}, json: true)
+  #   result.output               # => {"count"=>3, "vowels"=>"eoo"}
+  #   result.usage.fuel_consumed  # => 123456
+  class Pack
+    # The first bytes of every WebAssembly module.
+    WASM_MAGIC = "\0asm".b.freeze
+    private_constant :WASM_MAGIC
+
+    class << self
+      # Loads a pack from a `.wasm` file or from module bytes.
+      #
+      # A Pathname, or a String that is neither binary (ASCII-8BIT, as File.binread returns)
+      # nor starts with the WebAssembly magic bytes, is read as a path; any other String is
+      # the module itself.
+      #
+      # Options are handed to the core unchanged (as JSON), which applies its defaults and
+      # rejects unknown fields. See the core's PackOptions: +limits+ (+memory_bytes+,
+      # +timeout_ms+, +fuel+, +max_input_bytes+, +max_output_bytes+), +allowed_hosts+,
+      # +config+, +log_level+, +allow_wasi+.
+      #
+      # @param source [String, Pathname] a path, or the module bytes
+      # @param options [Hash] load options, e.g. `limits: {timeout_ms: 200}`
+      # @return [Pack]
+      # @raise [InvalidPackError, InvalidManifestError, InvalidOptionsError, HostDeniedError,
+      #   IOError] when the pack cannot be loaded
+      def load(source, **options)
+        options_json = JSON.generate(options)
+        if module_bytes?(source)
+          __load_bytes(source, options_json)
+        else
+          __load_file(source.to_s, options_json)
+        end
+      end
+
+      private
+
+      def module_bytes?(source)
+        return false if source.respond_to?(:to_path) && !source.is_a?(String)
+
+        source = String(source)
+        source.encoding == Encoding::BINARY || source.byteslice(0, 4).b == WASM_MAGIC
+      end
+    end
+
+    # Calls an action.
+    #
+    # @param action [String, Symbol] the action (export) name
+    # @param input [String, Hash, Array, Object] a String is sent as its bytes; anything else
+    #   is sent as its JSON
+    # @param json [Boolean] parse the output as JSON into {CallResult#output}
+    # @return [CallResult] the output with the call's usage and log lines
+    # @raise [Error] a subclass per failure: {ActionNotFoundError}, {TimeoutError},
+    #   {OutOfFuelError}, {MemoryLimitError}, {InputTooLargeError}, {OutputTooLargeError},
+    #   {HostDeniedError}, {TrapError} or {PluginError}; each carries the call's usage and logs
+    def call(action, input = "", json: false)
+      output, usage, logs = __call(action.to_s, Packhost.encode_input(input))
+      logs = logs.map { |line| LogRecord.from_h(line) }.freeze
+      Packhost.forward_logs(logs, name)
+      CallResult.new(output, Usage.from_h(usage), logs, json: json)
+    rescue Error => e
+      Packhost.forward_logs(e.logs, name)
+      raise
+    end
+
+    # Runs the pack's `pre` hook, conventionally over an outgoing request as JSON.
+    #
+    # @param input (see #call)
+    # @param json (see #call)
+    # @return (see #call)
+    # @raise [ActionNotFoundError] when the pack has no `pre`; else as {#call}
+    def pre(input = "", json: false)
+      call("pre", input, json: json)
+    end
+
+    # Runs the pack's `post` hook, conventionally over a response as JSON.
+    #
+    # @param input (see #call)
+    # @param json (see #call)
+    # @return (see #call)
+    # @raise [ActionNotFoundError] when the pack has no `post`; else as {#call}
+    def post(input = "", json: false)
+      call("post", input, json: json)
+    end
+
+    # @return [Hash] the pack's manifest (name, version, description, actions,
+    #   capabilities), synthesized from its exports when the pack carries none
+    def manifest
+      @manifest ||= JSON.parse(__manifest_json).freeze
+    end
+
+    # @return [String] the pack's name from its manifest
+    def name
+      manifest["name"]
+    end
+
+    # @return [String] the pack's own version from its manifest
+    def version
+      manifest["version"]
+    end
+
+    # @param action [String, Symbol]
+    # @return [Boolean] whether the pack has this action
+    def action?(action)
+      actions.include?(action.to_s)
+    end
+
+    # @return [String]
+    def inspect
+      "#<#{self.class} #{name} #{version} id=#{id[0, 12]}>"
+    end
+
+    # @!method id
+    #   @return [String] the SHA-256 of the module bytes in lowercase hex: the pack's identity
+    # @!method actions
+    #   @return [Array<String>] the callable action names, `pre` and `post` included
+    # @!method embedded_manifest?
+    #   @return [Boolean] true when the manifest came from the module's own section
+    # @!method allowed_hosts
+    #   @return [Array<String>] the HTTP host patterns the pack may reach: what it asked
+    #     for, narrowed by the `allowed_hosts` option
+
+    private :__call, :__manifest_json
+    private_class_method :__load_bytes, :__load_file
+  end
+end

@@ -1,0 +1,80 @@
+# frozen_string_literal: true
+
+# The values a call returns: its output, its usage record and the lines the pack logged.
+module Packhost
+  # What one call cost. Every field is measured by the core, never estimated.
+  #
+  # @!attribute [r] wall_time_us
+  #   @return [Integer] wall-clock time inside the engine, in microseconds
+  # @!attribute [r] fuel_consumed
+  #   @return [Integer] fuel burnt: the pack's instructions plus the Extism ABI's
+  # @!attribute [r] peak_memory_bytes
+  #   @return [Integer] largest total linear memory during the call, in bytes
+  # @!attribute [r] input_bytes
+  #   @return [Integer] size of the input, in bytes
+  # @!attribute [r] output_bytes
+  #   @return [Integer] size of the output, in bytes (0 when the call failed)
+  Usage = Struct.new(:wall_time_us, :fuel_consumed, :peak_memory_bytes, :input_bytes,
+                     :output_bytes, keyword_init: true) do
+    # Builds a Usage from the core's record; fields this version does not know are ignored.
+    #
+    # @param hash [Hash{String=>Integer}]
+    # @return [Usage]
+    def self.from_h(hash)
+      new(**members.to_h { |field| [field, hash[field.to_s]] }).freeze
+    end
+  end
+
+  # One line a pack logged.
+  #
+  # @!attribute [r] level
+  #   @return [Symbol] :trace, :debug, :info, :warn or :error
+  # @!attribute [r] message
+  #   @return [String]
+  LogRecord = Struct.new(:level, :message) do
+    # @param hash [Hash{String=>String}] the core's record
+    # @return [LogRecord]
+    def self.from_h(hash)
+      new(hash["level"].to_sym, hash["message"]).freeze
+    end
+  end
+
+  # The result of a successful call.
+  class CallResult
+    # @return [String, Object] the output: text (a UTF-8 String, or a binary String when
+    #   the bytes are not UTF-8), or the parsed JSON value when the call asked for `json: true`
+    attr_reader :output
+
+    # @return [String] the output bytes exactly as the pack returned them (binary encoding)
+    attr_reader :bytes
+
+    # @return [Usage] what the call cost
+    attr_reader :usage
+
+    # @return [Array<LogRecord>] what the pack logged, in order
+    attr_reader :logs
+
+    # @api private
+    # @param bytes [String] the raw output
+    # @param usage [Usage]
+    # @param logs [Array<LogRecord>]
+    # @param json [Boolean] parse the output as JSON
+    def initialize(bytes, usage, logs, json:)
+      @bytes = bytes.freeze
+      @usage = usage
+      @logs = logs
+      @output = json ? JSON.parse(bytes) : text
+    end
+
+    # @return [String] the output as text: UTF-8 when valid, else the binary String
+    def text
+      utf8 = @bytes.dup.force_encoding(Encoding::UTF_8)
+      utf8.valid_encoding? ? utf8.freeze : @bytes
+    end
+
+    # @return [String] the output as text
+    def to_s
+      text
+    end
+  end
+end

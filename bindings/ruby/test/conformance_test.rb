@@ -1,0 +1,102 @@
+# frozen_string_literal: true
+
+# Runs the shared conformance suite (tests/conformance/cases/*.json) through the Ruby
+# binding: one test per case, named after the case, with the same expectations as the Rust
+# runner (outputs, error codes, return codes, messages, fuel, logs, actions).
+
+require_relative "test_helper"
+
+class ConformanceTest < Minitest::Test
+  CASE_FILES = Dir.glob(File.join(PackhostTestSupport::CONFORMANCE_DIR, "cases", "*.json")).sort
+  EXPECTATIONS = %w[output output_json error].freeze
+
+  def test_the_suite_has_cases
+    refute_empty CASE_FILES, "no case files in #{PackhostTestSupport::CONFORMANCE_DIR}/cases"
+  end
+
+  CASE_FILES.each do |file|
+    JSON.parse(File.read(file)).fetch("cases").each do |kase|
+      define_method("test_#{kase.fetch('name')}") { run_case(kase) }
+    end
+  end
+
+  private
+
+  def run_case(kase)
+    pack = load_pack(kase)
+    return if pack.nil? # The expected load error happened and was checked.
+
+    assert_equal kase["actions"], pack.actions, "actions" if kase.key?("actions")
+    if kase.key?("export")
+      check_call(pack, kase, kase["name"])
+    else
+      assert_expectation_met_without_call(kase)
+    end
+    kase.fetch("then", []).each_with_index do |step, index|
+      check_call(pack, step, "#{kase['name']} then[#{index}]")
+    end
+  end
+
+  # Loads the case's pack; returns nil when loading failed as the case expects.
+  def load_pack(kase)
+    path = if kase.key?("pack_file")
+             File.join(PackhostTestSupport::CONFORMANCE_DIR, kase["pack_file"])
+           else
+             sample_pack(kase.fetch("pack"))
+           end
+    options = kase.fetch("options", {})
+    Packhost::Pack.load(path, **options)
+  rescue Packhost::Error => e
+    raise Minitest::Assertion, "load failed unexpectedly: #{e.code}: #{e.message}" unless kase["error"]
+
+    assert_error_matches(kase, e, "#{kase['name']} (load)")
+    nil
+  end
+
+  def assert_expectation_met_without_call(kase)
+    return unless kase.key?("error")
+
+    flunk "expected a load error #{kase['error']}, but the pack loaded"
+  end
+
+  def check_call(pack, step, label)
+    input = step.fetch("input", "") * step.fetch("input_repeat", 1)
+    begin
+      result = invoke(pack, step.fetch("export"), input)
+    rescue Packhost::Error => e
+      flunk "#{label}: call failed unexpectedly: #{e.code}: #{e.message}" unless step.key?("error")
+      assert_error_matches(step, e, label)
+      assert_report(step, e.usage, e.logs, label)
+      return
+    end
+    flunk "#{label}: expected error #{step['error']}, got output #{result.bytes.inspect[0, 200]}" if step.key?("error")
+    assert_equal step["output"].b, result.bytes, "#{label}: output" if step.key?("output")
+    assert_equal step["output_json"], JSON.parse(result.bytes), "#{label}: output_json" if step.key?("output_json")
+    assert_report(step, result.usage, result.logs, label)
+  end
+
+  def invoke(pack, export, input)
+    case export
+    when "pre" then pack.pre(input)
+    when "post" then pack.post(input)
+    else pack.call(export, input)
+    end
+  end
+
+  def assert_error_matches(step, error, label)
+    assert_equal step["error"], error.code, "#{label}: error code (message: #{error.message})"
+    assert_kind_of Packhost::Error.for_code(step["error"]), error, "#{label}: exception class"
+    if step.key?("message_contains")
+      assert_includes error.message, step["message_contains"], "#{label}: message"
+    end
+    assert_equal step["return_code"], error.return_code, "#{label}: return_code" if step.key?("return_code")
+  end
+
+  def assert_report(step, usage, logs, label)
+    assert_equal step["fuel"], usage.fuel_consumed, "#{label}: fuel" if step.key?("fuel")
+    return unless step.key?("logs")
+
+    actual = logs.map { |line| {"level" => line.level.to_s, "message" => line.message} }
+    assert_equal step["logs"], actual, "#{label}: logs"
+  end
+end

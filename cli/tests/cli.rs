@@ -1,0 +1,199 @@
+//! The `packhost` command as a user runs it: output on stdout, errors with their code on
+//! stderr, and exit status 0 / 1 (pack failed) / 2 (bad usage).
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn pack(name: &str) -> String {
+    let path = repo().join("plugins/dist").join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "build the sample packs first with `make packs`"
+    );
+    path.to_string_lossy().into_owned()
+}
+
+fn packhost(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_packhost"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("packhost runs");
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn call_prints_the_output_and_usage_on_request() {
+    let out = packhost(
+        &["call", &pack("text_tools"), "uppercase", "shout", "--usage"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "SHOUT");
+    let usage: serde_json::Value =
+        serde_json::from_str(stderr(&out).trim()).expect("usage is JSON");
+    assert_eq!(usage["output_bytes"], 5);
+    assert!(usage["fuel_consumed"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn call_reads_input_from_stdin_and_from_a_file() {
+    let out = packhost(
+        &["call", &pack("text_tools"), "count_vowels"],
+        Some(r#"{"text": "banana"}"#),
+    );
+    assert_eq!(stdout(&out), r#"{"count":3,"vowels":"aaa"}"#);
+    let data = repo().join("examples/data/stripe_card_declined.json");
+    let out = packhost(
+        &[
+            "call",
+            &pack("api_errors"),
+            "post",
+            "--input-file",
+            data.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(r#""code":"card_declined""#));
+}
+
+#[test]
+fn a_failing_call_exits_1_with_the_error_code() {
+    let out = packhost(
+        &[
+            "call",
+            &pack("hostile"),
+            "spin",
+            "--options",
+            r#"{"limits": {"timeout_ms": 100, "fuel": null}}"#,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("error[timeout]: "),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_options_exit_1_with_invalid_options() {
+    let out = packhost(
+        &[
+            "call",
+            &pack("text_tools"),
+            "echo",
+            "x",
+            "--options",
+            r#"{"limitz": {}}"#,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("error[invalid_options]: "),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn inspect_shows_manifest_hash_imports_and_exports() {
+    let out = packhost(&["inspect", &pack("text_tools"), "--json"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["manifest"]["name"], "text-tools");
+    assert_eq!(report["id"].as_str().unwrap().len(), 64);
+    assert!(report["size"].as_u64().unwrap() > 1000);
+    assert!(report["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["module"] == "extism:host/env"));
+    let count_vowels = &report["manifest"]["actions"][0];
+    assert_eq!(count_vowels["name"], "count_vowels");
+    assert_eq!(
+        count_vowels["input"]["schema"]["properties"]["text"]["type"],
+        "string"
+    );
+
+    let text = stdout(&packhost(&["inspect", &pack("plain")], None));
+    assert!(text.contains("none (synthesized from exports)"), "{text}");
+}
+
+#[test]
+fn validate_reports_each_pack_and_fails_on_a_bad_one() {
+    let good = packhost(&["validate", &pack("api_errors"), &pack("plain")], None);
+    assert!(good.status.success(), "{}", stdout(&good));
+    assert_eq!(
+        stdout(&good)
+            .lines()
+            .filter(|l| l.starts_with("ok "))
+            .count(),
+        2
+    );
+
+    let bad = repo().join("tests/conformance/fixtures/bad_import.wasm");
+    let out = packhost(&["validate", &pack("plain"), bad.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("invalid_pack"), "{}", stdout(&out));
+}
+
+#[test]
+fn embed_writes_a_manifest_that_loads_back() {
+    let source = repo().join("tests/conformance/fixtures/answer.wasm");
+    let dir = std::env::temp_dir().join(format!("packhost-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("manifest.json");
+    std::fs::write(&manifest, r#"{"name": "answer", "version": "1.0.0", "actions": [{"name": "answer", "output": {"encoding": "text"}}]}"#).unwrap();
+    let output = dir.join("answer.wasm");
+    let out = packhost(
+        &[
+            "embed",
+            source.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let call = packhost(&["call", output.to_str().unwrap(), "answer"], None);
+    assert_eq!(stdout(&call), "42");
+    let inspect = stdout(&packhost(&["inspect", output.to_str().unwrap()], None));
+    assert!(inspect.starts_with("answer 1.0.0"), "{inspect}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn unknown_command_exits_2() {
+    let out = packhost(&["frobnicate"], None);
+    assert_eq!(out.status.code(), Some(2));
+}

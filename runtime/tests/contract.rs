@@ -1,0 +1,138 @@
+//! Keeps the WIT contract in `wit/`, the runtime's import table and what PDK-built packs
+//! actually import from drifting apart.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use packhost::module::{ModuleInfo, EXTISM_ENV, EXTISM_ENV_FUNCTIONS};
+use wit_parser::{Resolve, Type, WorldItem, WorldKey};
+
+type Signature = (Vec<String>, Vec<String>);
+
+/// The core wasm type a WIT primitive flattens to.
+fn core_type(ty: &Type) -> String {
+    match ty {
+        Type::U64 | Type::S64 => "i64",
+        Type::U8 | Type::S8 | Type::U16 | Type::S16 | Type::U32 | Type::S32 | Type::Bool => "i32",
+        other => panic!("the ABI uses only integer types, found {other:?}"),
+    }
+    .to_string()
+}
+
+fn resolve() -> (Resolve, wit_parser::PackageId) {
+    let mut resolve = Resolve::default();
+    let (package, _) = resolve
+        .push_dir(support::repo_root().join("wit"))
+        .expect("wit/ parses");
+    (resolve, package)
+}
+
+/// The `extism:host/env` interface from WIT, as snake_case name to core signature.
+fn wit_env_functions(resolve: &Resolve) -> BTreeMap<String, Signature> {
+    let (_, interface) = resolve
+        .interfaces
+        .iter()
+        .find(|(_, iface)| {
+            iface.name.as_deref() == Some("env")
+                && iface.package.is_some_and(|p| {
+                    let name = &resolve.packages[p].name;
+                    name.namespace == "extism" && name.name == "host"
+                })
+        })
+        .expect("wit declares extism:host/env");
+    interface
+        .functions
+        .values()
+        .map(|function| {
+            let params = function
+                .params
+                .iter()
+                .map(|param| core_type(&param.ty))
+                .collect();
+            let results = function.result.iter().map(core_type).collect();
+            (function.name.replace('-', "_"), (params, results))
+        })
+        .collect()
+}
+
+#[test]
+fn wit_env_interface_equals_the_runtime_import_table() {
+    let (resolve, _) = resolve();
+    let from_wit = wit_env_functions(&resolve);
+    let from_runtime: BTreeMap<String, Signature> = EXTISM_ENV_FUNCTIONS
+        .iter()
+        .map(|f| {
+            let own = |types: &[&str]| types.iter().map(|t| t.to_string()).collect();
+            (f.name.to_string(), (own(f.params), own(f.results)))
+        })
+        .collect();
+    assert_eq!(from_wit, from_runtime);
+}
+
+#[test]
+fn pack_world_imports_the_abi_and_exports_the_hooks() {
+    let (resolve, package) = resolve();
+    let world_id = resolve.packages[package].worlds["pack"];
+    let world = &resolve.worlds[world_id];
+    let imports_env = world.imports.values().any(|item| {
+        matches!(item, WorldItem::Interface { id, .. } if resolve.interfaces[*id].name.as_deref() == Some("env"))
+    });
+    assert!(imports_env, "world pack imports extism:host/env");
+    for hook in ["pre", "post"] {
+        let export = world
+            .exports
+            .get(&WorldKey::Name(hook.to_string()))
+            .unwrap_or_else(|| panic!("world pack exports {hook}"));
+        let WorldItem::Function(function) = export else {
+            panic!("{hook} is a function")
+        };
+        assert!(
+            function.params.is_empty(),
+            "{hook} takes nothing: input comes through the ABI"
+        );
+        assert_eq!(
+            function.result,
+            Some(Type::S32),
+            "{hook} returns the return code"
+        );
+    }
+    let docs = resolve.packages[package]
+        .docs
+        .contents
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        docs.contains(packhost::manifest::MANIFEST_SECTION),
+        "the contract names the manifest section"
+    );
+}
+
+#[test]
+fn pdk_built_packs_import_only_what_wit_declares() {
+    let (resolve, _) = resolve();
+    let declared = wit_env_functions(&resolve);
+    for pack in ["api_errors", "text_tools", "hostile", "plain"] {
+        let info = ModuleInfo::read(&support::pack_bytes(pack)).unwrap();
+        for import in &info.imports {
+            assert_eq!(
+                import.module, EXTISM_ENV,
+                "{pack} imports from {}",
+                import.module
+            );
+            let signature = declared.get(&import.name).unwrap_or_else(|| {
+                panic!("{pack} imports {} which wit/ does not declare", import.name)
+            });
+            assert_eq!(
+                (&import.params, &import.results),
+                (&signature.0, &signature.1),
+                "{pack}: signature of {}",
+                import.name
+            );
+        }
+        assert!(
+            info.callable_exports().next().is_some(),
+            "{pack} has actions"
+        );
+    }
+}
