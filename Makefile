@@ -10,10 +10,10 @@ WASM_OUT := $(TARGET_DIR)/wasm32-unknown-unknown/release
 PACKHOST := $(TARGET_DIR)/debug/packhost
 # Packs built with packhost-pdk get their manifest embedded; `plain` is a plain extism-pdk
 # plugin and ships as cargo built it.
-PDK_PACKS := api_errors text_tools hostile
-PLAIN_PACKS := plain
+PDK_PACKS := api_errors text_tools hostile bench
+PLAIN_PACKS := plain bench_plain
 
-.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby lint fmt
+.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby lint fmt bench
 
 help: ## List the verbs.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,8 +38,12 @@ demo: packs ## The main job: build the packs, run one from the command line and 
 
 test: test-rust test-node test-python test-ruby ## Every test: Rust, then each host binding.
 
-test-rust: packs lint ## Rust: unit, conformance, sandbox, contract and CLI tests.
+test-rust: packs lint ## Rust: unit, conformance, sandbox, contract and CLI tests, and a benchmark smoke run.
 	cargo test --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby
+	cargo test -p packhost --benches
+
+bench: packs ## Time packhost against the official SDKs and bare wasmtime; writes BENCHMARKS.md (slow: a release build).
+	bash scripts/bench.sh
 
 test-node: packs ## Node binding tests (node --test).
 	bash bindings/node/ci.sh

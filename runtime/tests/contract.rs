@@ -112,7 +112,14 @@ fn pack_world_imports_the_abi_and_exports_the_hooks() {
 fn pdk_built_packs_import_only_what_wit_declares() {
     let (resolve, _) = resolve();
     let declared = wit_env_functions(&resolve);
-    for pack in ["api_errors", "text_tools", "hostile", "plain"] {
+    for pack in [
+        "api_errors",
+        "text_tools",
+        "hostile",
+        "plain",
+        "bench",
+        "bench_plain",
+    ] {
         let info = ModuleInfo::read(&support::pack_bytes(pack)).unwrap();
         for import in &info.imports {
             assert_eq!(

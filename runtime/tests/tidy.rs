@@ -6,13 +6,18 @@ mod support;
 use std::path::{Path, PathBuf};
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if path.is_dir() {
-            if !matches!(name.as_ref(), "target" | "node_modules" | ".venv" | "vendor" | ".git" | "dist") {
+            if !matches!(
+                name.as_ref(),
+                "target" | "node_modules" | ".venv" | "vendor" | ".git" | "dist"
+            ) {
                 rust_files(&path, found);
             }
         } else if name.ends_with(".rs") {
@@ -33,10 +38,16 @@ fn every_rust_module_says_what_it_owns() {
         .iter()
         .filter(|path| {
             let text = std::fs::read_to_string(path).unwrap_or_default();
-            let first = text.lines().find(|line| !line.trim().is_empty()).unwrap_or("");
+            let first = text
+                .lines()
+                .find(|line| !line.trim().is_empty())
+                .unwrap_or("");
             !first.starts_with("//!")
         })
         .map(|path| path.strip_prefix(&root).unwrap().display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a //! opening line: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "files without a //! opening line: {missing:?}"
+    );
 }

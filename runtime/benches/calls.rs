@@ -1,0 +1,130 @@
+//! Per-call time of packhost against its anchors, on the benchmark pack: the `extism` crate
+//! calling the same pack, and bare wasmtime (input copied straight into guest memory, a
+//! plain export called) as the physical limit. `make bench` runs this with the `bench`
+//! profile and turns criterion's estimates into BENCHMARKS.md; `cargo test --benches` runs
+//! each benchmark once as a smoke test.
+
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use packhost::{Pack, PackOptions};
+
+/// The calls every host is timed on: action and input size.
+const CASES: &[(&str, usize)] = &[
+    ("length", 0),
+    ("length", 1024),
+    ("length", 102400),
+    ("echo", 1024),
+    ("echo", 102400),
+    ("count_vowels", 1024),
+];
+
+/// The anchors' input: "hello world " repeated, cut to `n` bytes.
+fn payload(n: usize) -> Vec<u8> {
+    "hello world ".repeat(n / 12 + 1).as_bytes()[..n].to_vec()
+}
+
+fn dist(file: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/dist")
+        .join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: run `make packs`",
+        path.display()
+    );
+    path
+}
+
+/// The bare-wasmtime baseline: memory write, typed call, and for echo the read back.
+struct Bare {
+    store: wasmtime::Store<()>,
+    memory: wasmtime::Memory,
+    length: wasmtime::TypedFunc<i32, i32>,
+    echo: wasmtime::TypedFunc<i32, i32>,
+    out: Vec<u8>,
+}
+
+impl Bare {
+    fn new() -> Self {
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::from_file(
+            &engine,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/bare.wat"),
+        )
+        .expect("bare.wat compiles");
+        let mut store = wasmtime::Store::new(&engine, ());
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).expect("instantiates");
+        Bare {
+            memory: instance.get_memory(&mut store, "memory").unwrap(),
+            length: instance.get_typed_func(&mut store, "length").unwrap(),
+            echo: instance.get_typed_func(&mut store, "echo").unwrap(),
+            out: vec![0; 102400],
+            store,
+        }
+    }
+
+    fn call(&mut self, action: &str, input: &[u8]) -> usize {
+        self.memory.write(&mut self.store, 0, input).unwrap();
+        let len = input.len() as i32;
+        match action {
+            "echo" => {
+                let n = self.echo.call(&mut self.store, len).unwrap() as usize;
+                self.memory
+                    .read(&self.store, 131072, &mut self.out[..n])
+                    .unwrap();
+                n
+            }
+            _ => self.length.call(&mut self.store, len).unwrap() as usize,
+        }
+    }
+}
+
+fn per_call(c: &mut Criterion) {
+    let packs = [
+        ("packhost", "bench.wasm"),
+        ("packhost-extism-pdk", "bench_plain.wasm"),
+    ]
+    .map(|(label, file)| {
+        (
+            label,
+            Pack::load_file(dist(file), PackOptions::default()).expect("bench pack loads"),
+        )
+    });
+    let bench_bytes = std::fs::read(dist("bench.wasm")).unwrap();
+    let mut extism = extism::Plugin::new(&bench_bytes, [], false).expect("extism loads the pack");
+    let mut bare = Bare::new();
+
+    for &(action, size) in CASES {
+        let input = payload(size);
+        let mut group = c.benchmark_group(format!("{action}/{size}"));
+        group.throughput(Throughput::Bytes(size as u64));
+        for (label, pack) in &packs {
+            group.bench_function(BenchmarkId::from_parameter(label), |b| {
+                b.iter(|| {
+                    pack.call(action, &input)
+                        .expect("call succeeds")
+                        .output
+                        .len()
+                })
+            });
+        }
+        group.bench_function(BenchmarkId::from_parameter("extism-crate"), |b| {
+            b.iter(|| {
+                extism
+                    .call::<&[u8], &[u8]>(action, &input)
+                    .expect("call succeeds")
+                    .len()
+            })
+        });
+        if action != "count_vowels" {
+            group.bench_function(BenchmarkId::from_parameter("bare-wasmtime"), |b| {
+                b.iter(|| bare.call(action, &input))
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, per_call);
+criterion_main!(benches);
