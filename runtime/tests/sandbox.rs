@@ -204,3 +204,39 @@ fn oversize_input_is_refused_before_the_pack_runs() {
         "nothing ran, so there is no usage to report"
     );
 }
+
+/// Corrupted modules (every single-byte change at many positions of a real pack) must end
+/// in `Ok` or a typed error, at load or at the first call; never in a panic.
+#[test]
+fn corrupted_packs_fail_cleanly() {
+    let original = support::pack_bytes("text_tools");
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut loaded, mut rejected) = (0, 0);
+    for _ in 0..40 {
+        let mut bytes = original.clone();
+        let position = (next() % bytes.len() as u64) as usize;
+        bytes[position] ^= (next() % 255 + 1) as u8;
+        match Pack::load(&bytes, Default::default()) {
+            Ok(pack) => {
+                loaded += 1;
+                if let Err(err) = pack.call("uppercase", b"abc") {
+                    assert_ne!(err.code(), "internal", "corruption at {position}: {err}");
+                }
+            }
+            Err(err) => {
+                rejected += 1;
+                assert!(
+                    ["invalid_pack", "invalid_manifest"].contains(&err.code()),
+                    "corruption at {position}: {err}"
+                );
+            }
+        }
+    }
+    assert!(loaded + rejected == 40 && rejected > 0);
+}
