@@ -112,9 +112,10 @@ impl Instance {
             Some(path) => builder.with_cache_config(path),
             None => builder.with_cache_disabled(),
         };
-        let plugin = catch_panic("instantiating", || builder.build())?.map_err(|err| {
+        let mut plugin = catch_panic("instantiating", || builder.build())?.map_err(|err| {
             Error::invalid_pack(format!("could not compile or link the pack: {err:#}"))
         })?;
+        instantiate_now(&mut plugin)?;
         Ok(Instance {
             plugin,
             meter,
@@ -168,6 +169,27 @@ impl Instance {
             wall_time,
             logs,
         }
+    }
+}
+
+/// Export name no module has: calling it makes extism instantiate the module and run its
+/// start-up code, then fail to find the function.
+const NO_SUCH_EXPORT: &str = "__packhost_instantiate";
+
+/// Instantiates the module and runs its start-up code (constructors, language runtime
+/// init) now, when the instance is made, instead of inside its first real call. That call
+/// would otherwise pay for it, so a caller's fuel and time would depend on whether the pool
+/// handed it a fresh instance or a used one.
+fn instantiate_now(plugin: &mut extism::Plugin) -> Result<()> {
+    let outcome = catch_panic("instantiating", || {
+        plugin.call::<&[u8], &[u8]>(NO_SUCH_EXPORT, &[]).map(|_| ())
+    })?;
+    match outcome {
+        Err(err) if err.to_string().starts_with("Function not found") => Ok(()),
+        Err(err) => Err(Error::invalid_pack(format!(
+            "the pack failed to start: {err:#}"
+        ))),
+        Ok(()) => Ok(()),
     }
 }
 
