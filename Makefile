@@ -45,14 +45,19 @@ test-rust: packs lint ## Rust: unit, conformance, sandbox, contract and CLI test
 bench: packs ## Time packhost against the official SDKs and bare wasmtime; writes BENCHMARKS.md (slow: a release build).
 	bash scripts/bench.sh
 
+# Each binding's crate is linted after its ci.sh, which installs the toolchain it needs.
+
 test-node: packs ## Node binding tests (node --test).
 	bash bindings/node/ci.sh
+	cargo clippy -p packhost-node --all-targets -- -D warnings
 
 test-python: packs ## Python binding tests (pytest).
 	bash bindings/python/ci.sh
+	cargo clippy -p packhost-python --all-targets -- -D warnings
 
 test-ruby: packs ## Ruby binding tests (minitest).
 	bash bindings/ruby/ci.sh
+	cargo clippy -p packhost-ruby --all-targets -- -D warnings
 
 lint: setup ## rustfmt and clippy, warnings denied.
 	cargo fmt --all -- --check

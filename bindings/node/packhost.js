@@ -172,6 +172,9 @@ class Pack {
   /** Use `Pack.load` or `Pack.loadSync`. */
   constructor(token, nativePack, hooks) {
     if (token !== FROM_LOAD) throw new TypeError('use Pack.load() or Pack.loadSync() to load a pack')
+    if (hooks?.onLog != null && typeof hooks.onLog !== 'function') {
+      throw new TypeError('hooks.onLog must be a function, or null to keep log lines off the console')
+    }
     this.#native = nativePack
     this.#onLog = hooks?.onLog === undefined ? logToConsole : hooks.onLog
   }

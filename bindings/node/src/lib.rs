@@ -13,7 +13,7 @@ mod pack;
 use napi_derive::napi;
 
 pub use outcome::{NativeCallOutcome, NativeError};
-pub use pack::{CallTask, LoadTask, NativePack};
+pub use pack::{load_pack, load_pack_sync, CallTask, LoadTask, NativePack};
 
 /// Every error code the core can report, in the core's order; the wrapper checks it has
 /// an error class for each.

@@ -86,3 +86,27 @@ pub fn guarded<T>(what: &str, work: impl FnOnce() -> packhost::Result<T>) -> pac
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_instead_of_unwinding_into_node() {
+        let err = guarded("a test", || -> packhost::Result<()> { panic!("boom") }).unwrap_err();
+        assert_eq!(err.code(), "internal");
+        assert_eq!(err.message(), "packhost panicked during a test: boom");
+    }
+
+    #[test]
+    fn a_core_error_keeps_its_code_return_code_and_report() {
+        let failure = NativeError::from(&Error::new(
+            ErrorKind::PluginError { return_code: 7 },
+            "declined",
+        ));
+        assert_eq!(failure.code, "plugin_error");
+        assert_eq!(failure.message, "declined");
+        assert_eq!(failure.return_code, Some(7));
+        assert!(failure.report_json.is_none());
+    }
+}

@@ -59,7 +59,10 @@ pub fn load_pack_sync(
 
 /// Loads a pack on the libuv thread pool.
 #[napi(ts_return_type = "Promise<NativePack | NativeError>")]
-pub fn load_pack(source: Either<String, Buffer>, options_json: Option<String>) -> AsyncTask<LoadTask> {
+pub fn load_pack(
+    source: Either<String, Buffer>,
+    options_json: Option<String>,
+) -> AsyncTask<LoadTask> {
     AsyncTask::new(LoadTask {
         source: Source::from(source),
         options_json,
@@ -113,7 +116,11 @@ impl NativePack {
     /// The names of the actions the pack can be called with, in manifest order.
     #[napi(getter)]
     pub fn actions(&self) -> Vec<String> {
-        self.pack.actions().into_iter().map(str::to_string).collect()
+        self.pack
+            .actions()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Calls `action` on the calling thread, blocking it for up to the call's timeout.

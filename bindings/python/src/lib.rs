@@ -20,5 +20,16 @@ fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<result::LogRecord>()?;
     module.add("ERROR_CODES", PyTuple::new(py, packhost::ERROR_CODES)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add_function(wrap_pyfunction!(panic_for_tests, module)?)?;
     Ok(())
+}
+
+/// Panics inside the same guard every core call runs in, so tests can show that a panic
+/// reaches Python as `packhost.Internal` instead of aborting or escaping as
+/// `PanicException`. Not part of the API.
+#[pyfunction(name = "_panic_for_tests")]
+fn panic_for_tests(py: Python<'_>, message: &str) -> PyResult<()> {
+    let outcome =
+        py.detach(|| errors::catch_panic(|| -> packhost::Result<()> { panic!("{message}") }));
+    outcome.map_err(|err| errors::to_py_err(py, &err))
 }

@@ -26,10 +26,11 @@ impl NativePack {
     /// Loads a pack from module bytes with options given as JSON text.
     #[staticmethod]
     fn load_bytes(py: Python<'_>, data: &[u8], options_json: &str) -> PyResult<Self> {
-        let loaded = py.detach(|| {
-            catch_panic(|| Pack::load(data, PackOptions::from_json(options_json)?))
-        });
-        loaded.map(|pack| NativePack { pack }).map_err(|err| to_py_err(py, &err))
+        let loaded =
+            py.detach(|| catch_panic(|| Pack::load(data, PackOptions::from_json(options_json)?)));
+        loaded
+            .map(|pack| NativePack { pack })
+            .map_err(|err| to_py_err(py, &err))
     }
 
     /// Loads a pack from a `.wasm` file with options given as JSON text.
@@ -38,7 +39,9 @@ impl NativePack {
         let loaded = py.detach(|| {
             catch_panic(|| Pack::load_file(&path, PackOptions::from_json(options_json)?))
         });
-        loaded.map(|pack| NativePack { pack }).map_err(|err| to_py_err(py, &err))
+        loaded
+            .map(|pack| NativePack { pack })
+            .map_err(|err| to_py_err(py, &err))
     }
 
     /// The SHA-256 of the module bytes, in lowercase hex.
@@ -73,16 +76,14 @@ impl NativePack {
 
     /// The manifest as JSON text.
     fn manifest_json(&self) -> PyResult<String> {
-        serde_json::to_string(self.pack.manifest()).map_err(|err| {
-            PyTypeError::new_err(format!("manifest does not serialize: {err}"))
-        })
+        serde_json::to_string(self.pack.manifest())
+            .map_err(|err| PyTypeError::new_err(format!("manifest does not serialize: {err}")))
     }
 
     /// The options in force, defaults filled in, as JSON text.
     fn options_json(&self) -> PyResult<String> {
-        serde_json::to_string(self.pack.options()).map_err(|err| {
-            PyTypeError::new_err(format!("options do not serialize: {err}"))
-        })
+        serde_json::to_string(self.pack.options())
+            .map_err(|err| PyTypeError::new_err(format!("options do not serialize: {err}")))
     }
 
     /// Runs `action` on `input` (`bytes`, or `str` sent as UTF-8).
@@ -98,7 +99,12 @@ impl NativePack {
 
     fn __repr__(&self) -> String {
         let manifest = self.pack.manifest();
-        format!("NativePack({} {}, id={})", manifest.name, manifest.version, &self.pack.id()[..12])
+        format!(
+            "NativePack({} {}, id={})",
+            manifest.name,
+            manifest.version,
+            &self.pack.id()[..12]
+        )
     }
 }
 

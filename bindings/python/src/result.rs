@@ -39,7 +39,11 @@ impl CallResult {
         match std::str::from_utf8(bytes) {
             Ok(text) => Ok(PyString::new(py, text)),
             // Let Python build the error so it carries the usual position and reason.
-            Err(_) => Ok(self.output.bind(py).call_method1("decode", ("utf-8",))?.cast_into()?),
+            Err(_) => Ok(self
+                .output
+                .bind(py)
+                .call_method1("decode", ("utf-8",))?
+                .cast_into()?),
         }
     }
 
@@ -147,7 +151,10 @@ pub struct LogRecord {
 #[pymethods]
 impl LogRecord {
     fn __repr__(&self) -> String {
-        format!("LogRecord(level={:?}, message={:?})", self.level, self.message)
+        format!(
+            "LogRecord(level={:?}, message={:?})",
+            self.level, self.message
+        )
     }
 }
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -16,14 +18,16 @@ UNCAPPED = {"limits": {"fuel": None, "timeout_ms": 60000}}
 CALLS = 8
 
 
-def run_work(pack: packhost.Pack, rounds: int, threads: int) -> float:
-    """Seconds to finish CALLS busy calls spread over ``threads`` threads."""
+def timed(work: Callable[[], object], threads: int) -> float:
+    """Seconds to run ``work`` CALLS times spread over ``threads`` threads."""
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = list(pool.map(lambda _: pack.call("busy", {"rounds": rounds}), range(CALLS)))
-    elapsed = time.perf_counter() - start
-    assert len({result.output for result in results}) == 1
-    return elapsed
+        list(pool.map(lambda _: work(), range(CALLS)))
+    return time.perf_counter() - start
+
+
+def speedup(work: Callable[[], object]) -> float:
+    return timed(work, threads=1) / timed(work, threads=2)
 
 
 def test_two_threads_finish_cpu_bound_work_at_least_1_6x_faster(hostile_path: Path) -> None:
@@ -32,21 +36,28 @@ def test_two_threads_finish_cpu_bound_work_at_least_1_6x_faster(hostile_path: Pa
     rounds = 1_000_000
     while True:
         start = time.perf_counter()
-        pack.call("busy", {"rounds": rounds})
+        expected = pack.call("busy", {"rounds": rounds}).output
         if time.perf_counter() - start > 0.1:
             break
         rounds *= 2
-    pack.call("busy", {"rounds": rounds})  # both threads may need an instance; warm two
-    run_work(pack, rounds, threads=2)
-    # Other processes share this machine's two cores; the best of three runs is the measure.
+
+    def busy() -> None:
+        assert pack.call("busy", {"rounds": rounds}).output == expected
+
+    timed(busy, threads=2)  # the second concurrent caller gets its own instance: warm it
     speedups = []
     for _ in range(3):
-        one = run_work(pack, rounds, threads=1)
-        two = run_work(pack, rounds, threads=2)
-        speedups.append(one / two)
-        if one / two >= 1.6:
-            break
-    assert max(speedups) >= 1.6, f"speed-ups {speedups}: calls do not run in parallel"
+        speedups.append(speedup(busy))
+        if speedups[-1] >= 1.6:
+            return
+    # Other processes may be using the second core. Hashing a large buffer releases the GIL
+    # too, so it shows what parallelism the machine offers right now; only when it reaches
+    # 1.6x and the pack does not is the binding at fault.
+    data = b"x" * (64 << 20)
+    reference = max(speedup(lambda: hashlib.sha256(data).digest()) for _ in range(2))
+    if reference < 1.6:
+        pytest.skip(f"machine too busy to measure: reference speed-up {reference:.2f}, pack {speedups}")
+    assert max(speedups) >= 1.6, f"speed-ups {speedups} (reference {reference:.2f}): calls do not run in parallel"
 
 
 def test_a_thread_blocked_in_a_call_does_not_block_other_python_threads(hostile_path: Path) -> None:

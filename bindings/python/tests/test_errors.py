@@ -71,3 +71,12 @@ def test_a_code_from_a_newer_core_still_raises_a_pack_error() -> None:
     error = packhost.PackError("something new", code="brand_new_code")
     assert error.code == "brand_new_code"
     assert packhost.Timeout("slow").code == "timeout"
+
+
+def test_a_panic_in_rust_becomes_internal_not_a_crash() -> None:
+    from packhost import _native
+
+    with pytest.raises(packhost.Internal) as caught:
+        _native._panic_for_tests("deliberate")
+    assert caught.value.code == "internal"
+    assert "deliberate" in caught.value.message

@@ -2,16 +2,21 @@
 
 # Runs the shared conformance suite (tests/conformance/cases/*.json) through the Ruby
 # binding: one test per case, named after the case, with the same expectations as the Rust
-# runner (outputs, error codes, return codes, messages, fuel, logs, actions).
+# runner (outputs, error codes, return codes, messages, logs, actions), and every successful
+# call burning exactly the fuel tests/conformance/fuel.json records from the Rust runner.
 
 require_relative "test_helper"
 
 class ConformanceTest < Minitest::Test
   CASE_FILES = Dir.glob(File.join(PackhostTestSupport::CONFORMANCE_DIR, "cases", "*.json")).sort
-  EXPECTATIONS = %w[output output_json error].freeze
+  FUEL_FILE = File.join(PackhostTestSupport::CONFORMANCE_DIR, "fuel.json")
+  # Expected fuel of each successful call: by case name for the first call, and
+  # "NAME/then/I" for the I-th follow-up call.
+  EXPECTED_FUEL = File.file?(FUEL_FILE) ? JSON.parse(File.read(FUEL_FILE)).freeze : {}.freeze
 
-  def test_the_suite_has_cases
+  def test_the_suite_has_cases_and_fuel_counts
     refute_empty CASE_FILES, "no case files in #{PackhostTestSupport::CONFORMANCE_DIR}/cases"
+    assert File.file?(FUEL_FILE), "#{FUEL_FILE} is missing"
   end
 
   CASE_FILES.each do |file|
@@ -33,7 +38,7 @@ class ConformanceTest < Minitest::Test
       assert_expectation_met_without_call(kase)
     end
     kase.fetch("then", []).each_with_index do |step, index|
-      check_call(pack, step, "#{kase['name']} then[#{index}]")
+      check_call(pack, step, "#{kase['name']}/then/#{index}")
     end
   end
 
@@ -59,7 +64,9 @@ class ConformanceTest < Minitest::Test
     flunk "expected a load error #{kase['error']}, but the pack loaded"
   end
 
-  def check_call(pack, step, label)
+  # Runs one call and checks it; `key` names the call in fuel.json and in messages.
+  def check_call(pack, step, key)
+    label = key
     input = step.fetch("input", "") * step.fetch("input_repeat", 1)
     begin
       result = invoke(pack, step.fetch("export"), input)
@@ -73,6 +80,8 @@ class ConformanceTest < Minitest::Test
     assert_equal step["output"].b, result.bytes, "#{label}: output" if step.key?("output")
     assert_equal step["output_json"], JSON.parse(result.bytes), "#{label}: output_json" if step.key?("output_json")
     assert_report(step, result.usage, result.logs, label)
+    assert EXPECTED_FUEL.key?(key), "#{label}: no fuel.json entry (the Rust runner writes them)"
+    assert_equal EXPECTED_FUEL[key], result.usage.fuel_consumed, "#{label}: fuel (fuel.json)"
   end
 
   def invoke(pack, export, input)

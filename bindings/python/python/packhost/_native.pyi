@@ -6,8 +6,20 @@ compiled module.
 
 from typing import Any, Dict, List, Tuple, final
 
+__all__ = [
+    "NativePack",
+    "CallResult",
+    "Usage",
+    "LogRecord",
+    "ERROR_CODES",
+    "__version__",
+    "_panic_for_tests",
+]
+
 ERROR_CODES: Tuple[str, ...]
 __version__: str
+
+def _panic_for_tests(message: str) -> None: ...
 
 @final
 class NativePack:

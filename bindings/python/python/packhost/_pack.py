@@ -24,6 +24,10 @@ Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 Input = Any
 """A call input: ``bytes``, ``str`` (sent as UTF-8), or any JSON-serialisable object."""
 
+# A library leaves output to the application (the logging HOWTO's advice): without this,
+# Python's last-resort handler would print a pack's warnings to stderr unasked.
+logging.getLogger("packhost").addHandler(logging.NullHandler())
+
 # Python's logging has no level below DEBUG; plugin "trace" lines sit just under it.
 TRACE = logging.DEBUG - 5
 
@@ -100,7 +104,8 @@ class Pack:
     @property
     def options(self) -> Dict[str, Any]:
         """The options in force, with the core's defaults filled in."""
-        return json.loads(self._native.options_json())
+        options: Dict[str, Any] = json.loads(self._native.options_json())
+        return options
 
     def call(self, action: str, input: Input = b"") -> CallResult:
         """Runs ``action`` on ``input`` and returns its output, usage and logs.

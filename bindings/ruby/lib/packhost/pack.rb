@@ -26,15 +26,21 @@ module Packhost
       # Options are handed to the core unchanged (as JSON), which applies its defaults and
       # rejects unknown fields. See the core's PackOptions: +limits+ (+memory_bytes+,
       # +timeout_ms+, +fuel+, +max_input_bytes+, +max_output_bytes+), +allowed_hosts+,
-      # +config+, +log_level+, +allow_wasi+.
+      # +config+, +log_level+, +allow_wasi+. Give them as keywords, as a Hash (string keys
+      # are fine, e.g. straight from a JSON or YAML config file), or both.
+      #
+      # @example
+      #   Packhost::Pack.load("text_tools.wasm", limits: {timeout_ms: 200, fuel: nil})
+      #   Packhost::Pack.load(File.binread("text_tools.wasm"), {"config" => {"greeting" => "Hi"}})
       #
       # @param source [String, Pathname] a path, or the module bytes
-      # @param options [Hash] load options, e.g. `limits: {timeout_ms: 200}`
+      # @param options [Hash, nil] load options
+      # @param keywords [Hash] more load options, e.g. `limits: {timeout_ms: 200}`
       # @return [Pack]
       # @raise [InvalidPackError, InvalidManifestError, InvalidOptionsError, HostDeniedError,
       #   IOError] when the pack cannot be loaded
-      def load(source, **options)
-        options_json = JSON.generate(options)
+      def load(source, options = nil, **keywords)
+        options_json = JSON.generate(options.nil? ? keywords : options.merge(keywords))
         if module_bytes?(source)
           __load_bytes(source, options_json)
         else

@@ -72,6 +72,14 @@ module Packhost
       utf8.valid_encoding? ? utf8.freeze : @bytes
     end
 
+    # Parses the output as JSON, whatever `json:` the call was made with.
+    #
+    # @return [Object] the parsed value
+    # @raise [JSON::ParserError] when the output is not JSON
+    def json
+      JSON.parse(@bytes)
+    end
+
     # @return [String] the output as text
     def to_s
       text

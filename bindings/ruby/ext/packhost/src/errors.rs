@@ -7,9 +7,7 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use magnus::{
-    function, prelude::*, Error, Exception, KwArgs, RClass, RModule, Ruby, Value,
-};
+use magnus::{function, prelude::*, Error, Exception, KwArgs, RClass, RModule, Ruby, Value};
 use packhost::ErrorKind;
 
 use crate::convert::to_ruby;
@@ -23,7 +21,9 @@ pub(crate) fn init(_ruby: &Ruby, module: RModule) -> Result<(), Error> {
 /// Panics inside a guarded native method. Used only by the test suite: a bug in the
 /// extension must reach Ruby as an exception, never as a crash of the process.
 fn panic_probe(ruby: &Ruby) -> Result<(), Error> {
-    guard(ruby, |_| -> Result<(), Error> { panic!("panic probe: deliberate panic for the tests") })
+    guard(ruby, |_| -> Result<(), Error> {
+        panic!("panic probe: deliberate panic for the tests")
+    })
 }
 
 /// Runs the body of a native method, turning a panic into `Packhost::InternalError`.

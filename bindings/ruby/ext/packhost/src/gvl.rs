@@ -37,7 +37,8 @@ where
             null_mut(),
         );
     }
-    job.outcome.unwrap_or_else(|| Err(Box::new("the work never ran")))
+    job.outcome
+        .unwrap_or_else(|| Err(Box::new("the work never ran")))
 }
 
 /// The C-callable trampoline. A panic must never unwind into Ruby's C frames, so it is

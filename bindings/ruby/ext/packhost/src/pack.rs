@@ -113,7 +113,14 @@ impl RbPack {
 
     /// The action names, `pre` and `post` included, in manifest order.
     fn actions(ruby: &Ruby, rb_self: &Self) -> Result<Vec<String>, Error> {
-        guard(ruby, |_| Ok(rb_self.pack.actions().into_iter().map(str::to_string).collect()))
+        guard(ruby, |_| {
+            Ok(rb_self
+                .pack
+                .actions()
+                .into_iter()
+                .map(str::to_string)
+                .collect())
+        })
     }
 
     /// The manifest as JSON text; the Ruby half parses it once.

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# CI for the Node binding: installs the npm tooling into the repository's node_modules/,
+# builds the addon (dev profile, shared target dir), checks the generated loader and types
+# for drift, runs the Node test suite, type-checks the declarations, then packs the package
+# and runs the example from a fresh folder outside the repository. Safe to run again; run
+# from anywhere.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "tools"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt-get update && apt-get install -y nodejs npm
+fi
+echo "node $(node --version), npm $(npm --version 2>/dev/null), $(cargo --version)"
+
+missing=()
+for pack in api_errors hostile plain text_tools; do
+    [ -f "plugins/dist/$pack.wasm" ] || missing+=("plugins/dist/$pack.wasm")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "missing sample packs: ${missing[*]}" >&2
+    echo "build them first with \`make packs\`" >&2
+    exit 1
+fi
+
+step "npm dependencies"
+# Installs the locked versions. Not `npm ci`: npm 11 leaves the other platforms' optional
+# packages of @napi-rs/cli's dependencies out of the lock file and `npm ci` then refuses it.
+# Skipped while node_modules/ is newer than the lock file.
+if [ ! -x node_modules/.bin/napi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm install --no-audit --no-fund
+else
+    echo "node_modules/ is up to date"
+fi
+
+step "build (dev profile)"
+generated=(bindings/node/index.js bindings/node/index.d.ts)
+snapshot="$(mktemp -d)"
+trap 'rm -rf "$snapshot"' EXIT
+cp "${generated[@]}" "$snapshot/"
+npm run --silent build
+
+step "drift check of the generated loader and types"
+drift=0
+for file in "${generated[@]}"; do
+    if ! diff -u "$snapshot/$(basename "$file")" "$file"; then
+        echo "$file changed when regenerated: commit the regenerated file" >&2
+        drift=1
+    fi
+done
+[ "$drift" -eq 0 ] && echo "index.js and index.d.ts match what napi generates"
+
+step "tests"
+node --test bindings/node/test/*.test.js bindings/node/test/*.test.mjs
+
+step "type check of the published declarations"
+npx --no-install tsc -p bindings/node/test/types && echo "packhost.d.ts type-checks against test/types/usage.mts"
+
+step "example from an npm pack tarball, installed outside the repository"
+npm pack --silent --pack-destination "$snapshot" >/dev/null
+app="$snapshot/app"
+mkdir -p "$app"
+cp examples/node/api_errors.mjs plugins/dist/api_errors.wasm "$app/"
+(
+    cd "$app"
+    echo '{"name": "packhost-example", "private": true, "type": "module"}' >package.json
+    npm install --no-audit --no-fund --prefer-offline "$snapshot"/packhost-*.tgz >/dev/null
+    node api_errors.mjs ./api_errors.wasm
+)
+
+exit "$drift"
