@@ -3,7 +3,8 @@
 //!
 //! A [`Pack`] is cheap to clone and safe to share across threads. Each call borrows an idle
 //! instance or makes one; an instance that failed in a way that may have left it broken
-//! (trap, timeout, a limit) is dropped, never reused, so the next call starts clean.
+//! (trap, timeout, a limit) gets a fresh store and wasm instance before it returns to the
+//! pool, never reused as it was, so the next call starts clean.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -230,14 +231,17 @@ impl Pack {
             input_bytes: input.len() as u64,
             output_bytes: result.as_ref().map_or(0, |out| out.len() as u64),
         };
-        let keep_instance = match &result {
+        // A pack that returned normally (even with its own error) left its instance sound;
+        // any other failure may have left it mid-way, so its store and wasm instance are
+        // replaced before anyone uses it again.
+        let sound = match &result {
             Ok(_) => true,
             Err(err) => matches!(
                 err.kind(),
                 ErrorKind::PluginError { .. } | ErrorKind::OutputTooLarge
             ),
         };
-        if keep_instance {
+        if sound || instance.renew().is_ok() {
             self.checkin(instance);
         }
         match result {

@@ -58,9 +58,13 @@ pub(crate) struct RawOutcome {
     pub(crate) logs: Vec<LogRecord>,
 }
 
-/// One live instance: an extism plugin in a store of its own engine.
+/// One instance slot: a compiled plugin with an engine of its own, and the live plugin
+/// (store and wasm instance) made from it. After a failure only the live plugin is replaced
+/// ([`Instance::renew`]); the engine and its compiled code stay, so recovering costs no
+/// compilation and starts no new threads.
 pub(crate) struct Instance {
-    plugin: extism::Plugin,
+    compiled: extism::CompiledPlugin,
+    plugin: Option<extism::Plugin>,
     meter: Arc<MemoryMeter>,
     logs: UserData<LogBuffer>,
 }
@@ -112,15 +116,33 @@ impl Instance {
             Some(path) => builder.with_cache_config(path),
             None => builder.with_cache_disabled(),
         };
-        let mut plugin = catch_panic("instantiating", || builder.build())?.map_err(|err| {
-            Error::invalid_pack(format!("could not compile or link the pack: {err:#}"))
-        })?;
-        instantiate_now(&mut plugin)?;
-        Ok(Instance {
-            plugin,
+        let compiled = catch_panic("compiling", || builder.compile())?
+            .map_err(|err| Error::invalid_pack(format!("could not compile the pack: {err:#}")))?;
+        let mut instance = Instance {
+            compiled,
+            plugin: None,
             meter,
             logs,
-        })
+        };
+        instance.renew()?;
+        Ok(instance)
+    }
+
+    /// Replaces the live plugin with a fresh one (new store, new wasm instance) from the same
+    /// compiled code. The old one is dropped first, so one engine never holds two stores.
+    ///
+    /// # Errors
+    /// `invalid_pack` when linking or the pack's start-up code fails.
+    pub(crate) fn renew(&mut self) -> Result<()> {
+        self.plugin = None;
+        let compiled = &self.compiled;
+        let mut plugin = catch_panic("instantiating", || {
+            extism::Plugin::new_from_compiled(compiled)
+        })?
+        .map_err(|err| Error::invalid_pack(format!("could not link the pack: {err:#}")))?;
+        instantiate_now(&mut plugin)?;
+        self.plugin = Some(plugin);
+        Ok(())
     }
 
     /// Runs one export on `input`.
@@ -132,7 +154,18 @@ impl Instance {
         }
         self.meter.reset_peak();
         let started = Instant::now();
-        let plugin = &mut self.plugin;
+        let Some(plugin) = self.plugin.as_mut() else {
+            return RawOutcome {
+                result: Err(Error::new(
+                    ErrorKind::Internal,
+                    "instance has no live plugin",
+                )),
+                fuel_consumed: 0,
+                peak_memory_bytes: 0,
+                wall_time: Duration::ZERO,
+                logs: Vec::new(),
+            };
+        };
         let result = catch_panic("calling", || {
             plugin
                 .call_get_error_code::<&[u8], Vec<u8>>(action, input)
@@ -155,7 +188,7 @@ impl Instance {
             }
         });
         let wall_time = started.elapsed();
-        let fuel_consumed = self.plugin.fuel_consumed().unwrap_or(0);
+        let fuel_consumed = plugin.fuel_consumed().unwrap_or(0);
         let logs = self
             .logs
             .get()
