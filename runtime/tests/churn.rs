@@ -18,7 +18,9 @@ fn resident_mib() -> u64 {
 }
 
 fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").expect("linux /proc").count()
+    std::fs::read_dir("/proc/self/task")
+        .expect("linux /proc")
+        .count()
 }
 
 #[test]
@@ -41,5 +43,6 @@ fn repeated_failures_do_not_grow_memory_or_threads() {
         threads_after <= threads_before + 1,
         "threads went from {threads_before} to {threads_after} over 400 failed calls"
     );
-    pack.call("busy", br#"{"rounds": 10}"#).expect("the pack still works");
+    pack.call("busy", br#"{"rounds": 10}"#)
+        .expect("the pack still works");
 }
