@@ -15,14 +15,6 @@ use crate::manifest::{PackManifest, MANIFEST_EXPORT};
 use crate::module::{embed_manifest, ModuleInfo};
 use crate::options::{Limits, LogLevel};
 
-/// True when `module` exports the PDK's manifest function.
-///
-/// # Errors
-/// `invalid_pack` when `module` is not a valid module.
-pub fn has_generated_manifest(module: &[u8]) -> Result<bool> {
-    Ok(ModuleInfo::read(module)?.exports_function(MANIFEST_EXPORT))
-}
-
 /// Runs the module's `__packhost_manifest` export and returns the module with the result
 /// in its `packhost/manifest` section.
 ///

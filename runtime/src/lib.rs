@@ -26,7 +26,7 @@ mod options;
 mod pack;
 mod usage;
 
-pub use embed::{embed_generated_manifest, has_generated_manifest};
+pub use embed::embed_generated_manifest;
 pub use error::{Error, ErrorKind, Result, ERROR_CODES};
 pub use manifest::{ActionSpec, Capabilities, Encoding, PackManifest, PayloadSpec};
 pub use module::{embed_manifest, ModuleInfo};
