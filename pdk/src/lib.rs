@@ -50,6 +50,10 @@ pub fn config(key: &str) -> Option<String> {
     extism_pdk::config::get(key).ok().flatten()
 }
 
+/// Bulk I/O with packhost's native engine, used by the macros; not a stable API.
+#[doc(hidden)]
+pub mod bulk;
+
 /// Everything a pack usually needs, in one import.
 pub mod prelude {
     pub use crate::{action, config, fail, json, post, pre, Error, JsonSchema, Value};
@@ -63,6 +67,7 @@ pub mod __private {
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
+    pub use crate::bulk;
     use crate::Error;
 
     /// One action, as the manifest describes it.
@@ -148,8 +153,8 @@ pub mod __private {
 
     /// Runs one export: reads the input, applies `body`, writes the output or the error.
     pub fn run(body: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, Error>) -> i32 {
-        let input = extism_pdk::input_bytes();
-        match body(input).and_then(extism_pdk::output) {
+        let input = bulk::take_input().unwrap_or_else(extism_pdk::input_bytes);
+        match body(input).and_then(bulk::send_output) {
             Ok(()) => 0,
             Err(err) => {
                 set_error(&format!("{err:#}"));
@@ -211,6 +216,18 @@ macro_rules! pack {
         $(, config: [$($key:expr),* $(,)?])?
         $(,)?
     ) => {
+        #[doc(hidden)]
+        #[export_name = "__packhost_io_input"]
+        pub extern "C" fn __packhost_io_input(len: i32) -> i32 {
+            $crate::__private::bulk::reserve_input(len)
+        }
+
+        #[doc(hidden)]
+        #[export_name = "__packhost_io_output"]
+        pub extern "C" fn __packhost_io_output() -> i64 {
+            $crate::__private::bulk::kept_output()
+        }
+
         #[doc(hidden)]
         #[export_name = "__packhost_manifest"]
         pub extern "C" fn __packhost_manifest() -> i32 {

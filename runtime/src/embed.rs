@@ -13,7 +13,7 @@ use crate::engine::{Instance, InstanceSpec};
 use crate::error::{Error, Result};
 use crate::manifest::{PackManifest, MANIFEST_EXPORT};
 use crate::module::{embed_manifest, ModuleInfo};
-use crate::options::{Limits, LogLevel};
+use crate::options::{EngineKind, Limits, LogLevel};
 
 /// Runs the module's `__packhost_manifest` export and returns the module with the result
 /// in its `packhost/manifest` section.
@@ -30,12 +30,15 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
         )));
     }
     let spec = InstanceSpec {
+        id: crate::pack::module_id(module),
         wasm: Arc::new(module.to_vec()),
+        engine: EngineKind::default(),
         allowed_hosts: Vec::new(),
         config: BTreeMap::new(),
         limits: Limits::default(),
         log_level: LogLevel::Off,
         wasi: false,
+        native_code: Default::default(),
     };
     let manifest_json = Instance::new(&spec)?.call(MANIFEST_EXPORT, &[]).result?;
     PackManifest::parse(&manifest_json, &info)?;

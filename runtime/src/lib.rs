@@ -27,9 +27,10 @@ mod pack;
 mod usage;
 
 pub use embed::embed_generated_manifest;
+pub use engine::forget_compiled_code;
 pub use error::{Error, ErrorKind, Result, ERROR_CODES};
 pub use manifest::{ActionSpec, Capabilities, Encoding, PackManifest, PayloadSpec};
 pub use module::{embed_manifest, ModuleInfo};
-pub use options::{Limits, LogLevel, PackOptions};
+pub use options::{EngineKind, Limits, LogLevel, PackOptions};
 pub use pack::Pack;
 pub use usage::{CallOutput, CallReport, LogRecord, Usage};

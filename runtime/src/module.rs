@@ -79,6 +79,10 @@ pub const EXTISM_ENV_FUNCTIONS: &[EnvFunction] = &[
     env("get_log_level", &[], &["i32"]),
 ];
 
+/// Exports whose names start with this belong to packhost's own protocol with its PDK
+/// (the manifest, bulk I/O) and are never actions.
+pub const RESERVED_EXPORT_PREFIX: &str = "__packhost_";
+
 /// Exports that runtimes call for their own reasons and that are never actions.
 const RUNTIME_EXPORTS: &[&str] = &[
     MANIFEST_EXPORT,
@@ -215,6 +219,7 @@ impl ModuleInfo {
             .map(|(name, kind, index)| {
                 let callable = kind == ExternalKind::Func
                     && !RUNTIME_EXPORTS.contains(&name.as_str())
+                    && !name.starts_with(RESERVED_EXPORT_PREFIX)
                     && func_type_of
                         .get(index as usize)
                         .and_then(|ty| func_types.get(*ty as usize))

@@ -83,6 +83,29 @@ impl LogLevel {
     }
 }
 
+/// Which engine runs a pack's calls. Both implement the same Extism ABI and give the same
+/// outputs and error codes; fuel counts differ, because extism's kernel is itself WebAssembly
+/// and burns the pack's fuel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// packhost's own implementation of the ABI on wasmtime: the fast one.
+    #[default]
+    Native,
+    /// The `extism` crate, kept as the reference implementation.
+    Extism,
+}
+
+impl EngineKind {
+    /// The engine's lowercase name, as it appears in options.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Native => "native",
+            EngineKind::Extism => "extism",
+        }
+    }
+}
+
 /// Everything a host grants one loaded pack. Deny by default: a pack gets an HTTP host or
 /// a config key only when both its manifest asks for it and these options grant it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -100,6 +123,8 @@ pub struct PackOptions {
     /// Let the pack import WASI (`wasi_snapshot_preview1`), needed by some guest languages.
     /// It gets no files, no environment and no network through WASI. Default false.
     pub allow_wasi: bool,
+    /// The engine that runs calls. Default `native`.
+    pub engine: EngineKind,
 }
 
 impl PackOptions {

@@ -77,7 +77,7 @@ impl Pack {
     }
 
     fn load_named(bytes: &[u8], options: PackOptions, fallback_name: &str) -> Result<Pack> {
-        let id = hex(&Sha256::digest(bytes));
+        let id = module_id(bytes);
         let span = tracing::info_span!("packhost.load", pack_id = %&id[..12], size = bytes.len());
         let _entered = span.enter();
 
@@ -91,7 +91,9 @@ impl Pack {
 
         let asked = &manifest.capabilities;
         let spec = InstanceSpec {
+            id: id.clone(),
             wasm: Arc::new(bytes.to_vec()),
+            engine: options.engine,
             allowed_hosts: effective_hosts(&asked.http_hosts, &options.allowed_hosts)
                 .iter()
                 .map(ToString::to_string)
@@ -105,6 +107,7 @@ impl Pack {
             limits: options.limits.clone(),
             log_level: options.log_level,
             wasi: options.allow_wasi && module.imports_wasi(),
+            native_code: Default::default(),
         };
         // Instances (and compilation) wait for the first call: everything that could stop a
         // pack from linking (imports by name and signature, the manifest) was checked above,
@@ -297,6 +300,11 @@ fn read_module_cached(id: &str, bytes: &[u8]) -> Result<Arc<ModuleInfo>> {
         map.insert(id.to_string(), info.clone());
     }
     Ok(info)
+}
+
+/// A module's identity: the SHA-256 of its bytes, in lowercase hex.
+pub(crate) fn module_id(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -1,6 +1,6 @@
-//! The Rust runner of the shared conformance suite in `tests/conformance/`: every case, the
-//! same way every host runs it. `PACKHOST_BLESS=1` regenerates `fuel.json` and the fixture
-//! modules instead of checking them.
+//! The Rust runner of the shared conformance suite in `tests/conformance/`: every case on
+//! every engine, the same way every host runs it. `PACKHOST_BLESS=1` regenerates `fuel.json`
+//! and the fixture modules instead of checking them.
 
 mod support;
 
@@ -171,12 +171,32 @@ fn pack_location(case: &Case) -> PathBuf {
     }
 }
 
+/// The engines every case runs on, by their option name.
+const ENGINES: [&str; 2] = ["native", "extism"];
+
+/// Fuel per engine, then per case key.
+type FuelTable = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// The case's options with `engine` set, unless the case chose one itself.
+fn options_for(case: &Case, engine: &str) -> Value {
+    let mut options = case
+        .options
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    if let Value::Object(map) = &mut options {
+        map.entry("engine")
+            .or_insert_with(|| Value::String(engine.to_string()));
+    }
+    options
+}
+
 fn run_case(
     case: &Case,
+    engine: &str,
     fuel: &mut BTreeMap<String, u64>,
     expected_fuel: &BTreeMap<String, u64>,
 ) -> Vec<String> {
-    let options = case.options.clone().unwrap_or(Value::Null);
+    let options = options_for(case, engine);
     let loaded = PackOptions::from_value(options)
         .and_then(|options| Pack::load_file(pack_location(case), options));
     let pack = match loaded {
@@ -222,11 +242,11 @@ fn run_case(
 #[test]
 fn every_conformance_case_passes() {
     let fuel_file = conformance_dir().join("fuel.json");
-    let expected_fuel: BTreeMap<String, u64> = std::fs::read_to_string(&fuel_file)
+    let expected_fuel: FuelTable = std::fs::read_to_string(&fuel_file)
         .ok()
-        .map(|text| serde_json::from_str(&text).expect("fuel.json is a map of case to fuel"))
+        .map(|text| serde_json::from_str(&text).expect("fuel.json maps engine, then case, to fuel"))
         .unwrap_or_default();
-    let mut fuel = BTreeMap::new();
+    let mut fuel = FuelTable::new();
     let mut failures = Vec::new();
     let cases = load_cases();
     let mut names = std::collections::HashSet::new();
@@ -241,8 +261,12 @@ fn every_conformance_case_passes() {
             "case name {} is used twice",
             case.name
         );
-        for problem in run_case(case, &mut fuel, &expected_fuel) {
-            failures.push(format!("{}: {problem}", case.name));
+        for engine in ENGINES {
+            let expected = expected_fuel.get(engine).cloned().unwrap_or_default();
+            let recorded = fuel.entry(engine.to_string()).or_default();
+            for problem in run_case(case, engine, recorded, &expected) {
+                failures.push(format!("{} [{engine}]: {problem}", case.name));
+            }
         }
     }
     if blessing() {
@@ -250,8 +274,9 @@ fn every_conformance_case_passes() {
         std::fs::write(&fuel_file, text).expect("fuel.json is writable");
     }
     println!(
-        "{} conformance cases, {} failures",
+        "{} conformance cases on {} engines, {} failures",
         cases.len(),
+        ENGINES.len(),
         failures.len()
     );
     assert!(

@@ -1,0 +1,267 @@
+//! The reference engine: runs packs through the `extism` crate. It is the only module that
+//! touches extism; the conformance suite holds the native engine to what this one does.
+//!
+//! Two things here work around extism 1.30 rather than with it:
+//! - **One engine per instance.** extism times calls out by bumping the wasmtime engine's
+//!   epoch, and every plugin made from one compiled plugin shares that engine, so one call's
+//!   timeout would cut every concurrent call short. Each instance therefore owns its engine;
+//!   compiled code is shared through wasmtime's on-disk cache, so only the first instance
+//!   of a pack pays for compilation.
+//! - **Host functions shadowed.** The `log_*` and `get_log_level` imports are replaced by
+//!   ours, so log lines are captured per call at the host's level instead of going to
+//!   extism's global subscriber.
+
+mod classify;
+mod memory;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use extism::{CurrentPlugin, Function, UserData, Val, ValType, PTR};
+
+use super::{cache_dir, catch_panic, InstanceSpec, LogBuffer, RawOutcome, LOG_IMPORTS};
+use crate::error::{Error, ErrorKind, Result};
+use crate::module::EXTISM_ENV;
+use crate::options::LogLevel;
+
+use classify::classify;
+use memory::{MemoryMeter, MeteredMemoryCreator};
+
+/// One instance slot: a compiled plugin with an engine of its own, and the live plugin
+/// (store and wasm instance) made from it. After a failure only the live plugin is replaced
+/// ([`Instance::renew`]); the engine and its compiled code stay, so recovering costs no
+/// compilation and starts no new threads.
+pub(crate) struct Instance {
+    compiled: extism::CompiledPlugin,
+    plugin: Option<extism::Plugin>,
+    meter: Arc<MemoryMeter>,
+    logs: UserData<LogBuffer>,
+}
+
+impl Instance {
+    /// Compiles (or loads from the code cache) and links a fresh instance.
+    ///
+    /// # Errors
+    /// `invalid_pack` when wasmtime rejects the module or linking fails.
+    pub(crate) fn new(spec: &InstanceSpec) -> Result<Self> {
+        let meter = Arc::new(MemoryMeter::with_limit(spec.limits.memory_bytes));
+        let logs = UserData::new(LogBuffer::new(spec.log_level));
+
+        let manifest = extism::Manifest::new([extism::Wasm::data(spec.wasm.as_slice())])
+            .with_timeout(Duration::from_millis(spec.limits.timeout_ms))
+            .with_memory_options(
+                extism_manifest::MemoryOptions::new()
+                    .with_max_pages(spec.limits.memory_pages())
+                    .with_max_http_response_bytes(spec.limits.memory_bytes),
+            )
+            .with_allowed_hosts(spec.allowed_hosts.iter().cloned())
+            .with_config(spec.config.iter());
+
+        let mut wasmtime_config = wasmtime::Config::new();
+        // Copy-on-write memory images assume wasmtime's own mmap memories, so they are off
+        // with ours; data segments are copied in at instantiation instead.
+        wasmtime_config
+            .memory_init_cow(false)
+            .with_host_memory(Arc::new(MeteredMemoryCreator {
+                meter: meter.clone(),
+            }));
+
+        let mut builder = extism::PluginBuilder::new(manifest)
+            .with_wasi(spec.wasi)
+            .with_functions(log_functions(&logs))
+            .with_fuel_limit(spec.limits.fuel.unwrap_or(u64::MAX))
+            .with_wasmtime_config(wasmtime_config);
+        builder = match code_cache_config() {
+            Some(path) => builder.with_cache_config(path),
+            None => builder.with_cache_disabled(),
+        };
+        let compiled = catch_panic("compiling", || builder.compile())?
+            .map_err(|err| Error::invalid_pack(format!("could not compile the pack: {err:#}")))?;
+        let mut instance = Instance {
+            compiled,
+            plugin: None,
+            meter,
+            logs,
+        };
+        instance.renew()?;
+        Ok(instance)
+    }
+
+    /// Replaces the live plugin with a fresh one (new store, new wasm instance) from the same
+    /// compiled code. The old one is dropped first, so one engine never holds two stores.
+    ///
+    /// # Errors
+    /// `invalid_pack` when linking or the pack's start-up code fails.
+    pub(crate) fn renew(&mut self) -> Result<()> {
+        self.plugin = None;
+        let compiled = &self.compiled;
+        let mut plugin = catch_panic("instantiating", || {
+            extism::Plugin::new_from_compiled(compiled)
+        })?
+        .map_err(|err| Error::invalid_pack(format!("could not link the pack: {err:#}")))?;
+        instantiate_now(&mut plugin)?;
+        self.plugin = Some(plugin);
+        Ok(())
+    }
+
+    /// Runs one export on `input`.
+    pub(crate) fn call(&mut self, action: &str, input: &[u8]) -> RawOutcome {
+        if let Ok(buffer) = self.logs.get() {
+            if let Ok(mut buffer) = buffer.lock() {
+                buffer.lines.clear();
+            }
+        }
+        self.meter.reset_peak();
+        let started = Instant::now();
+        let Some(plugin) = self.plugin.as_mut() else {
+            return RawOutcome::failed(Error::new(
+                ErrorKind::Internal,
+                "instance has no live plugin",
+            ));
+        };
+        let result = catch_panic("calling", || {
+            plugin
+                .call_get_error_code::<&[u8], Vec<u8>>(action, input)
+                .map_err(|(err, return_code)| classify(&err, return_code))
+        })
+        .and_then(|result| result)
+        .map_err(|err| {
+            // A pack whose memory growth was refused usually aborts (Rust's allocator traps);
+            // that trap is the memory limit at work, and is reported as such.
+            if *err.kind() == ErrorKind::Trap && self.meter.refused_growth() {
+                Error::new(
+                    ErrorKind::MemoryLimit,
+                    format!(
+                        "the pack tried to grow its memory past the {} byte limit",
+                        self.meter.limit()
+                    ),
+                )
+            } else {
+                err
+            }
+        });
+        let wall_time = started.elapsed();
+        let fuel_consumed = plugin.fuel_consumed().unwrap_or(0);
+        let logs = self
+            .logs
+            .get()
+            .ok()
+            .and_then(|buffer| buffer.lock().ok().map(|mut b| std::mem::take(&mut b.lines)))
+            .unwrap_or_default();
+        RawOutcome {
+            result,
+            fuel_consumed,
+            peak_memory_bytes: self.meter.peak(),
+            wall_time,
+            logs,
+        }
+    }
+}
+
+/// Export name no module has: calling it makes extism instantiate the module and run its
+/// start-up code, then fail to find the function.
+const NO_SUCH_EXPORT: &str = "__packhost_instantiate";
+
+/// Instantiates the module and runs its start-up code (constructors, language runtime
+/// init) now, when the instance is made, instead of inside its first real call. That call
+/// would otherwise pay for it, so a caller's fuel and time would depend on whether the pool
+/// handed it a fresh instance or a used one.
+fn instantiate_now(plugin: &mut extism::Plugin) -> Result<()> {
+    let outcome = catch_panic("instantiating", || {
+        plugin.call::<&[u8], &[u8]>(NO_SUCH_EXPORT, &[]).map(|_| ())
+    })?;
+    match outcome {
+        Err(err) if err.to_string().starts_with("Function not found") => Ok(()),
+        Err(err) => Err(Error::invalid_pack(format!(
+            "the pack failed to start: {err:#}"
+        ))),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// The `log_*` and `get_log_level` imports, bound to one instance's buffer.
+fn log_functions(logs: &UserData<LogBuffer>) -> Vec<Function> {
+    let mut functions: Vec<Function> = LOG_IMPORTS
+        .into_iter()
+        .map(|(name, level)| {
+            Function::new(
+                name,
+                [PTR],
+                [],
+                logs.clone(),
+                move |plugin, inputs, _, logs| record_log(plugin, &inputs[0], level, &logs),
+            )
+            .with_namespace(EXTISM_ENV)
+        })
+        .collect();
+    functions.push(
+        Function::new(
+            "get_log_level",
+            [],
+            [ValType::I32],
+            logs.clone(),
+            |_, _, outputs, logs| {
+                let level = logs.get()?.lock().map_err(|_| poisoned())?.level_number();
+                outputs[0] = Val::I32(level);
+                Ok(())
+            },
+        )
+        .with_namespace(EXTISM_ENV),
+    );
+    functions
+}
+
+fn poisoned() -> extism::Error {
+    extism::Error::msg("log buffer lock poisoned")
+}
+
+fn record_log(
+    plugin: &mut CurrentPlugin,
+    offset: &Val,
+    level: LogLevel,
+    logs: &UserData<LogBuffer>,
+) -> std::result::Result<(), extism::Error> {
+    // The pack hands the message's memory over to the host, which must free it.
+    let handle = plugin
+        .memory_from_val(offset)
+        .ok_or_else(|| extism::Error::msg("log message handle is not a valid allocation"))?;
+    let buffer = logs.get()?;
+    let mut buffer = buffer.lock().map_err(|_| poisoned())?;
+    if buffer.wants(level) {
+        buffer.record(level, plugin.memory_bytes(handle)?);
+    }
+    drop(buffer);
+    plugin.memory_free(handle)?;
+    Ok(())
+}
+
+/// Path of a wasmtime cache config pointing into packhost's cache directory, or `None` when
+/// there is none (then every instance compiles for itself). wasmtime keys its entries by
+/// module hash and engine configuration, so a stale or foreign entry is never loaded.
+fn code_cache_config() -> Option<PathBuf> {
+    static CONFIG: OnceLock<Option<PathBuf>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let dir = cache_dir()?;
+            std::fs::create_dir_all(dir.join("code")).ok()?;
+            let config = dir.join("wasmtime-cache.toml");
+            let text = format!(
+                "[cache]
+directory = {}
+",
+                toml_string(&dir.join("code").to_string_lossy())
+            );
+            // Written aside and renamed so concurrent processes never read half a file.
+            let staged = dir.join(format!("wasmtime-cache.toml.{}", std::process::id()));
+            std::fs::write(&staged, text).ok()?;
+            std::fs::rename(&staged, &config).ok()?;
+            Some(config)
+        })
+        .clone()
+}
+
+/// A TOML basic string for `text` (quotes and backslashes escaped).
+fn toml_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}

@@ -1,0 +1,231 @@
+//! The native engine's process-wide pieces: the one wasmtime engine, the epoch ticker that
+//! enforces call timeouts, and the compiled-code caches (in memory and on disk).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, Module};
+
+use crate::engine::cache_dir;
+use crate::error::{Error, Result};
+
+/// How often the ticker advances the engine's epoch: the resolution of call timeouts.
+pub(super) const TICK: Duration = Duration::from_millis(1);
+
+/// Idle ticks after which the ticker sleeps until the next call, so a host that loaded a
+/// pack and went quiet has no thread waking a thousand times a second.
+const IDLE_TICKS_BEFORE_PARKING: u32 = 1000;
+
+/// Most compiled modules kept in memory; past this the map is cleared and refilled.
+const MAX_MODULES_IN_MEMORY: usize = 256;
+
+/// The engine every native instance runs on. One engine means compiled code is shared by
+/// every instance of a pack; timeouts are per store (an epoch deadline each), so one call's
+/// timeout never cuts another short.
+pub(super) fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        config.consume_fuel(true).epoch_interruption(true);
+        let engine = Engine::new(&config).expect("packhost's wasmtime configuration is valid");
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("packhost-epoch".into())
+            .spawn(move || run_ticker(&ticking))
+            .expect("cannot start packhost's timeout thread");
+        engine
+    })
+}
+
+/// Coordination between calls and the ticker thread.
+struct Ticker {
+    /// Calls running right now, on any thread.
+    active: AtomicUsize,
+    /// True while the ticker sleeps on `wake`.
+    parked: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+static TICKER: Ticker = Ticker {
+    active: AtomicUsize::new(0),
+    parked: AtomicBool::new(false),
+    lock: Mutex::new(()),
+    wake: Condvar::new(),
+};
+
+fn run_ticker(engine: &Engine) {
+    let mut idle_ticks = 0;
+    loop {
+        std::thread::sleep(TICK);
+        engine.increment_epoch();
+        if TICKER.active.load(Ordering::SeqCst) > 0 {
+            idle_ticks = 0;
+            continue;
+        }
+        idle_ticks += 1;
+        if idle_ticks < IDLE_TICKS_BEFORE_PARKING {
+            continue;
+        }
+        // Parked is announced before `active` is read again under the lock, and a call
+        // raises `active` before reading `parked`: with both sequentially consistent,
+        // either the ticker sees the call or the call sees the ticker parked and wakes it.
+        let mut guard = TICKER.lock.lock().unwrap_or_else(|e| e.into_inner());
+        TICKER.parked.store(true, Ordering::SeqCst);
+        while TICKER.active.load(Ordering::SeqCst) == 0 && TICKER.parked.load(Ordering::SeqCst) {
+            guard = TICKER.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+        TICKER.parked.store(false, Ordering::SeqCst);
+        idle_ticks = 0;
+    }
+}
+
+/// Marks one call as running for as long as it lives, keeping the ticker awake.
+pub(super) struct RunningCall(());
+
+impl RunningCall {
+    pub(super) fn begin() -> Self {
+        TICKER.active.fetch_add(1, Ordering::SeqCst);
+        if TICKER.parked.load(Ordering::SeqCst) {
+            let _guard = TICKER.lock.lock().unwrap_or_else(|e| e.into_inner());
+            TICKER.parked.store(false, Ordering::SeqCst);
+            TICKER.wake.notify_one();
+        }
+        RunningCall(())
+    }
+}
+
+impl Drop for RunningCall {
+    fn drop(&mut self) {
+        TICKER.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Epoch ticks that cover `timeout`, plus one because the call may start just before a tick.
+pub(super) fn deadline_ticks(timeout: Duration) -> u64 {
+    let ticks = timeout.as_nanos().div_ceil(TICK.as_nanos());
+    u64::try_from(ticks).unwrap_or(u64::MAX - 1) + 1
+}
+
+fn modules_in_memory() -> &'static Mutex<HashMap<String, Module>> {
+    static MODULES: OnceLock<Mutex<HashMap<String, Module>>> = OnceLock::new();
+    MODULES.get_or_init(Default::default)
+}
+
+/// Drops the compiled modules this process keeps in memory. Packs already loaded keep
+/// theirs; the next load of other bytes, or of the same bytes, reads the on-disk code cache
+/// (or compiles). For hosts that cycle through many distinct packs, and for measuring.
+pub fn forget_compiled_code() {
+    if let Ok(mut modules) = modules_in_memory().lock() {
+        modules.clear();
+    }
+}
+
+/// The compiled module for pack `id`: from memory, else from the on-disk cache, else
+/// compiled now (and then written to both).
+///
+/// # Errors
+/// `invalid_pack` when wasmtime cannot compile the module.
+pub(super) fn compiled_module(id: &str, wasm: &[u8]) -> Result<Module> {
+    if let Some(module) = modules_in_memory()
+        .lock()
+        .ok()
+        .and_then(|m| m.get(id).cloned())
+    {
+        return Ok(module);
+    }
+    let disk_path = disk_cache_path(id);
+    let module = match disk_path.as_ref().and_then(|path| load_from_disk(path)) {
+        Some(module) => module,
+        None => {
+            let module = Module::new(engine(), wasm).map_err(|err| {
+                Error::invalid_pack(format!("could not compile the pack: {err:#}"))
+            })?;
+            if let Some(path) = &disk_path {
+                store_on_disk(path, &module);
+            }
+            module
+        }
+    };
+    if let Ok(mut modules) = modules_in_memory().lock() {
+        if modules.len() >= MAX_MODULES_IN_MEMORY {
+            modules.clear();
+        }
+        modules.insert(id.to_string(), module.clone());
+    }
+    Ok(module)
+}
+
+/// `<cache>/native/<engine hash>/<pack id>.cwasm`. The engine hash covers wasmtime's
+/// version, the compiler settings and the host CPU features, so code compiled by another
+/// build or another machine is never offered to this one.
+fn disk_cache_path(id: &str) -> Option<PathBuf> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine().precompile_compatibility_hash().hash(&mut hasher);
+        env!("CARGO_PKG_VERSION").hash(&mut hasher);
+        let dir = cache_dir()?
+            .join("native")
+            .join(format!("{:016x}", hasher.finish()));
+        std::fs::create_dir_all(&dir).ok()?;
+        restrict_to_owner(&dir);
+        Some(dir)
+    });
+    Some(dir.as_ref()?.join(format!("{id}.cwasm")))
+}
+
+/// Keeps other local users from planting code in the cache: it is loaded as machine code.
+fn restrict_to_owner(dir: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+fn load_from_disk(path: &std::path::Path) -> Option<Module> {
+    if !path.is_file() {
+        return None;
+    }
+    // SAFETY: wasmtime requires the file to hold code `Module::serialize` produced. Only
+    // `store_on_disk` writes this directory, with code this engine compiled from the pack
+    // whose hash names the file; packs can never supply precompiled code. wasmtime still
+    // checks the header and engine compatibility and fails (we then recompile) on mismatch.
+    match unsafe { Module::deserialize_file(engine(), path) } {
+        Ok(module) => Some(module),
+        Err(err) => {
+            tracing::debug!(path = %path.display(), "ignoring unusable cached code: {err:#}");
+            None
+        }
+    }
+}
+
+fn store_on_disk(path: &std::path::Path, module: &Module) {
+    let Ok(bytes) = module.serialize() else {
+        return;
+    };
+    // Written aside and renamed, so a concurrent reader never maps half a file.
+    let staged = path.with_extension(format!("cwasm.{}.tmp", std::process::id()));
+    if std::fs::write(&staged, bytes).is_ok() && std::fs::rename(&staged, path).is_err() {
+        let _ = std::fs::remove_file(&staged);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_and_add_a_tick() {
+        assert_eq!(deadline_ticks(Duration::from_millis(1000)), 1001);
+        assert_eq!(deadline_ticks(Duration::from_micros(1500)), 3);
+        assert_eq!(deadline_ticks(Duration::ZERO), 1);
+    }
+}

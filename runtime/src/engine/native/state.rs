@@ -1,0 +1,277 @@
+//! What a native instance's store holds besides the pack: kernel memory, the current call's
+//! input, output and error, vars, grants, logs, the memory limiter and WASI.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+
+use super::kernel::Kernel;
+use crate::engine::LogBuffer;
+use crate::error::ErrorKind;
+use crate::hosts::HostPattern;
+
+/// Most bytes of vars (keys and values) one instance keeps, as in the official hosts.
+pub(super) const MAX_VAR_BYTES: usize = 1 << 20;
+
+/// What a pack was granted at load; shared by all its instances.
+#[derive(Debug)]
+pub(super) struct Grants {
+    pub(super) config: BTreeMap<String, String>,
+    pub(super) allowed_hosts: Vec<HostPattern>,
+    /// Largest HTTP response body the pack may receive.
+    pub(super) max_http_response_bytes: u64,
+}
+
+/// The store's data.
+pub(crate) struct HostState {
+    pub(super) limiter: MemoryLimiter,
+    pub(super) kernel: Kernel,
+    pub(super) call: CallState,
+    pub(super) vars: BTreeMap<String, Vec<u8>>,
+    pub(super) grants: Arc<Grants>,
+    pub(super) http_status: i32,
+    /// Kernel block holding the last HTTP response's headers as JSON, or 0.
+    pub(super) http_headers: u64,
+    pub(super) logs: LogBuffer,
+    pub(super) wasi: Option<wasi_common::WasiCtx>,
+}
+
+impl HostState {
+    pub(super) fn new(
+        limit: u64,
+        grants: Arc<Grants>,
+        logs: LogBuffer,
+        wasi: Option<wasi_common::WasiCtx>,
+    ) -> Self {
+        HostState {
+            limiter: MemoryLimiter::new(limit),
+            kernel: Kernel::default(),
+            call: CallState::default(),
+            vars: BTreeMap::new(),
+            grants,
+            http_status: 0,
+            http_headers: 0,
+            logs,
+            wasi,
+        }
+    }
+
+    /// Allocates a kernel block, or returns 0 (the ABI's failure) when it would take the
+    /// instance past its memory limit.
+    pub(super) fn alloc(&mut self, len: u64) -> u64 {
+        let growth = self.kernel.growth_for(len);
+        if !self.limiter.admit(growth, self.kernel.size()) {
+            return 0;
+        }
+        let offset = self.kernel.alloc(len);
+        self.limiter.observe(self.kernel.size());
+        offset
+    }
+
+    /// Allocates a kernel block holding `data`, within the memory limit.
+    pub(super) fn alloc_bytes(&mut self, data: &[u8]) -> u64 {
+        let growth = self.kernel.growth_for(data.len() as u64);
+        if !self.limiter.admit(growth, self.kernel.size()) {
+            return 0;
+        }
+        let offset = self.kernel.alloc_bytes(data);
+        self.limiter.observe(self.kernel.size());
+        offset
+    }
+
+    /// The text of the kernel block at `offset`, or a failure naming `what` it should be.
+    pub(super) fn block_text(&self, offset: u64, what: &str) -> wasmtime::Result<String> {
+        let bytes = self
+            .kernel
+            .block(offset)
+            .ok_or_else(|| HostFailure::trap(format!("{what} is not a valid block: {offset}")))?;
+        Ok(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
+/// The input, output and error of the call in progress.
+#[derive(Default)]
+pub(super) struct CallState {
+    pub(super) input: InputView,
+    /// The kernel block `input_offset` copied the input into, once asked for.
+    pub(super) input_offset: Option<u64>,
+    pub(super) output_offset: u64,
+    pub(super) output_length: u64,
+    pub(super) error_offset: u64,
+    /// When the call runs out of time, for host functions that block (HTTP).
+    pub(super) deadline: Option<std::time::Instant>,
+}
+
+/// The caller's input bytes, readable by host functions during one call without copying.
+pub(super) struct InputView {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl Default for InputView {
+    fn default() -> Self {
+        InputView {
+            ptr: std::ptr::NonNull::<u8>::dangling().as_ptr(),
+            len: 0,
+        }
+    }
+}
+
+// SAFETY: the view only ever points at a slice that `Instance::call` borrows for the whole
+// time the view is set, and the view is cleared before that call returns; the store (and
+// so the view) is used by one thread at a time.
+unsafe impl Send for InputView {}
+
+impl InputView {
+    /// Points the view at `input` for the duration of a call.
+    ///
+    /// # Safety
+    /// The caller must keep `input` alive and unmodified until it calls [`InputView::clear`].
+    pub(super) unsafe fn set(&mut self, input: &[u8]) {
+        self.ptr = input.as_ptr();
+        self.len = input.len();
+    }
+
+    pub(super) fn clear(&mut self) {
+        *self = InputView::default();
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
+        // SAFETY: `set`'s contract keeps the slice alive while the view points at it; the
+        // default view is an empty slice at a dangling, well-aligned address.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// Counts every byte of memory an instance holds (its linear memories and the kernel)
+/// against one limit, and remembers the peak and whether growth was refused.
+#[derive(Debug)]
+pub(super) struct MemoryLimiter {
+    limit: u64,
+    linear: u64,
+    kernel: u64,
+    peak: u64,
+    refused: bool,
+}
+
+impl MemoryLimiter {
+    fn new(limit: u64) -> Self {
+        MemoryLimiter {
+            limit,
+            linear: 0,
+            kernel: 0,
+            peak: 0,
+            refused: false,
+        }
+    }
+
+    pub(super) fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Starts a call: the peak restarts from what is held now.
+    pub(super) fn begin_call(&mut self, kernel_size: u64) {
+        self.kernel = kernel_size;
+        self.peak = self.linear + self.kernel;
+        self.refused = false;
+    }
+
+    pub(super) fn peak(&self) -> u64 {
+        self.peak
+    }
+
+    pub(super) fn refused(&self) -> bool {
+        self.refused
+    }
+
+    /// Whether the kernel may grow by `growth` from `kernel_size`.
+    fn admit(&mut self, growth: u64, kernel_size: u64) -> bool {
+        let total = self
+            .linear
+            .saturating_add(kernel_size)
+            .saturating_add(growth);
+        if total > self.limit {
+            self.refused = true;
+            return false;
+        }
+        true
+    }
+
+    /// Records the kernel's new size.
+    fn observe(&mut self, kernel_size: u64) {
+        self.kernel = kernel_size;
+        self.peak = self.peak.max(self.linear + self.kernel);
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let growth = desired.saturating_sub(current) as u64;
+        let total = self
+            .linear
+            .saturating_add(self.kernel)
+            .saturating_add(growth);
+        if total > self.limit {
+            self.refused = true;
+            return Ok(false);
+        }
+        self.linear += growth;
+        self.peak = self.peak.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Table elements are pointers on the host; a million is far beyond any real pack
+        // and keeps a table bomb from eating host memory outside the linear-memory cap.
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// A host function's refusal, carried through wasmtime's error back to the call's result.
+#[derive(Debug)]
+pub(super) struct HostFailure {
+    pub(super) kind: ErrorKind,
+    pub(super) message: String,
+}
+
+impl HostFailure {
+    /// The pack misused the ABI (a bad offset, an out-of-range read): reported as a trap.
+    pub(super) fn trap(message: impl Into<String>) -> wasmtime::Error {
+        wasmtime::Error::new(HostFailure {
+            kind: ErrorKind::Trap,
+            message: message.into(),
+        })
+    }
+
+    /// The pack asked for something it was not granted.
+    pub(super) fn denied(message: impl Into<String>) -> wasmtime::Error {
+        wasmtime::Error::new(HostFailure {
+            kind: ErrorKind::HostDenied,
+            message: message.into(),
+        })
+    }
+}
+
+impl fmt::Display for HostFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HostFailure {}

@@ -1,0 +1,115 @@
+//! The two engines side by side: the same packs give the same bytes through the native
+//! engine's bulk path, its plain Extism path and the extism crate, and the native engine's
+//! own promises (return codes, the code cache) hold.
+
+mod support;
+
+use packhost::Pack;
+use support::{options, pack_bytes};
+
+const ENGINES: [&str; 2] = ["native", "extism"];
+
+fn load(name: &str, engine: &str) -> Pack {
+    Pack::load(
+        &pack_bytes(name),
+        options(&format!(r#"{{"engine": "{engine}"}}"#)),
+    )
+    .expect("sample pack loads")
+}
+
+/// ASCII input of `len` bytes, as the benchmarks use.
+fn text(len: usize) -> Vec<u8> {
+    b"hello world ".iter().copied().cycle().take(len).collect()
+}
+
+#[test]
+fn bulk_and_plain_packs_agree_on_every_engine_and_size() {
+    for len in [0, 1, 7, 8, 9, 1024, 100 * 1024, 1 << 20] {
+        let input = text(len);
+        for engine in ENGINES {
+            // `bench` (packhost-pdk) takes the bulk path on the native engine; `bench_plain`
+            // (extism-pdk alone) always goes through the ABI's 8-byte loads and stores.
+            for pack in ["bench", "bench_plain"] {
+                let pack_handle = load(pack, engine);
+                let echoed = pack_handle.call("echo", &input).expect("echo");
+                assert_eq!(echoed.output, input, "{pack} on {engine}, {len} bytes");
+                let length = pack_handle.call("length", &input).expect("length");
+                assert_eq!(length.text(), Some(len.to_string().as_str()));
+                // The instance is reused: a second call must not see the first one's data.
+                let again = pack_handle.call("echo", b"x").expect("echo again");
+                assert_eq!(again.output, b"x");
+            }
+        }
+    }
+}
+
+/// A pack that returns the code 7 without setting an error message.
+const SILENT_FAILURE: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (func (export "fail_quietly") (result i32) (i32.const 7)))
+"#;
+
+#[test]
+fn a_nonzero_return_code_without_a_message_is_a_plugin_error_on_the_native_engine() {
+    let wasm = wat::parse_str(SILENT_FAILURE).unwrap();
+    let pack = Pack::load(&wasm, options("{}")).expect("loads");
+    let err = pack.call("fail_quietly", b"").unwrap_err();
+    assert_eq!(err.code(), "plugin_error");
+    assert_eq!(err.return_code(), Some(7));
+    assert!(err.message().contains("code 7"), "{}", err.message());
+}
+
+#[test]
+fn an_engine_name_outside_the_two_is_rejected() {
+    let err = packhost::PackOptions::from_json(r#"{"engine": "v8"}"#).unwrap_err();
+    assert_eq!(err.code(), "invalid_options");
+}
+
+#[test]
+fn compiled_code_is_reused_from_memory_and_from_disk() {
+    // Bytes no other test loads (a custom section appended), so the first load compiles.
+    let mut wasm = pack_bytes("bench");
+    // A custom section (id 0) of 9 bytes: the 7-byte name "engines", then one byte.
+    wasm.extend_from_slice(&[0, 9, 7]);
+    wasm.extend_from_slice(b"engines");
+    wasm.push(1);
+    let first = Pack::load(&wasm, options("{}")).unwrap();
+    assert_eq!(first.call("length", b"abc").unwrap().text(), Some("3"));
+
+    let cached = cache_files_named(&format!("{}.cwasm", first.id()));
+    assert_eq!(
+        cached.len(),
+        1,
+        "one cached module for the pack: {cached:?}"
+    );
+
+    packhost::forget_compiled_code();
+    let second = Pack::load(&wasm, options("{}")).unwrap();
+    assert_eq!(second.call("length", b"abcd").unwrap().text(), Some("4"));
+    assert_eq!(first.id(), second.id());
+}
+
+/// Files called `name` under the code cache's engine folders, found the way packhost finds
+/// its cache directory (this test binary does not change it).
+fn cache_files_named(name: &str) -> Vec<std::path::PathBuf> {
+    let env_dir = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    let Some(root) = env_dir("PACKHOST_CACHE_DIR")
+        .or_else(|| env_dir("XDG_CACHE_HOME").map(|d| d.join("packhost")))
+        .or_else(|| env_dir("HOME").map(|d| d.join(".cache/packhost")))
+    else {
+        return Vec::new();
+    };
+    let Ok(engines) = std::fs::read_dir(root.join("native")) else {
+        return Vec::new();
+    };
+    engines
+        .flatten()
+        .map(|entry| entry.path().join(name))
+        .filter(|path| path.is_file())
+        .collect()
+}
