@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod module;
 mod options;
 mod pack;
+mod pool;
 mod usage;
 
 pub use embed::embed_generated_manifest;

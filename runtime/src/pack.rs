@@ -18,11 +18,8 @@ use crate::hosts::effective_hosts;
 use crate::manifest::PackManifest;
 use crate::module::ModuleInfo;
 use crate::options::PackOptions;
+use crate::pool::Pool;
 use crate::usage::{CallOutput, CallReport, Usage};
-
-/// Most idle instances a pack keeps; more concurrent callers get instances that are
-/// dropped after their call.
-const MAX_IDLE_INSTANCES: usize = 16;
 
 /// A loaded, validated pack. Clones share the compiled pack and its instances.
 #[derive(Clone)]
@@ -37,7 +34,7 @@ struct PackInner {
     module: Arc<ModuleInfo>,
     options: PackOptions,
     spec: InstanceSpec,
-    idle: Mutex<Vec<Instance>>,
+    idle: Pool<Instance>,
 }
 
 impl std::fmt::Debug for Pack {
@@ -122,7 +119,7 @@ impl Pack {
                 module,
                 options,
                 spec,
-                idle: Mutex::new(Vec::new()),
+                idle: Pool::default(),
             }),
         })
     }
@@ -264,19 +261,14 @@ impl Pack {
     }
 
     fn checkout(&self) -> Result<Instance> {
-        let idle = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
-        match idle {
+        match self.inner.idle.take() {
             Some(instance) => Ok(instance),
             None => Instance::new(&self.inner.spec),
         }
     }
 
     fn checkin(&self, instance: Instance) {
-        if let Ok(mut idle) = self.inner.idle.lock() {
-            if idle.len() < MAX_IDLE_INSTANCES {
-                idle.push(instance);
-            }
-        }
+        self.inner.idle.give(instance);
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use wasmtime::{Config, Engine, Module};
@@ -42,28 +42,58 @@ pub(super) fn engine() -> &'static Engine {
 }
 
 /// Coordination between calls and the ticker thread.
+///
+/// Each thread counts its own running calls on a cache line of its own, so calls on
+/// different threads never write to shared memory; the ticker reads every thread's count
+/// once per tick to decide whether it may sleep.
 struct Ticker {
-    /// Calls running right now, on any thread.
-    active: AtomicUsize,
     /// True while the ticker sleeps on `wake`.
     parked: AtomicBool,
     lock: Mutex<()>,
     wake: Condvar,
+    /// The call counters of every thread that has called a pack.
+    threads: Mutex<Vec<Arc<ThreadCalls>>>,
 }
 
+/// One thread's count of calls in progress, alone on its cache line.
+#[repr(align(128))]
+#[derive(Default)]
+struct ThreadCalls(AtomicUsize);
+
 static TICKER: Ticker = Ticker {
-    active: AtomicUsize::new(0),
     parked: AtomicBool::new(false),
     lock: Mutex::new(()),
     wake: Condvar::new(),
+    threads: Mutex::new(Vec::new()),
 };
+
+thread_local! {
+    static THREAD_CALLS: Arc<ThreadCalls> = {
+        let calls = Arc::new(ThreadCalls::default());
+        lock(&TICKER.threads).push(calls.clone());
+        calls
+    };
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// True when any thread is inside a call. Threads that have ended are forgotten here.
+fn any_call_running() -> bool {
+    let mut threads = lock(&TICKER.threads);
+    threads.retain(|calls| Arc::strong_count(calls) > 1);
+    threads
+        .iter()
+        .any(|calls| calls.0.load(Ordering::SeqCst) > 0)
+}
 
 fn run_ticker(engine: &Engine) {
     let mut idle_ticks = 0;
     loop {
         std::thread::sleep(TICK);
         engine.increment_epoch();
-        if TICKER.active.load(Ordering::SeqCst) > 0 {
+        if any_call_running() {
             idle_ticks = 0;
             continue;
         }
@@ -71,12 +101,12 @@ fn run_ticker(engine: &Engine) {
         if idle_ticks < IDLE_TICKS_BEFORE_PARKING {
             continue;
         }
-        // Parked is announced before `active` is read again under the lock, and a call
-        // raises `active` before reading `parked`: with both sequentially consistent,
-        // either the ticker sees the call or the call sees the ticker parked and wakes it.
-        let mut guard = TICKER.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Parked is announced before the counts are read again, and a call raises its count
+        // before reading `parked`: with both sequentially consistent, either the ticker sees
+        // the call or the call sees the ticker parked and wakes it.
+        let mut guard = lock(&TICKER.lock);
         TICKER.parked.store(true, Ordering::SeqCst);
-        while TICKER.active.load(Ordering::SeqCst) == 0 && TICKER.parked.load(Ordering::SeqCst) {
+        while TICKER.parked.load(Ordering::SeqCst) && !any_call_running() {
             guard = TICKER.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
         }
         TICKER.parked.store(false, Ordering::SeqCst);
@@ -89,9 +119,9 @@ pub(super) struct RunningCall(());
 
 impl RunningCall {
     pub(super) fn begin() -> Self {
-        TICKER.active.fetch_add(1, Ordering::SeqCst);
+        THREAD_CALLS.with(|calls| calls.0.fetch_add(1, Ordering::SeqCst));
         if TICKER.parked.load(Ordering::SeqCst) {
-            let _guard = TICKER.lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _guard = lock(&TICKER.lock);
             TICKER.parked.store(false, Ordering::SeqCst);
             TICKER.wake.notify_one();
         }
@@ -101,7 +131,7 @@ impl RunningCall {
 
 impl Drop for RunningCall {
     fn drop(&mut self) {
-        TICKER.active.fetch_sub(1, Ordering::SeqCst);
+        THREAD_CALLS.with(|calls| calls.0.fetch_sub(1, Ordering::SeqCst));
     }
 }
 
