@@ -20,8 +20,13 @@ export declare class NativePack {
   get manifestJson(): string
   /** The names of the actions the pack can be called with, in manifest order. */
   get actions(): Array<string>
-  /** Calls `action` on the calling thread, blocking it for up to the call's timeout. */
-  callSync(action: string, input: string | Buffer): NativeCallOutcome
+  /**
+   * Calls `action` on the calling thread, blocking it for up to the call's timeout. A successful call without log lines
+   * (the common case) returns only its output and writes its usage into `usage`
+   * (wall_time_us, fuel_consumed, peak_memory_bytes, input_bytes, output_bytes), so the
+   * hot path creates one JavaScript object; anything else returns the full outcome.
+   */
+  callSync(action: string, input: string | Buffer, usage: Float64Array): Buffer | NativeCallOutcome
   /** Calls `action` on the libuv thread pool; the promise resolves with the outcome. */
   call(action: string, input: string | Buffer): Promise<NativeCallOutcome>
 }

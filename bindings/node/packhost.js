@@ -152,6 +152,9 @@ function toInput(input) {
   return json
 }
 
+/** The logs of a call that logged nothing: one shared, frozen empty list. */
+const NO_LOGS = Object.freeze([])
+
 const CONSOLE_METHODS = { trace: 'debug', debug: 'debug', info: 'info', warn: 'warn', error: 'error' }
 
 /** The default log sink: the console method of the record's level, tagged with the pack. */
@@ -166,6 +169,8 @@ const FROM_LOAD = Symbol('packhost.fromLoad')
 /** A loaded pack. Safe to call many times at once; each call gets its own instance. */
 class Pack {
   #native
+  /** Where the native sync call writes a call's usage: no object per call for it. */
+  #usage = new Float64Array(5)
   #onLog
   #manifest
 
@@ -233,7 +238,20 @@ class Pack {
 
   /** Runs `action` on the calling thread, blocking it for up to the call's timeout. */
   callSync(action, input) {
-    return this.#finish(this.#native.callSync(action, toInput(input)))
+    const usage = this.#usage
+    const outcome = this.#native.callSync(action, toInput(input), usage)
+    // The common case (success, no log lines) comes back as the bare output buffer with the
+    // usage written into `usage`; anything else is a full outcome.
+    if (Buffer.isBuffer(outcome)) {
+      return new CallResult(outcome, {
+        wall_time_us: usage[0],
+        fuel_consumed: usage[1],
+        peak_memory_bytes: usage[2],
+        input_bytes: usage[3],
+        output_bytes: usage[4],
+      }, NO_LOGS)
+    }
+    return this.#finish(outcome)
   }
 
   /** Runs the pack's `pre` hook (conventionally over an outgoing request) on the thread pool. */

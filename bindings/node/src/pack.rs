@@ -1,6 +1,6 @@
 //! The `NativePack` class and the load and call tasks that run on the libuv thread pool.
 
-use napi::bindgen_prelude::{AsyncTask, Buffer, Either};
+use napi::bindgen_prelude::{AsyncTask, Buffer, BufferSlice, Either, Float64ArraySlice};
 use napi::{Env, Task};
 use napi_derive::napi;
 use packhost::{CallOutput, Pack, PackOptions};
@@ -95,6 +95,24 @@ fn input_bytes(input: Either<String, Buffer>) -> Vec<u8> {
     }
 }
 
+/// How many numbers `call_sync` writes into its `usage` array.
+const USAGE_FIELDS: usize = 5;
+
+fn write_usage(usage: &packhost::Usage, into: &mut [f64]) {
+    // Counters stay exact as f64 up to 2^53, far beyond any one call's fuel or bytes.
+    into[0] = usage.wall_time_us as f64;
+    into[1] = usage.fuel_consumed as f64;
+    into[2] = usage.peak_memory_bytes as f64;
+    into[3] = usage.input_bytes as f64;
+    into[4] = usage.output_bytes as f64;
+}
+
+/// The output as a fresh JavaScript buffer. Copied, not handed over: measured on Node 20, an
+/// external buffer of 100 KiB (with its finalizer) costs several times the copy.
+fn output_buffer(env: &Env, output: Vec<u8>) -> napi::Result<BufferSlice<'_>> {
+    BufferSlice::copy_from(env, &output)
+}
+
 fn call(pack: &Pack, action: &str, input: &[u8]) -> packhost::Result<CallOutput> {
     guarded("call", || pack.call(action, input))
 }
@@ -123,10 +141,32 @@ impl NativePack {
             .collect()
     }
 
-    /// Calls `action` on the calling thread, blocking it for up to the call's timeout.
-    #[napi]
-    pub fn call_sync(&self, action: String, input: Either<String, Buffer>) -> NativeCallOutcome {
-        call(&self.pack, &action, &input_bytes(input)).into()
+    /// Calls `action` on the calling thread, blocking it for up to the call's timeout. A successful call without log lines
+    /// (the common case) returns only its output and writes its usage into `usage`
+    /// (wall_time_us, fuel_consumed, peak_memory_bytes, input_bytes, output_bytes), so the
+    /// hot path creates one JavaScript object; anything else returns the full outcome.
+    #[napi(ts_return_type = "Buffer | NativeCallOutcome")]
+    pub fn call_sync<'env>(
+        &self,
+        env: &'env Env,
+        action: String,
+        input: Either<String, BufferSlice<'env>>,
+        mut usage: Float64ArraySlice<'env>,
+    ) -> napi::Result<Either<BufferSlice<'env>, NativeCallOutcome>> {
+        // SAFETY: the array belongs to the calling Pack and JavaScript cannot touch it while
+        // this synchronous call runs on its thread.
+        let usage = unsafe { usage.as_mut() };
+        let bytes: &[u8] = match &input {
+            Either::A(text) => text.as_bytes(),
+            Either::B(buffer) => buffer,
+        };
+        match call(&self.pack, &action, bytes) {
+            Ok(out) if out.logs.is_empty() && usage.len() >= USAGE_FIELDS => {
+                write_usage(&out.usage, usage);
+                output_buffer(env, out.output).map(Either::A)
+            }
+            other => Ok(Either::B(other.into())),
+        }
     }
 
     /// Calls `action` on the libuv thread pool; the promise resolves with the outcome.

@@ -1,7 +1,7 @@
 /**
  * The Node runner of the shared conformance suite in tests/conformance/: every case of
- * every cases/*.json, once through the async API and once through the sync API, with the
- * same outputs, error codes and fuel counts as the Rust runner.
+ * every cases/*.json on each engine, through the async API and through the sync API, with
+ * the same outputs, error codes and fuel counts as the Rust runner.
  */
 'use strict'
 
@@ -20,7 +20,7 @@ function loadCases() {
   return files.flatMap((file) => JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')).cases)
 }
 
-/** Expected fuel per call, keyed `name` or `name/then/N`, as the Rust runner blesses it. */
+/** Expected fuel per engine, then per call keyed `name` or `name/then/N`, as the Rust runner blesses it. */
 function loadExpectedFuel() {
   const file = path.join(CONFORMANCE_DIR, 'fuel.json')
   return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null
@@ -28,6 +28,16 @@ function loadExpectedFuel() {
 
 const CASES = loadCases()
 const EXPECTED_FUEL = loadExpectedFuel()
+
+/** Every case runs on each engine. */
+const ENGINES = ['native', 'extism']
+
+/** The case's options with `engine` set, unless the case chose one itself. */
+function optionsFor(testCase, engine) {
+  const options = testCase.options ?? {}
+  if (options === null || typeof options !== 'object' || Array.isArray(options) || 'engine' in options) return options
+  return { ...options, engine }
+}
 
 function packSource(testCase) {
   if (testCase.pack !== undefined && testCase.pack_file !== undefined) {
@@ -80,8 +90,8 @@ function checkError(error, call, problems) {
   }
 }
 
-function checkFuel(key, call, fuel, problems) {
-  const wanted = call.fuel ?? EXPECTED_FUEL?.[key]
+function checkFuel(engine, key, call, fuel, problems) {
+  const wanted = call.fuel ?? EXPECTED_FUEL?.[engine]?.[key]
   if (wanted === undefined) {
     if (EXPECTED_FUEL !== null) problems.push('no fuel.json entry (bless with the Rust runner)')
     return
@@ -89,7 +99,7 @@ function checkFuel(key, call, fuel, problems) {
   if (fuel !== wanted) problems.push(`fuel ${fuel}, expected ${wanted}`)
 }
 
-async function checkCall(flavour, pack, key, call) {
+async function checkCall(flavour, engine, pack, key, call) {
   const problems = []
   const input = (call.input ?? '').repeat(call.input_repeat ?? 1)
   const { result, error } = await settle(flavour.call(pack, call.export, input))
@@ -119,13 +129,13 @@ async function checkCall(flavour, pack, key, call) {
   if (call.logs !== undefined && !isDeepStrictEqual(result.logs, call.logs)) {
     problems.push(`logs ${JSON.stringify(result.logs)}, expected ${JSON.stringify(call.logs)}`)
   }
-  checkFuel(key, call, result.usage.fuel_consumed, problems)
+  checkFuel(engine, key, call, result.usage.fuel_consumed, problems)
   return problems
 }
 
-async function runCase(flavour, testCase) {
-  // Options go to the binding as the plain object the case holds, uninterpreted.
-  const { result: pack, error } = await settle(flavour.load(packSource(testCase), testCase.options))
+async function runCase(flavour, engine, testCase) {
+  // Options go to the binding as the plain object the case holds, with only the engine added.
+  const { result: pack, error } = await settle(flavour.load(packSource(testCase), optionsFor(testCase, engine)))
   if (error) {
     if (testCase.error === undefined) return [`load failed with ${error.code}: ${error.message}`]
     const problems = []
@@ -137,12 +147,12 @@ async function runCase(flavour, testCase) {
     problems.push(`actions ${JSON.stringify(pack.actions)}, expected ${JSON.stringify(testCase.actions)}`)
   }
   if (testCase.export !== undefined) {
-    problems.push(...(await checkCall(flavour, pack, testCase.name, testCase)))
+    problems.push(...(await checkCall(flavour, engine, pack, testCase.name, testCase)))
   } else if (testCase.error !== undefined) {
     problems.push(`loaded, expected error ${testCase.error}`)
   }
   for (const [index, call] of (testCase.then ?? []).entries()) {
-    const found = await checkCall(flavour, pack, `${testCase.name}/then/${index}`, call)
+    const found = await checkCall(flavour, engine, pack, `${testCase.name}/then/${index}`, call)
     problems.push(...found.map((problem) => `then[${index}]: ${problem}`))
   }
   return problems
@@ -154,12 +164,14 @@ test('case names are unique and start with their file', () => {
   assert.ok(CASES.length > 0, 'no conformance cases found')
 })
 
-for (const [flavourName, flavour] of Object.entries(FLAVOURS)) {
-  describe(`conformance through the ${flavourName} API`, () => {
-    for (const testCase of CASES) {
-      test(testCase.name, async () => {
-        assert.deepEqual(await runCase(flavour, testCase), [])
-      })
-    }
-  })
+for (const engine of ENGINES) {
+  for (const [flavourName, flavour] of Object.entries(FLAVOURS)) {
+    describe(`conformance on the ${engine} engine through the ${flavourName} API`, () => {
+      for (const testCase of CASES) {
+        test(`${testCase.name} [${engine}]`, async () => {
+          assert.deepEqual(await runCase(flavour, engine, testCase), [])
+        })
+      }
+    })
+  }
 }

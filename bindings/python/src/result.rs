@@ -9,7 +9,9 @@ use pyo3::types::{PyBytes, PyString, PyTuple};
 #[pyclass(module = "packhost._native", frozen)]
 pub struct CallResult {
     output: Py<PyBytes>,
-    usage: Py<Usage>,
+    /// Kept as plain numbers: the Python `Usage` object is made only when asked for, which
+    /// keeps one allocation off every call.
+    usage: Usage,
     logs: Py<PyTuple>,
 }
 
@@ -18,7 +20,7 @@ impl CallResult {
     pub fn new(py: Python<'_>, out: &packhost::CallOutput) -> PyResult<Self> {
         Ok(CallResult {
             output: PyBytes::new(py, &out.output).unbind(),
-            usage: Py::new(py, Usage::from(out.usage))?,
+            usage: Usage::from(out.usage),
             logs: log_records(py, &out.logs)?.unbind(),
         })
     }
@@ -57,8 +59,8 @@ impl CallResult {
 
     /// What the call cost.
     #[getter]
-    fn usage(&self, py: Python<'_>) -> Py<Usage> {
-        self.usage.clone_ref(py)
+    fn usage(&self) -> Usage {
+        self.usage
     }
 
     /// What the pack logged, in order (also sent to the `logging` module).
@@ -72,7 +74,7 @@ impl CallResult {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        let usage = self.usage.get();
+        let usage = &self.usage;
         format!(
             "CallResult(output_bytes={}, fuel_consumed={}, wall_time_us={}, logs={})",
             usage.output_bytes,

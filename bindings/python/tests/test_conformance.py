@@ -1,8 +1,8 @@
 """The Python runner of the shared conformance suite (tests/conformance/README.md).
 
-Every case in every ``cases/*.json`` runs through the public ``packhost.Pack`` API and must
-give the outputs, error codes, logs and fuel counts the Rust runner gives. Options are
-handed to ``Pack`` as the dict the case holds, never interpreted here.
+Every case in every ``cases/*.json`` runs on each engine through the public ``packhost.Pack``
+API and must give the outputs, error codes, logs and fuel counts the Rust runner gives.
+Options are handed to ``Pack`` as the dict the case holds, with only ``engine`` added.
 """
 
 from __future__ import annotations
@@ -31,14 +31,24 @@ def load_cases() -> List[Dict[str, Any]]:
     return cases
 
 
-def expected_fuel() -> Dict[str, int]:
-    """fuel.json, written by the Rust runner: fuel of each successful call, by case key."""
+def expected_fuel() -> Dict[str, Dict[str, int]]:
+    """fuel.json, written by the Rust runner: fuel of each successful call, by engine and
+    then by case key."""
     path = CONFORMANCE / "fuel.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 CASES = load_cases()
 FUEL = expected_fuel()
+ENGINES = ("native", "extism")
+
+
+def options_for(case: Dict[str, Any], engine: str) -> Any:
+    """The case's options with ``engine`` set, unless the case chose one itself."""
+    options = case.get("options", {})
+    if isinstance(options, dict) and "engine" not in options:
+        return {**options, "engine": engine}
+    return options
 
 
 def test_the_suite_is_not_empty_and_names_are_unique() -> None:
@@ -65,7 +75,7 @@ def check_error(error: packhost.PackError, expect: Dict[str, Any]) -> List[str]:
     return problems
 
 
-def check_report(usage: Optional[packhost.Usage], logs: Any, key: str,
+def check_report(usage: Optional[packhost.Usage], logs: Any, engine: str, key: str,
                  succeeded: bool, expect: Dict[str, Any]) -> List[str]:
     problems = []
     if "logs" in expect:
@@ -75,12 +85,13 @@ def check_report(usage: Optional[packhost.Usage], logs: Any, key: str,
     fuel_used = usage.fuel_consumed if usage is not None else None
     if "fuel" in expect and fuel_used != expect["fuel"]:
         problems.append(f"fuel {fuel_used}, expected {expect['fuel']}")
-    if succeeded and key in FUEL and fuel_used != FUEL[key]:
-        problems.append(f"fuel {fuel_used}, expected {FUEL[key]} (fuel.json)")
+    wanted = FUEL.get(engine, {}).get(key)
+    if succeeded and wanted is not None and fuel_used != wanted:
+        problems.append(f"fuel {fuel_used}, expected {wanted} (fuel.json)")
     return problems
 
 
-def run_call(pack: packhost.Pack, key: str, call: Dict[str, Any]) -> List[str]:
+def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -> List[str]:
     unknown = set(call) - CALL_FIELDS
     assert not unknown, f"{key}: fields this runner does not know: {sorted(unknown)}"
     export = call["export"]
@@ -95,7 +106,8 @@ def run_call(pack: packhost.Pack, key: str, call: Dict[str, Any]) -> List[str]:
     except packhost.PackError as error:
         if "error" not in call:
             return [f"failed with {error.code}: {error.message}, expected success"]
-        return check_error(error, call) + check_report(error.usage, error.logs, key, False, call)
+        return check_error(error, call) + check_report(
+            error.usage, error.logs, engine, key, False, call)
     if "error" in call:
         return [f"succeeded with {result.output!r}, expected error {call['error']}"]
     problems = []
@@ -109,7 +121,7 @@ def run_call(pack: packhost.Pack, key: str, call: Dict[str, Any]) -> List[str]:
         else:
             if actual != call["output_json"]:
                 problems.append(f"output_json {actual!r}, expected {call['output_json']!r}")
-    return problems + check_report(result.usage, result.logs, key, True, call)
+    return problems + check_report(result.usage, result.logs, engine, key, True, call)
 
 
 def location(case: Dict[str, Any]) -> Path:
@@ -120,12 +132,13 @@ def location(case: Dict[str, Any]) -> Path:
     return CONFORMANCE / case["pack_file"]
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
-def test_conformance(case: Dict[str, Any]) -> None:
+def test_conformance(case: Dict[str, Any], engine: str) -> None:
     unknown = set(case) - CASE_FIELDS
     assert not unknown, f"fields this runner does not know: {sorted(unknown)}"
     try:
-        pack = packhost.Pack(location(case), case.get("options"))
+        pack = packhost.Pack(location(case), options_for(case, engine))
     except packhost.PackError as error:
         assert "error" in case, f"load failed with {error.code}: {error.message}"
         problems = check_error(error, case)
@@ -135,10 +148,11 @@ def test_conformance(case: Dict[str, Any]) -> None:
     if "actions" in case and pack.actions != case["actions"]:
         problems.append(f"actions {pack.actions}, expected {case['actions']}")
     if "export" in case:
-        problems += run_call(pack, case["name"], {k: v for k, v in case.items() if k in CALL_FIELDS})
+        problems += run_call(pack, engine, case["name"],
+                             {k: v for k, v in case.items() if k in CALL_FIELDS})
     elif "error" in case:
         problems.append(f"loaded, expected error {case['error']}")
     for index, step in enumerate(case.get("then", [])):
         key = f"{case['name']}/then/{index}"
-        problems += [f"then[{index}]: {p}" for p in run_call(pack, key, step)]
+        problems += [f"then[{index}]: {p}" for p in run_call(pack, engine, key, step)]
     assert not problems, "\n".join(problems)

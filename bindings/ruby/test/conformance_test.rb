@@ -1,17 +1,17 @@
 # frozen_string_literal: true
 
 # Runs the shared conformance suite (tests/conformance/cases/*.json) through the Ruby
-# binding: one test per case, named after the case, with the same expectations as the Rust
-# runner (outputs, error codes, return codes, messages, logs, actions), and every successful
-# call burning exactly the fuel tests/conformance/fuel.json records from the Rust runner.
+# binding: one test per case and engine, named after both, with the same expectations as the
+# Rust runner (outputs, error codes, return codes, messages, logs, actions), and every
+# successful call burning exactly the fuel tests/conformance/fuel.json records for its engine.
 
 require_relative "test_helper"
 
 class ConformanceTest < Minitest::Test
   CASE_FILES = Dir.glob(File.join(PackhostTestSupport::CONFORMANCE_DIR, "cases", "*.json")).sort
   FUEL_FILE = File.join(PackhostTestSupport::CONFORMANCE_DIR, "fuel.json")
-  # Expected fuel of each successful call: by case name for the first call, and
-  # "NAME/then/I" for the I-th follow-up call.
+  # Expected fuel of each successful call, by engine, then by case name for the first call
+  # and "NAME/then/I" for the I-th follow-up call.
   EXPECTED_FUEL = File.file?(FUEL_FILE) ? JSON.parse(File.read(FUEL_FILE)).freeze : {}.freeze
 
   def test_the_suite_has_cases_and_fuel_counts
@@ -19,15 +19,21 @@ class ConformanceTest < Minitest::Test
     assert File.file?(FUEL_FILE), "#{FUEL_FILE} is missing"
   end
 
+  # Every case runs on each engine.
+  ENGINES = %w[native extism].freeze
+
   CASE_FILES.each do |file|
     JSON.parse(File.read(file)).fetch("cases").each do |kase|
-      define_method("test_#{kase.fetch('name')}") { run_case(kase) }
+      ENGINES.each do |engine|
+        define_method("test_#{kase.fetch('name')} [#{engine}]") { run_case(kase, engine) }
+      end
     end
   end
 
   private
 
-  def run_case(kase)
+  def run_case(kase, engine)
+    @engine = engine
     pack = load_pack(kase)
     return if pack.nil? # The expected load error happened and was checked.
 
@@ -50,6 +56,8 @@ class ConformanceTest < Minitest::Test
              sample_pack(kase.fetch("pack"))
            end
     options = kase.fetch("options", {})
+    # The engine is added unless the case chose one itself.
+    options = { "engine" => @engine }.merge(options) if options.is_a?(Hash)
     Packhost::Pack.load(path, **options)
   rescue Packhost::Error => e
     raise Minitest::Assertion, "load failed unexpectedly: #{e.code}: #{e.message}" unless kase["error"]
@@ -66,7 +74,8 @@ class ConformanceTest < Minitest::Test
 
   # Runs one call and checks it; `key` names the call in fuel.json and in messages.
   def check_call(pack, step, key)
-    label = key
+    label = "#{key} [#{@engine}]"
+    expected_fuel = EXPECTED_FUEL.fetch(@engine, {})
     input = step.fetch("input", "") * step.fetch("input_repeat", 1)
     begin
       result = invoke(pack, step.fetch("export"), input)
@@ -80,8 +89,8 @@ class ConformanceTest < Minitest::Test
     assert_equal step["output"].b, result.bytes, "#{label}: output" if step.key?("output")
     assert_equal step["output_json"], JSON.parse(result.bytes), "#{label}: output_json" if step.key?("output_json")
     assert_report(step, result.usage, result.logs, label)
-    assert EXPECTED_FUEL.key?(key), "#{label}: no fuel.json entry (the Rust runner writes them)"
-    assert_equal EXPECTED_FUEL[key], result.usage.fuel_consumed, "#{label}: fuel (fuel.json)"
+    assert expected_fuel.key?(key), "#{label}: no fuel.json entry (the Rust runner writes them)"
+    assert_equal expected_fuel[key], result.usage.fuel_consumed, "#{label}: fuel (fuel.json)"
   end
 
   def invoke(pack, export, input)

@@ -113,8 +113,10 @@ class Pack:
         Raises a :class:`packhost.PackError` subclass on failure (``Timeout``, ``OutOfFuel``,
         ``PluginError``, ...); the error carries the call's ``usage`` and ``logs``.
         """
+        if not isinstance(input, (bytes, str)):
+            input = _payload(input)
         try:
-            result = self._native.call(action, _payload(input))
+            result = self._native.call(action, input)
         except PackError as error:
             if error.logs:
                 self._forward_logs(action, error.logs)

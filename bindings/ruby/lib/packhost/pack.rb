@@ -70,9 +70,11 @@ module Packhost
     #   {HostDeniedError}, {TrapError} or {PluginError}; each carries the call's usage and logs
     def call(action, input = "", json: false)
       output, usage, logs = __call(action.to_s, Packhost.encode_input(input))
-      logs = logs.map { |line| LogRecord.from_h(line) }.freeze
-      Packhost.forward_logs(logs, name)
-      CallResult.new(output, Usage.from_h(usage), logs, json: json)
+      if logs
+        logs = logs.map { |line| LogRecord.from_h(line) }.freeze
+        Packhost.forward_logs(logs, name)
+      end
+      CallResult.new(output, usage, logs || NO_LOGS, json: json)
     rescue Error => e
       Packhost.forward_logs(e.logs, name)
       raise

@@ -23,7 +23,19 @@ module Packhost
     def self.from_h(hash)
       new(**members.to_h { |field| [field, hash[field.to_s]] }).freeze
     end
+
+    # Builds a Usage from the core's five numbers, in member order.
+    #
+    # @param numbers [Array<Integer>]
+    # @return [Usage]
+    def self.from_a(numbers)
+      new(wall_time_us: numbers[0], fuel_consumed: numbers[1], peak_memory_bytes: numbers[2],
+          input_bytes: numbers[3], output_bytes: numbers[4]).freeze
+    end
   end
+
+  # The logs of a call that logged nothing: one shared, frozen empty list.
+  NO_LOGS = [].freeze
 
   # One line a pack logged.
   #
@@ -45,31 +57,35 @@ module Packhost
     #   the bytes are not UTF-8), or the parsed JSON value when the call asked for `json: true`
     attr_reader :output
 
-    # @return [String] the output bytes exactly as the pack returned them (binary encoding)
-    attr_reader :bytes
-
-    # @return [Usage] what the call cost
-    attr_reader :usage
-
     # @return [Array<LogRecord>] what the pack logged, in order
     attr_reader :logs
 
     # @api private
-    # @param bytes [String] the raw output
-    # @param usage [Usage]
+    # @param text [String] the output: UTF-8 when it is valid UTF-8, else binary
+    # @param usage [Array<Integer>] the core's usage numbers, in {Usage}'s member order
     # @param logs [Array<LogRecord>]
     # @param json [Boolean] parse the output as JSON
-    def initialize(bytes, usage, logs, json:)
-      @bytes = bytes.freeze
-      @usage = usage
+    def initialize(text, usage, logs, json:)
+      @text = text.freeze
+      @usage_numbers = usage
       @logs = logs
-      @output = json ? JSON.parse(bytes) : text
+      @output = json ? JSON.parse(@text) : @text
+    end
+
+    # @return [Usage] what the call cost
+    def usage
+      # Built on first use: most callers of a hot path never look at it.
+      @usage ||= Usage.from_a(@usage_numbers)
+    end
+
+    # @return [String] the output bytes exactly as the pack returned them (binary encoding)
+    def bytes
+      @bytes ||= (@text.encoding == Encoding::BINARY ? @text : @text.b.freeze)
     end
 
     # @return [String] the output as text: UTF-8 when valid, else the binary String
     def text
-      utf8 = @bytes.dup.force_encoding(Encoding::UTF_8)
-      utf8.valid_encoding? ? utf8.freeze : @bytes
+      @text
     end
 
     # Parses the output as JSON, whatever `json:` the call was made with.
@@ -77,7 +93,7 @@ module Packhost
     # @return [Object] the parsed value
     # @raise [JSON::ParserError] when the output is not JSON
     def json
-      JSON.parse(@bytes)
+      JSON.parse(@text)
     end
 
     # @return [String] the output as text

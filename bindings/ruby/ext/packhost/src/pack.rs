@@ -99,10 +99,27 @@ impl RbPack {
             let result = without_gvl(|| pack.call(&action, &input))
                 .unwrap_or_else(|payload| Err(panic_error(payload)))
                 .map_err(|err| raise(ruby, &err))?;
-            let output = ruby.str_from_slice(&result.output);
-            let usage = to_ruby(ruby, &result.usage)?;
-            let logs = to_ruby(ruby, &result.logs)?;
-            Ok(ruby.ary_new_from_values(&[output.as_value(), usage, logs]))
+            // Text arrives as a UTF-8 String and anything else as a binary one, so Ruby never
+            // re-scans the bytes to pick the encoding.
+            let output = match std::str::from_utf8(&result.output) {
+                Ok(text) => ruby.str_new(text),
+                Err(_) => ruby.str_from_slice(&result.output),
+            };
+            // Usage as five integers in `Usage`'s member order, and no log list when nothing
+            // was logged: the common call builds no Hash and no log objects.
+            let usage = ruby.ary_from_iter([
+                result.usage.wall_time_us,
+                result.usage.fuel_consumed,
+                result.usage.peak_memory_bytes,
+                result.usage.input_bytes,
+                result.usage.output_bytes,
+            ]);
+            let logs = if result.logs.is_empty() {
+                ruby.qnil().as_value()
+            } else {
+                to_ruby(ruby, &result.logs)?
+            };
+            Ok(ruby.ary_new_from_values(&[output.as_value(), usage.as_value(), logs]))
         })
     }
 
