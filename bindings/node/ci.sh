@@ -57,6 +57,9 @@ done
 step "tests"
 node --test bindings/node/test/*.test.js bindings/node/test/*.test.mjs
 
+step "benchmark smoke run (tiny counts; make bench runs it for real)"
+node bindings/node/bench/bench.js plugins/dist/bench.wasm --smoke
+
 step "type check of the published declarations"
 npx --no-install tsc -p bindings/node/test/types && echo "packhost.d.ts type-checks against test/types/usage.mts"
 

@@ -47,6 +47,9 @@ VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop
 step "pytest"
 "$VENV/bin/python" -m pytest bindings/python/tests -q -ra --durations=5
 
+step "benchmark smoke run (tiny counts; make bench runs it for real)"
+"$VENV/bin/python" bindings/python/bench/bench.py plugins/dist/bench.wasm --smoke
+
 step "wheel in a fresh virtualenv outside the repository"
 SCRATCH="$(mktemp -d)"
 trap 'rm -rf "$SCRATCH"' EXIT

@@ -43,5 +43,7 @@ run_suite() {
 
 echo "ci.sh: running the test suite"
 run_suite
+echo "ci.sh: benchmark smoke run (tiny counts; make bench runs it for real)"
+ruby -I"$ruby_dir/lib" "$ruby_dir/bench/bench.rb" "$repo_root/plugins/dist/bench.wasm" --smoke
 echo "ci.sh: running the test suite again under GC.stress"
 PACKHOST_GC_STRESS=1 run_suite

@@ -14,6 +14,7 @@ const CASES: &[(&str, usize)] = &[
     ("length", 0),
     ("length", 1024),
     ("length", 102400),
+    ("echo", 0),
     ("echo", 1024),
     ("echo", 102400),
     ("count_vowels", 1024),
@@ -81,18 +82,31 @@ impl Bare {
 }
 
 fn per_call(c: &mut Criterion) {
+    // packhost on its default (native) engine and on the extism engine, each on the pack
+    // built with packhost-pdk and on the same pack built with extism-pdk alone.
     let packs = [
-        ("packhost", "bench.wasm"),
-        ("packhost-extism-pdk", "bench_plain.wasm"),
+        ("packhost", "bench.wasm", "native"),
+        ("packhost-extism-pdk", "bench_plain.wasm", "native"),
+        ("packhost-extism-engine", "bench.wasm", "extism"),
     ]
-    .map(|(label, file)| {
+    .map(|(label, file, engine)| {
+        let options = PackOptions::from_json(&format!(r#"{{"engine": "{engine}"}}"#))
+            .expect("bench options are valid");
         (
             label,
-            Pack::load_file(dist(file), PackOptions::default()).expect("bench pack loads"),
+            Pack::load_file(dist(file), options).expect("bench pack loads"),
         )
     });
-    let bench_bytes = std::fs::read(dist("bench.wasm")).unwrap();
-    let mut extism = extism::Plugin::new(&bench_bytes, [], false).expect("extism loads the pack");
+    // The extism crate itself, the anchor of the Rust column, on both builds of the pack.
+    let mut extism_plugins = [
+        ("extism-crate", "bench.wasm"),
+        ("extism-crate-extism-pdk", "bench_plain.wasm"),
+    ]
+    .map(|(label, file)| {
+        let bytes = std::fs::read(dist(file)).unwrap();
+        let plugin = extism::Plugin::new(&bytes, [], false).expect("extism loads the pack");
+        (label, plugin)
+    });
     let mut bare = Bare::new();
 
     for &(action, size) in CASES {
@@ -109,14 +123,16 @@ fn per_call(c: &mut Criterion) {
                 })
             });
         }
-        group.bench_function(BenchmarkId::from_parameter("extism-crate"), |b| {
-            b.iter(|| {
-                extism
-                    .call::<&[u8], &[u8]>(action, &input)
-                    .expect("call succeeds")
-                    .len()
-            })
-        });
+        for (label, plugin) in &mut extism_plugins {
+            group.bench_function(BenchmarkId::from_parameter(*label), |b| {
+                b.iter(|| {
+                    plugin
+                        .call::<&[u8], &[u8]>(action, &input)
+                        .expect("call succeeds")
+                        .len()
+                })
+            });
+        }
         if action != "count_vowels" {
             group.bench_function(BenchmarkId::from_parameter("bare-wasmtime"), |b| {
                 b.iter(|| bare.call(action, &input))

@@ -1,0 +1,86 @@
+/**
+ * Times packhost from Node the way ../shared/anchors times the official SDK: per-call
+ * medians over 5 rounds on the anchors' input (sync calls), plus calls per second with one
+ * and two concurrent async calls (which run on the libuv pool) and resident memory per
+ * loaded pack with one idle instance. One line per figure, for scripts/bench_report.py.
+ * `--smoke` runs everything once with tiny counts (CI).
+ *
+ * Usage: node bench.js PACK.wasm [--smoke]
+ */
+'use strict'
+
+const fs = require('node:fs')
+const path = require('node:path')
+const { Pack } = require(path.join(__dirname, '..', '..', '..'))
+
+const HOST = 'packhost-node'
+const payload = (n) => 'hello world '.repeat(Math.ceil(n / 12) + 1).slice(0, n)
+const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+function perCall(pack, action, n, scale, rounds) {
+  const data = payload(n)
+  const calls = Math.max(1, Math.floor(Math.max(20, Math.min(20000, Math.floor(20_000_000 / Math.max(n, 1000)))) * scale))
+  pack.callSync(action, data)
+  const times = []
+  for (let r = 0; r < rounds; r++) {
+    const start = performance.now()
+    for (let i = 0; i < calls; i++) pack.callSync(action, data)
+    times.push((performance.now() - start) / calls)
+  }
+  return median(times) * 1000
+}
+
+/** Calls per second with `inFlight` chains of awaited async calls running at once. */
+async function callsPerSecond(pack, action, n, inFlight, seconds) {
+  const data = payload(n)
+  await pack.call(action, data)
+  const began = performance.now()
+  let calls = 0
+  const chain = async () => {
+    while (performance.now() - began < seconds * 1000) {
+      await pack.call(action, data)
+      calls++
+    }
+  }
+  await Promise.all(Array.from({ length: inFlight }, chain))
+  return calls / ((performance.now() - began) / 1000)
+}
+
+function residentKib() {
+  return Number(fs.readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4
+}
+
+function perIdleInstanceKib(file, count) {
+  const quiet = { onLog: null }
+  Pack.loadSync(file, {}, quiet).callSync('length', 'x')
+  const before = residentKib()
+  const packs = []
+  for (let i = 0; i < count; i++) {
+    const pack = Pack.loadSync(file, {}, quiet)
+    pack.callSync('length', 'x')
+    packs.push(pack)
+  }
+  return (residentKib() - before) / count
+}
+
+async function main() {
+  const file = process.argv[2]
+  const smoke = process.argv.includes('--smoke')
+  const [scale, rounds] = smoke ? [0.001, 1] : [1, 5]
+  const pack = Pack.loadSync(file, {}, { onLog: null })
+  for (const action of ['length', 'echo']) {
+    for (const n of [0, 1024, 102400]) {
+      console.log(`${HOST} ${action} bytes=${n} per_call_us=${perCall(pack, action, n, scale, rounds).toFixed(2)}`)
+    }
+  }
+  const seconds = smoke ? 0.02 : 2
+  for (const [action, n] of [['length', 1024], ['count_vowels', 102400]]) {
+    for (const threads of [1, 2]) {
+      const rate = await callsPerSecond(pack, action, n, threads, seconds)
+      console.log(`${HOST} threads action=${action} bytes=${n} threads=${threads} calls_per_s=${rate.toFixed(0)}`)
+    }
+  }
+  console.log(`${HOST} idle_instance rss_kib=${perIdleInstanceKib(file, smoke ? 2 : 16).toFixed(0)}`)
+}
+
+main()

@@ -1,0 +1,213 @@
+//! The benchmark figures criterion does not fit: calls per second with one and two threads,
+//! time to first call from raw bytes and from the compiled-code cache, resident memory per
+//! loaded pack with one idle instance, and a per-call time to compare with and without
+//! `RUST_BACKTRACE`. Prints one `figure key=value ...` line per measurement for
+//! `scripts/bench_report.py`.
+//!
+//! `make bench` runs it with `--bench`; `cargo test --benches` runs it without, as a smoke
+//! test with tiny counts. `PACKHOST_BENCH_ONLY=per_call` limits it to the per-call lines
+//! (`make bench` runs that part a second time with `RUST_BACKTRACE=1`).
+
+use std::path::PathBuf;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use packhost::{Pack, PackOptions};
+
+fn dist(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/dist")
+        .join(file)
+}
+
+/// The anchors' input: "hello world " repeated, cut to `n` bytes.
+fn payload(n: usize) -> Vec<u8> {
+    b"hello world ".iter().copied().cycle().take(n).collect()
+}
+
+fn options(engine: &str) -> PackOptions {
+    PackOptions::from_json(&format!(r#"{{"engine": "{engine}"}}"#)).expect("valid options")
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+/// How hard to measure: full counts under `cargo bench`, a quick pass under `cargo test`.
+struct Effort {
+    rounds: usize,
+    scale: f64,
+}
+
+impl Effort {
+    fn calls(&self, full: usize) -> usize {
+        ((full as f64 * self.scale) as usize).max(1)
+    }
+}
+
+/// Median over rounds of the per-call time of `action` on `size` bytes, in microseconds.
+fn per_call_us(pack: &Pack, action: &str, size: usize, effort: &Effort) -> f64 {
+    let input = payload(size);
+    let calls = effort.calls((20_000_000 / size.max(1000)).clamp(20, 20_000));
+    pack.call(action, &input).expect("warm-up call");
+    let rounds = (0..effort.rounds)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..calls {
+                pack.call(action, &input).expect("call succeeds");
+            }
+            started.elapsed().as_secs_f64() * 1e6 / calls as f64
+        })
+        .collect();
+    median(rounds)
+}
+
+/// Calls per second of `threads` threads calling one pack for `duration`.
+fn calls_per_second(
+    pack: &Pack,
+    action: &str,
+    size: usize,
+    threads: usize,
+    duration: Duration,
+) -> f64 {
+    let input = payload(size);
+    let start = Barrier::new(threads);
+    let total: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    pack.call(action, &input).expect("warm-up call");
+                    start.wait();
+                    let began = Instant::now();
+                    let mut calls = 0;
+                    while began.elapsed() < duration {
+                        for _ in 0..16 {
+                            pack.call(action, &input).expect("call succeeds");
+                        }
+                        calls += 16;
+                    }
+                    calls
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    total as f64 / duration.as_secs_f64()
+}
+
+/// Milliseconds from bytes to the end of the first call. A fresh custom section makes the
+/// bytes new to every cache (`cold`), unless `forget` only empties the in-memory one so the
+/// on-disk cache answers.
+fn first_call_ms(bytes: &[u8], engine: &str) -> f64 {
+    let started = Instant::now();
+    let pack = Pack::load(bytes, options(engine)).expect("pack loads");
+    pack.call("length", b"x").expect("first call");
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+/// `bytes` with a custom section named `salt` appended: the same pack, a new identity.
+fn salted(bytes: &[u8], salt: &str) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut section = vec![salt.len() as u8];
+    section.extend_from_slice(salt.as_bytes());
+    out.push(0);
+    out.push(section.len() as u8);
+    out.extend(section);
+    out
+}
+
+fn resident_kib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4.0
+}
+
+/// Resident KiB each loaded pack with one idle instance adds (after its first call).
+fn resident_per_idle_instance_kib(bytes: &[u8], engine: &str, count: usize) -> f64 {
+    // One pack loaded and called first, so one-time costs (engine, ticker, code) are paid.
+    let warm = Pack::load(bytes, options(engine)).unwrap();
+    warm.call("length", b"x").unwrap();
+    let before = resident_kib();
+    let packs: Vec<Pack> = (0..count)
+        .map(|_| {
+            let pack = Pack::load(bytes, options(engine)).unwrap();
+            pack.call("length", b"x").unwrap();
+            pack
+        })
+        .collect();
+    let after = resident_kib();
+    drop(packs);
+    (after - before) / count as f64
+}
+
+fn main() {
+    let full = std::env::args().any(|arg| arg == "--bench");
+    let effort = if full {
+        Effort {
+            rounds: 5,
+            scale: 1.0,
+        }
+    } else {
+        Effort {
+            rounds: 1,
+            scale: 0.001,
+        }
+    };
+    let bench = std::fs::read(dist("bench.wasm")).expect("run `make packs` first");
+    let native = Pack::load(&bench, options("native")).unwrap();
+
+    for (action, size) in [("length", 0), ("length", 1024), ("echo", 1024)] {
+        let us = per_call_us(&native, action, size, &effort);
+        println!("figure per_call action={action} bytes={size} us={us:.3}");
+    }
+    if std::env::var("PACKHOST_BENCH_ONLY").as_deref() == Ok("per_call") {
+        return;
+    }
+
+    let duration = Duration::from_millis(if full { 2000 } else { 20 });
+    for (action, size) in [("length", 1024), ("count_vowels", 102400)] {
+        for threads in [1, 2] {
+            let rate = calls_per_second(&native, action, size, threads, duration);
+            println!("figure threads action={action} bytes={size} threads={threads} calls_per_s={rate:.0}");
+        }
+    }
+
+    let runs = if full { 5 } else { 1 };
+    for engine in ["native", "extism"] {
+        let cold = median(
+            (0..runs)
+                .map(|run| {
+                    first_call_ms(
+                        &salted(
+                            &bench,
+                            &format!("cold-{engine}-{run}-{}", std::process::id()),
+                        ),
+                        engine,
+                    )
+                })
+                .collect(),
+        );
+        let cached_bytes = salted(&bench, &format!("cached-{engine}-{}", std::process::id()));
+        first_call_ms(&cached_bytes, engine);
+        let cached = median(
+            (0..runs)
+                .map(|_| {
+                    packhost::forget_compiled_code();
+                    first_call_ms(&cached_bytes, engine)
+                })
+                .collect(),
+        );
+        println!("figure first_call engine={engine} raw_ms={cold:.2} cached_ms={cached:.2}");
+    }
+
+    let count = if full { 16 } else { 2 };
+    for engine in ["native", "extism"] {
+        let kib = resident_per_idle_instance_kib(&bench, engine, count);
+        println!("figure idle_instance engine={engine} rss_kib={kib:.0}");
+    }
+}
