@@ -11,10 +11,13 @@ set -euo pipefail
 
 args=()
 triple=""
+profile_dir="debug"
 while [ $# -gt 0 ]; do
     case "$1" in
         --target) triple="$2"; shift 2 ;;
         --target=*) triple="${1#--target=}"; shift ;;
+        --release) profile_dir="release"; args+=("$1"); shift ;;
+        --profile) profile_dir="$2"; [ "$2" = dev ] && profile_dir="debug"; args+=("$1" "$2"); shift 2 ;;
         *) args+=("$1"); shift ;;
     esac
 done
@@ -30,6 +33,6 @@ cargo "${args[@]}"
 if [ -n "$triple" ]; then
     target_dir="$(cargo metadata --format-version 1 --no-deps \
         | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
-    mkdir -p "$target_dir/$triple/debug"
-    cp -f "$target_dir/debug/libpackhost_node.so" "$target_dir/$triple/debug/libpackhost_node.so"
+    mkdir -p "$target_dir/$triple/$profile_dir"
+    cp -f "$target_dir/$profile_dir/libpackhost_node.so" "$target_dir/$triple/$profile_dir/libpackhost_node.so"
 fi

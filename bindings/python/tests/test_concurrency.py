@@ -118,3 +118,31 @@ def test_async_variants_return_what_the_blocking_ones_do(text_tools_path: Path) 
             await pack.acall("fail_with", "no")
 
     asyncio.run(scenario())
+
+
+def test_a_worker_forked_after_loading_still_times_out(hostile_path: Path) -> None:
+    # Servers load packs, then fork workers (gunicorn --preload, multiprocessing): threads do
+    # not survive a fork, and the timeout thread must come back in the child.
+    import os
+
+    pack = packhost.Pack(hostile_path, limits={"timeout_ms": 300, "fuel": None})
+    pack.call("busy", {"rounds": 10})
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            pack.call("spin")
+        except packhost.Timeout:
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        finished, status = os.waitpid(child, os.WNOHANG)
+        if finished:
+            assert os.waitstatus_to_exitcode(status) == 0, "the child's call did not end in Timeout"
+            return
+        time.sleep(0.05)
+    os.kill(child, 9)
+    os.waitpid(child, 0)
+    pytest.fail("the forked child's looping call never timed out")

@@ -32,13 +32,44 @@ pub(super) fn engine() -> &'static Engine {
         let mut config = Config::new();
         config.consume_fuel(true).epoch_interruption(true);
         let engine = Engine::new(&config).expect("packhost's wasmtime configuration is valid");
-        let ticking = engine.clone();
-        std::thread::Builder::new()
-            .name("packhost-epoch".into())
-            .spawn(move || run_ticker(&ticking))
-            .expect("cannot start packhost's timeout thread");
+        start_ticker(&engine);
+        watch_for_fork();
         engine
     })
+}
+
+fn start_ticker(engine: &Engine) {
+    let ticking = engine.clone();
+    std::thread::Builder::new()
+        .name("packhost-epoch".into())
+        .spawn(move || run_ticker(&ticking))
+        .expect("cannot start packhost's timeout thread");
+}
+
+/// Set in a child process after `fork`: threads do not survive a fork, so the child has no
+/// ticker and its calls would never time out until one is started again. Python servers
+/// that load packs before forking workers (gunicorn `--preload`, multiprocessing) rely on it.
+static TICKER_LOST: AtomicBool = AtomicBool::new(false);
+
+fn watch_for_fork() {
+    extern "C" fn in_child() {
+        // Only an atomic store: a fork handler may do nothing that allocates or locks.
+        TICKER_LOST.store(true, Ordering::SeqCst);
+    }
+    // SAFETY: registers a handler that only stores to an atomic, which is async-signal-safe.
+    #[cfg(unix)]
+    unsafe {
+        libc::pthread_atfork(None, None, Some(in_child));
+    }
+}
+
+/// Starts a ticker in a forked child, once, before its first call runs.
+fn restart_ticker_after_fork() {
+    if TICKER_LOST.swap(false, Ordering::SeqCst) {
+        // The parent's ticker may have been parked; the child's starts awake.
+        TICKER.parked.store(false, Ordering::SeqCst);
+        start_ticker(engine());
+    }
 }
 
 /// Coordination between calls and the ticker thread.
@@ -119,6 +150,9 @@ pub(super) struct RunningCall(());
 
 impl RunningCall {
     pub(super) fn begin() -> Self {
+        if TICKER_LOST.load(Ordering::Relaxed) {
+            restart_ticker_after_fork();
+        }
         THREAD_CALLS.with(|calls| calls.0.fetch_add(1, Ordering::SeqCst));
         if TICKER.parked.load(Ordering::SeqCst) {
             let _guard = lock(&TICKER.lock);
@@ -243,7 +277,8 @@ fn store_on_disk(path: &std::path::Path, module: &Module) {
     };
     // Written aside and renamed, so a concurrent reader never maps half a file.
     let staged = path.with_extension(format!("cwasm.{}.tmp", std::process::id()));
-    if std::fs::write(&staged, bytes).is_ok() && std::fs::rename(&staged, path).is_err() {
+    let stored = std::fs::write(&staged, bytes).and_then(|()| std::fs::rename(&staged, path));
+    if stored.is_err() {
         let _ = std::fs::remove_file(&staged);
     }
 }
