@@ -21,12 +21,16 @@ export declare class NativePack {
   /** The names of the actions the pack can be called with, in manifest order. */
   get actions(): Array<string>
   /**
-   * Calls `action` on the calling thread, blocking it for up to the call's timeout. A successful call without log lines
-   * (the common case) returns only its output and writes its usage into `usage`
-   * (wall_time_us, fuel_consumed, peak_memory_bytes, input_bytes, output_bytes), so the
-   * hot path creates one JavaScript object; anything else returns the full outcome.
+   * Calls `action` on the calling thread, blocking it for up to the call's timeout. On
+   * success the usage goes into `usage` (wall_time_us, fuel_consumed, peak_memory_bytes,
+   * input_bytes, output_bytes, 1 when log lines wait in `takeLogsJson`, then the output
+   * length) and the output into `scratch` when it fits, in which case nothing is returned:
+   * the hot path creates no JavaScript object at all. A larger output comes back as a
+   * Buffer, a failure as the full outcome.
    */
-  callSync(action: string, input: string | Buffer, usage: Float64Array): Buffer | NativeCallOutcome
+  callSync(action: string, input: string | Buffer, usage: Float64Array, scratch: Buffer): Buffer | NativeCallOutcome | undefined
+  /** The log lines of the last sync call, as JSON, when its usage said some were waiting. */
+  takeLogsJson(): string | null
   /** Calls `action` on the libuv thread pool; the promise resolves with the outcome. */
   call(action: string, input: string | Buffer): Promise<NativeCallOutcome>
 }

@@ -152,6 +152,14 @@ function toInput(input) {
   return json
 }
 
+/**
+ * Where sync calls leave their usage numbers and their output (when it fits), so a call
+ * creates no object on the native side. Shared by all packs: sync calls run one at a time on
+ * this thread, and each copies its results out before returning.
+ */
+const SYNC_USAGE = new Float64Array(7)
+const SYNC_SCRATCH = Buffer.alloc(64 * 1024)
+
 /** The logs of a call that logged nothing: one shared, frozen empty list. */
 const NO_LOGS = Object.freeze([])
 
@@ -169,8 +177,6 @@ const FROM_LOAD = Symbol('packhost.fromLoad')
 /** A loaded pack. Safe to call many times at once; each call gets its own instance. */
 class Pack {
   #native
-  /** Where the native sync call writes a call's usage: no object per call for it. */
-  #usage = new Float64Array(5)
   #onLog
   #manifest
 
@@ -238,20 +244,33 @@ class Pack {
 
   /** Runs `action` on the calling thread, blocking it for up to the call's timeout. */
   callSync(action, input) {
-    const usage = this.#usage
-    const outcome = this.#native.callSync(action, toInput(input), usage)
-    // The common case (success, no log lines) comes back as the bare output buffer with the
-    // usage written into `usage`; anything else is a full outcome.
-    if (Buffer.isBuffer(outcome)) {
-      return new CallResult(outcome, {
-        wall_time_us: usage[0],
-        fuel_consumed: usage[1],
-        peak_memory_bytes: usage[2],
-        input_bytes: usage[3],
-        output_bytes: usage[4],
-      }, NO_LOGS)
+    const usage = SYNC_USAGE
+    const outcome = this.#native.callSync(action, toInput(input), usage, SYNC_SCRATCH)
+    // On success the usage (with a flag for waiting log lines and the output length) is in
+    // SYNC_USAGE and the output in SYNC_SCRATCH, or returned as a Buffer when it did not
+    // fit; a failure comes back as a full outcome.
+    let bytes
+    if (outcome === undefined || outcome === null) {
+      const length = usage[6]
+      bytes = Buffer.allocUnsafe(length)
+      SYNC_SCRATCH.copy(bytes, 0, 0, length)
+    } else if (Buffer.isBuffer(outcome)) {
+      bytes = outcome
+    } else {
+      return this.#finish(outcome)
     }
-    return this.#finish(outcome)
+    let logs = NO_LOGS
+    if (usage[5] === 1) {
+      logs = JSON.parse(this.#native.takeLogsJson())
+      this.#forwardLogs(logs)
+    }
+    return new CallResult(bytes, {
+      wall_time_us: usage[0],
+      fuel_consumed: usage[1],
+      peak_memory_bytes: usage[2],
+      input_bytes: usage[3],
+      output_bytes: usage[4],
+    }, logs)
   }
 
   /** Runs the pack's `pre` hook (conventionally over an outgoing request) on the thread pool. */

@@ -96,6 +96,51 @@ fn calls_per_second(
     total as f64 / duration.as_secs_f64()
 }
 
+/// Calls per second of bare wasmtime (`bare.wat`'s `length` on input written into guest
+/// memory) with fuel and epochs on, as packhost's engine has them, one store per thread on
+/// a shared engine: what the hardware gives two threads for calls this small.
+fn bare_calls_per_second(threads: usize, duration: Duration) -> f64 {
+    let mut config = wasmtime::Config::new();
+    config.consume_fuel(true).epoch_interruption(true);
+    let engine = wasmtime::Engine::new(&config).unwrap();
+    let module = wasmtime::Module::from_file(
+        &engine,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/benches/bare.wat"),
+    )
+    .unwrap();
+    let input = payload(1024);
+    let start = Barrier::new(threads);
+    let total: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut store = wasmtime::Store::new(&engine, ());
+                    store.set_fuel(u64::MAX).unwrap();
+                    store.set_epoch_deadline(u64::MAX / 2);
+                    let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+                    let memory = instance.get_memory(&mut store, "memory").unwrap();
+                    let length = instance
+                        .get_typed_func::<i32, i32>(&mut store, "length")
+                        .unwrap();
+                    start.wait();
+                    let began = Instant::now();
+                    let mut calls = 0;
+                    while began.elapsed() < duration {
+                        for _ in 0..16 {
+                            memory.write(&mut store, 0, &input).unwrap();
+                            length.call(&mut store, input.len() as i32).unwrap();
+                        }
+                        calls += 16;
+                    }
+                    calls
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    total as f64 / duration.as_secs_f64()
+}
+
 /// Milliseconds from bytes to the end of the first call. A fresh custom section makes the
 /// bytes new to every cache (`cold`), unless `forget` only empties the in-memory one so the
 /// on-disk cache answers.
@@ -175,6 +220,11 @@ fn main() {
             let rate = calls_per_second(&native, action, size, threads, duration);
             println!("figure threads action={action} bytes={size} threads={threads} calls_per_s={rate:.0}");
         }
+    }
+
+    for threads in [1, 2] {
+        let rate = bare_calls_per_second(threads, duration);
+        println!("figure threads action=bare-wasmtime bytes=1024 threads={threads} calls_per_s={rate:.0}");
     }
 
     let runs = if full { 5 } else { 1 };

@@ -40,7 +40,9 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
         wasi: false,
         native_code: Default::default(),
     };
-    let manifest_json = Instance::new(&spec)?.call(MANIFEST_EXPORT, &[]).result?;
+    let manifest_json = Instance::new(&spec)?
+        .call(MANIFEST_EXPORT, &[], |output| Ok(output.to_vec()))
+        .result?;
     PackManifest::parse(&manifest_json, &info)?;
     embed_manifest(module, &manifest_json)
 }

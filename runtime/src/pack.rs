@@ -187,6 +187,27 @@ impl Pack {
     /// call hit: `timeout`, `out_of_fuel`, `memory_limit`, `output_too_large`,
     /// `host_denied`, `trap` or `plugin_error`. Errors from a call carry its report.
     pub fn call(&self, action: &str, input: &[u8]) -> Result<CallOutput> {
+        let (output, report) = self.call_with(action, input, <[u8]>::to_vec)?;
+        Ok(CallOutput {
+            output,
+            usage: report.usage,
+            logs: report.logs,
+        })
+    }
+
+    /// Like [`Pack::call`], but hands the output bytes to `read` where the engine holds them
+    /// (in the pack's memory) instead of returning a copy: a binding builds its host
+    /// language's bytes object straight from them, with one copy in all. `read` runs only
+    /// for a successful call whose output is within `limits.max_output_bytes`.
+    ///
+    /// # Errors
+    /// As [`Pack::call`].
+    pub fn call_with<R>(
+        &self,
+        action: &str,
+        input: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<(R, CallReport)> {
         let inner = &*self.inner;
         let span = tracing::debug_span!("packhost.call", pack = %inner.manifest.name, action);
         let _entered = span.enter();
@@ -210,11 +231,10 @@ impl Pack {
         }
 
         let mut instance = self.checkout()?;
-        let outcome = instance.call(action, input);
-        let mut result = outcome.result;
-        if let Ok(output) = &result {
+        let mut output_bytes = 0;
+        let outcome = instance.call(action, input, |output| {
             if output.len() as u64 > limits.max_output_bytes {
-                result = Err(Error::new(
+                return Err(Error::new(
                     ErrorKind::OutputTooLarge,
                     format!(
                         "output is {} bytes; the limit is {}",
@@ -223,18 +243,20 @@ impl Pack {
                     ),
                 ));
             }
-        }
+            output_bytes = output.len() as u64;
+            Ok(read(output))
+        });
         let usage = Usage {
             wall_time_us: u64::try_from(outcome.wall_time.as_micros()).unwrap_or(u64::MAX),
             fuel_consumed: outcome.fuel_consumed,
             peak_memory_bytes: outcome.peak_memory_bytes,
             input_bytes: input.len() as u64,
-            output_bytes: result.as_ref().map_or(0, |out| out.len() as u64),
+            output_bytes,
         };
         // A pack that returned normally (even with its own error) left its instance sound;
         // any other failure may have left it mid-way, so its store and wasm instance are
         // replaced before anyone uses it again.
-        let sound = match &result {
+        let sound = match &outcome.result {
             Ok(_) => true,
             Err(err) => matches!(
                 err.kind(),
@@ -244,18 +266,15 @@ impl Pack {
         if sound || instance.renew().is_ok() {
             self.checkin(instance);
         }
-        match result {
-            Ok(output) => Ok(CallOutput {
-                output,
-                usage,
-                logs: outcome.logs,
-            }),
+        let report = CallReport {
+            usage,
+            logs: outcome.logs,
+        };
+        match outcome.result {
+            Ok(output) => Ok((output, report)),
             Err(err) => {
                 tracing::debug!(code = err.code(), "call failed: {}", err.message());
-                Err(err.with_report(CallReport {
-                    usage,
-                    logs: outcome.logs,
-                }))
+                Err(err.with_report(report))
             }
         }
     }

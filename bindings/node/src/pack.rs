@@ -12,6 +12,8 @@ use crate::outcome::{guarded, NativeCallOutcome, NativeError};
 #[napi]
 pub struct NativePack {
     pack: Pack,
+    /// Log lines of the last sync call, kept until JavaScript takes them.
+    waiting_logs: std::sync::Mutex<Option<String>>,
 }
 
 /// Where to load a pack from: a file path or the module's bytes.
@@ -42,7 +44,10 @@ fn load(source: &Source, options_json: Option<&str>) -> packhost::Result<Pack> {
 
 fn loaded(result: packhost::Result<Pack>) -> Either<NativePack, NativeError> {
     match result {
-        Ok(pack) => Either::A(NativePack { pack }),
+        Ok(pack) => Either::A(NativePack {
+            pack,
+            waiting_logs: Default::default(),
+        }),
         Err(err) => Either::B(NativeError::from(&err)),
     }
 }
@@ -95,8 +100,9 @@ fn input_bytes(input: Either<String, Buffer>) -> Vec<u8> {
     }
 }
 
-/// How many numbers `call_sync` writes into its `usage` array.
-const USAGE_FIELDS: usize = 5;
+/// How many numbers `call_sync` writes into its `usage` array: the five usage fields, the
+/// log flag and the output length.
+const USAGE_FIELDS: usize = 7;
 
 fn write_usage(usage: &packhost::Usage, into: &mut [f64]) {
     // Counters stay exact as f64 up to 2^53, far beyond any one call's fuel or bytes.
@@ -105,12 +111,6 @@ fn write_usage(usage: &packhost::Usage, into: &mut [f64]) {
     into[2] = usage.peak_memory_bytes as f64;
     into[3] = usage.input_bytes as f64;
     into[4] = usage.output_bytes as f64;
-}
-
-/// The output as a fresh JavaScript buffer. Copied, not handed over: measured on Node 20, an
-/// external buffer of 100 KiB (with its finalizer) costs several times the copy.
-fn output_buffer(env: &Env, output: Vec<u8>) -> napi::Result<BufferSlice<'_>> {
-    BufferSlice::copy_from(env, &output)
 }
 
 fn call(pack: &Pack, action: &str, input: &[u8]) -> packhost::Result<CallOutput> {
@@ -141,32 +141,66 @@ impl NativePack {
             .collect()
     }
 
-    /// Calls `action` on the calling thread, blocking it for up to the call's timeout. A successful call without log lines
-    /// (the common case) returns only its output and writes its usage into `usage`
-    /// (wall_time_us, fuel_consumed, peak_memory_bytes, input_bytes, output_bytes), so the
-    /// hot path creates one JavaScript object; anything else returns the full outcome.
-    #[napi(ts_return_type = "Buffer | NativeCallOutcome")]
+    /// Calls `action` on the calling thread, blocking it for up to the call's timeout. On
+    /// success the usage goes into `usage` (wall_time_us, fuel_consumed, peak_memory_bytes,
+    /// input_bytes, output_bytes, 1 when log lines wait in `takeLogsJson`, then the output
+    /// length) and the output into `scratch` when it fits, in which case nothing is returned:
+    /// the hot path creates no JavaScript object at all. A larger output comes back as a
+    /// Buffer, a failure as the full outcome.
+    #[napi(ts_return_type = "Buffer | NativeCallOutcome | undefined")]
     pub fn call_sync<'env>(
         &self,
         env: &'env Env,
         action: String,
         input: Either<String, BufferSlice<'env>>,
         mut usage: Float64ArraySlice<'env>,
-    ) -> napi::Result<Either<BufferSlice<'env>, NativeCallOutcome>> {
-        // SAFETY: the array belongs to the calling Pack and JavaScript cannot touch it while
+        mut scratch: BufferSlice<'env>,
+    ) -> napi::Result<Option<Either<BufferSlice<'env>, NativeCallOutcome>>> {
+        // SAFETY: the array belongs to the JavaScript wrapper and cannot be touched while
         // this synchronous call runs on its thread.
         let usage = unsafe { usage.as_mut() };
+        if usage.len() < USAGE_FIELDS {
+            return Err(napi::Error::from_reason("the usage array is too short"));
+        }
         let bytes: &[u8] = match &input {
             Either::A(text) => text.as_bytes(),
             Either::B(buffer) => buffer,
         };
-        match call(&self.pack, &action, bytes) {
-            Ok(out) if out.logs.is_empty() && usage.len() >= USAGE_FIELDS => {
-                write_usage(&out.usage, usage);
-                output_buffer(env, out.output).map(Either::A)
+        let scratch: &mut [u8] = &mut scratch;
+        let called = guarded("call", || {
+            self.pack.call_with(&action, bytes, |output| {
+                if let Some(room) = scratch.get_mut(..output.len()) {
+                    room.copy_from_slice(output);
+                    None
+                } else {
+                    Some(BufferSlice::copy_from(env, output))
+                }
+            })
+        });
+        match called {
+            Ok((output, report)) => {
+                write_usage(&report.usage, usage);
+                usage[5] = if report.logs.is_empty() {
+                    0.0
+                } else {
+                    let logs = serde_json::to_string(&report.logs).unwrap_or_default();
+                    *self.waiting_logs.lock().unwrap_or_else(|e| e.into_inner()) = Some(logs);
+                    1.0
+                };
+                usage[6] = report.usage.output_bytes as f64;
+                output.transpose().map(|buffer| buffer.map(Either::A))
             }
-            other => Ok(Either::B(other.into())),
+            Err(err) => Ok(Some(Either::B(Err(err).into()))),
         }
+    }
+
+    /// The log lines of the last sync call, as JSON, when its usage said some were waiting.
+    #[napi]
+    pub fn take_logs_json(&self) -> Option<String> {
+        self.waiting_logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Calls `action` on the libuv thread pool; the promise resolves with the outcome.

@@ -90,11 +90,28 @@ impl NativePack {
     fn call(&self, py: Python<'_>, action: &str, input: &Bound<'_, PyAny>) -> PyResult<CallResult> {
         let input = payload(input)?;
         let bytes: &[u8] = &input;
-        let outcome = py.detach(|| catch_panic(|| self.pack.call(action, bytes)));
-        match outcome {
-            Ok(out) => CallResult::new(py, &out),
-            Err(err) => Err(to_py_err(py, &err)),
-        }
+        OUTPUT.with_borrow_mut(|output| {
+            // The output is copied into this thread's reused buffer while the GIL is released,
+            // then into a `bytes` object once it is held again. Allocating a fresh buffer per
+            // call instead makes glibc return and refetch the memory of large outputs on
+            // every call, which costs more than the copy.
+            let outcome = py.detach(|| {
+                catch_panic(|| {
+                    self.pack.call_with(action, bytes, |out| {
+                        output.clear();
+                        output.extend_from_slice(out);
+                    })
+                })
+            });
+            let result = match outcome {
+                Ok(((), report)) => CallResult::new(py, output, report),
+                Err(err) => Err(to_py_err(py, &err)),
+            };
+            if output.capacity() > KEEP_OUTPUT_BUFFER_UP_TO {
+                *output = Vec::new();
+            }
+            result
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -107,6 +124,14 @@ impl NativePack {
         )
     }
 }
+
+thread_local! {
+    /// Each thread's output buffer, reused from call to call.
+    static OUTPUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A thread keeps its output buffer up to this capacity; a larger one is freed after use.
+const KEEP_OUTPUT_BUFFER_UP_TO: usize = 1 << 20;
 
 /// The bytes of a call input, borrowed from a `bytes` object when possible so a large
 /// input is not copied before the call.

@@ -16,12 +16,12 @@ pub struct CallResult {
 }
 
 impl CallResult {
-    /// Converts the core's output into Python objects, once, while the GIL is held.
-    pub fn new(py: Python<'_>, out: &packhost::CallOutput) -> PyResult<Self> {
+    /// Converts a call's output and report into Python objects, once, while the GIL is held.
+    pub fn new(py: Python<'_>, output: &[u8], report: packhost::CallReport) -> PyResult<Self> {
         Ok(CallResult {
-            output: PyBytes::new(py, &out.output).unbind(),
-            usage: Usage::from(out.usage),
-            logs: log_records(py, &out.logs)?.unbind(),
+            output: PyBytes::new(py, output).unbind(),
+            usage: Usage::from(report.usage),
+            logs: log_records(py, &report.logs)?.unbind(),
         })
     }
 }

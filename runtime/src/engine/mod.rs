@@ -46,16 +46,17 @@ pub(crate) struct InstanceSpec {
     pub(crate) native_code: Arc<OnceLock<Arc<native::PackCode>>>,
 }
 
-/// What one call produced, before packhost turns it into a result.
-pub(crate) struct RawOutcome {
-    pub(crate) result: Result<Vec<u8>>,
+/// What one call produced, before packhost turns it into a result. `R` is what the caller's
+/// reader made of the output bytes.
+pub(crate) struct RawOutcome<R> {
+    pub(crate) result: Result<R>,
     pub(crate) fuel_consumed: u64,
     pub(crate) peak_memory_bytes: u64,
     pub(crate) wall_time: Duration,
     pub(crate) logs: Vec<LogRecord>,
 }
 
-impl RawOutcome {
+impl<R> RawOutcome<R> {
     /// An outcome for a call that never reached the pack.
     fn failed(err: Error) -> Self {
         RawOutcome {
@@ -100,11 +101,17 @@ impl Instance {
         }
     }
 
-    /// Runs one export on `input`.
-    pub(crate) fn call(&mut self, action: &str, input: &[u8]) -> RawOutcome {
+    /// Runs one export on `input` and hands the output bytes, where the engine holds them,
+    /// to `read`; nothing is copied unless `read` copies.
+    pub(crate) fn call<R>(
+        &mut self,
+        action: &str,
+        input: &[u8],
+        read: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> RawOutcome<R> {
         match self {
-            Instance::Native(instance) => instance.call(action, input),
-            Instance::Extism(instance) => instance.call(action, input),
+            Instance::Native(instance) => instance.call(action, input, read),
+            Instance::Extism(instance) => instance.call(action, input, read),
         }
     }
 }

@@ -106,7 +106,12 @@ impl Instance {
     }
 
     /// Runs one export on `input`.
-    pub(crate) fn call(&mut self, action: &str, input: &[u8]) -> RawOutcome {
+    pub(crate) fn call<R>(
+        &mut self,
+        action: &str,
+        input: &[u8],
+        read: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> RawOutcome<R> {
         if let Ok(buffer) = self.logs.get() {
             if let Ok(mut buffer) = buffer.lock() {
                 buffer.lines.clear();
@@ -122,8 +127,9 @@ impl Instance {
         };
         let result = catch_panic("calling", || {
             plugin
-                .call_get_error_code::<&[u8], Vec<u8>>(action, input)
+                .call_get_error_code::<&[u8], &[u8]>(action, input)
                 .map_err(|(err, return_code)| classify(&err, return_code))
+                .and_then(read)
         })
         .and_then(|result| result)
         .map_err(|err| {

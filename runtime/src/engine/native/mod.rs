@@ -151,8 +151,14 @@ impl Instance {
         Ok(())
     }
 
-    /// Runs one export on `input`.
-    pub(crate) fn call(&mut self, action: &str, input: &[u8]) -> RawOutcome {
+    /// Runs one export on `input` and hands its output, read in place from guest or kernel
+    /// memory, to `read`.
+    pub(crate) fn call<R>(
+        &mut self,
+        action: &str,
+        input: &[u8],
+        read: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> RawOutcome<R> {
         let Some(func) = self.live.actions.get(action).cloned() else {
             return RawOutcome::failed(Error::new(
                 ErrorKind::ActionNotFound,
@@ -180,7 +186,7 @@ impl Instance {
             .and_then(|()| {
                 live.store
                     .set_epoch_deadline(code::deadline_ticks(self.timeout));
-                catch_panic("calling", || run_action(live, func, input))?
+                catch_panic("calling", || run_action(live, func, input, read))?
             });
         drop(running);
         let wall_time = started.elapsed();
@@ -215,7 +221,12 @@ fn memory_limit_error(limit: u64) -> Error {
 }
 
 /// Delivers the input, runs the action and collects its output or error.
-fn run_action(live: &mut Live, func: Action, input: &[u8]) -> Result<Vec<u8>> {
+fn run_action<R>(
+    live: &mut Live,
+    func: Action,
+    input: &[u8],
+    read: impl FnOnce(&[u8]) -> Result<R>,
+) -> Result<R> {
     let Live {
         store,
         memory,
@@ -262,21 +273,20 @@ fn run_action(live: &mut Live, func: Action, input: &[u8]) -> Result<Vec<u8>> {
         if kept != -1 {
             let address = (kept as u64 >> 32) as usize;
             let len = (kept as u64 & 0xffff_ffff) as usize;
-            return memory
+            let output = memory
                 .data(&*store)
-                .get(address..address + len)
-                .map(<[u8]>::to_vec)
+                .get(address..address.saturating_add(len))
                 .ok_or_else(|| {
                     Error::new(ErrorKind::Trap, "the pack's output lies outside its memory")
-                });
+                })?;
+            return read(output);
         }
     }
     let call = &store.data().call;
-    store
+    let output = store
         .data()
         .kernel
         .bytes_at(call.output_offset, call.output_length)
-        .map(<[u8]>::to_vec)
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::Trap,
@@ -285,7 +295,8 @@ fn run_action(live: &mut Live, func: Action, input: &[u8]) -> Result<Vec<u8>> {
                     call.output_length, call.output_offset
                 ),
             )
-        })
+        })?;
+    read(output)
 }
 
 /// Classifies a failed wasm call: traps by their wasmtime code, refusals by our own type.
