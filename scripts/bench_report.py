@@ -16,7 +16,7 @@ SIZES = (0, 1024, 102400)
 ACTIONS = ("length", "echo")
 HOSTS = (  # binding line prefix, anchor line prefix, title, per-call target vs the anchor
     ("packhost-python", "python-extism", "Python", 0.25),
-    ("packhost-ruby", "ruby-libextism", "Ruby", 0.25),
+    ("packhost-ruby", "ruby-extism", "Ruby", 0.25),
     ("packhost-node", "node-extism", "Node (sync calls)", 0.5),
 )
 PACKS = (("bench", "packhost-pdk"), ("bench_plain", "extism-pdk alone"))
