@@ -14,20 +14,19 @@ const { isDeepStrictEqual } = require('node:util')
 const { Pack, PackError } = require('packhost')
 const { CONFORMANCE_DIR, packPath, quiet } = require('./support.js')
 
+/** Every case of every cases/*.json, each with the stem of the file it came from. */
 function loadCases() {
   const dir = path.join(CONFORMANCE_DIR, 'cases')
   const files = fs.readdirSync(dir).filter((file) => file.endsWith('.json')).sort()
-  return files.flatMap((file) => JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')).cases)
-}
-
-/** Expected fuel per engine, then per call keyed `name` or `name/then/N`, as the Rust runner blesses it. */
-function loadExpectedFuel() {
-  const file = path.join(CONFORMANCE_DIR, 'fuel.json')
-  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null
+  return files.flatMap((file) => {
+    const { cases } = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'))
+    return cases.map((testCase) => ({ file: path.basename(file, '.json'), testCase }))
+  })
 }
 
 const CASES = loadCases()
-const EXPECTED_FUEL = loadExpectedFuel()
+/** Expected fuel per engine, then per call keyed `name` or `name/then/N`, as the Rust runner blesses it. */
+const EXPECTED_FUEL = JSON.parse(fs.readFileSync(path.join(CONFORMANCE_DIR, 'fuel.json'), 'utf8'))
 
 /** Every case runs on each engine. */
 const ENGINES = ['native', 'extism']
@@ -90,13 +89,11 @@ function checkError(error, call, problems) {
   }
 }
 
-function checkFuel(engine, key, call, fuel, problems) {
-  const wanted = call.fuel ?? EXPECTED_FUEL?.[engine]?.[key]
-  if (wanted === undefined) {
-    if (EXPECTED_FUEL !== null) problems.push('no fuel.json entry (bless with the Rust runner)')
-    return
-  }
-  if (fuel !== wanted) problems.push(`fuel ${fuel}, expected ${wanted}`)
+/** A missing entry fails, as in the Rust runner, so a stale fuel.json cannot pass unnoticed. */
+function checkFuel(engine, key, fuel, problems) {
+  const wanted = EXPECTED_FUEL[engine]?.[key]
+  if (wanted === undefined) problems.push(`no fuel.json entry for ${key} on ${engine} (bless with the Rust runner)`)
+  else if (fuel !== wanted) problems.push(`fuel ${fuel}, expected ${wanted}`)
 }
 
 async function checkCall(flavour, engine, pack, key, call) {
@@ -129,7 +126,7 @@ async function checkCall(flavour, engine, pack, key, call) {
   if (call.logs !== undefined && !isDeepStrictEqual(result.logs, call.logs)) {
     problems.push(`logs ${JSON.stringify(result.logs)}, expected ${JSON.stringify(call.logs)}`)
   }
-  checkFuel(engine, key, call, result.usage.fuel_consumed, problems)
+  checkFuel(engine, key, result.usage.fuel_consumed, problems)
   return problems
 }
 
@@ -159,15 +156,16 @@ async function runCase(flavour, engine, testCase) {
 }
 
 test('case names are unique and start with their file', () => {
-  const names = CASES.map((testCase) => testCase.name)
-  assert.equal(new Set(names).size, names.length)
   assert.ok(CASES.length > 0, 'no conformance cases found')
+  const names = CASES.map(({ testCase }) => testCase.name)
+  assert.equal(new Set(names).size, names.length)
+  for (const { file, testCase } of CASES) assert.ok(testCase.name.startsWith(`${file}/`), testCase.name)
 })
 
 for (const engine of ENGINES) {
   for (const [flavourName, flavour] of Object.entries(FLAVOURS)) {
     describe(`conformance on the ${engine} engine through the ${flavourName} API`, () => {
-      for (const testCase of CASES) {
+      for (const { testCase } of CASES) {
         test(`${testCase.name} [${engine}]`, async () => {
           assert.deepEqual(await runCase(flavour, engine, testCase), [])
         })

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import pytest
 
@@ -19,7 +19,7 @@ from conftest import CONFORMANCE, pack_path
 CASE_FIELDS = {
     "name", "pack", "pack_file", "options", "actions", "then",
     "export", "input", "input_repeat", "output", "output_json", "error",
-    "message_contains", "return_code", "fuel", "logs",
+    "message_contains", "return_code", "logs",
 }
 CALL_FIELDS = CASE_FIELDS - {"name", "pack", "pack_file", "options", "actions", "then"}
 
@@ -45,7 +45,10 @@ ENGINES = ("native", "extism")
 
 def options_for(case: Dict[str, Any], engine: str) -> Any:
     """The case's options with ``engine`` set, unless the case chose one itself."""
-    options = case.get("options", {})
+    # A null ``options`` means defaults, as an absent one does in the Rust runner.
+    options = case.get("options")
+    if options is None:
+        options = {}
     if isinstance(options, dict) and "engine" not in options:
         return {**options, "engine": engine}
     return options
@@ -75,20 +78,22 @@ def check_error(error: packhost.PackError, expect: Dict[str, Any]) -> List[str]:
     return problems
 
 
-def check_report(usage: Optional[packhost.Usage], logs: Any, engine: str, key: str,
-                 succeeded: bool, expect: Dict[str, Any]) -> List[str]:
-    problems = []
-    if "logs" in expect:
-        actual = [{"level": record.level, "message": record.message} for record in logs]
-        if actual != expect["logs"]:
-            problems.append(f"logs {actual}, expected {expect['logs']}")
-    fuel_used = usage.fuel_consumed if usage is not None else None
-    if "fuel" in expect and fuel_used != expect["fuel"]:
-        problems.append(f"fuel {fuel_used}, expected {expect['fuel']}")
+def check_logs(logs: Any, expect: Dict[str, Any]) -> List[str]:
+    if "logs" not in expect:
+        return []
+    actual = [{"level": record.level, "message": record.message} for record in logs]
+    return [] if actual == expect["logs"] else [f"logs {actual}, expected {expect['logs']}"]
+
+
+def check_fuel(usage: packhost.Usage, engine: str, key: str) -> List[str]:
+    """Every successful call must burn what fuel.json records for it on this engine; a
+    missing entry fails, as in the Rust runner, so a stale fuel.json cannot pass unnoticed."""
     wanted = FUEL.get(engine, {}).get(key)
-    if succeeded and wanted is not None and fuel_used != wanted:
-        problems.append(f"fuel {fuel_used}, expected {wanted} (fuel.json)")
-    return problems
+    if wanted is None:
+        return [f"no fuel.json entry for {key} on {engine} (bless with the Rust runner)"]
+    if usage.fuel_consumed != wanted:
+        return [f"fuel {usage.fuel_consumed}, expected {wanted} (fuel.json)"]
+    return []
 
 
 def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -> List[str]:
@@ -106,8 +111,7 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
     except packhost.PackError as error:
         if "error" not in call:
             return [f"failed with {error.code}: {error.message}, expected success"]
-        return check_error(error, call) + check_report(
-            error.usage, error.logs, engine, key, False, call)
+        return check_error(error, call) + check_logs(error.logs, call)
     if "error" in call:
         return [f"succeeded with {result.output!r}, expected error {call['error']}"]
     problems = []
@@ -121,7 +125,7 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
         else:
             if actual != call["output_json"]:
                 problems.append(f"output_json {actual!r}, expected {call['output_json']!r}")
-    return problems + check_report(result.usage, result.logs, engine, key, True, call)
+    return problems + check_logs(result.logs, call) + check_fuel(result.usage, engine, key)
 
 
 def location(case: Dict[str, Any]) -> Path:

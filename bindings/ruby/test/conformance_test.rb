@@ -55,10 +55,11 @@ class ConformanceTest < Minitest::Test
            else
              sample_pack(kase.fetch("pack"))
            end
-    options = kase.fetch("options", {})
-    # The engine is added unless the case chose one itself.
+    # A null "options" means defaults, as an absent one does in the Rust runner; the engine
+    # is added unless the case chose one itself.
+    options = kase["options"] || {}
     options = { "engine" => @engine }.merge(options) if options.is_a?(Hash)
-    Packhost::Pack.load(path, **options)
+    Packhost::Pack.load(path, options)
   rescue Packhost::Error => e
     raise Minitest::Assertion, "load failed unexpectedly: #{e.code}: #{e.message}" unless kase["error"]
 
@@ -82,13 +83,13 @@ class ConformanceTest < Minitest::Test
     rescue Packhost::Error => e
       flunk "#{label}: call failed unexpectedly: #{e.code}: #{e.message}" unless step.key?("error")
       assert_error_matches(step, e, label)
-      assert_report(step, e.usage, e.logs, label)
+      assert_logs(step, e.logs, label)
       return
     end
     flunk "#{label}: expected error #{step['error']}, got output #{result.bytes.inspect[0, 200]}" if step.key?("error")
     assert_equal step["output"].b, result.bytes, "#{label}: output" if step.key?("output")
     assert_equal step["output_json"], JSON.parse(result.bytes), "#{label}: output_json" if step.key?("output_json")
-    assert_report(step, result.usage, result.logs, label)
+    assert_logs(step, result.logs, label)
     assert expected_fuel.key?(key), "#{label}: no fuel.json entry (the Rust runner writes them)"
     assert_equal expected_fuel[key], result.usage.fuel_consumed, "#{label}: fuel (fuel.json)"
   end
@@ -110,8 +111,7 @@ class ConformanceTest < Minitest::Test
     assert_equal step["return_code"], error.return_code, "#{label}: return_code" if step.key?("return_code")
   end
 
-  def assert_report(step, usage, logs, label)
-    assert_equal step["fuel"], usage.fuel_consumed, "#{label}: fuel" if step.key?("fuel")
+  def assert_logs(step, logs, label)
     return unless step.key?("logs")
 
     actual = logs.map { |line| {"level" => line.level.to_s, "message" => line.message} }
