@@ -61,22 +61,22 @@ impl HostState {
     /// Allocates a kernel block, or returns 0 (the ABI's failure) when it would take the
     /// instance past its memory limit.
     pub(super) fn alloc(&mut self, len: u64) -> u64 {
-        let growth = self.kernel.growth_for(len);
-        if !self.limiter.admit(growth, self.kernel.size()) {
-            return 0;
-        }
-        let offset = self.kernel.alloc(len);
-        self.limiter.observe(self.kernel.size());
-        offset
+        self.within_limit(len, |kernel| kernel.alloc(len))
     }
 
     /// Allocates a kernel block holding `data`, within the memory limit.
     pub(super) fn alloc_bytes(&mut self, data: &[u8]) -> u64 {
-        let growth = self.kernel.growth_for(data.len() as u64);
+        self.within_limit(data.len() as u64, |kernel| kernel.alloc_bytes(data))
+    }
+
+    /// Runs `allocate` for a block of `len` bytes when the limiter admits the growth it
+    /// needs, and records the kernel's new size; 0 when refused.
+    fn within_limit(&mut self, len: u64, allocate: impl FnOnce(&mut Kernel) -> u64) -> u64 {
+        let growth = self.kernel.growth_for(len);
         if !self.limiter.admit(growth, self.kernel.size()) {
             return 0;
         }
-        let offset = self.kernel.alloc_bytes(data);
+        let offset = allocate(&mut self.kernel);
         self.limiter.observe(self.kernel.size());
         offset
     }
