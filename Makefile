@@ -13,7 +13,7 @@ PACKHOST := $(TARGET_DIR)/debug/packhost
 PDK_PACKS := api_errors text_tools hostile bench
 PLAIN_PACKS := plain bench_plain
 
-.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby lint fmt bench
+.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates lint fmt bench release
 
 help: ## List the verbs.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,28 +36,35 @@ demo: packs ## The main job: build the packs, run one from the command line and 
 	@echo
 	cargo run -q -p packhost --example quickstart
 
-test: test-rust test-node test-python test-ruby ## Every test: Rust, then each host binding.
+test: test-rust test-node test-python test-ruby test-crates ## Every test: Rust, each host binding on its installed package, the crates.
 
 test-rust: packs lint ## Rust: unit, conformance, sandbox, contract and CLI tests, and a benchmark smoke run.
 	cargo test --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby
 	cargo test -p packhost --benches
 
+release: packs ## Build every package users install (wheel, npm tarball, gem, crates, CLI) into target/dist.
+	bash scripts/release.sh
+
 bench: packs ## Time packhost against the official SDKs and bare wasmtime; writes BENCHMARKS.md (slow: a release build).
 	bash scripts/bench.sh
 
-# Each binding's crate is linted after its ci.sh, which installs the toolchain it needs.
+# Each binding's ci.sh builds the package users install (release profile), installs it and
+# runs the binding's tests on it; its crate is linted after, once the toolchain is there.
 
-test-node: packs ## Node binding tests (node --test).
+test-node: packs ## Node binding tests (node --test) on the release addon; the npm tarball installed.
 	bash bindings/node/ci.sh
 	cargo clippy -p packhost-node --all-targets -- -D warnings
 
-test-python: packs ## Python binding tests (pytest).
+test-python: packs ## Python binding tests (pytest) on the installed wheel; `pip install .` checked.
 	bash bindings/python/ci.sh
 	cargo clippy -p packhost-python --all-targets -- -D warnings
 
-test-ruby: packs ## Ruby binding tests (minitest).
+test-ruby: packs ## Ruby binding tests (minitest) on the installed gem.
 	bash bindings/ruby/ci.sh
 	cargo clippy -p packhost-ruby --all-targets -- -D warnings
+
+test-crates: packs ## The crates as packaged, `cargo install` of the CLI, and a user's crate on packhost.
+	bash scripts/crates-check.sh
 
 lint: setup ## rustfmt and clippy, warnings denied.
 	cargo fmt --all -- --check

@@ -4,13 +4,22 @@
 # Everything is built with the release profile (cargo's `bench` profile for the Rust
 # benchmarks), once, in the shared target dir. Absolute times drift on shared machines; the
 # ratios between columns measured in this same run are the result.
+#
+# Besides the in-tree release builds, each binding is also timed as users install it: the
+# wheel from `pip install .`, the npm tarball from `npm pack` installed into an empty project,
+# and the gem from `gem install`. With PACKHOST_BENCH_INSTALL_FROM_SCRATCH=1 (the default)
+# `pip install .`, `gem install` and `cargo install --path cli` each start from an empty
+# target dir, as on a user's machine, and their wall time is reported (each compiles
+# wasmtime: about ten minutes on two cores); with 0 they reuse this run's target dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 results="$target_dir/bench-results"
-rm -rf "$results" "$target_dir/criterion"
-mkdir -p "$results"
+installs="$target_dir/bench-installs"
+from_scratch="${PACKHOST_BENCH_INSTALL_FROM_SCRATCH:-1}"
+rm -rf "$results" "$installs" "$target_dir/criterion"
+mkdir -p "$results" "$installs"
 # Users do not run with it, and it slows libextism's calls (see the anchors' README). The
 # backtrace comparison below sets it explicitly for one run.
 unset RUST_BACKTRACE
@@ -18,10 +27,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "host toolchains (installed only when missing)"
 if [ ! -x node_modules/.bin/napi ]; then npm install --no-audit --no-fund; fi
-if [ ! -x .venv/bin/maturin ]; then
-  python3 -m venv .venv
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r bindings/python/requirements-dev.txt
-fi
+bash bindings/python/setup-venv.sh >/dev/null
 missing=()
 for package in ruby-dev libclang-dev; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
@@ -30,7 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then apt-get update && apt-get install -y "${missin
 
 step "release builds: the core's benchmarks, then each binding"
 cargo bench -p packhost --no-run
-npm run --silent build -- --release
+npm run --silent build
 VIRTUAL_ENV="$root/.venv" PATH="$root/.venv/bin:$PATH" .venv/bin/maturin develop --profile release
 ruby_build="$root/bindings/ruby/tmp/bench-build"
 mkdir -p "$ruby_build"
@@ -45,13 +51,57 @@ cargo bench -p packhost --bench figures | tee "$results/figures.txt"
 RUST_BACKTRACE=1 PACKHOST_BENCH_ONLY=per_call cargo bench -p packhost --bench figures \
   | sed 's/^figure per_call/figure per_call_backtrace/' | tee -a "$results/figures.txt"
 
-step "bindings"
+# Runs "$@" and appends `install host=HOST seconds=S` to the results.
+timed_install() {
+  local host="$1"
+  shift
+  local began=$SECONDS
+  "$@"
+  echo "install host=$host from_scratch=$from_scratch seconds=$((SECONDS - began))" | tee -a "$results/install.txt"
+}
+# A target dir for one install: empty (a user's first install) or this run's.
+install_target() {
+  if [ "$from_scratch" = 1 ]; then
+    rm -rf "$installs/target-$1"
+    echo "$installs/target-$1"
+  else
+    echo "$target_dir"
+  fi
+}
+
+step "installed packages: pip install ., the npm tarball, gem install, cargo install"
+python3 -m venv "$installs/venv"
+timed_install python env CARGO_TARGET_DIR="$(install_target python)" \
+  "$installs/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$root"
+tarball="$(PACKHOST_DIST="$installs" bash bindings/node/package.sh)"
+mkdir -p "$installs/npm-app"
+echo '{"name": "packhost-bench", "private": true}' > "$installs/npm-app/package.json"
+timed_install node npm install --prefix "$installs/npm-app" --no-audit --no-fund --silent "$tarball"
+gem_file="$(ruby bindings/ruby/script/stage_gem.rb)"
+timed_install ruby env CARGO_TARGET_DIR="$(install_target ruby)" GEM_HOME="$installs/gems" \
+  gem install --local --no-document --silent "$gem_file"
+timed_install cli env CARGO_TARGET_DIR="$(install_target cli)" \
+  cargo install --quiet --locked --path cli --root "$installs/cli"
+"$installs/cli/bin/packhost" --version --verbose | sed 's/^/cli /' | tee "$results/cli-build.txt"
+# The from-scratch target dirs are only for timing; they hold a few GB each.
+[ "$from_scratch" = 1 ] && rm -rf "$installs"/target-*
+
+step "bindings: in-tree release builds, then the installed packages"
 for pack in bench bench_plain; do
   {
     node bindings/node/bench/bench.js "plugins/dist/$pack.wasm"
     .venv/bin/python bindings/python/bench/bench.py "plugins/dist/$pack.wasm"
     ruby -Ibindings/ruby/lib bindings/ruby/bench/bench.rb "plugins/dist/$pack.wasm"
   } | sed "s/^/$pack /" | tee -a "$results/hosts.txt"
+done
+# Same scripts, same packs, loading only what was installed (the installed copies are run
+# from outside the repository's load paths); lines are labelled `<host>-installed`.
+for pack in bench; do
+  {
+    PACKHOST_MODULE="$installs/npm-app/node_modules/packhost" node bindings/node/bench/bench.js "plugins/dist/$pack.wasm"
+    (cd "$installs" && "$installs/venv/bin/python" "$root/bindings/python/bench/bench.py" "$root/plugins/dist/$pack.wasm")
+    GEM_HOME="$installs/gems" ruby bindings/ruby/bench/bench.rb "plugins/dist/$pack.wasm"
+  } | sed -E "s/^(packhost-[a-z]+) /\1-installed /; s/^/$pack /" | tee -a "$results/hosts.txt"
 done
 
 step "anchors: the official SDKs on the same packs and inputs"

@@ -59,6 +59,14 @@ def ratio(ours, other):
     return ours / other
 
 
+def host_cells():
+    """Every (binding, SDK, title, target, action, size) that a per-host table has a row for."""
+    for host, sdk, title, target in HOSTS:
+        for action in ACTIONS:
+            for size in SIZES:
+                yield host, sdk, title, target, action, size
+
+
 def fmt_ratio(value):
     return "–" if value is None else f"{value:.2f}x"
 
@@ -79,6 +87,9 @@ def main():
             host_threads[(pack, host, rest["action"], int(rest["threads"]))] = float(rest["calls_per_s"])
         elif parts[2] == "idle_instance":
             host_memory[(pack, host)] = float(rest["rss_kib"])
+    install_times = {fields(line)["host"]: fields(line) for line in read_lines(results / "install.txt")
+                     if line.startswith("install ")}
+    cli_build = [line.removeprefix("cli ") for line in read_lines(results / "cli-build.txt")]
     anchors = {}
     for line in read_lines(results / "anchors.txt"):
         match = re.match(r"^(\S+) (\S+) (\S+) bytes=(\d+) per_call_us=(\S+)", line)
@@ -177,19 +188,17 @@ def main():
         say("Per-call times in microseconds; each ratio is against the official SDK of the same host in this run.\n")
         say("| host | action, input | packhost | official SDK | ratio | target |")
         say("|---|---|---|---|---|---|")
-        for host, sdk, title, target in HOSTS:
-            for action in ACTIONS:
-                for size in SIZES:
-                    ours = hosts.get((pack, host, action, size))
-                    anchor = anchors.get((pack, sdk, action, size))
-                    if ours is None:
-                        continue
-                    value = ratio(ours, anchor)
-                    verdict = "–"
-                    if pack == "bench" and value is not None:
-                        verdict = check(f"{title} {action} {size} B <= {target:g} of the official SDK",
-                                        f"{value:.2f}x", value <= target)
-                    say(f"| {title} | {action}, {size} B | {fmt(ours)} | {fmt(anchor)} | {fmt_ratio(value)} | {verdict} |")
+        for host, sdk, title, target, action, size in host_cells():
+            ours = hosts.get((pack, host, action, size))
+            anchor = anchors.get((pack, sdk, action, size))
+            if ours is None:
+                continue
+            value = ratio(ours, anchor)
+            verdict = "–"
+            if pack == "bench" and value is not None:
+                verdict = check(f"{title} {action} {size} B <= {target:g} of the official SDK",
+                                f"{value:.2f}x", value <= target)
+            say(f"| {title} | {action}, {size} B | {fmt(ours)} | {fmt(anchor)} | {fmt_ratio(value)} | {verdict} |")
         if pack != "bench":
             continue
         say("\nEach binding against the Rust core at 1 KiB (target: within 1.5x):\n")
@@ -214,6 +223,44 @@ def main():
                     say(f"| {title} | {action}, {size} B | {one:,.0f} | {two:,.0f} | {two / one:.2f}x | {verdict} |")
         say("\nResident memory per loaded pack with one idle instance (KiB): "
             + ", ".join(f"{title} {fmt(host_memory.get((pack, host)), 0)}" for host, _, title, _ in HOSTS) + ".")
+
+    say("\n## Installed packages against the in-tree release builds\n")
+    say("Each binding timed twice in this run on `bench.wasm`: as built in the checkout with the release")
+    say("profile, and as a user installs it (`pip install .` into a fresh virtualenv, the `npm pack`")
+    say("tarball installed into an empty npm project, `gem install` of the staged gem into an empty")
+    say("`GEM_HOME`), loading only the installed copy. Target: the installed package within 1.2x of the")
+    say("in-tree build.\n")
+    say("| host | action, input | in-tree release, us | installed, us | ratio | target |")
+    say("|---|---|---|---|---|---|")
+    for host, _, title, _, action, size in host_cells():
+        tree = hosts.get(("bench", host, action, size))
+        installed = hosts.get(("bench", f"{host}-installed", action, size))
+        value = ratio(installed, tree)
+        if value is None:
+            continue
+        verdict = check(f"{title} installed {action} {size} B within 1.2x of the in-tree release build",
+                        f"{value:.2f}x", value <= 1.2)
+        say(f"| {title} | {action}, {size} B | {fmt(tree)} | {fmt(installed)} | {value:.2f}x | {verdict} |")
+    if install_times:
+        scratch = any(entry.get("from_scratch") == "1" for entry in install_times.values())
+        say("\nHow long a user waits for each install on this machine"
+            + (" (2 cores), each from an empty cargo target dir, as on a first install:" if scratch
+               else ", reusing this run's compiled dependencies (not a first install):") + "\n")
+        say("| host | command | wall time |")
+        say("|---|---|---|")
+        commands = {
+            "python": ("Python", "`pip install .` (builds the wheel with maturin)"),
+            "node": ("Node", "`npm install packhost-VERSION.tgz` (the addon is prebuilt in the tarball)"),
+            "ruby": ("Ruby", "`gem install packhost-VERSION.gem` (compiles the extension)"),
+            "cli": ("Rust CLI", "`cargo install --locked --path cli`"),
+        }
+        for key, (title, command) in commands.items():
+            entry = install_times.get(key)
+            if entry:
+                seconds = int(entry["seconds"])
+                say(f"| {title} | {command} | {seconds // 60} min {seconds % 60} s |")
+    if cli_build:
+        say("\n`packhost --version --verbose` of the installed CLI: " + "; ".join(cli_build) + ".")
 
     header = [
         "# Benchmarks\n",

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # CI for the Node binding: installs the npm tooling into the repository's node_modules/,
-# builds the addon (dev profile, shared target dir), checks the generated loader and types
-# for drift, runs the Node test suite, type-checks the declarations, then packs the package
-# and runs the example from a fresh folder outside the repository. Safe to run again; run
-# from anywhere.
+# builds the addon with the release profile users get (shared target dir), checks the
+# generated loader and types for drift, runs the Node test suite on that build, type-checks
+# the declarations, then packs the package (bindings/node/package.sh), installs the tarball
+# into an empty npm project outside the repository, checks that it reports an optimised
+# build, and runs the example there. Safe to run again; run from anywhere.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -37,7 +38,7 @@ else
     echo "node_modules/ is up to date"
 fi
 
-step "build (dev profile)"
+step "build (release profile)"
 generated=(bindings/node/index.js bindings/node/index.d.ts)
 snapshot="$(mktemp -d)"
 trap 'rm -rf "$snapshot"' EXIT
@@ -55,7 +56,7 @@ done
 [ "$drift" -eq 0 ] && echo "index.js and index.d.ts match what napi generates"
 
 step "tests"
-node --test bindings/node/test/*.test.js bindings/node/test/*.test.mjs
+PACKHOST_EXPECT_RELEASE=1 node --test bindings/node/test/*.test.js bindings/node/test/*.test.mjs
 
 step "benchmark smoke run (tiny counts; make bench runs it for real)"
 node bindings/node/bench/bench.js plugins/dist/bench.wasm --smoke
@@ -63,16 +64,26 @@ node bindings/node/bench/bench.js plugins/dist/bench.wasm --smoke
 step "type check of the published declarations"
 npx --no-install tsc -p bindings/node/test/types && echo "packhost.d.ts type-checks against test/types/usage.mts"
 
-step "example from an npm pack tarball, installed outside the repository"
-npm pack --silent --pack-destination "$snapshot" >/dev/null
+step "the npm pack tarball, installed into an empty project outside the repository"
+tarball="$(bash bindings/node/package.sh)"
+echo "$tarball"
 app="$snapshot/app"
 mkdir -p "$app"
 cp examples/node/api_errors.mjs plugins/dist/api_errors.wasm "$app/"
 (
     cd "$app"
     echo '{"name": "packhost-example", "private": true, "type": "module"}' >package.json
-    npm install --no-audit --no-fund --prefer-offline "$snapshot"/packhost-*.tgz >/dev/null
-    node api_errors.mjs ./api_errors.wasm
+    npm install --no-audit --no-fund --prefer-offline "$tarball" >/dev/null
+    node --input-type=module -e '
+        import { buildInfo } from "packhost"
+        const info = buildInfo()
+        console.log("installed packhost:", JSON.stringify(info))
+        if (info.profile !== "release" || info.opt_level !== "3" || info.debug_assertions !== false) {
+            console.error("the installed addon is not the optimised release build")
+            process.exit(1)
+        }'
+    node api_errors.mjs ./api_errors.wasm >/dev/null
+    echo "the installed tarball is optimised and ran the example"
 )
 
 exit "$drift"

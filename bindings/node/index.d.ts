@@ -35,6 +35,9 @@ export declare class NativePack {
   call(action: string, input: string | Buffer): Promise<NativeCallOutcome>
 }
 
+/** How the core was built (`packhost::build_info`), as JSON text the wrapper parses. */
+export declare function buildInfoJson(): string
+
 /**
  * Every error code the core can report, in the core's order; the wrapper checks it has
  * an error class for each.

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativePack = nativeBinding.NativePack
+module.exports.buildInfoJson = nativeBinding.buildInfoJson
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.loadPack = nativeBinding.loadPack
 module.exports.loadPackSync = nativeBinding.loadPackSync

@@ -177,6 +177,22 @@ export declare const ERROR_CLASSES: Readonly<Record<ErrorCode, typeof PackError>
 /** Every code the core can report, from the core itself. */
 export declare const ERROR_CODES: readonly ErrorCode[]
 
+/** How the native addon was built. */
+export interface BuildInfo {
+  version: string
+  /** The cargo profile: `release` in every installed package. */
+  profile: string
+  /** rustc's optimisation level of the core: `0` to `3`, `s` or `z`. */
+  opt_level: string
+  /** Never true in an installed package. */
+  debug_assertions: boolean
+  /** The wasmtime release that compiles and runs packs. */
+  wasmtime: string
+}
+
+/** How the native addon was built: profile, optimisation, debug assertions, wasmtime. */
+export declare function buildInfo(): BuildInfo
+
 declare const packhost: {
   Pack: typeof Pack
   CallResult: typeof CallResult
@@ -197,5 +213,6 @@ declare const packhost: {
   InternalError: typeof InternalError
   ERROR_CLASSES: typeof ERROR_CLASSES
   ERROR_CODES: typeof ERROR_CODES
+  buildInfo: typeof buildInfo
 }
 export default packhost

@@ -77,6 +77,14 @@ const ERROR_CLASSES = Object.freeze(
 /** Every code the core can report, straight from the core. */
 const ERROR_CODES = Object.freeze(native.errorCodes())
 
+/**
+ * How the native addon was built: `{ version, profile, opt_level, debug_assertions, wasmtime }`.
+ * An installed package reports `profile: 'release'` and `debug_assertions: false`.
+ */
+function buildInfo() {
+  return JSON.parse(native.buildInfoJson())
+}
+
 /** Builds the `PackError` for a failure the addon reported as data. */
 function toPackError(failure) {
   const report = failure.reportJson === undefined ? {} : JSON.parse(failure.reportJson)
@@ -331,4 +339,5 @@ module.exports = {
   InternalError,
   ERROR_CLASSES,
   ERROR_CODES,
+  buildInfo,
 }

@@ -24,6 +24,7 @@ export const {
   InternalError,
   ERROR_CLASSES,
   ERROR_CODES,
+  buildInfo,
 } = packhost
 
 export default packhost

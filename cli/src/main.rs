@@ -15,11 +15,20 @@ use serde_json::json;
 #[command(
     name = "packhost",
     version,
+    disable_version_flag = true,
+    arg_required_else_help = true,
     about = "Run and inspect packhost packs (WebAssembly plugins on the Extism ABI)"
 )]
 struct Cli {
+    /// Print the version; with --verbose, how this build was made (profile, optimisation,
+    /// debug assertions, wasmtime).
+    #[arg(short = 'V', long)]
+    version: bool,
+    /// With --version: print the build information too.
+    #[arg(short, long, requires = "version")]
+    verbose: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -104,7 +113,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let outcome = match cli.command {
+    let Some(command) = cli.command else {
+        print_version(cli.verbose);
+        return ExitCode::SUCCESS;
+    };
+    let outcome = match command {
         Command::Inspect { pack, json } => inspect(&pack, json),
         Command::Call {
             pack,
@@ -132,6 +145,19 @@ fn main() -> ExitCode {
             eprintln!("packhost: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `packhost --version [--verbose]`: the version, and with --verbose the build record every
+/// host reports (`packhost::build_info`).
+fn print_version(verbose: bool) {
+    let info = packhost::build_info();
+    println!("packhost {}", info.version);
+    if verbose {
+        println!("profile: {}", info.profile);
+        println!("opt-level: {}", info.opt_level);
+        println!("debug-assertions: {}", info.debug_assertions);
+        println!("wasmtime: {}", info.wasmtime);
     }
 }
 

@@ -197,3 +197,24 @@ fn unknown_command_exits_2() {
     let out = packhost(&["frobnicate"], None);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn version_verbose_says_how_the_binary_was_built() {
+    let out = packhost(&["--version"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("packhost {}\n", env!("CARGO_PKG_VERSION"))
+    );
+
+    let out = packhost(&["--version", "--verbose"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // The test suite builds the dev profile; `cargo install` gives `release` (CI checks it).
+    assert!(text.contains("\nprofile: dev\n"), "{text}");
+    assert!(text.contains("\nwasmtime: 43."), "{text}");
+    assert!(text.contains("\ndebug-assertions: "), "{text}");
+
+    // --verbose alone is a usage error, not a silent no-op.
+    assert_eq!(packhost(&["--verbose"], None).status.code(), Some(2));
+}

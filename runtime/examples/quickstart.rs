@@ -1,12 +1,16 @@
 //! The README's quickstart: load the API-error pack and run its hooks around a failed
 //! Stripe request, with limits, then print what it found and what the call cost.
 //!
-//! Run with `cargo run -p packhost --example quickstart` after `make packs`.
+//! Run with `cargo run -p packhost --example quickstart` after `make packs`; from another
+//! crate (CI builds it as a user's crate), pass the repository's root as the argument.
 
 use packhost::{Pack, PackOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = std::env::args_os()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     // START quickstart
     let options =
         PackOptions::from_json(r#"{"limits": {"timeout_ms": 250, "memory_bytes": 16777216}}"#)?;
@@ -45,5 +49,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         Ok(_) => unreachable!("the pack has no such action"),
     }
+    let build = packhost::build_info();
+    println!(
+        "packhost {}: {} profile, opt-level {}, debug assertions {}, wasmtime {}",
+        build.version, build.profile, build.opt_level, build.debug_assertions, build.wasmtime
+    );
     Ok(())
 }

@@ -16,6 +16,7 @@
 
 #![deny(missing_docs)]
 
+mod build_info;
 mod embed;
 mod engine;
 mod error;
@@ -27,6 +28,7 @@ mod pack;
 mod pool;
 mod usage;
 
+pub use build_info::{build_info, BuildInfo};
 pub use embed::embed_generated_manifest;
 pub use engine::forget_compiled_code;
 pub use error::{Error, ErrorKind, Result, ERROR_CODES};

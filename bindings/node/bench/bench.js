@@ -6,12 +6,15 @@
  * `--smoke` runs everything once with tiny counts (CI).
  *
  * Usage: node bench.js PACK.wasm [--smoke]
+ *
+ * PACKHOST_MODULE names the package to time (make bench points it at an installed copy);
+ * by default it is this checkout.
  */
 'use strict'
 
 const fs = require('node:fs')
 const path = require('node:path')
-const { Pack } = require(path.join(__dirname, '..', '..', '..'))
+const { Pack } = require(process.env.PACKHOST_MODULE || path.join(__dirname, '..', '..', '..'))
 
 const HOST = 'packhost-node'
 const payload = (n) => 'hello world '.repeat(Math.ceil(n / 12) + 1).slice(0, n)

@@ -15,6 +15,12 @@ use napi_derive::napi;
 pub use outcome::{NativeCallOutcome, NativeError};
 pub use pack::{load_pack, load_pack_sync, CallTask, LoadTask, NativePack};
 
+/// How the core was built (`packhost::build_info`), as JSON text the wrapper parses.
+#[napi]
+pub fn build_info_json() -> String {
+    serde_json::to_string(&packhost::build_info()).unwrap_or_else(|_| "{}".to_string())
+}
+
 /// Every error code the core can report, in the core's order; the wrapper checks it has
 /// an error class for each.
 #[napi]

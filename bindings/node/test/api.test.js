@@ -60,6 +60,18 @@ describe('loading', () => {
   })
 })
 
+test('buildInfo says how the addon was built', () => {
+  const info = packhost.buildInfo()
+  assert.deepEqual(Object.keys(info).sort(), ['debug_assertions', 'opt_level', 'profile', 'version', 'wasmtime'])
+  assert.equal(info.version, require('../../../package.json').version)
+  assert.match(info.wasmtime, /^43\./)
+  assert.equal(info.opt_level === '0', info.profile === 'dev')
+  // ci.sh builds the addon with `npm run build`, the release build `npm pack` ships.
+  if (process.env.PACKHOST_EXPECT_RELEASE === '1') {
+    assert.deepEqual([info.profile, info.opt_level, info.debug_assertions], ['release', '3', false])
+  }
+})
+
 describe('calling', () => {
   const pack = Pack.loadSync(packPath('text_tools'), {}, quiet)
 

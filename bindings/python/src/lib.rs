@@ -20,8 +20,15 @@ fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<result::LogRecord>()?;
     module.add("ERROR_CODES", PyTuple::new(py, packhost::ERROR_CODES)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add_function(wrap_pyfunction!(build_info_json, module)?)?;
     module.add_function(wrap_pyfunction!(panic_for_tests, module)?)?;
     Ok(())
+}
+
+/// How the core was built (`packhost::build_info`), as JSON text for `packhost.build_info()`.
+#[pyfunction]
+fn build_info_json() -> String {
+    serde_json::to_string(&packhost::build_info()).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// Panics inside the same guard every core call runs in, so tests can show that a panic

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,14 @@ def test_the_log_level_option_filters_inside_the_core(text_tools_path: Path) -> 
     assert [record.level for record in quiet.call("chatty").logs] == ["error"]
     silent = packhost.Pack(text_tools_path, log_level="off")
     assert silent.call("chatty").logs == ()
+
+
+def test_build_info_says_how_the_module_was_built() -> None:
+    info = packhost.build_info()
+    assert set(info) == {"version", "profile", "opt_level", "debug_assertions", "wasmtime"}
+    assert info["version"] == packhost.__version__
+    assert info["wasmtime"].startswith("43.")
+    assert (info["opt_level"] == "0") == (info["profile"] == "dev")
+    # ci.sh runs this suite against the installed wheel, built as `pip install .` builds it.
+    if os.environ.get("PACKHOST_EXPECT_RELEASE") == "1":
+        assert (info["profile"], info["opt_level"], info["debug_assertions"]) == ("release", "3", False)

@@ -5,7 +5,7 @@
 # two threads and resident memory per loaded pack with one idle instance. One line per
 # figure, for scripts/bench_report.py. `--smoke` runs everything once with tiny counts (CI).
 #
-# Usage: ruby -Ilib bench.rb PACK.wasm [--smoke]
+# Usage: ruby -Ilib bench.rb PACK.wasm [--smoke]   (or, without -Ilib, an installed gem)
 
 require "packhost"
 

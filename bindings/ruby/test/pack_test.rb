@@ -144,6 +144,18 @@ class PackTest < Minitest::Test
     ENV["RUST_BACKTRACE"] = backtrace
   end
 
+  def test_build_info_says_how_the_extension_was_built
+    info = Packhost.build_info
+    assert_equal %w[debug_assertions opt_level profile version wasmtime], info.keys.sort
+    assert_equal Packhost::VERSION, info["version"]
+    assert_match(/\A43\./, info["wasmtime"])
+    assert_equal info["opt_level"] == "0", info["profile"] == "dev"
+    # ci.sh runs this suite against the gem as `gem install` builds it.
+    return unless ENV["PACKHOST_EXPECT_RELEASE"] == "1"
+
+    assert_equal ["release", "3", false], info.values_at("profile", "opt_level", "debug_assertions")
+  end
+
   def test_packs_cannot_be_made_without_load
     assert_raises(TypeError) { Packhost::Pack.new }
   end

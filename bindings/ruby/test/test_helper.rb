@@ -4,7 +4,10 @@
 # conformance suite, and the GC.stress mode (PACKHOST_GC_STRESS=1) that ci.sh runs the suite
 # in a second time.
 
-$LOAD_PATH.unshift(File.expand_path("../lib", __dir__))
+# ci.sh runs the suite against the installed gem (PACKHOST_TEST_INSTALLED_GEM=1); by hand,
+# it runs against lib/ with an extension built there.
+INSTALLED_GEM = ENV["PACKHOST_TEST_INSTALLED_GEM"] == "1"
+$LOAD_PATH.unshift(File.expand_path("../lib", __dir__)) unless INSTALLED_GEM
 
 require "minitest/autorun"
 require "packhost"

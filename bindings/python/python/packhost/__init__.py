@@ -10,7 +10,7 @@ counts match the Rust, Node and Ruby hosts exactly.
 """
 
 from ._native import ERROR_CODES, CallResult, LogRecord, Usage, __version__
-from ._pack import TRACE, Input, Pack, Source
+from ._pack import TRACE, Input, Pack, Source, build_info
 from .errors import (
     ERROR_CLASSES,
     ActionNotFound,
@@ -32,6 +32,7 @@ from .errors import (
 
 __all__ = [
     "Pack",
+    "build_info",
     "CallResult",
     "Usage",
     "LogRecord",

@@ -13,12 +13,14 @@ __all__ = [
     "LogRecord",
     "ERROR_CODES",
     "__version__",
+    "build_info_json",
     "_panic_for_tests",
 ]
 
 ERROR_CODES: Tuple[str, ...]
 __version__: str
 
+def build_info_json() -> str: ...
 def _panic_for_tests(message: str) -> None: ...
 
 @final

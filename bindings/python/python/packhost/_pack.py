@@ -13,16 +13,25 @@ import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from ._native import CallResult, LogRecord, NativePack
+from ._native import CallResult, LogRecord, NativePack, build_info_json
 from .errors import InvalidOptions, PackError
 
-__all__ = ["Pack", "Source", "Input"]
+__all__ = ["Pack", "Source", "Input", "build_info"]
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 """Where a pack comes from: a path to a ``.wasm`` file, or the module's bytes."""
 
 Input = Any
 """A call input: ``bytes``, ``str`` (sent as UTF-8), or any JSON-serialisable object."""
+
+
+def build_info() -> Dict[str, Any]:
+    """How the native module was built: version, cargo profile, optimisation level, whether
+    debug assertions are on, and the wasmtime version. An installed wheel reports
+    ``profile == "release"`` and ``debug_assertions is False``."""
+    info: Dict[str, Any] = json.loads(build_info_json())
+    return info
+
 
 # A library leaves output to the application (the logging HOWTO's advice): without this,
 # Python's last-resort handler would print a pack's warnings to stderr unasked.

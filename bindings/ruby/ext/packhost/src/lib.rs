@@ -26,8 +26,14 @@ mod entry {
         let codes = ruby.ary_from_iter(packhost::ERROR_CODES.iter().copied());
         codes.freeze();
         module.const_set("ERROR_CODES", codes)?;
+        module.define_module_function("build_info", magnus::function!(build_info, 0))?;
         crate::pack::init(ruby, module)?;
         crate::errors::init(ruby, module)?;
         Ok(())
+    }
+
+    /// `Packhost.build_info`: how the core was built, as a Hash with String keys.
+    fn build_info(ruby: &Ruby) -> Result<magnus::Value, Error> {
+        crate::convert::to_ruby(ruby, &packhost::build_info())
     }
 }
