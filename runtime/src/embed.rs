@@ -6,6 +6,7 @@
 //! once, in the sandbox with the default limits and no capabilities, checks the JSON against
 //! the module, and stores it.
 
+use crate::capabilities::http::HttpGrant;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
         wasm: Arc::new(module.to_vec()),
         engine: EngineKind::default(),
         allowed_hosts: Vec::new(),
+        http: Arc::new(HttpGrant::new(Vec::new(), &Default::default())),
         config: BTreeMap::new(),
         limits: Limits::default(),
         log_level: LogLevel::Off,

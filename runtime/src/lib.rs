@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod build_info;
+mod capabilities;
 mod embed;
 mod engine;
 mod error;
@@ -34,6 +35,6 @@ pub use engine::forget_compiled_code;
 pub use error::{Error, ErrorKind, Result, ERROR_CODES};
 pub use manifest::{ActionSpec, Capabilities, Encoding, PackManifest, PayloadSpec};
 pub use module::{embed_manifest, ModuleInfo};
-pub use options::{EngineKind, Limits, LogLevel, PackOptions};
+pub use options::{EngineKind, HttpOptions, Limits, LogLevel, PackOptions};
 pub use pack::Pack;
 pub use usage::{CallOutput, CallReport, LogRecord, Usage};

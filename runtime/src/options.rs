@@ -106,6 +106,36 @@ impl EngineKind {
     }
 }
 
+/// How far a pack's HTTP may go beyond which hosts it reaches (`allowed_hosts`). The
+/// defaults refuse everything a pack could use to reach the host's own network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpOptions {
+    /// Redirects followed per request, each hop checked like the first. Default 0: a
+    /// redirect response is handed to the pack as it is.
+    pub max_redirects: u32,
+    /// Ports a URL may name (its scheme's default counts when it names none). Default 80
+    /// and 443.
+    pub allowed_ports: Vec<u16>,
+    /// Hosts (patterns as in `allowed_hosts`) that may resolve to loopback, private,
+    /// link-local or other non-public addresses. Default none: such addresses are refused
+    /// for every host, whatever its name or DNS answer.
+    pub allow_private_hosts: Vec<String>,
+    /// Requests one call may make. Default 16.
+    pub max_requests_per_call: u32,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            max_redirects: 0,
+            allowed_ports: vec![80, 443],
+            allow_private_hosts: Vec::new(),
+            max_requests_per_call: 16,
+        }
+    }
+}
+
 /// Everything a host grants one loaded pack. Deny by default: a pack gets an HTTP host or
 /// a config key only when both its manifest asks for it and these options grant it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -116,6 +146,8 @@ pub struct PackOptions {
     /// HTTP hosts the pack may reach: exact names (`api.example.com`) or a wildcard over
     /// subdomains (`*.example.com`, which never matches `example.com` or `evilexample.com`).
     pub allowed_hosts: Vec<String>,
+    /// Limits on HTTP to those hosts: redirects, ports, private addresses, requests.
+    pub http: HttpOptions,
     /// Config values; the pack sees only keys its manifest declares.
     pub config: BTreeMap<String, String>,
     /// Lowest plugin log level recorded. Default `info`.
@@ -162,6 +194,11 @@ impl PackOptions {
             HostPattern::parse(host)
                 .map_err(|why| Error::invalid_options(format!("allowed_hosts: {host:?} {why}")))?;
         }
+        for host in &self.http.allow_private_hosts {
+            HostPattern::parse(host).map_err(|why| {
+                Error::invalid_options(format!("http.allow_private_hosts: {host:?} {why}"))
+            })?;
+        }
         if self.limits.timeout_ms == 0 {
             return Err(Error::invalid_options(
                 "limits.timeout_ms must be at least 1",
@@ -207,6 +244,19 @@ mod tests {
     fn bad_host_pattern_is_rejected() {
         let err = PackOptions::from_json(r#"{"allowed_hosts": ["*example.com"]}"#).unwrap_err();
         assert_eq!(err.code(), "invalid_options");
+    }
+
+    #[test]
+    fn http_defaults_refuse_redirects_private_addresses_and_odd_ports() {
+        let http = PackOptions::from_json("{}").unwrap().http;
+        assert_eq!(http.max_redirects, 0);
+        assert_eq!(http.allowed_ports, [80, 443]);
+        assert!(http.allow_private_hosts.is_empty());
+        assert_eq!(http.max_requests_per_call, 16);
+        let err =
+            PackOptions::from_json(r#"{"http": {"allow_private_hosts": ["*bad"]}}"#).unwrap_err();
+        assert_eq!(err.code(), "invalid_options");
+        assert!(err.message().contains("allow_private_hosts"), "{err}");
     }
 
     #[test]

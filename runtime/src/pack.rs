@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
+use crate::capabilities::http::HttpGrant;
 use crate::engine::{Instance, InstanceSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hosts::effective_hosts;
@@ -87,14 +88,13 @@ impl Pack {
         };
 
         let asked = &manifest.capabilities;
+        let hosts = effective_hosts(&asked.http_hosts, &options.allowed_hosts);
         let spec = InstanceSpec {
             id: id.clone(),
             wasm: Arc::new(bytes.to_vec()),
             engine: options.engine,
-            allowed_hosts: effective_hosts(&asked.http_hosts, &options.allowed_hosts)
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
+            allowed_hosts: hosts.iter().map(ToString::to_string).collect(),
+            http: Arc::new(HttpGrant::new(hosts, &options.http)),
             config: options
                 .config
                 .iter()

@@ -113,3 +113,50 @@ fn cache_files_named(name: &str) -> Vec<std::path::PathBuf> {
         .filter(|path| path.is_file())
         .collect()
 }
+
+/// A pack that asks the kernel for a negative and for an impossibly large block.
+const HOSTILE_ALLOC: &str = r#"
+(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (memory (export "memory") 1)
+  (func (export "negative") (result i32)
+    (drop (call $alloc (i64.const -1)))
+    (i32.const 0))
+  ;; Returns 0 when the kernel refused the block (the ABI's failure), 1 when it granted it.
+  (func (export "huge") (result i32)
+    (if (result i32) (i64.eqz (call $alloc (i64.const 0x7fffffffffffff00)))
+      (then (i32.const 0))
+      (else (i32.const 1)))))
+"#;
+
+#[test]
+fn alloc_of_a_negative_or_huge_size_never_wraps_around() {
+    let wasm = wat::parse_str(HOSTILE_ALLOC).unwrap();
+    for engine in ENGINES {
+        let pack = Pack::load(&wasm, options(&format!(r#"{{"engine": "{engine}"}}"#))).unwrap();
+        // Refused: the native kernel answers with the ABI's "no block" and the call goes on;
+        // extism's kernel fails the call at its memory limit.
+        let huge = pack.call("huge", b"");
+        assert!(
+            huge.as_ref()
+                .map_or_else(|err| err.code() == "memory_limit", |_| true),
+            "{engine}: {huge:?}"
+        );
+        // Whatever the engine makes of a negative size, the host survives it.
+        let _ = pack.call("negative", b"");
+        assert!(
+            pack.call("huge", b"").is_ok() || engine == "extism",
+            "{engine}"
+        );
+    }
+    // The native engine refuses a negative size as the ABI misuse it is, with a typed error
+    // (extism's kernel, which is WebAssembly, wraps it around; it is not ours to change).
+    let native = Pack::load(&wasm, options("{}")).unwrap();
+    let err = native.call("negative", b"").unwrap_err();
+    assert_eq!(err.code(), "trap");
+    assert!(
+        err.message().contains("alloc of a negative size: -1"),
+        "{err}"
+    );
+    assert!(native.call("huge", b"").is_ok());
+}

@@ -107,5 +107,7 @@ fn busy(input: Work) -> Result<u64, Error> {
 
 packhost_pdk::pack! {
     actions: [spin, memory_bomb, recurse, trap, big_output, fetch, busy],
-    http_hosts: ["*.example.com", "127.0.0.1"],
+    // It asks for every address a pack could use against its host's network; the host's
+    // grant and address rules must stop it (runtime/tests/http.rs, the conformance cases).
+    http_hosts: ["*.example.com", "127.0.0.1", "localhost", "169.254.169.254", "10.1.2.3"],
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::capabilities::http::HttpGrant;
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::{EngineKind, Limits, LogLevel};
 use crate::usage::{LogRecord, MAX_LOG_LINES, MAX_LOG_MESSAGE_BYTES};
@@ -33,6 +34,8 @@ pub(crate) struct InstanceSpec {
     pub(crate) engine: EngineKind,
     /// Host patterns the pack may reach (already the pack ∩ host intersection).
     pub(crate) allowed_hosts: Vec<String>,
+    /// What the pack may do over HTTP; both engines' `http_request` go through it.
+    pub(crate) http: Arc<HttpGrant>,
     /// Config the pack may read (already filtered to keys it declared).
     pub(crate) config: BTreeMap<String, String>,
     /// The call limits.
@@ -153,12 +156,13 @@ impl LogBuffer {
         self.level.is_some_and(|min| level >= min) && self.lines.len() < MAX_LOG_LINES
     }
 
-    /// Keeps one line (lossily decoded, truncated) and forwards it to `tracing`.
+    /// Keeps one line (lossily decoded, control characters escaped, truncated) and forwards
+    /// it to `tracing`.
     fn record(&mut self, level: LogLevel, message: &[u8]) {
         if !self.wants(level) {
             return;
         }
-        let mut message = String::from_utf8_lossy(message).into_owned();
+        let mut message = escape_controls(String::from_utf8_lossy(message).into_owned());
         truncate_on_char_boundary(&mut message, MAX_LOG_MESSAGE_BYTES);
         emit_tracing(level, &message);
         self.lines.push(LogRecord { level, message });
@@ -190,6 +194,26 @@ const LOG_IMPORTS: [(&str, LogLevel); 5] = [
     ("log_warn", LogLevel::Warn),
     ("log_error", LogLevel::Error),
 ];
+
+/// Escapes control characters (other than tab) as `\n`, `\r` or `\u{..}`: a pack's log line
+/// reaches terminals and log files, where an escape sequence could recolour or rewrite what
+/// an operator sees, and a newline could forge a second log entry.
+fn escape_controls(text: String) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return text;
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => escaped.push(c),
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            c if c.is_control() => escaped.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
 
 fn truncate_on_char_boundary(text: &mut String, max: usize) {
     if text.len() > max {
@@ -250,4 +274,27 @@ fn cache_dir() -> Option<&'static PathBuf> {
         Some(dir)
     })
     .as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_cannot_carry_terminal_escapes_or_forge_lines() {
+        let mut logs = LogBuffer::new(LogLevel::Info);
+        logs.record(
+            LogLevel::Info,
+            b"\x1b[2J\x1b[31mpwned\r\nINFO fake entry\ttabbed",
+        );
+        logs.record(LogLevel::Info, "plain ünïcode".as_bytes());
+        let messages: Vec<&str> = logs.lines.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "\\u{1b}[2J\\u{1b}[31mpwned\\r\\nINFO fake entry\ttabbed",
+                "plain ünïcode"
+            ]
+        );
+    }
 }

@@ -1,8 +1,10 @@
 //! Turns extism's failures, which arrive mostly as message strings, into packhost error kinds.
 //!
-//! extism 1.30 reports a timeout as the message `timeout`, a memory-limit hit as `oom`,
-//! fuel exhaustion as `plugin ran out of fuel`, a denied HTTP host as `HTTP request to … is
-//! not allowed`, and marks wasm traps with return code 134. Each mapping is pinned by a test
+//! extism 1.30 reports a timeout as the message `timeout`, a memory-limit hit as `oom`, fuel
+//! exhaustion as `plugin ran out of fuel`, and marks wasm traps with return code 134. A pack
+//! can set any of those strings as its own error message, so each limit's string counts only
+//! together with a fact the engine measured itself ([`Facts`]): a pack that fails saying
+//! `timeout` before its time is up has failed, not timed out. Each mapping is pinned by a test
 //! below, so an extism upgrade that changes a string fails loudly instead of mislabelling.
 
 use crate::error::{Error, ErrorKind};
@@ -10,19 +12,38 @@ use crate::error::{Error, ErrorKind};
 /// The return code extism substitutes when the call ended in a wasm trap.
 const TRAP_RETURN_CODE: i32 = 134;
 
+/// What the engine measured about a failed call, independently of extism's message.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Facts {
+    /// The call ran for at least its time limit.
+    pub(crate) deadline_passed: bool,
+    /// The memory meter refused a growth during the call (extism's limiter can refuse
+    /// first, which the return code then shows).
+    pub(crate) memory_refused: bool,
+    /// The call burnt all the fuel it was given.
+    pub(crate) fuel_exhausted: bool,
+}
+
 /// Classifies one failed extism call. `return_code` is what extism reported alongside.
-pub(crate) fn classify(err: &extism::Error, return_code: i32) -> Error {
+pub(crate) fn classify(err: &extism::Error, return_code: i32, facts: Facts) -> Error {
+    // Host functions of our own (the shadowed HTTP ones) fail with a packhost error, which
+    // is already classified.
+    if let Some(ours) = err.chain().find_map(|cause| cause.downcast_ref::<Error>()) {
+        return Error::new(ours.kind().clone(), ours.message());
+    }
     let top = err.to_string();
     let root = err.root_cause().to_string();
     let chain = format!("{err:#}");
-    let kind = if top == "timeout" {
+    let kind = if top == "timeout" && facts.deadline_passed {
         ErrorKind::Timeout
-    } else if top == "oom" || root == "oom" {
+    } else if (top == "oom" || root == "oom")
+        && (facts.memory_refused || return_code == TRAP_RETURN_CODE || return_code == -1)
+    {
+        // extism's own limiter (which sees kernel growth before our meter does) fails the
+        // call outside the guest's control flow; a pack's own "oom" comes with its own code.
         ErrorKind::MemoryLimit
-    } else if chain.contains("plugin ran out of fuel") {
+    } else if chain.contains("plugin ran out of fuel") && facts.fuel_exhausted {
         ErrorKind::OutOfFuel
-    } else if is_denied_http(&chain) {
-        ErrorKind::HostDenied
     } else if top.starts_with("Function not found") {
         ErrorKind::ActionNotFound
     } else if return_code == TRAP_RETURN_CODE || return_code == -1 {
@@ -37,61 +58,70 @@ pub(crate) fn classify(err: &extism::Error, return_code: i32) -> Error {
         ErrorKind::MemoryLimit => "the pack tried to grow its memory past the limit".to_string(),
         ErrorKind::OutOfFuel => "the call used up its fuel".to_string(),
         ErrorKind::PluginError { .. } => top,
-        // wasmtime puts the backtrace on top and the reason ("wasm trap: …", "HTTP request
-        // to … is not allowed") at the root of the chain.
+        // wasmtime puts the backtrace on top and the reason ("wasm trap: …") at the root of
+        // the chain.
         _ => root.trim().to_string(),
     };
     Error::new(kind, message)
-}
-
-fn is_denied_http(chain: &str) -> bool {
-    (chain.contains("HTTP request to") && chain.contains("is not allowed"))
-        || chain.contains("http_request is not enabled")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn code_of(message: &str, return_code: i32) -> &'static str {
-        classify(&extism::Error::msg(message.to_string()), return_code).code()
+    const MEASURED: Facts = Facts {
+        deadline_passed: true,
+        memory_refused: true,
+        fuel_exhausted: true,
+    };
+
+    fn code_of(message: &str, return_code: i32, facts: Facts) -> &'static str {
+        classify(&extism::Error::msg(message.to_string()), return_code, facts).code()
     }
 
     #[test]
-    fn extism_timeout_message_is_timeout() {
-        assert_eq!(code_of("timeout", 0), "timeout");
+    fn extism_timeout_message_is_timeout_once_the_deadline_passed() {
+        assert_eq!(code_of("timeout", 134, MEASURED), "timeout");
+        // A pack's own error message "timeout", before its time was up.
+        assert_eq!(code_of("timeout", 1, Facts::default()), "plugin_error");
     }
 
     #[test]
-    fn extism_oom_message_is_memory_limit() {
-        assert_eq!(code_of("oom", 134), "memory_limit");
+    fn extism_oom_message_is_memory_limit_when_growth_was_refused() {
+        assert_eq!(code_of("oom", 134, MEASURED), "memory_limit");
+        assert_eq!(code_of("oom", -1, Facts::default()), "memory_limit");
         let wrapped = extism::Error::msg("oom").context("error while executing");
-        assert_eq!(classify(&wrapped, 134).code(), "memory_limit");
+        assert_eq!(classify(&wrapped, 134, MEASURED).code(), "memory_limit");
+        assert_eq!(code_of("oom", 1, Facts::default()), "plugin_error");
     }
 
     #[test]
-    fn extism_fuel_message_is_out_of_fuel() {
-        assert_eq!(code_of("plugin ran out of fuel", -1), "out_of_fuel");
+    fn extism_fuel_message_is_out_of_fuel_when_the_fuel_is_gone() {
+        assert_eq!(
+            code_of("plugin ran out of fuel", -1, MEASURED),
+            "out_of_fuel"
+        );
+        assert_eq!(
+            code_of("plugin ran out of fuel", 1, Facts::default()),
+            "plugin_error"
+        );
     }
 
     #[test]
-    fn extism_http_denial_is_host_denied() {
-        assert_eq!(
-            code_of("HTTP request to https://evil.test/ is not allowed", 134),
-            "host_denied"
-        );
-        assert_eq!(
-            code_of(
-                "http_request is not enabled, request to https://x.test/ is not allowed",
-                134
-            ),
-            "host_denied"
-        );
+    fn our_own_host_function_errors_keep_their_kind() {
+        let ours = Error::new(ErrorKind::HostDenied, "HTTP request to x is not allowed: y");
+        let err = extism::Error::new(ours).context("error while executing at wasm backtrace");
+        let classified = classify(&err, 134, Facts::default());
+        assert_eq!(classified.code(), "host_denied");
+        assert_eq!(classified.message(), "HTTP request to x is not allowed: y");
     }
 
     #[test]
     fn missing_function_is_action_not_found() {
-        assert_eq!(code_of("Function not found: nope", -1), "action_not_found");
+        assert_eq!(
+            code_of("Function not found: nope", -1, Facts::default()),
+            "action_not_found"
+        );
     }
 
     #[test]
@@ -101,6 +131,7 @@ mod tests {
                 "error while executing at wasm backtrace:\n    0: 0x108e5 - hostile.wasm!trap",
             ),
             134,
+            Facts::default(),
         );
         assert_eq!(err.code(), "trap");
         assert_eq!(
@@ -111,7 +142,7 @@ mod tests {
 
     #[test]
     fn other_return_codes_are_the_plugins_own_errors() {
-        let err = classify(&extism::Error::msg("card declined"), 1);
+        let err = classify(&extism::Error::msg("card declined"), 1, Facts::default());
         assert_eq!(err.code(), "plugin_error");
         assert_eq!(err.message(), "card declined");
         assert_eq!(err.return_code(), Some(1));

@@ -39,6 +39,12 @@ impl MemoryMeter {
         self.limit
     }
 
+    /// Bytes the memories may still grow by before the cap.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.limit
+            .saturating_sub(self.current.load(Ordering::Relaxed))
+    }
+
     /// Starts a new measurement window at the current size.
     pub(crate) fn reset_peak(&self) {
         self.peak

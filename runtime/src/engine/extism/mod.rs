@@ -9,9 +9,12 @@
 //!   of a pack pays for compilation.
 //! - **Host functions shadowed.** The `log_*` and `get_log_level` imports are replaced by
 //!   ours, so log lines are captured per call at the host's level instead of going to
-//!   extism's global subscriber.
+//!   extism's global subscriber; `http_request`, `http_status_code` and `http_headers` are
+//!   replaced by the shared HTTP capability (`capabilities::http`), so both engines apply
+//!   the same grant checks, address rules and limits.
 
 mod classify;
+mod http;
 mod memory;
 
 use std::path::PathBuf;
@@ -25,7 +28,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::module::EXTISM_ENV;
 use crate::options::LogLevel;
 
-use classify::classify;
+use classify::{classify, Facts};
 use memory::{MemoryMeter, MeteredMemoryCreator};
 
 /// One instance slot: a compiled plugin with an engine of its own, and the live plugin
@@ -37,6 +40,10 @@ pub(crate) struct Instance {
     plugin: Option<extism::Plugin>,
     meter: Arc<MemoryMeter>,
     logs: UserData<LogBuffer>,
+    http: UserData<http::HttpCall>,
+    /// The call limits, to check extism's failure messages against what happened.
+    timeout: Duration,
+    fuel_limit: Option<u64>,
 }
 
 impl Instance {
@@ -47,6 +54,7 @@ impl Instance {
     pub(crate) fn new(spec: &InstanceSpec) -> Result<Self> {
         let meter = Arc::new(MemoryMeter::with_limit(spec.limits.memory_bytes));
         let logs = UserData::new(LogBuffer::new(spec.log_level));
+        let http = UserData::new(http::HttpCall::new(spec.http.clone(), meter.clone()));
 
         let manifest = extism::Manifest::new([extism::Wasm::data(spec.wasm.as_slice())])
             .with_timeout(Duration::from_millis(spec.limits.timeout_ms))
@@ -70,6 +78,7 @@ impl Instance {
         let mut builder = extism::PluginBuilder::new(manifest)
             .with_wasi(spec.wasi)
             .with_functions(log_functions(&logs))
+            .with_functions(http::functions(&http))
             .with_fuel_limit(spec.limits.fuel.unwrap_or(u64::MAX))
             .with_wasmtime_config(wasmtime_config);
         builder = match code_cache_config() {
@@ -83,6 +92,9 @@ impl Instance {
             plugin: None,
             meter,
             logs,
+            http,
+            timeout: Duration::from_millis(spec.limits.timeout_ms),
+            fuel_limit: spec.limits.fuel,
         };
         instance.renew()?;
         Ok(instance)
@@ -117,6 +129,7 @@ impl Instance {
                 buffer.lines.clear();
             }
         }
+        http::begin_call(&self.http);
         self.meter.reset_peak();
         let started = Instant::now();
         let Some(plugin) = self.plugin.as_mut() else {
@@ -125,11 +138,22 @@ impl Instance {
                 "instance has no live plugin",
             ));
         };
+        let (timeout, fuel_limit, meter) = (self.timeout, self.fuel_limit, &self.meter);
         let result = catch_panic("calling", || {
-            plugin
-                .call_get_error_code::<&[u8], &[u8]>(action, input)
-                .map_err(|(err, return_code)| classify(&err, return_code))
-                .and_then(read)
+            match plugin.call_get_error_code::<&[u8], &[u8]>(action, input) {
+                Ok(output) => read(output),
+                Err((err, return_code)) => {
+                    // extism's timer starts after `started`, so a real timeout has always
+                    // taken the whole limit by this clock (a little slack for rounding).
+                    let facts = Facts {
+                        deadline_passed: started.elapsed() + Duration::from_millis(2) >= timeout,
+                        memory_refused: meter.refused_growth(),
+                        fuel_exhausted: fuel_limit
+                            .is_some_and(|limit| plugin.fuel_consumed().unwrap_or(0) >= limit),
+                    };
+                    Err(classify(&err, return_code, facts))
+                }
+            }
         })
         .and_then(|result| result)
         .map_err(|err| {

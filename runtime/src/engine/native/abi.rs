@@ -26,9 +26,16 @@ fn out_of_range(what: &str, offset: i64) -> wasmtime::Error {
 }
 
 fn link_memory(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.func_wrap(EXTISM_ENV, "alloc", |mut cx: Cx, len: i64| {
-        cx.data_mut().alloc(len as u64) as i64
-    })?;
+    linker.func_wrap(
+        EXTISM_ENV,
+        "alloc",
+        |mut cx: Cx, len: i64| -> wasmtime::Result<i64> {
+            // A negative size is the pack misusing the ABI, not a huge request to refuse.
+            let len = u64::try_from(len)
+                .map_err(|_| HostFailure::trap(format!("alloc of a negative size: {len}")))?;
+            Ok(cx.data_mut().alloc(len) as i64)
+        },
+    )?;
     linker.func_wrap(EXTISM_ENV, "free", |mut cx: Cx, offset: i64| {
         cx.data_mut().kernel.free(offset as u64);
     })?;
@@ -234,8 +241,10 @@ mod tests {
         link(&mut linker).unwrap();
         let grants = Grants {
             config: Default::default(),
-            allowed_hosts: Vec::new(),
-            max_http_response_bytes: 0,
+            http: std::sync::Arc::new(crate::capabilities::http::HttpGrant::new(
+                Vec::new(),
+                &Default::default(),
+            )),
         };
         let state = HostState::new(0, grants.into(), LogBuffer::new(LogLevel::Off), None);
         let mut store = Store::new(code::engine(), state);

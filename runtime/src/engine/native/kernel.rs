@@ -195,8 +195,10 @@ impl Kernel {
     }
 }
 
+/// `len` rounded up to the block alignment; saturates instead of wrapping for sizes near
+/// `u64::MAX`, which the memory limit then refuses.
 fn round_up(len: u64) -> u64 {
-    len.div_ceil(ALIGN) * ALIGN
+    len.checked_next_multiple_of(ALIGN).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -20,7 +20,6 @@ use wasmtime::{Instance as WasmInstance, InstancePre, Linker, Memory, Store, Tra
 
 use super::{catch_panic, InstanceSpec, LogBuffer, RawOutcome};
 use crate::error::{Error, ErrorKind, Result};
-use crate::hosts::HostPattern;
 use state::{Grants, HostFailure, HostState};
 
 pub use code::forget_compiled_code;
@@ -68,12 +67,7 @@ impl PackCode {
             .map_err(|err| Error::invalid_pack(format!("could not link the pack: {err:#}")))?;
         let grants = Grants {
             config: spec.config.clone(),
-            allowed_hosts: spec
-                .allowed_hosts
-                .iter()
-                .filter_map(|pattern| HostPattern::parse(pattern).ok())
-                .collect(),
-            max_http_response_bytes: spec.limits.memory_bytes,
+            http: spec.http.clone(),
         };
         Ok(PackCode {
             pre,
@@ -334,6 +328,8 @@ fn instantiate(
     // Start-up code is the pack's, not a caller's: it runs under fixed generous limits.
     store.set_fuel(u64::MAX).map_err(internal("setting fuel"))?;
     store.set_epoch_deadline(code::deadline_ticks(STARTUP_TIMEOUT));
+    // Host functions that block (HTTP) honour the same bound during start-up.
+    store.data_mut().call.deadline = Some(std::time::Instant::now() + STARTUP_TIMEOUT);
     let _running = code::RunningCall::begin();
     let instance = catch_panic("instantiating", || code.pre.instantiate(&mut store))?
         .map_err(|err| start_error(&store, err))?;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use wasmtime::ResourceLimiter;
 
 use super::kernel::Kernel;
+use crate::capabilities::http::HttpGrant;
 use crate::engine::LogBuffer;
 use crate::error::ErrorKind;
-use crate::hosts::HostPattern;
 
 /// Most bytes of vars (keys and values) one instance keeps, as in the official hosts.
 pub(super) const MAX_VAR_BYTES: usize = 1 << 20;
@@ -19,9 +19,7 @@ pub(super) const MAX_VAR_BYTES: usize = 1 << 20;
 #[derive(Debug)]
 pub(super) struct Grants {
     pub(super) config: BTreeMap<String, String>,
-    pub(super) allowed_hosts: Vec<HostPattern>,
-    /// Largest HTTP response body the pack may receive.
-    pub(super) max_http_response_bytes: u64,
+    pub(super) http: Arc<HttpGrant>,
 }
 
 /// The store's data.
@@ -102,6 +100,8 @@ pub(super) struct CallState {
     pub(super) error_offset: u64,
     /// When the call runs out of time, for host functions that block (HTTP).
     pub(super) deadline: Option<std::time::Instant>,
+    /// HTTP requests the call has made so far.
+    pub(super) http_requests: u32,
 }
 
 /// The caller's input bytes, readable by host functions during one call without copying.
@@ -173,6 +173,11 @@ impl MemoryLimiter {
 
     pub(super) fn limit(&self) -> u64 {
         self.limit
+    }
+
+    /// Bytes the instance may still take before it reaches its limit.
+    pub(super) fn remaining(&self) -> u64 {
+        self.limit.saturating_sub(self.linear + self.kernel)
     }
 
     /// Starts a call: the peak restarts from what is held now.
@@ -255,14 +260,6 @@ impl HostFailure {
     pub(super) fn trap(message: impl Into<String>) -> wasmtime::Error {
         wasmtime::Error::new(HostFailure {
             kind: ErrorKind::Trap,
-            message: message.into(),
-        })
-    }
-
-    /// The pack asked for something it was not granted.
-    pub(super) fn denied(message: impl Into<String>) -> wasmtime::Error {
-        wasmtime::Error::new(HostFailure {
-            kind: ErrorKind::HostDenied,
             message: message.into(),
         })
     }

@@ -1,0 +1,266 @@
+//! HTTP stays inside the grant, on both engines: loopback, link-local and private addresses
+//! are refused unless the host opts a name in, ports and redirect hops are checked, redirects
+//! are not followed by default, and a server that never answers cannot hold a call past its
+//! time limit. Every server here listens on loopback.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use packhost::Pack;
+use support::{options, pack_path};
+
+const ENGINES: [&str; 2] = ["native", "extism"];
+
+/// The hostile pack on `engine` with `grant` (options JSON without the engine).
+fn hostile(engine: &str, grant: serde_json::Value) -> Pack {
+    let mut grant = grant;
+    grant["engine"] = engine.into();
+    grant["limits"]["timeout_ms"] = grant["limits"]["timeout_ms"]
+        .as_u64()
+        .unwrap_or(5000)
+        .into();
+    Pack::load_file(pack_path("hostile"), options(&grant.to_string())).expect("hostile loads")
+}
+
+/// A loopback server that answers one request with `response` (a whole HTTP response) and
+/// returns the request line it got.
+fn serve_once(response: String) -> (u16, JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request_line = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut request_line)
+            .unwrap();
+        stream.write_all(response.as_bytes()).unwrap();
+        request_line
+    });
+    (port, server)
+}
+
+fn ok(body: &str) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn redirect_to(location: &str) -> String {
+    format!("HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+}
+
+fn fetch(pack: &Pack, url: &str) -> packhost::Result<serde_json::Value> {
+    let input = serde_json::json!({ "url": url }).to_string();
+    let out = pack.call("fetch", input.as_bytes())?;
+    Ok(serde_json::from_slice(&out.output).unwrap())
+}
+
+fn denied(result: packhost::Result<serde_json::Value>) -> String {
+    let err = result.expect_err("the request must be refused");
+    assert_eq!(err.code(), "host_denied", "{err}");
+    err.message().to_string()
+}
+
+/// A listener nobody may connect to: after the test, `untouched` says whether it was.
+fn trap_listener() -> (u16, TcpListener) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    (listener.local_addr().unwrap().port(), listener)
+}
+
+fn untouched(listener: &TcpListener) -> bool {
+    matches!(listener.accept(), Err(err) if err.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[test]
+fn a_granted_loopback_host_is_refused_without_the_opt_in_and_never_connected() {
+    for engine in ENGINES {
+        let (port, listener) = trap_listener();
+        let pack = hostile(
+            engine,
+            serde_json::json!({"allowed_hosts": ["127.0.0.1"], "http": {"allowed_ports": [port]}}),
+        );
+        let message = denied(fetch(&pack, &format!("http://127.0.0.1:{port}/")));
+        assert!(
+            message.contains("127.0.0.1 is a loopback address"),
+            "{engine}: {message}"
+        );
+        assert!(
+            untouched(&listener),
+            "{engine}: the refused address was connected to"
+        );
+    }
+}
+
+#[test]
+fn a_granted_name_whose_dns_answer_is_loopback_is_refused() {
+    for engine in ENGINES {
+        let (port, listener) = trap_listener();
+        let pack = hostile(
+            engine,
+            serde_json::json!({"allowed_hosts": ["localhost"], "http": {"allowed_ports": [port]}}),
+        );
+        let message = denied(fetch(&pack, &format!("http://localhost:{port}/")));
+        assert!(
+            message.contains("localhost resolves to"),
+            "{engine}: {message}"
+        );
+        assert!(
+            message.contains("a loopback address"),
+            "{engine}: {message}"
+        );
+        assert!(
+            untouched(&listener),
+            "{engine}: the refused address was connected to"
+        );
+    }
+}
+
+#[test]
+fn the_opt_in_reaches_a_loopback_server_on_a_granted_port() {
+    for engine in ENGINES {
+        let (port, server) = serve_once(ok("pong"));
+        let pack = hostile(
+            engine,
+            serde_json::json!({
+                "allowed_hosts": ["127.0.0.1"],
+                "http": {"allow_private_hosts": ["127.0.0.1"], "allowed_ports": [port]}
+            }),
+        );
+        let reply = fetch(&pack, &format!("http://127.0.0.1:{port}/ping")).expect(engine);
+        assert_eq!(
+            reply,
+            serde_json::json!({"status": 200, "body": "pong"}),
+            "{engine}"
+        );
+        assert!(server.join().unwrap().starts_with("GET /ping "), "{engine}");
+    }
+}
+
+#[test]
+fn a_port_outside_the_grant_is_refused_even_with_the_opt_in() {
+    for engine in ENGINES {
+        let (port, listener) = trap_listener();
+        let pack = hostile(
+            engine,
+            serde_json::json!({
+                "allowed_hosts": ["127.0.0.1"],
+                "http": {"allow_private_hosts": ["127.0.0.1"]}
+            }),
+        );
+        let message = denied(fetch(&pack, &format!("http://127.0.0.1:{port}/")));
+        assert!(
+            message.contains(&format!("the port {port} is not granted")),
+            "{engine}: {message}"
+        );
+        assert!(untouched(&listener), "{engine}");
+    }
+}
+
+/// The grant for a first hop on loopback (opted in) on the given ports.
+fn loopback_grant(ports: &[u16], extra: serde_json::Value) -> serde_json::Value {
+    let mut grant = serde_json::json!({
+        "allowed_hosts": ["127.0.0.1", "localhost", "169.254.169.254"],
+        "http": {"allow_private_hosts": ["127.0.0.1"], "allowed_ports": ports}
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        grant["http"][key] = value.clone();
+    }
+    grant
+}
+
+#[test]
+fn redirects_are_handed_to_the_pack_not_followed_by_default() {
+    for engine in ENGINES {
+        let (target, listener) = trap_listener();
+        let (port, server) = serve_once(redirect_to(&format!("http://127.0.0.1:{target}/next")));
+        let pack = hostile(
+            engine,
+            loopback_grant(&[port, target], serde_json::json!({})),
+        );
+        let reply = fetch(&pack, &format!("http://127.0.0.1:{port}/")).expect(engine);
+        assert_eq!(reply["status"], 302, "{engine}");
+        server.join().unwrap();
+        assert!(untouched(&listener), "{engine}: the redirect was followed");
+    }
+}
+
+#[test]
+fn every_redirect_hop_is_checked_like_the_first() {
+    for engine in ENGINES {
+        // To a name that resolves to loopback but was not opted in.
+        let (target, listener) = trap_listener();
+        let (port, server) = serve_once(redirect_to(&format!("http://localhost:{target}/")));
+        let pack = hostile(
+            engine,
+            loopback_grant(&[port, target], serde_json::json!({"max_redirects": 3})),
+        );
+        let message = denied(fetch(&pack, &format!("http://127.0.0.1:{port}/")));
+        assert!(
+            message.contains("localhost resolves to"),
+            "{engine}: {message}"
+        );
+        server.join().unwrap();
+        assert!(untouched(&listener), "{engine}");
+
+        // To the cloud metadata endpoint.
+        let (port, server) = serve_once(redirect_to("http://169.254.169.254/latest/meta-data/"));
+        let pack = hostile(
+            engine,
+            loopback_grant(&[port, 80], serde_json::json!({"max_redirects": 3})),
+        );
+        let message = denied(fetch(&pack, &format!("http://127.0.0.1:{port}/")));
+        assert!(
+            message.contains("169.254.169.254 is a link-local address"),
+            "{engine}: {message}"
+        );
+        server.join().unwrap();
+
+        // To a port the grant does not name.
+        let (target, listener) = trap_listener();
+        let (port, server) = serve_once(redirect_to(&format!("http://127.0.0.1:{target}/")));
+        let pack = hostile(
+            engine,
+            loopback_grant(&[port], serde_json::json!({"max_redirects": 3})),
+        );
+        let message = denied(fetch(&pack, &format!("http://127.0.0.1:{port}/")));
+        assert!(
+            message.contains(&format!("the port {target} is not granted")),
+            "{engine}: {message}"
+        );
+        server.join().unwrap();
+        assert!(untouched(&listener), "{engine}");
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_cannot_hold_the_call_past_its_limit() {
+    for engine in ENGINES {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts and reads, then stays silent until the test is over.
+        let silent = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut line);
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        let mut grant = loopback_grant(&[port], serde_json::json!({}));
+        grant["limits"] = serde_json::json!({"timeout_ms": 400});
+        let pack = hostile(engine, grant);
+        let started = Instant::now();
+        let err = fetch(&pack, &format!("http://127.0.0.1:{port}/")).unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(err.code(), "timeout", "{engine}: {err}");
+        assert!(
+            took < Duration::from_millis(900),
+            "{engine}: the call took {took:?}"
+        );
+        silent.join().unwrap();
+    }
+}
