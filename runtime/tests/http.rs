@@ -77,19 +77,21 @@ fn untouched(listener: &TcpListener) -> bool {
     matches!(listener.accept(), Err(err) if err.kind() == std::io::ErrorKind::WouldBlock)
 }
 
-#[test]
-fn a_granted_loopback_host_is_refused_without_the_opt_in_and_never_connected() {
+/// On both engines: fetching `url` (`{port}` stands for a listener's port) under
+/// `grant(port)` is `host_denied` with every one of `reasons`, and nothing connects.
+fn refused_without_connecting(
+    grant: impl Fn(u16) -> serde_json::Value,
+    url: &str,
+    reasons: &[&str],
+) {
     for engine in ENGINES {
         let (port, listener) = trap_listener();
-        let pack = hostile(
-            engine,
-            serde_json::json!({"allowed_hosts": ["127.0.0.1"], "http": {"allowed_ports": [port]}}),
-        );
-        let message = denied(fetch(&pack, &format!("http://127.0.0.1:{port}/")));
-        assert!(
-            message.contains("127.0.0.1 is a loopback address"),
-            "{engine}: {message}"
-        );
+        let pack = hostile(engine, grant(port));
+        let message = denied(fetch(&pack, &url.replace("{port}", &port.to_string())));
+        for reason in reasons {
+            let reason = reason.replace("{port}", &port.to_string());
+            assert!(message.contains(&reason), "{engine}: {message}");
+        }
         assert!(
             untouched(&listener),
             "{engine}: the refused address was connected to"
@@ -98,27 +100,21 @@ fn a_granted_loopback_host_is_refused_without_the_opt_in_and_never_connected() {
 }
 
 #[test]
+fn a_granted_loopback_host_is_refused_without_the_opt_in_and_never_connected() {
+    refused_without_connecting(
+        |port| serde_json::json!({"allowed_hosts": ["127.0.0.1"], "http": {"allowed_ports": [port]}}),
+        "http://127.0.0.1:{port}/",
+        &["127.0.0.1 is a loopback address"],
+    );
+}
+
+#[test]
 fn a_granted_name_whose_dns_answer_is_loopback_is_refused() {
-    for engine in ENGINES {
-        let (port, listener) = trap_listener();
-        let pack = hostile(
-            engine,
-            serde_json::json!({"allowed_hosts": ["localhost"], "http": {"allowed_ports": [port]}}),
-        );
-        let message = denied(fetch(&pack, &format!("http://localhost:{port}/")));
-        assert!(
-            message.contains("localhost resolves to"),
-            "{engine}: {message}"
-        );
-        assert!(
-            message.contains("a loopback address"),
-            "{engine}: {message}"
-        );
-        assert!(
-            untouched(&listener),
-            "{engine}: the refused address was connected to"
-        );
-    }
+    refused_without_connecting(
+        |port| serde_json::json!({"allowed_hosts": ["localhost"], "http": {"allowed_ports": [port]}}),
+        "http://localhost:{port}/",
+        &["localhost resolves to", "a loopback address"],
+    );
 }
 
 #[test]
@@ -144,22 +140,16 @@ fn the_opt_in_reaches_a_loopback_server_on_a_granted_port() {
 
 #[test]
 fn a_port_outside_the_grant_is_refused_even_with_the_opt_in() {
-    for engine in ENGINES {
-        let (port, listener) = trap_listener();
-        let pack = hostile(
-            engine,
+    refused_without_connecting(
+        |_| {
             serde_json::json!({
                 "allowed_hosts": ["127.0.0.1"],
                 "http": {"allow_private_hosts": ["127.0.0.1"]}
-            }),
-        );
-        let message = denied(fetch(&pack, &format!("http://127.0.0.1:{port}/")));
-        assert!(
-            message.contains(&format!("the port {port} is not granted")),
-            "{engine}: {message}"
-        );
-        assert!(untouched(&listener), "{engine}");
-    }
+            })
+        },
+        "http://127.0.0.1:{port}/",
+        &["the port {port} is not granted"],
+    );
 }
 
 /// The grant for a first hop on loopback (opted in) on the given ports.
