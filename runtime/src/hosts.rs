@@ -59,6 +59,8 @@ impl HostPattern {
         let host = host.to_ascii_lowercase();
         match self {
             HostPattern::Exact(name) => host == *name,
+            // An IP address has no subdomains: `*.0.0.1` must not match `127.0.0.1`.
+            HostPattern::Subdomains(_) if host.parse::<std::net::IpAddr>().is_ok() => false,
             HostPattern::Subdomains(suffix) => host
                 .strip_suffix(suffix.as_str())
                 .is_some_and(|front| front.len() > 1 && front.ends_with('.')),
@@ -138,6 +140,12 @@ mod tests {
         assert!(!p.matches("evilexample.com"));
         assert!(!p.matches(".example.com"));
         assert!(!p.matches("example.com.evil.net"));
+    }
+
+    #[test]
+    fn a_wildcard_never_matches_an_ip_address() {
+        assert!(!pattern("*.0.0.1").matches("127.0.0.1"));
+        assert!(pattern("127.0.0.1").matches("127.0.0.1"));
     }
 
     #[test]

@@ -247,8 +247,10 @@ fn a_server_that_never_answers_cannot_hold_the_call_past_its_limit() {
         let err = fetch(&pack, &format!("http://127.0.0.1:{port}/")).unwrap_err();
         let took = started.elapsed();
         assert_eq!(err.code(), "timeout", "{engine}: {err}");
+        // The server stays silent for 3 s; the call ends near its 400 ms limit (with slack
+        // for a loaded machine, where the failed instance is also replaced in the call).
         assert!(
-            took < Duration::from_millis(900),
+            took < Duration::from_millis(1200),
             "{engine}: the call took {took:?}"
         );
         silent.join().unwrap();

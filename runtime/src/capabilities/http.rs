@@ -9,7 +9,7 @@
 //! that changes between check and connect (rebinding) cannot reach a private network.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::Read as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -161,6 +161,11 @@ impl HttpGrant {
             )
             .uri(url.as_str());
         for (name, value) in &request.headers {
+            // The Host header would name another site behind the granted host's front end
+            // (a shared CDN or load balancer): the URL alone says where a request goes.
+            if name.eq_ignore_ascii_case("host") {
+                return Err(denied("a pack may not set the Host header".to_string()));
+            }
             builder = builder.header(name, value);
         }
         let outgoing = builder
@@ -190,20 +195,38 @@ impl HttpGrant {
         // The cap counts decoded bytes: ureq's own limit counts the bytes on the wire, so a
         // small gzip body could expand without bound in the host.
         let mut received = Vec::new();
-        response
-            .body_mut()
-            .with_config()
-            .limit(u64::MAX)
-            .reader()
-            .take(max_body_bytes.saturating_add(1))
-            .read_to_end(&mut received)
-            .map_err(|err| match ureq::Error::from(err) {
-                ureq::Error::Timeout(_) => timed_out(&url),
-                other => Error::new(
-                    ErrorKind::Trap,
-                    format!("HTTP response from {url} could not be read: {other}"),
-                ),
-            })?;
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        let read_failed = |err: std::io::Error| match ureq::Error::from(err) {
+            ureq::Error::Timeout(_) => timed_out(&url),
+            other => Error::new(
+                ErrorKind::Trap,
+                format!("HTTP response from {url} could not be read: {other}"),
+            ),
+        };
+        // Grown a chunk at a time (never doubled), so the host holds at most the cap plus
+        // one chunk, however the body was encoded.
+        const CHUNK: u64 = 64 << 10;
+        loop {
+            let wanted = max_body_bytes.saturating_add(1) - received.len() as u64;
+            if wanted == 0 {
+                break;
+            }
+            let step = wanted.min(CHUNK) as usize;
+            let start = received.len();
+            received.reserve_exact(step);
+            received.resize(start + step, 0);
+            let read = loop {
+                match reader.read(&mut received[start..]) {
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            let read = read.map_err(read_failed)?;
+            received.truncate(start + read);
+            if read == 0 {
+                break;
+            }
+        }
         if received.len() as u64 > max_body_bytes {
             return Err(Error::new(
                 ErrorKind::MemoryLimit,
@@ -336,27 +359,17 @@ impl Resolver for GuardedResolver {
 }
 
 /// The kind of a loopback, private, link-local or otherwise non-public address; `None` for
-/// a public one. IPv4 addresses inside IPv6 (mapped, NAT64) are judged as IPv4.
+/// a public one. IPv4 addresses carried inside IPv6 (mapped, compatible, NAT64, 6to4) are
+/// judged as IPv4, and IPv6 outside global unicast (2000::/3) is never public.
 fn non_public(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => non_public_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return non_public_v4(v4).or(Some("IPv4-mapped"));
-            }
-            let segments = v6.segments();
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = segments[6].to_be_bytes();
-                let [c, d] = segments[7].to_be_bytes();
-                return non_public_v4(Ipv4Addr::new(a, b, c, d));
-            }
-            non_public_v6(v6)
-        }
+        IpAddr::V6(v6) => non_public_v6(v6),
     }
 }
 
 fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     if ip.is_loopback() {
         Some("loopback")
     } else if ip.is_private() {
@@ -367,29 +380,49 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("shared (CGNAT)")
     } else if ip.is_unspecified() || a == 0 {
         Some("unspecified")
-    } else if ip.is_multicast() {
-        Some("multicast")
     } else if ip.is_broadcast() {
         Some("broadcast")
+    } else if ip.is_multicast() {
+        Some("multicast")
+    } else if a >= 240 {
+        Some("reserved")
+    } else if a == 192 && b == 0 && c == 0 {
+        Some("IETF protocol")
+    } else if a == 198 && (b == 18 || b == 19) {
+        Some("benchmarking")
     } else {
         None
     }
 }
 
 fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let embedded = |high: u16, low: u16| {
+        let [a, b] = high.to_be_bytes();
+        let [c, d] = low.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return non_public_v4(v4).or(Some("IPv4-mapped"));
+    }
     if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_unspecified() {
-        Some("unspecified")
-    } else if first & 0xfe00 == 0xfc00 {
-        Some("unique-local")
-    } else if first & 0xffc0 == 0xfe80 {
-        Some("link-local")
-    } else if ip.is_multicast() {
-        Some("multicast")
-    } else {
-        None
+        return Some("loopback");
+    }
+    if ip.is_unspecified() {
+        return Some("unspecified");
+    }
+    match segments {
+        // NAT64 (well-known prefix): reaches the IPv4 address it carries.
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => non_public_v4(embedded(high, low)),
+        // 6to4: likewise.
+        [0x2002, high, low, ..] => non_public_v4(embedded(high, low)).or(Some("6to4")),
+        [0x2001, 0, ..] => Some("Teredo"),
+        [0x2001, 0xdb8, ..] => Some("documentation"),
+        [first, ..] if first & 0xfe00 == 0xfc00 => Some("unique-local"),
+        [first, ..] if first & 0xffc0 == 0xfe80 => Some("link-local"),
+        [first, ..] if first & 0xff00 == 0xff00 => Some("multicast"),
+        [first, ..] if first & 0xe000 != 0x2000 => Some("non-global IPv6"),
+        _ => None,
     }
 }
 
@@ -421,6 +454,16 @@ mod tests {
             ("::ffff:127.0.0.1", "loopback"),
             ("::ffff:10.0.0.1", "private"),
             ("64:ff9b::a9fe:a9fe", "link-local"),
+            ("64:ff9b:1::a00:1", "non-global IPv6"),
+            ("::7f00:1", "non-global IPv6"),
+            ("2002:7f00:1::", "loopback"),
+            ("2002:0808:0808::", "6to4"),
+            ("2001:0:4136:e378::1", "Teredo"),
+            ("2001:db8::1", "documentation"),
+            ("fec0::1", "non-global IPv6"),
+            ("198.18.0.1", "benchmarking"),
+            ("192.0.0.8", "IETF protocol"),
+            ("240.0.0.1", "reserved"),
         ] {
             assert_eq!(kind(address), Some(expected), "{address}");
         }
@@ -471,6 +514,18 @@ mod tests {
         assert!(refusal(&grant, "ftp://api.example.com/").contains("is not HTTP"));
         // A granted IP literal is still a loopback address, refused without the opt-in.
         assert!(refusal(&grant, "http://127.0.0.1/").contains("a loopback address"));
+    }
+
+    #[test]
+    fn a_pack_may_not_choose_the_host_header() {
+        let grant = grant(&["api.example.com"], "{}");
+        let request =
+            br#"{"url": "https://api.example.com/", "headers": {"HOST": "internal.example.org"}}"#;
+        let err = grant
+            .perform(&mut 0, request, Vec::new(), None, 1 << 20)
+            .unwrap_err();
+        assert_eq!(err.code(), "host_denied");
+        assert!(err.message().contains("Host header"), "{err}");
     }
 
     #[test]

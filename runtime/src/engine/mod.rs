@@ -199,7 +199,7 @@ const LOG_IMPORTS: [(&str, LogLevel); 5] = [
 /// reaches terminals and log files, where an escape sequence could recolour or rewrite what
 /// an operator sees, and a newline could forge a second log entry.
 fn escape_controls(text: String) -> String {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
+    if !text.chars().any(needs_escape) {
         return text;
     }
     let mut escaped = String::with_capacity(text.len() + 8);
@@ -208,11 +208,18 @@ fn escape_controls(text: String) -> String {
             '\t' => escaped.push(c),
             '\n' => escaped.push_str("\\n"),
             '\r' => escaped.push_str("\\r"),
-            c if c.is_control() => escaped.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c if needs_escape(c) => escaped.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
             c => escaped.push(c),
         }
     }
     escaped
+}
+
+/// Control characters other than tab, and the invisible characters that reorder or hide
+/// text on screen (bidirectional overrides and isolates, zero-width marks).
+fn needs_escape(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn truncate_on_char_boundary(text: &mut String, max: usize) {
@@ -288,12 +295,14 @@ mod tests {
             b"\x1b[2J\x1b[31mpwned\r\nINFO fake entry\ttabbed",
         );
         logs.record(LogLevel::Info, "plain ünïcode".as_bytes());
+        logs.record(LogLevel::Info, "invoice\u{202e}fdp.exe".as_bytes());
         let messages: Vec<&str> = logs.lines.iter().map(|l| l.message.as_str()).collect();
         assert_eq!(
             messages,
             [
                 "\\u{1b}[2J\\u{1b}[31mpwned\\r\\nINFO fake entry\ttabbed",
-                "plain ünïcode"
+                "plain ünïcode",
+                "invoice\\u{202e}fdp.exe"
             ]
         );
     }

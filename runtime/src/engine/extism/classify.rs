@@ -2,9 +2,11 @@
 //!
 //! extism 1.30 reports a timeout as the message `timeout`, a memory-limit hit as `oom`, fuel
 //! exhaustion as `plugin ran out of fuel`, and marks wasm traps with return code 134. A pack
-//! can set any of those strings as its own error message, so each limit's string counts only
-//! together with a fact the engine measured itself ([`Facts`]): a pack that fails saying
-//! `timeout` before its time is up has failed, not timed out. Each mapping is pinned by a test
+//! can set any of those strings as its own error message, so a limit's string counts only
+//! together with what the engine measured itself ([`Facts`]): a pack that fails saying
+//! `timeout` before its time is up has failed, not timed out. (For `oom` the return code
+//! also counts: a pack that returns -1 after saying `oom` is reported as at its memory
+//! limit, which it could as well reach for real.) Each mapping is pinned by a test
 //! below, so an extism upgrade that changes a string fails loudly instead of mislabelling.
 
 use crate::error::{Error, ErrorKind};
@@ -17,8 +19,7 @@ const TRAP_RETURN_CODE: i32 = 134;
 pub(crate) struct Facts {
     /// The call ran for at least its time limit.
     pub(crate) deadline_passed: bool,
-    /// The memory meter refused a growth during the call (extism's limiter can refuse
-    /// first, which the return code then shows).
+    /// The memory meter refused a growth during the call.
     pub(crate) memory_refused: bool,
     /// The call burnt all the fuel it was given.
     pub(crate) fuel_exhausted: bool,
@@ -39,8 +40,9 @@ pub(crate) fn classify(err: &extism::Error, return_code: i32, facts: Facts) -> E
     } else if (top == "oom" || root == "oom")
         && (facts.memory_refused || return_code == TRAP_RETURN_CODE || return_code == -1)
     {
-        // extism's own limiter (which sees kernel growth before our meter does) fails the
-        // call outside the guest's control flow; a pack's own "oom" comes with its own code.
+        // Our meter sees ordinary growth first; a single growth past the limit is refused
+        // by extism's own limiter before it, and fails the call outside the guest's control
+        // flow (code -1). A pack's own "oom" comes with the code its export returned.
         ErrorKind::MemoryLimit
     } else if chain.contains("plugin ran out of fuel") && facts.fuel_exhausted {
         ErrorKind::OutOfFuel

@@ -132,16 +132,21 @@ fn request(
     state.status = 0;
     state.headers = None;
     let room = state.meter.remaining();
+    let meter = state.meter.clone();
     let grant = state.grant.clone();
     let response = grant.perform(&mut state.requests, &request_json, body, deadline, room)?;
     state.status = i32::from(response.status);
     state.headers = Some(response.headers_json);
     drop(state);
-    let handle = plugin.memory_new(&response.body).map_err(|_| {
-        Error::new(
-            ErrorKind::MemoryLimit,
-            "the HTTP response does not fit in the pack's memory limit",
-        )
+    let handle = plugin.memory_new(&response.body).map_err(|err| {
+        if meter.refused_growth() {
+            extism::Error::new(Error::new(
+                ErrorKind::MemoryLimit,
+                "the HTTP response does not fit in the pack's memory limit",
+            ))
+        } else {
+            err
+        }
     })?;
     Ok(plugin.memory_to_val(handle))
 }

@@ -208,10 +208,18 @@ fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |mut cx: Cx, request: i64, body: i64| http::request(cx.data_mut(), request, body),
     )?;
     linker.func_wrap(EXTISM_ENV, "http_status_code", |cx: Cx| {
-        cx.data().http_status
+        cx.data().call.http_status
     })?;
-    linker.func_wrap(EXTISM_ENV, "http_headers", |cx: Cx| {
-        cx.data().http_headers as i64
+    linker.func_wrap(EXTISM_ENV, "http_headers", |mut cx: Cx| {
+        let state = cx.data_mut();
+        match state.call.http_headers.take() {
+            Some(json) => {
+                let offset = state.alloc_bytes(&json);
+                state.call.http_headers = Some(json);
+                offset as i64
+            }
+            None => 0,
+        }
     })?;
     Ok(())
 }

@@ -8,8 +8,8 @@ use crate::error::{Error, ErrorKind};
 /// 0) and returns the response body's block. Status and headers are kept for
 /// `http_status_code` and `http_headers`.
 pub(super) fn request(state: &mut HostState, request: i64, body: i64) -> wasmtime::Result<i64> {
-    state.http_status = 0;
-    state.http_headers = 0;
+    state.call.http_status = 0;
+    state.call.http_headers = None;
     let request_json = state
         .kernel
         .block(request as u64)
@@ -29,8 +29,8 @@ pub(super) fn request(state: &mut HostState, request: i64, body: i64) -> wasmtim
     };
 
     let grant = state.grants.http.clone();
-    // The body and its headers end up in kernel memory: the host reads no more than the
-    // instance may still hold.
+    // The body ends up in kernel memory: the host reads no more than the instance may still
+    // hold.
     let room = state.limiter.remaining();
     let response = grant
         .perform(
@@ -42,8 +42,8 @@ pub(super) fn request(state: &mut HostState, request: i64, body: i64) -> wasmtim
         )
         .map_err(failure)?;
 
-    state.http_status = i32::from(response.status);
-    state.http_headers = state.alloc_bytes(&response.headers_json);
+    state.call.http_status = i32::from(response.status);
+    state.call.http_headers = Some(response.headers_json);
     let offset = state.alloc_bytes(&response.body);
     if offset == 0 && !response.body.is_empty() {
         return Err(failure(Error::new(

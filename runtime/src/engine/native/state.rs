@@ -29,9 +29,6 @@ pub(crate) struct HostState {
     pub(super) call: CallState,
     pub(super) vars: BTreeMap<String, Vec<u8>>,
     pub(super) grants: Arc<Grants>,
-    pub(super) http_status: i32,
-    /// Kernel block holding the last HTTP response's headers as JSON, or 0.
-    pub(super) http_headers: u64,
     pub(super) logs: LogBuffer,
     pub(super) wasi: Option<wasi_common::WasiCtx>,
 }
@@ -49,8 +46,6 @@ impl HostState {
             call: CallState::default(),
             vars: BTreeMap::new(),
             grants,
-            http_status: 0,
-            http_headers: 0,
             logs,
             wasi,
         }
@@ -102,6 +97,11 @@ pub(super) struct CallState {
     pub(super) deadline: Option<std::time::Instant>,
     /// HTTP requests the call has made so far.
     pub(super) http_requests: u32,
+    /// The last HTTP response's status code, or 0.
+    pub(super) http_status: i32,
+    /// The last HTTP response's headers as JSON; `http_headers` copies them into a new
+    /// block each time it is asked, as the other Extism hosts do.
+    pub(super) http_headers: Option<Vec<u8>>,
 }
 
 /// The caller's input bytes, readable by host functions during one call without copying.
