@@ -9,6 +9,7 @@ import json
 import pathlib
 import platform
 import re
+import statistics
 import sys
 from datetime import datetime, timezone
 
@@ -75,6 +76,8 @@ def main():
     criterion_root, results = sys.argv[1], pathlib.Path(sys.argv[2])
     figures = [fields(line) | {"kind": line.split()[1]} for line in read_lines(results / "figures.txt")
                if line.startswith("figure ")]
+    # A figure measured in several passes (the bindings alternate in-tree and installed
+    # runs) is reported as the median of its passes.
     hosts, host_threads, host_memory = {}, {}, {}
     for line in read_lines(results / "hosts.txt"):
         parts = line.split()
@@ -82,11 +85,15 @@ def main():
             continue
         pack, host, rest = parts[0], parts[1], fields(" ".join(parts[2:]))
         if parts[2] in ACTIONS:
-            hosts[(pack, host, parts[2], int(rest["bytes"]))] = float(rest["per_call_us"])
+            hosts.setdefault((pack, host, parts[2], int(rest["bytes"])), []).append(float(rest["per_call_us"]))
         elif parts[2] == "threads":
-            host_threads[(pack, host, rest["action"], int(rest["threads"]))] = float(rest["calls_per_s"])
+            host_threads.setdefault((pack, host, rest["action"], int(rest["threads"])), []).append(
+                float(rest["calls_per_s"]))
         elif parts[2] == "idle_instance":
-            host_memory[(pack, host)] = float(rest["rss_kib"])
+            host_memory.setdefault((pack, host), []).append(float(rest["rss_kib"]))
+    hosts, host_threads, host_memory = (
+        {key: statistics.median(values) for key, values in table.items()}
+        for table in (hosts, host_threads, host_memory))
     install_times = {fields(line)["host"]: fields(line) for line in read_lines(results / "install.txt")
                      if line.startswith("install ")}
     cli_build = [line.removeprefix("cli ") for line in read_lines(results / "cli-build.txt")]
@@ -225,11 +232,12 @@ def main():
             + ", ".join(f"{title} {fmt(host_memory.get((pack, host)), 0)}" for host, _, title, _ in HOSTS) + ".")
 
     say("\n## Installed packages against the in-tree release builds\n")
-    say("Each binding timed twice in this run on `bench.wasm`: as built in the checkout with the release")
-    say("profile, and as a user installs it (`pip install .` into a fresh virtualenv, the `npm pack`")
-    say("tarball installed into an empty npm project, `gem install` of the staged gem into an empty")
-    say("`GEM_HOME`), loading only the installed copy. Target: the installed package within 1.2x of the")
-    say("in-tree build.\n")
+    say("Each binding timed in this run on `bench.wasm` as built in the checkout with the release profile")
+    say("and as a user installs it (`pip install .` into a fresh virtualenv, the `npm pack` tarball")
+    say("installed into an empty npm project, `gem install` of the staged gem into an empty `GEM_HOME`),")
+    say("loading only the installed copy; the two alternate over three passes and each figure is the")
+    say("median of its passes (the host tables above use the same medians). Target: the installed")
+    say("package within 1.2x of the in-tree build.\n")
     say("| host | action, input | in-tree release, us | installed, us | ratio | target |")
     say("|---|---|---|---|---|---|")
     for host, _, title, _, action, size in host_cells():
