@@ -10,22 +10,11 @@ use crate::error::{Error, ErrorKind};
 pub(super) fn request(state: &mut HostState, request: i64, body: i64) -> wasmtime::Result<i64> {
     state.call.http_status = 0;
     state.call.http_headers = None;
-    let request_json = state
-        .kernel
-        .block(request as u64)
-        .ok_or_else(|| HostFailure::trap(format!("http request is not a valid block: {request}")))?
-        .to_vec();
-    state.kernel.free(request as u64);
+    let request_json = take_block(state, request, "http request")?;
     let body_bytes = if body == 0 {
         Vec::new()
     } else {
-        let bytes = state
-            .kernel
-            .block(body as u64)
-            .ok_or_else(|| HostFailure::trap(format!("http body is not a valid block: {body}")))?
-            .to_vec();
-        state.kernel.free(body as u64);
-        bytes
+        take_block(state, body, "http body")?
     };
 
     let grant = state.grants.http.clone();
@@ -52,6 +41,17 @@ pub(super) fn request(state: &mut HostState, request: i64, body: i64) -> wasmtim
         )));
     }
     Ok(offset as i64)
+}
+
+/// Copies out and frees the kernel block the pack handed over (it owns it no longer).
+fn take_block(state: &mut HostState, offset: i64, what: &str) -> wasmtime::Result<Vec<u8>> {
+    let bytes = state
+        .kernel
+        .block(offset as u64)
+        .ok_or_else(|| HostFailure::trap(format!("{what} is not a valid block: {offset}")))?
+        .to_vec();
+    state.kernel.free(offset as u64);
+    Ok(bytes)
 }
 
 fn failure(err: Error) -> wasmtime::Error {
