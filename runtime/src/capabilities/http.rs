@@ -253,27 +253,31 @@ fn timed_out(url: &url::Url) -> Error {
 impl HopRules {
     /// Checks a URL's scheme, host and port; the reason when refused.
     fn check_url(&self, url: &url::Url) -> std::result::Result<(), String> {
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("the scheme {:?} is not HTTP", url.scheme()));
-        }
         let host = url.host_str().unwrap_or_default();
-        self.check_host_and_port(host, url.port_or_known_default())
+        self.check_hop(url.scheme(), host, url.port())
     }
 
-    fn check_host_and_port(
+    /// Checks one hop's scheme, host and port (the scheme's default when `port` is none).
+    fn check_hop(
         &self,
+        scheme: &str,
         host: &str,
         port: Option<u16>,
     ) -> std::result::Result<(), String> {
+        let default_port = match scheme {
+            "http" => 80,
+            "https" => 443,
+            other => return Err(format!("the scheme {other:?} is not HTTP")),
+        };
+        let port = port.unwrap_or(default_port);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if !self.hosts.iter().any(|pattern| pattern.matches(host)) {
             return Err(format!("the host {host} is not granted"));
         }
-        match port {
-            Some(port) if self.ports.contains(&port) => Ok(()),
-            Some(port) => Err(format!("the port {port} is not granted")),
-            None => Err("the URL names no port".to_string()),
+        if !self.ports.contains(&port) {
+            return Err(format!("the port {port} is not granted"));
         }
+        Ok(())
     }
 
     /// Whether `host` may resolve to non-public addresses.
@@ -312,24 +316,16 @@ impl Resolver for GuardedResolver {
         timeout: NextTimeout,
     ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
         let refuse = |reason: String| ureq::Error::Other(Box::new(Refusal(reason)));
-        if !matches!(uri.scheme_str(), Some("http" | "https")) {
-            return Err(refuse(format!(
-                "the scheme {:?} is not HTTP",
-                uri.scheme_str().unwrap_or_default()
-            )));
-        }
         // IPv6 literals come bracketed in URIs; patterns and addresses are written without.
         let host = uri
             .host()
             .unwrap_or_default()
             .trim_start_matches('[')
             .trim_end_matches(']');
-        let port = uri.port_u16().or(match uri.scheme_str() {
-            Some("https") => Some(443),
-            Some("http") => Some(80),
-            _ => None,
-        });
-        self.rules.check_host_and_port(host, port).map_err(refuse)?;
+        let scheme = uri.scheme_str().unwrap_or_default();
+        self.rules
+            .check_hop(scheme, host, uri.port_u16())
+            .map_err(refuse)?;
         let resolved = DefaultResolver::default().resolve(uri, config, timeout)?;
         if self.rules.may_be_private(host) {
             return Ok(resolved);
