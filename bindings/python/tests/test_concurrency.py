@@ -143,6 +143,22 @@ def test_a_worker_forked_after_loading_still_times_out(hostile_path: Path) -> No
             assert os.waitstatus_to_exitcode(status) == 0, "the child's call did not end in Timeout"
             return
         time.sleep(0.05)
+    threads = _thread_states(child)
     os.kill(child, 9)
     os.waitpid(child, 0)
-    pytest.fail("the forked child's looping call never timed out")
+    pytest.fail(f"the forked child's looping call never timed out; its threads: {threads}")
+
+
+def _thread_states(pid: int) -> str:
+    """Each thread of ``pid`` with its scheduler state and kernel wait channel, so that a
+    hang shows whether the timeout thread is missing, blocked on a lock, or running."""
+    states = []
+    for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
+        try:
+            name = (task / "comm").read_text().strip()
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            wchan = (task / "wchan").read_text().strip() or "-"
+        except OSError:
+            continue
+        states.append(f"{name} {state} {wchan}")
+    return "; ".join(states) or "unreadable"

@@ -51,15 +51,44 @@ fn start_ticker(engine: &Engine) {
 /// that load packs before forking workers (gunicorn `--preload`, multiprocessing) rely on it.
 static TICKER_LOST: AtomicBool = AtomicBool::new(false);
 
+/// The ticker's locks, held by the forking thread from just before `fork` until just after
+/// it in both processes. A lock that the parent's ticker held at the instant of the fork
+/// would stay locked forever in the child, whose restarted ticker would then stop at its
+/// first tick and let the child's calls run without a time limit.
+type TickerLocks = (
+    std::sync::MutexGuard<'static, ()>,
+    std::sync::MutexGuard<'static, Vec<Arc<ThreadCalls>>>,
+);
+
+thread_local! {
+    static HELD_ACROSS_FORK: std::cell::RefCell<Option<TickerLocks>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 fn watch_for_fork() {
-    extern "C" fn in_child() {
-        // Only an atomic store: a fork handler may do nothing that allocates or locks.
+    extern "C" fn before_fork() {
+        // The ticker's own order: `lock`, then `threads`.
+        let wake = lock(&TICKER.lock);
+        let threads = lock(&TICKER.threads);
+        HELD_ACROSS_FORK.with(|held| *held.borrow_mut() = Some((wake, threads)));
+    }
+    extern "C" fn after_fork_in_parent() {
+        HELD_ACROSS_FORK.with(|held| drop(held.borrow_mut().take()));
+    }
+    extern "C" fn after_fork_in_child() {
+        // Unlocking is one atomic store each; nothing here allocates.
+        HELD_ACROSS_FORK.with(|held| drop(held.borrow_mut().take()));
         TICKER_LOST.store(true, Ordering::SeqCst);
     }
-    // SAFETY: registers a handler that only stores to an atomic, which is async-signal-safe.
+    // SAFETY: the handlers take and release two of packhost's own locks in the forking
+    // thread and store to an atomic; none of them can panic.
     #[cfg(unix)]
     unsafe {
-        libc::pthread_atfork(None, None, Some(in_child));
+        libc::pthread_atfork(
+            Some(before_fork),
+            Some(after_fork_in_parent),
+            Some(after_fork_in_child),
+        );
     }
 }
 
