@@ -101,9 +101,9 @@ installed() {
 }
 # Sub-microsecond figures drift between processes by more than the 1.2x the comparison
 # allows (the Node addon is the same file in both places, and still differed by 1.4x in
-# one pass), so the two alternate over three passes and the report takes each figure's
-# median.
-for pass in 1 2 3; do
+# one pass, and by 1.34x as the median of three), so the two alternate over five passes and
+# the report takes each figure's median.
+for pass in 1 2 3 4 5; do
   in_tree bench | sed "s/^/bench /" | tee -a "$results/hosts.txt"
   installed bench | sed -E "s/^(packhost-[a-z]+) /\1-installed /; s/^/bench /" | tee -a "$results/hosts.txt"
 done

@@ -235,7 +235,7 @@ def main():
     say("Each binding timed in this run on `bench.wasm` as built in the checkout with the release profile")
     say("and as a user installs it (`pip install .` into a fresh virtualenv, the `npm pack` tarball")
     say("installed into an empty npm project, `gem install` of the staged gem into an empty `GEM_HOME`),")
-    say("loading only the installed copy; the two alternate over three passes and each figure is the")
+    say("loading only the installed copy; the two alternate over five passes and each figure is the")
     say("median of its passes (the host tables above use the same medians). Target: the installed")
     say("package within 1.2x of the in-tree build.\n")
     say("| host | action, input | in-tree release, us | installed, us | ratio | target |")

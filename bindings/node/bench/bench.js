@@ -1,8 +1,8 @@
 /**
  * Times packhost from Node the way ../shared/anchors times the official SDK: per-call
- * medians over 5 rounds on the anchors' input (sync calls), plus calls per second with one
- * and two concurrent async calls (which run on the libuv pool) and resident memory per
- * loaded pack with one idle instance. One line per figure, for scripts/bench_report.py.
+ * medians over 5 rounds on the anchors' input (sync calls, rounds interleaved across rows),
+ * plus calls per second with one and two concurrent async calls (which run on the libuv
+ * pool) and resident memory per loaded pack with one idle instance. One line per figure, for scripts/bench_report.py.
  * `--smoke` runs everything once with tiny counts (CI).
  *
  * Usage: node bench.js PACK.wasm [--smoke]
@@ -20,20 +20,29 @@ const HOST = 'packhost-node'
 const payload = (n) => 'hello world '.repeat(Math.ceil(n / 12) + 1).slice(0, n)
 const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
-function perCall(pack, action, n, scale, rounds) {
-  const data = payload(n)
-  const calls = Math.max(1, Math.floor(Math.max(20, Math.min(20000, Math.floor(20_000_000 / Math.max(n, 1000)))) * scale))
-  // One untimed round first: V8 tiers the call path up during the first thousands of calls,
-  // which otherwise lands in the first figure a process measures (length at 0 B) and made
-  // the same addon time 1.7-3.3 us from one process to the next.
-  for (let i = 0; i < calls; i++) pack.callSync(action, data)
-  const times = []
+function callCount(n, scale) {
+  return Math.max(1, Math.floor(Math.max(20, Math.min(20000, Math.floor(20_000_000 / Math.max(n, 1000)))) * scale))
+}
+
+/**
+ * Per-call microseconds for every row, as medians over `rounds` rounds. The rounds go
+ * round-robin over the rows, so a slow spell of the machine lands in one round of several
+ * rows instead of every round of whichever row was being timed; before that, each row has
+ * one untimed round, because V8 tiers the call path up during its first thousands of calls.
+ * Timing rows one after the other made the first row a process measures (length at 0 B)
+ * swing between 1.7 and 2.5 us from one process to the next with the same addon.
+ */
+function perCallRows(pack, rows, scale, rounds) {
+  const work = rows.map(([action, n]) => ({ action, n, data: payload(n), calls: callCount(n, scale), times: [] }))
+  for (const row of work) for (let i = 0; i < row.calls; i++) pack.callSync(row.action, row.data)
   for (let r = 0; r < rounds; r++) {
-    const start = performance.now()
-    for (let i = 0; i < calls; i++) pack.callSync(action, data)
-    times.push((performance.now() - start) / calls)
+    for (const row of work) {
+      const start = performance.now()
+      for (let i = 0; i < row.calls; i++) pack.callSync(row.action, row.data)
+      row.times.push((performance.now() - start) / row.calls)
+    }
   }
-  return median(times) * 1000
+  return work.map((row) => ({ action: row.action, n: row.n, us: median(row.times) * 1000 }))
 }
 
 /** Calls per second with `inFlight` chains of awaited async calls running at once. */
@@ -74,10 +83,9 @@ async function main() {
   const smoke = process.argv.includes('--smoke')
   const [scale, rounds] = smoke ? [0.001, 1] : [1, 5]
   const pack = Pack.loadSync(file, {}, { onLog: null })
-  for (const action of ['length', 'echo']) {
-    for (const n of [0, 1024, 102400]) {
-      console.log(`${HOST} ${action} bytes=${n} per_call_us=${perCall(pack, action, n, scale, rounds).toFixed(2)}`)
-    }
+  const rows = ['length', 'echo'].flatMap((action) => [0, 1024, 102400].map((n) => [action, n]))
+  for (const { action, n, us } of perCallRows(pack, rows, scale, rounds)) {
+    console.log(`${HOST} ${action} bytes=${n} per_call_us=${us.toFixed(2)}`)
   }
   const seconds = smoke ? 0.02 : 2
   for (const [action, n] of [['length', 1024], ['count_vowels', 102400]]) {
