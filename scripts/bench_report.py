@@ -91,6 +91,11 @@ def main():
                 float(rest["calls_per_s"]))
         elif parts[2] == "idle_instance":
             host_memory.setdefault((pack, host), []).append(float(rest["rss_kib"]))
+    # The installed-against-in-tree comparison takes each figure's best pass instead: it asks
+    # whether two builds run the same code at the same speed, and this VM's slow spells (the
+    # same build swings between about 1.1 and 1.8 us per call within one process) add time
+    # to whole passes, never take it away.
+    hosts_best = {key: min(values) for key, values in hosts.items()}
     hosts, host_threads, host_memory = (
         {key: statistics.median(values) for key, values in table.items()}
         for table in (hosts, host_threads, host_memory))
@@ -235,14 +240,15 @@ def main():
     say("Each binding timed in this run on `bench.wasm` as built in the checkout with the release profile")
     say("and as a user installs it (`pip install .` into a fresh virtualenv, the `npm pack` tarball")
     say("installed into an empty npm project, `gem install` of the staged gem into an empty `GEM_HOME`),")
-    say("loading only the installed copy; the two alternate over five passes and each figure is the")
-    say("median of its passes (the host tables above use the same medians). Target: the installed")
-    say("package within 1.2x of the in-tree build.\n")
+    say("loading only the installed copy; the two alternate over five passes and each figure here is")
+    say("the best of its passes, because the machine's slow spells only ever add time (the host")
+    say("tables above use medians; see the notes). Target: the installed package within 1.2x of the")
+    say("in-tree build.\n")
     say("| host | action, input | in-tree release, us | installed, us | ratio | target |")
     say("|---|---|---|---|---|---|")
     for host, _, title, _, action, size in host_cells():
-        tree = hosts.get(("bench", host, action, size))
-        installed = hosts.get(("bench", f"{host}-installed", action, size))
+        tree = hosts_best.get(("bench", host, action, size))
+        installed = hosts_best.get(("bench", f"{host}-installed", action, size))
         value = ratio(installed, tree)
         if value is None:
             continue
