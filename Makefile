@@ -10,8 +10,8 @@ WASM_OUT := $(TARGET_DIR)/wasm32-unknown-unknown/release
 PACKHOST := $(TARGET_DIR)/debug/packhost
 # Packs built with packhost-pdk get their manifest embedded; `plain` is a plain extism-pdk
 # plugin and ships as cargo built it.
-PDK_PACKS := api_errors text_tools hostile bench
-PLAIN_PACKS := plain bench_plain
+PDK_PACKS := api_errors text_tools hostile bench host_calls_pdk
+PLAIN_PACKS := plain bench_plain host_calls
 
 .PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates lint fmt bench release
 
@@ -35,6 +35,7 @@ demo: packs ## The main job: build the packs, run one from the command line and 
 	$(PACKHOST) call plugins/dist/api_errors.wasm post --input-file examples/data/stripe_card_declined.json --usage --logs
 	@echo
 	cargo run -q -p packhost --example quickstart
+	cargo run -q -p packhost --example host_functions
 
 test: test-rust test-node test-python test-ruby test-crates ## Every test: Rust, each host binding on its installed package, the crates.
 

@@ -10,6 +10,18 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * The reply slot of one host call, handed to the dispatcher with the call: the handler's
+ * outcome comes back through `ok` or `fail`, and only the first one counts. A reply
+ * collected unanswered ends the wait with an error instead of leaving the pack blocked.
+ */
+export declare class HostReply {
+  /** Answers the call with the handler's output. */
+  ok(output: Buffer): void
+  /** Fails the call with the handler's message and the class of what it threw. */
+  fail(message: string, errorClass?: string | undefined | null): void
+}
+
+/**
  * A loaded pack. Wraps the core's `Pack`, which is cheap to clone and safe to call from
  * many pool threads at once.
  */
@@ -23,16 +35,23 @@ export declare class NativePack {
   /**
    * Calls `action` on the calling thread, blocking it for up to the call's timeout. On
    * success the usage goes into `usage` (wall_time_us, fuel_consumed, peak_memory_bytes,
-   * input_bytes, output_bytes, 1 when log lines wait in `takeLogsJson`, then the output
-   * length) and the output into `scratch` when it fits, in which case nothing is returned:
-   * the hot path creates no JavaScript object at all. A larger output comes back as a
-   * Buffer, a failure as the full outcome.
+   * input_bytes, output_bytes, host_calls, host_time_us, 1 when log lines wait in
+   * `takeLogsJson`, then the output length) and the output into `scratch` when it fits,
+   * in which case nothing is returned: the hot path creates no JavaScript object at all.
+   * A larger output comes back as a Buffer, a failure as the full outcome.
+   * `options_json` is the call options as JSON text, absent for the defaults. Host
+   * functions the pack calls meanwhile run their handlers on this thread.
    */
-  callSync(action: string, input: string | Buffer, usage: Float64Array, scratch: Buffer): Buffer | NativeCallOutcome | undefined
+  callSync(action: string, input: string | Buffer, usage: Float64Array, scratch: Buffer, optionsJson?: string | undefined | null): Buffer | NativeCallOutcome | undefined
   /** The log lines of the last sync call, as JSON, when its usage said some were waiting. */
   takeLogsJson(): string | null
-  /** Calls `action` on the libuv thread pool; the promise resolves with the outcome. */
-  call(action: string, input: string | Buffer): Promise<NativeCallOutcome>
+  /**
+   * Calls `action` on the libuv thread pool; the promise resolves with the outcome.
+   * `options_json` is the call options as JSON text, absent for the defaults. Host
+   * functions the pack calls meanwhile run their handlers on the JavaScript thread while
+   * the pool thread waits.
+   */
+  call(action: string, input: string | Buffer, optionsJson?: string | undefined | null): Promise<NativeCallOutcome>
 }
 
 /** How the core was built (`packhost::build_info`), as JSON text the wrapper parses. */
@@ -44,14 +63,18 @@ export declare function buildInfoJson(): string
  */
 export declare function errorCodes(): Array<string>
 
-/** Loads a pack on the libuv thread pool. */
-export declare function loadPack(source: string | Buffer, optionsJson?: string | undefined | null): Promise<NativePack | NativeError>
+/**
+ * Loads a pack on the libuv thread pool; the host functions are prepared here, on the
+ * JavaScript thread, where Node lets the dispatcher be referenced.
+ */
+export declare function loadPack(source: string | Buffer, optionsJson?: string | undefined | null, host?: NativeHostFunctions | undefined | null, dispatcher?: ((err: Error | null, table: number, name: string, input: Buffer, callJson: string, reply: HostReply, sync: boolean) => void) | undefined | null): Promise<NativePack | NativeError>
 
 /**
  * Loads a pack on the calling thread. `options_json` is the options object as JSON text,
- * absent for the defaults.
+ * absent for the defaults; `host` lists the host functions the wrapper lends, whose calls
+ * go to `dispatcher` (the wrapper's `dispatchHostCall`).
  */
-export declare function loadPackSync(source: string | Buffer, optionsJson?: string | undefined | null): NativePack | NativeError
+export declare function loadPackSync(source: string | Buffer, optionsJson?: string | undefined | null, host?: NativeHostFunctions | undefined | null, dispatcher?: ((err: Error | null, table: number, name: string, input: Buffer, callJson: string, reply: HostReply, sync: boolean) => void) | undefined | null): NativePack | NativeError
 
 /** One finished call: the output and report on success, the error on failure. */
 export interface NativeCallOutcome {
@@ -71,6 +94,29 @@ export interface NativeError {
   message: string
   /** The export's own non-zero return code, for `plugin_error`. */
   returnCode?: number
+  /** The host function that failed, for `host_function_error`. */
+  function?: string
+  /**
+   * The class of what its handler threw (`TypeError`, a custom error's name), for
+   * `host_function_error` when there was one.
+   */
+  errorClass?: string
   /** `{"usage": ..., "logs": [...]}` of the failed call, when the failure happened in one. */
   reportJson?: string
+}
+
+/** The host functions one pack is loaded with. */
+export interface NativeHostFunctions {
+  /** The id of the wrapper's table holding the handlers, passed back with every call. */
+  table: number
+  /** The imports lent. */
+  imports: Array<NativeHostImport>
+}
+
+/** One host function the JavaScript side lends: its import name and module. */
+export interface NativeHostImport {
+  /** The import name, e.g. `reverse`. */
+  name: string
+  /** The import module; absent for the core's default, `extism:host/user`. */
+  namespace?: string
 }

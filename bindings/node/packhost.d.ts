@@ -50,7 +50,58 @@ export interface Usage {
   peak_memory_bytes: number
   input_bytes: number
   output_bytes: number
+  /** Host functions the pack called. */
+  host_calls: number
+  /** Time spent in host functions' handlers, in microseconds (part of `wall_time_us`). */
+  host_time_us: number
 }
+
+/** What one call carries besides its input. Unknown fields are an `InvalidOptionsError`. */
+export interface CallOptions {
+  /** Any JSON value every host function the call makes receives as `call.context`. Default `null`. */
+  context?: unknown
+}
+
+/** What a host function's handler learns about the call it serves. */
+export interface HostCall {
+  /** The caller's `context` for this call (`null` when none). */
+  context: unknown
+  /** The calling pack's name, from its manifest. */
+  packName: string
+  /** The calling pack's id (the SHA-256 of its module, hex). */
+  packId: string
+  /** The host function's import name. */
+  function: string
+}
+
+/**
+ * How a host function reads its input and writes its output. `bytes`: a Buffer in; a Buffer,
+ * a Uint8Array or a string (as UTF-8) out. `string`: UTF-8 text both ways. `json`: the input
+ * parsed; any value JSON can write out.
+ */
+export type HostFunctionEncoding = 'bytes' | 'string' | 'json'
+
+/**
+ * A host function's handler. It may return a Promise under `call()`, which is awaited; under
+ * `callSync()` it must answer synchronously. Throwing (or rejecting, or returning the wrong
+ * type) fails the call with a `HostFunctionError`. The input is `any` because its type
+ * follows the function's `input` encoding: handlers annotate it (`Buffer`, `string`, …).
+ */
+export type HostFunctionHandler = (input: any, call: HostCall) => unknown
+
+/** A host function with its encodings or namespace given. */
+export interface HostFunctionSpec {
+  handler: HostFunctionHandler
+  /** The import module. Default `extism:host/user`, where every Extism PDK declares them. */
+  namespace?: string
+  /** Default `bytes`. */
+  input?: HostFunctionEncoding
+  /** Default `bytes`. */
+  output?: HostFunctionEncoding
+}
+
+/** Host functions by import name: a handler, or a handler with its encodings. */
+export type HostFunctions = Record<string, HostFunctionHandler | HostFunctionSpec>
 
 /** Host-side settings that are not pack options. */
 export interface PackHooks {
@@ -59,6 +110,11 @@ export interface PackHooks {
    * method of the line's level. `null`: log lines stay on results and errors only.
    */
   onLog?: ((record: LogRecord, pack: Pack) => void) | null
+  /**
+   * Functions lent to the pack, by import name. Every function the pack imports must be
+   * among them (else `InvalidPackError` naming it); handlers run on the JavaScript thread.
+   */
+  functions?: HostFunctions | null
 }
 
 /** An action of a pack, from its manifest. */
@@ -111,18 +167,24 @@ export declare class Pack {
   readonly manifest: PackManifest
   /** The actions the pack can be called with, in manifest order. */
   readonly actions: string[]
-  /** Runs `action` on the libuv thread pool. Rejects with a PackError. */
-  call(action: string, input?: CallInput): Promise<CallResult>
-  /** Runs `action` on the calling thread, blocking it for up to the timeout. Throws a PackError. */
-  callSync(action: string, input?: CallInput): CallResult
+  /**
+   * Runs `action` on the libuv thread pool; host functions' promises are awaited. Rejects
+   * with a PackError.
+   */
+  call(action: string, input?: CallInput, options?: CallOptions | null): Promise<CallResult>
+  /**
+   * Runs `action` on the calling thread, blocking it for up to the timeout; host functions
+   * must answer synchronously. Throws a PackError.
+   */
+  callSync(action: string, input?: CallInput, options?: CallOptions | null): CallResult
   /** Runs the `pre` hook (over an outgoing request) on the thread pool. */
-  pre(input?: CallInput): Promise<CallResult>
+  pre(input?: CallInput, options?: CallOptions | null): Promise<CallResult>
   /** Runs the `pre` hook on the calling thread. */
-  preSync(input?: CallInput): CallResult
+  preSync(input?: CallInput, options?: CallOptions | null): CallResult
   /** Runs the `post` hook (over a response) on the thread pool. */
-  post(input?: CallInput): Promise<CallResult>
+  post(input?: CallInput, options?: CallOptions | null): Promise<CallResult>
   /** Runs the `post` hook on the calling thread. */
-  postSync(input?: CallInput): CallResult
+  postSync(input?: CallInput, options?: CallOptions | null): CallResult
 }
 
 /** The core's stable error codes. */
@@ -139,6 +201,7 @@ export type ErrorCode =
   | 'host_denied'
   | 'trap'
   | 'plugin_error'
+  | 'host_function_error'
   | 'io'
   | 'internal'
 
@@ -169,6 +232,17 @@ export declare class OutputTooLargeError extends PackError {}
 export declare class HostDeniedError extends PackError {}
 export declare class TrapError extends PackError {}
 export declare class PluginError extends PackError {}
+/** A host function the pack called failed: its handler threw, rejected or returned the wrong type. */
+export declare class HostFunctionError extends PackError {
+  constructor(
+    message: string,
+    details?: { code?: ErrorCode; usage?: Usage; logs?: LogRecord[]; function?: string; errorClass?: string },
+  )
+  /** The host function's import name. */
+  readonly function?: string
+  /** The class of what the handler threw: its `name`, else its constructor's name. */
+  readonly errorClass?: string
+}
 export declare class IoError extends PackError {}
 export declare class InternalError extends PackError {}
 
@@ -209,6 +283,7 @@ declare const packhost: {
   HostDeniedError: typeof HostDeniedError
   TrapError: typeof TrapError
   PluginError: typeof PluginError
+  HostFunctionError: typeof HostFunctionError
   IoError: typeof IoError
   InternalError: typeof InternalError
   ERROR_CLASSES: typeof ERROR_CLASSES

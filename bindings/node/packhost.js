@@ -2,9 +2,11 @@
  * packhost for Node: the public API (`Pack`, `CallResult` and the `PackError` classes) over
  * the native addon that `index.js` loads.
  *
- * This file converts values and maps errors; it decides nothing. Options go to the core as
- * JSON text, unchanged. Every core failure reaches JavaScript as plain data and becomes a
- * `PackError` subclass in `toPackError`, the one place errors are mapped.
+ * This file converts values and maps errors; it decides nothing. Options and call options go
+ * to the core as JSON text, unchanged. Every core failure reaches JavaScript as plain data
+ * and becomes a `PackError` subclass in `toPackError`, the one place errors are mapped. Host
+ * functions cross the addon as bytes: this file decodes their input, encodes their output
+ * and reads what a handler threw (`HostFunctionTable`, `dispatchHostCall`).
  */
 'use strict'
 
@@ -52,6 +54,25 @@ const PluginError = errorClass('PluginError', 'plugin_error')
 const IoError = errorClass('IoError', 'io')
 const InternalError = errorClass('InternalError', 'internal')
 
+/**
+ * A host function the pack called failed: its handler threw, returned a rejected promise or
+ * a value of the wrong type. `function` names the host function, `errorClass` the class of
+ * what the handler threw (`err.name`, else its constructor's name) when it was an object.
+ */
+class HostFunctionError extends PackError {
+  static code = 'host_function_error'
+
+  /**
+   * @param {string} message
+   * @param {{function?: string, errorClass?: string} & object} [details] as PackError's, plus these
+   */
+  constructor(message, details = {}) {
+    super(message, details)
+    if (details.function !== undefined) this.function = details.function
+    if (details.errorClass !== undefined) this.errorClass = details.errorClass
+  }
+}
+
 /** The error class for each core code. */
 const ERROR_CLASSES = Object.freeze(
   Object.fromEntries(
@@ -68,6 +89,7 @@ const ERROR_CLASSES = Object.freeze(
       HostDeniedError,
       TrapError,
       PluginError,
+      HostFunctionError,
       IoError,
       InternalError,
     ].map((Class) => [Class.code, Class]),
@@ -93,6 +115,8 @@ function toPackError(failure) {
   return new Class(failure.message, {
     code: failure.code,
     returnCode: failure.returnCode ?? undefined,
+    function: failure.function ?? undefined,
+    errorClass: failure.errorClass ?? undefined,
     usage: report.usage,
     logs: report.logs,
   })
@@ -108,7 +132,10 @@ class CallResult {
   constructor(bytes, usage, logs) {
     /** The bytes the pack returned. */
     this.bytes = bytes
-    /** What the call cost: wall_time_us, fuel_consumed, peak_memory_bytes, input_bytes, output_bytes. */
+    /**
+     * What the call cost: wall_time_us, fuel_consumed, peak_memory_bytes, input_bytes,
+     * output_bytes, host_calls, host_time_us.
+     */
     this.usage = usage
     /** What the pack logged at or above the pack's log level: `{level, message}` records. */
     this.logs = logs
@@ -149,24 +176,53 @@ function toOptionsJson(options) {
   }
 }
 
+/** Call options (`{ context }`) cross to the core as JSON text; absent means the defaults. */
+function toCallOptionsJson(options) {
+  if (options === undefined || options === null) return undefined
+  try {
+    return JSON.stringify(options)
+  } catch (err) {
+    throw new InvalidOptionsError(`call options: cannot be written as JSON: ${err.message}`)
+  }
+}
+
+/** Bytes as a Buffer without copying, or undefined for anything that is not bytes. */
+function asBuffer(value) {
+  if (Buffer.isBuffer(value)) return value
+  if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  if (value instanceof ArrayBuffer) return Buffer.from(value)
+  return undefined
+}
+
 /** Input bytes: strings as UTF-8, bytes as they are, anything else as its JSON text. */
 function toInput(input) {
   if (input === undefined) return ''
-  if (typeof input === 'string' || Buffer.isBuffer(input)) return input
-  if (ArrayBuffer.isView(input)) return Buffer.from(input.buffer, input.byteOffset, input.byteLength)
-  if (input instanceof ArrayBuffer) return Buffer.from(input)
+  if (typeof input === 'string') return input
+  const bytes = asBuffer(input)
+  if (bytes !== undefined) return bytes
   const json = JSON.stringify(input)
   if (json === undefined) throw new TypeError(`a call input cannot be a ${typeof input}`)
   return json
 }
 
 /**
+ * How many numbers a sync call leaves in its usage array: the seven usage fields, a flag for
+ * waiting log lines, then the output length.
+ */
+const SYNC_USAGE_SLOTS = 9
+
+/**
  * Where sync calls leave their usage numbers and their output (when it fits), so a call
  * creates no object on the native side. Shared by all packs: sync calls run one at a time on
- * this thread, and each copies its results out before returning.
+ * this thread, and each copies its results out before returning. A handler that calls
+ * `callSync` while another sync call runs gets arrays of its own (`syncDepth`).
  */
-const SYNC_USAGE = new Float64Array(7)
+const SYNC_USAGE = new Float64Array(SYNC_USAGE_SLOTS)
 const SYNC_SCRATCH = Buffer.alloc(64 * 1024)
+const NO_SCRATCH = Buffer.alloc(0)
+
+/** Sync calls running on this thread: more than one when a host function makes one. */
+let syncDepth = 0
 
 /** The logs of a call that logged nothing: one shared, frozen empty list. */
 const NO_LOGS = Object.freeze([])
@@ -179,6 +235,208 @@ function logToConsole(record, pack) {
   console[method](`[packhost ${pack.name}] ${record.message}`)
 }
 
+/** How a host function reads its input and writes its output. */
+const ENCODINGS = ['bytes', 'string', 'json']
+
+/** What each output encoding accepts, for the message when a handler returns something else. */
+const ACCEPTED_OUTPUT = {
+  bytes: 'a Buffer, a Uint8Array or a string',
+  string: 'a string',
+  json: 'a value JSON can write',
+}
+
+const HOST_FUNCTION_KEYS = new Set(['handler', 'namespace', 'input', 'output'])
+
+/** One host function as `functions` gives it: a handler, or `{ handler, namespace, input, output }`. */
+function hostFunctionEntry(name, spec) {
+  const options = typeof spec === 'function' ? { handler: spec } : spec
+  if (options === null || typeof options !== 'object' || typeof options.handler !== 'function') {
+    throw new TypeError(`host function ${JSON.stringify(name)}: give a function, or { handler, namespace, input, output }`)
+  }
+  // A typo must not silently fall back to a default encoding or namespace.
+  for (const key of Object.keys(options)) {
+    if (!HOST_FUNCTION_KEYS.has(key)) throw new TypeError(`host function ${JSON.stringify(name)}: unknown field ${JSON.stringify(key)}`)
+  }
+  const { handler, namespace, input = 'bytes', output = 'bytes' } = options
+  if (namespace !== undefined && typeof namespace !== 'string') {
+    throw new TypeError(`host function ${JSON.stringify(name)}: namespace must be a string`)
+  }
+  for (const [field, encoding] of [['input', input], ['output', output]]) {
+    if (!ENCODINGS.includes(encoding)) {
+      throw new TypeError(`host function ${JSON.stringify(name)}: ${field} must be 'bytes', 'string' or 'json'`)
+    }
+  }
+  return { name, namespace, handler, input, output }
+}
+
+/** The handler's view of its input. */
+function decodeInput(encoding, bytes) {
+  if (encoding === 'bytes') return bytes
+  const text = bytes.toString('utf8')
+  return encoding === 'json' ? JSON.parse(text) : text
+}
+
+/** The handler's value as output bytes, or undefined when the encoding does not take it. */
+function encodeOutput(encoding, value) {
+  if (encoding === 'json') {
+    const json = JSON.stringify(value)
+    return json === undefined ? undefined : Buffer.from(json, 'utf8')
+  }
+  if (typeof value === 'string') return Buffer.from(value, 'utf8')
+  return encoding === 'bytes' ? asBuffer(value) : undefined
+}
+
+/** A value's kind in words, for messages. */
+function kindOf(value) {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`
+  return value === undefined ? 'undefined' : `a ${typeof value}`
+}
+
+/**
+ * The class of what a handler threw: its `name` when set to something more telling than
+ * `Error`, else its constructor's name (so `class LookupError extends Error {}` reads as
+ * `LookupError`). Values that are not objects have no class.
+ */
+function classOf(thrown) {
+  if (thrown === null || (typeof thrown !== 'object' && typeof thrown !== 'function')) return undefined
+  const { name } = thrown
+  if (typeof name === 'string' && name !== '' && name !== 'Error') return name
+  const constructorName = thrown.constructor?.name
+  if (typeof constructorName === 'string' && constructorName !== '') return constructorName
+  return typeof name === 'string' && name !== '' ? name : undefined
+}
+
+/** Fails the host call with what the handler threw (or rejected with). */
+function failWith(reply, thrown) {
+  let message
+  let errorClass
+  try {
+    message = typeof thrown?.message === 'string' ? thrown.message : String(thrown)
+    errorClass = classOf(thrown)
+  } catch {
+    // A getter or toString that throws in turn: the call still fails, just less precisely.
+    message = 'the handler threw a value that cannot be read'
+  }
+  reply.fail(message, errorClass)
+}
+
+/** Answers the host call with the handler's value, or fails it when the value has the wrong type. */
+function answer(reply, entry, value) {
+  let bytes
+  try {
+    bytes = encodeOutput(entry.output, value)
+  } catch (err) {
+    // JSON.stringify of a BigInt or a cycle.
+    failWith(reply, err)
+    return
+  }
+  if (bytes === undefined) {
+    reply.fail(`the handler returned ${kindOf(value)}; output '${entry.output}' takes ${ACCEPTED_OUTPUT[entry.output]}`, 'TypeError')
+    return
+  }
+  reply.ok(bytes)
+}
+
+/** Whether a handler's value is a promise (or any thenable) to wait for. */
+function isThenable(value) {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof value.then === 'function'
+}
+
+/**
+ * Host-function tables of loaded packs by id. The addon knows a pack's handlers only by this
+ * id: it holds no reference to them, so a handler that closes over its own pack (to call it
+ * again) forms no cycle through native code that the collector could not see. Entries are
+ * weak; a pack holds its table, and the table's entry goes when the table is collected.
+ */
+const HOST_TABLES = new Map()
+const HOST_TABLE_CLEANUP = new FinalizationRegistry((id) => {
+  if (HOST_TABLES.get(id)?.deref() === undefined) HOST_TABLES.delete(id)
+})
+let lastTableId = 0
+
+/** The host functions one pack was lent. */
+class HostFunctionTable {
+  #entries = new Map()
+
+  /** Reads `functions` (import name -> handler or spec); throws a TypeError for a bad one. */
+  constructor(functions) {
+    if (functions === null || typeof functions !== 'object' || Array.isArray(functions)) {
+      throw new TypeError('hooks.functions must be an object mapping import names to handlers')
+    }
+    for (const [name, spec] of Object.entries(functions)) this.#entries.set(name, hostFunctionEntry(name, spec))
+    // Ids are u32 for the addon; skipping ids in use keeps them unique even after wrapping.
+    do {
+      lastTableId = lastTableId >= 0xffffffff ? 1 : lastTableId + 1
+    } while (HOST_TABLES.has(lastTableId))
+    this.id = lastTableId
+    HOST_TABLES.set(this.id, new WeakRef(this))
+    HOST_TABLE_CLEANUP.register(this, this.id)
+  }
+
+  /** The table as the addon's load functions take it, or undefined when it lends nothing. */
+  get forAddon() {
+    if (this.#entries.size === 0) return undefined
+    const imports = [...this.#entries.values()].map(({ name, namespace }) => ({ name, namespace }))
+    return { table: this.id, imports }
+  }
+
+  /**
+   * Runs the handler of one host call and answers `reply`, now or once a returned promise
+   * settles; every failure is answered too, never thrown.
+   */
+  run(name, input, callJson, reply, sync) {
+    const entry = this.#entries.get(name)
+    let value
+    try {
+      value = entry.handler(decodeInput(entry.input, input), JSON.parse(callJson))
+      if (!isThenable(value)) {
+        answer(reply, entry, value)
+        return
+      }
+    } catch (err) {
+      failWith(reply, err)
+      return
+    }
+    if (sync) {
+      // Nothing awaits the promise any more, so its rejection must not go unhandled.
+      Promise.resolve(value).catch(() => {})
+      reply.fail('the handler returned a Promise: async host functions need call() (await), not callSync()', 'TypeError')
+      return
+    }
+    Promise.resolve(value)
+      .then(
+        (settled) => answer(reply, entry, settled),
+        (err) => failWith(reply, err),
+      )
+      // The reply's methods do not throw; should one anyway, the waiting call gives up on
+      // its own, and an unhandled rejection must not take the process down meanwhile.
+      .catch(() => {})
+  }
+}
+
+/**
+ * The one function the addon calls for every host call of every pack, on this thread: under
+ * `callSync` in place (`sync` true), for an async call from the thread pool, which waits for
+ * the reply. `err` is set only when the addon could not build the arguments; no reply comes
+ * with it, and the call fails on its own. Never throws: a throw from here would be uncaught.
+ */
+function dispatchHostCall(err, table, name, input, callJson, reply, sync) {
+  if (err) return
+  try {
+    const host = HOST_TABLES.get(table)?.deref()
+    if (host === undefined) reply.fail('the pack that lent this host function was collected', 'Error')
+    else host.run(name, input, callJson, reply, sync)
+  } catch (caught) {
+    try {
+      failWith(reply, caught)
+    } catch {
+      // The reply is gone with the caught value; the call fails when the reply is collected.
+    }
+  }
+}
+
 // Guards the constructor: packs come from Pack.load / Pack.loadSync only.
 const FROM_LOAD = Symbol('packhost.fromLoad')
 
@@ -187,36 +445,50 @@ class Pack {
   #native
   #onLog
   #manifest
+  // Held for the pack's lifetime: the addon finds the handlers through it, by id only.
+  #host
 
   /** Use `Pack.load` or `Pack.loadSync`. */
-  constructor(token, nativePack, hooks) {
+  constructor(token, nativePack, hooks, host) {
     if (token !== FROM_LOAD) throw new TypeError('use Pack.load() or Pack.loadSync() to load a pack')
     if (hooks?.onLog != null && typeof hooks.onLog !== 'function') {
       throw new TypeError('hooks.onLog must be a function, or null to keep log lines off the console')
     }
     this.#native = nativePack
     this.#onLog = hooks?.onLog === undefined ? logToConsole : hooks.onLog
+    this.#host = host
   }
 
   /**
    * Loads a pack on the libuv thread pool.
    * @param {string | URL | Buffer | Uint8Array | ArrayBuffer} source a .wasm path or the module's bytes
    * @param {object} [options] limits, allowed_hosts, config, log_level, allow_wasi: read by the core
-   * @param {{onLog?: ((record: {level: string, message: string}, pack: Pack) => void) | null}} [hooks]
+   * @param {{
+   *   onLog?: ((record: {level: string, message: string}, pack: Pack) => void) | null,
+   *   functions?: Record<string, Function | {handler: Function, namespace?: string, input?: string, output?: string}>,
+   * }} [hooks] `functions` lends the pack host functions, by import name
    * @returns {Promise<Pack>}
    */
   static async load(source, options, hooks) {
-    return Pack.#fromLoaded(await native.loadPack(toSource(source), toOptionsJson(options)), hooks)
+    const host = Pack.#hostTable(hooks)
+    const loaded = await native.loadPack(toSource(source), toOptionsJson(options), host?.forAddon, host && dispatchHostCall)
+    return Pack.#fromLoaded(loaded, hooks, host)
   }
 
   /** Loads a pack on the calling thread; as `Pack.load` otherwise. */
   static loadSync(source, options, hooks) {
-    return Pack.#fromLoaded(native.loadPackSync(toSource(source), toOptionsJson(options)), hooks)
+    const host = Pack.#hostTable(hooks)
+    const loaded = native.loadPackSync(toSource(source), toOptionsJson(options), host?.forAddon, host && dispatchHostCall)
+    return Pack.#fromLoaded(loaded, hooks, host)
   }
 
-  static #fromLoaded(loaded, hooks) {
+  static #hostTable(hooks) {
+    return hooks?.functions == null ? undefined : new HostFunctionTable(hooks.functions)
+  }
+
+  static #fromLoaded(loaded, hooks, host) {
     if (!(loaded instanceof native.NativePack)) throw toPackError(loaded)
-    return new Pack(FROM_LOAD, loaded, hooks)
+    return new Pack(FROM_LOAD, loaded, hooks, host)
   }
 
   /** The SHA-256 of the module bytes, in lowercase hex: the pack's identity. */
@@ -241,34 +513,49 @@ class Pack {
   }
 
   /**
-   * Runs `action` on the libuv thread pool.
+   * Runs `action` on the libuv thread pool. Host functions the pack calls run on this thread
+   * meanwhile; a handler's returned promise is awaited.
    * @param {string} action
    * @param {string | Buffer | Uint8Array | ArrayBuffer | object} [input] objects are sent as JSON
+   * @param {{context?: unknown}} [options] call options: `context` (any JSON) reaches every host function
    * @returns {Promise<CallResult>} rejects with a PackError subclass
    */
-  async call(action, input) {
-    return this.#finish(await this.#native.call(action, toInput(input)))
+  async call(action, input, options) {
+    const optionsJson = toCallOptionsJson(options)
+    return this.#finish(await this.#native.call(action, toInput(input), optionsJson))
   }
 
-  /** Runs `action` on the calling thread, blocking it for up to the call's timeout. */
-  callSync(action, input) {
-    const usage = SYNC_USAGE
-    const outcome = this.#native.callSync(action, toInput(input), usage, SYNC_SCRATCH)
+  /**
+   * Runs `action` on the calling thread, blocking it for up to the call's timeout. Host
+   * functions the pack calls run right here and must answer synchronously.
+   */
+  callSync(action, input, options) {
+    const optionsJson = toCallOptionsJson(options)
+    const nested = syncDepth > 0
+    const usage = nested ? new Float64Array(SYNC_USAGE_SLOTS) : SYNC_USAGE
+    const scratch = nested ? NO_SCRATCH : SYNC_SCRATCH
+    let outcome
+    syncDepth += 1
+    try {
+      outcome = this.#native.callSync(action, toInput(input), usage, scratch, optionsJson)
+    } finally {
+      syncDepth -= 1
+    }
     // On success the usage (with a flag for waiting log lines and the output length) is in
-    // SYNC_USAGE and the output in SYNC_SCRATCH, or returned as a Buffer when it did not
-    // fit; a failure comes back as a full outcome.
+    // `usage` and the output in `scratch`, or returned as a Buffer when it did not fit; a
+    // failure comes back as a full outcome.
     let bytes
     if (outcome === undefined || outcome === null) {
-      const length = usage[6]
+      const length = usage[8]
       bytes = Buffer.allocUnsafe(length)
-      SYNC_SCRATCH.copy(bytes, 0, 0, length)
+      scratch.copy(bytes, 0, 0, length)
     } else if (Buffer.isBuffer(outcome)) {
       bytes = outcome
     } else {
       return this.#finish(outcome)
     }
     let logs = NO_LOGS
-    if (usage[5] === 1) {
+    if (usage[7] === 1) {
       logs = JSON.parse(this.#native.takeLogsJson())
       this.#forwardLogs(logs)
     }
@@ -278,27 +565,29 @@ class Pack {
       peak_memory_bytes: usage[2],
       input_bytes: usage[3],
       output_bytes: usage[4],
+      host_calls: usage[5],
+      host_time_us: usage[6],
     }, logs)
   }
 
   /** Runs the pack's `pre` hook (conventionally over an outgoing request) on the thread pool. */
-  pre(input) {
-    return this.call('pre', input)
+  pre(input, options) {
+    return this.call('pre', input, options)
   }
 
   /** Runs the pack's `pre` hook on the calling thread. */
-  preSync(input) {
-    return this.callSync('pre', input)
+  preSync(input, options) {
+    return this.callSync('pre', input, options)
   }
 
   /** Runs the pack's `post` hook (conventionally over a response) on the thread pool. */
-  post(input) {
-    return this.call('post', input)
+  post(input, options) {
+    return this.call('post', input, options)
   }
 
   /** Runs the pack's `post` hook on the calling thread. */
-  postSync(input) {
-    return this.callSync('post', input)
+  postSync(input, options) {
+    return this.callSync('post', input, options)
   }
 
   /** Forwards the call's log lines, then returns its result or throws its error. */
@@ -335,6 +624,7 @@ module.exports = {
   HostDeniedError,
   TrapError,
   PluginError,
+  HostFunctionError,
   IoError,
   InternalError,
   ERROR_CLASSES,

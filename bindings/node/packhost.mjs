@@ -20,6 +20,7 @@ export const {
   HostDeniedError,
   TrapError,
   PluginError,
+  HostFunctionError,
   IoError,
   InternalError,
   ERROR_CLASSES,

@@ -165,8 +165,31 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|err| Failure::Usage(format!("{}: {err}", path.display())))
 }
 
+/// Loads a pack as this command can: it lends no host functions, so each one the pack
+/// imports is a stand-in that fails the call that reaches it.
+fn load(path: &Path, options: PackOptions) -> packhost::Result<Pack> {
+    let stand_ins = match std::fs::read(path) {
+        Ok(bytes) => stand_ins_for(&bytes)?,
+        // Loading reports the unreadable file with its own `io` error.
+        Err(_) => Vec::new(),
+    };
+    Pack::load_file_with(path, options, stand_ins)
+}
+
+/// A stand-in for each host function the module imports from `extism:host/user`, where
+/// every Extism PDK puts them. An import from any other module is still refused: without a
+/// host to say otherwise, it is more likely a mistake (or worse) than a host function.
+fn stand_ins_for(module: &[u8]) -> packhost::Result<Vec<packhost::HostFunction>> {
+    let mut stand_ins = packhost::unavailable_host_functions(
+        &packhost::ModuleInfo::read(module)?,
+        "the packhost command lends no host functions; embed the pack in a host that does",
+    );
+    stand_ins.retain(|function| function.namespace() == packhost::EXTISM_USER);
+    Ok(stand_ins)
+}
+
 fn inspect(path: &Path, as_json: bool) -> Result<(), Failure> {
-    let pack = Pack::load_file(path, PackOptions::default())?;
+    let pack = load(path, PackOptions::default())?;
     let info = pack.module_info();
     let manifest = pack.manifest();
     if as_json {
@@ -213,6 +236,12 @@ fn inspect(path: &Path, as_json: bool) -> Result<(), Failure> {
     println!("asks for");
     println!("  http hosts  {}", list_or_none(&caps.http_hosts));
     println!("  config keys {}", list_or_none(&caps.config));
+    let functions: Vec<String> = caps
+        .host_functions
+        .iter()
+        .map(|f| format!("{}::{}", f.namespace, f.name))
+        .collect();
+    println!("  host functions {}", list_or_none(&functions));
     println!("imports");
     for import in &info.imports {
         println!("  {} {}::{}", import.kind, import.module, import.name);
@@ -261,7 +290,7 @@ fn call(
             }
         }
     };
-    let pack = Pack::load_file(path, options)?;
+    let pack = load(path, options)?;
     let result = pack.call(export, &input);
     let (usage, logs) = match &result {
         Ok(out) => (Some(out.usage), out.logs.as_slice()),
@@ -298,14 +327,23 @@ fn call(
 fn validate(paths: &[PathBuf]) -> Result<(), Failure> {
     let mut first_failure = None;
     for path in paths {
-        match Pack::load_file(path, PackOptions::default()) {
-            Ok(pack) => println!(
-                "ok      {}  {} {} ({} actions)",
-                path.display(),
-                pack.manifest().name,
-                pack.manifest().version,
-                pack.actions().len()
-            ),
+        match load(path, PackOptions::default()) {
+            Ok(pack) => {
+                let needs = &pack.manifest().capabilities.host_functions;
+                let needs = if needs.is_empty() {
+                    String::new()
+                } else {
+                    let names: Vec<&str> = needs.iter().map(|f| f.name.as_str()).collect();
+                    format!(", needs host functions {}", names.join(", "))
+                };
+                println!(
+                    "ok      {}  {} {} ({} actions{needs})",
+                    path.display(),
+                    pack.manifest().name,
+                    pack.manifest().version,
+                    pack.actions().len()
+                )
+            }
             Err(err) => {
                 println!("invalid {}  {}", path.display(), err);
                 first_failure.get_or_insert(err);
@@ -334,7 +372,11 @@ fn embed(module: &Path, output: &Path, manifest: Option<&Path>) -> Result<(), Fa
     std::fs::write(&staged, &pack_bytes)
         .and_then(|()| std::fs::rename(&staged, output))
         .map_err(|err| Failure::Usage(format!("{}: {err}", output.display())))?;
-    let pack = Pack::load(&pack_bytes, PackOptions::default())?;
+    let pack = Pack::load_with(
+        &pack_bytes,
+        PackOptions::default(),
+        stand_ins_for(&pack_bytes)?,
+    )?;
     println!(
         "{} {} -> {} ({} actions)",
         pack.manifest().name,

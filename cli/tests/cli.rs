@@ -145,6 +145,22 @@ fn inspect_shows_manifest_hash_imports_and_exports() {
 
     let text = stdout(&packhost(&["inspect", &pack("plain")], None));
     assert!(text.contains("none (synthesized from exports)"), "{text}");
+
+    let text = stdout(&packhost(&["inspect", &pack("host_calls_pdk")], None));
+    assert!(
+        text.contains("host functions extism:host/user::reverse, extism:host/user::add"),
+        "{text}"
+    );
+    // The command lends no host functions: a call that reaches one fails, typed.
+    let out = packhost(
+        &["call", &pack("host_calls_pdk"), "reverse_via_host", "x"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("host_function_error"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -158,6 +174,11 @@ fn validate_reports_each_pack_and_fails_on_a_bad_one() {
             .count(),
         2
     );
+
+    // A pack importing host functions is valid; the command says what a host must lend.
+    let lent = stdout(&packhost(&["validate", &pack("host_calls")], None));
+    assert!(lent.contains("needs host functions"), "{lent}");
+    assert!(lent.contains("context_echo"), "{lent}");
 
     let bad = repo().join("tests/conformance/fixtures/bad_import.wasm");
     let out = packhost(&["validate", &pack("plain"), bad.to_str().unwrap()], None);

@@ -58,6 +58,30 @@ def main(packs: Path) -> None:
     print(asyncio.run(many()))
     # END async
 
+    # START host functions
+    # Host functions lend a pack the application's own data and services. Handlers get the
+    # input (bytes, str or JSON, as declared) and, if they take a second argument, the call:
+    # its `context` (a tenant, a request id) and the calling pack.
+    def lookup_customer(customer_id: str) -> bytes:
+        raise LookupError(f"no customer {customer_id}")  # fails the call, never the host
+
+    def whoami(_: bytes, call: packhost.HostCall) -> dict:
+        return {"tenant": call.context["tenant"], "pack": call.pack_name}
+
+    lent = packhost.Pack(packs / "host_calls.wasm", functions={
+        "reverse": lambda data: data[::-1],
+        "add": packhost.host_fn(lambda args: {"sum": args["a"] + args["b"]}, input="json", output="json"),
+        "fail": packhost.host_fn(lookup_customer, input="str"),
+        "context_echo": packhost.host_fn(whoami, output="json"),
+    })
+    print(lent.call("reverse_via_host", "stressed").text)
+    print(lent.call("context_via_host", context={"tenant": "acme"}).json())
+    try:
+        lent.call("fail_via_host", "c42")
+    except packhost.HostFunctionError as failed:
+        print(f"failed: {failed.code} in {failed.function} ({failed.error_class}): {failed.__cause__}")
+    # END host functions
+
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "plugins" / "dist")

@@ -31,7 +31,7 @@
 #![deny(missing_docs)]
 
 pub use extism_pdk;
-pub use packhost_pdk_macros::{action, post, pre};
+pub use packhost_pdk_macros::{action, host_functions, post, pre};
 pub use schemars::{self, JsonSchema};
 pub use serde::{self, Deserialize, Serialize};
 pub use serde_json::{self, json, Value};
@@ -56,7 +56,9 @@ pub mod bulk;
 
 /// Everything a pack usually needs, in one import.
 pub mod prelude {
-    pub use crate::{action, config, fail, json, post, pre, Error, JsonSchema, Value};
+    pub use crate::{
+        action, config, fail, host_functions, json, post, pre, Error, JsonSchema, Value,
+    };
     pub use extism_pdk::{debug, error, info, trace, warn, HttpRequest};
     pub use serde::{Deserialize, Serialize};
 }
@@ -124,6 +126,39 @@ pub mod __private {
         }
     }
 
+    /// One host function the pack imports, as the manifest describes it.
+    #[derive(Serialize)]
+    pub struct HostFunctionSpec {
+        /// The import name.
+        pub name: &'static str,
+        /// The import module.
+        pub namespace: &'static str,
+        /// The doc comment.
+        #[serde(skip_serializing_if = "str::is_empty")]
+        pub description: &'static str,
+        /// The input's shape.
+        pub input: PayloadSpec,
+        /// The output's shape.
+        pub output: PayloadSpec,
+    }
+
+    /// Calls a host function import: `input` goes in a kernel block, and the block the host
+    /// returns comes back as bytes (both blocks are freed).
+    pub fn call_host(import: impl FnOnce(u64) -> u64, input: &[u8]) -> Result<Vec<u8>, Error> {
+        let block = extism_pdk::Memory::from_bytes(input)?;
+        let returned = import(block.offset());
+        block.free();
+        // Offset 0 is the empty block, which `find` does not know.
+        if returned == 0 {
+            return Ok(Vec::new());
+        }
+        let output = extism_pdk::Memory::find(returned)
+            .ok_or_else(|| Error::msg("the host function returned an invalid block"))?;
+        let bytes = output.to_vec();
+        output.free();
+        Ok(bytes)
+    }
+
     /// The whole manifest, as `pack!` assembles it.
     #[derive(Serialize)]
     pub struct Manifest {
@@ -149,6 +184,9 @@ pub mod __private {
         /// Config keys.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         pub config: Vec<&'static str>,
+        /// Host functions the pack imports.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub host_functions: Vec<HostFunctionSpec>,
     }
 
     /// Runs one export: reads the input, applies `body`, writes the output or the error.
@@ -204,6 +242,7 @@ pub mod __private {
 ///     actions: [pre, post, lookup],
 ///     http_hosts: ["api.example.com"],
 ///     config: ["api_key"],
+///     host_functions: [lookup_customer],
 /// }
 /// ```
 #[macro_export]
@@ -214,6 +253,7 @@ macro_rules! pack {
         actions: [$($action:ident),* $(,)?]
         $(, http_hosts: [$($host:expr),* $(,)?])?
         $(, config: [$($key:expr),* $(,)?])?
+        $(, host_functions: [$($host_function:ident),* $(,)?])?
         $(,)?
     ) => {
         #[doc(hidden)]
@@ -245,6 +285,7 @@ macro_rules! pack {
                 capabilities: $crate::__private::Capabilities {
                     http_hosts: vec![$($($host),*)?],
                     config: vec![$($($key),*)?],
+                    host_functions: vec![$($($host_function::__packhost_describe_host_function()),*)?],
                 },
             })
         }

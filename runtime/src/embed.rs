@@ -10,6 +10,7 @@ use crate::capabilities::http::HttpGrant;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::capabilities::host_fn::{unavailable_host_functions, HostFunctions};
 use crate::engine::{Instance, InstanceSpec};
 use crate::error::{Error, Result};
 use crate::manifest::{PackManifest, MANIFEST_EXPORT};
@@ -24,7 +25,11 @@ use crate::options::{EngineKind, Limits, LogLevel};
 /// the generated manifest does not match the module; any call error of the export itself.
 pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
     let info = ModuleInfo::read(module)?;
-    info.check_imports(false)?;
+    let stubs = unavailable_host_functions(
+        &info,
+        "host functions are not available while the manifest is generated",
+    );
+    info.check_imports(false, &stubs)?;
     if !info.exports_function(MANIFEST_EXPORT) {
         return Err(Error::invalid_pack(format!(
             "the module does not export {MANIFEST_EXPORT}; declare the pack with packhost_pdk::pack!"
@@ -40,10 +45,16 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
         limits: Limits::default(),
         log_level: LogLevel::Off,
         wasi: false,
+        host_functions: Arc::new(HostFunctions {
+            functions: stubs,
+            ..Default::default()
+        }),
         native_code: Default::default(),
     };
     let manifest_json = Instance::new(&spec)?
-        .call(MANIFEST_EXPORT, &[], |output| Ok(output.to_vec()))
+        .call(MANIFEST_EXPORT, &[], &serde_json::Value::Null, |output| {
+            Ok(output.to_vec())
+        })
         .result?;
     PackManifest::parse(&manifest_json, &info)?;
     embed_manifest(module, &manifest_json)

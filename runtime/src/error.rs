@@ -39,6 +39,14 @@ pub enum ErrorKind {
         /// The non-zero value the export returned.
         return_code: i32,
     },
+    /// A host function the pack called failed: its handler raised, returned an error or a
+    /// value of the wrong type, or panicked. The pack is not resumed.
+    HostFunctionError {
+        /// The host function's import name.
+        function: String,
+        /// The class of the exception the handler raised, where the host has one.
+        class: Option<String>,
+    },
     /// Reading a pack from disk failed.
     Io,
     /// A fault inside packhost itself; a bug to report, never the pack's doing.
@@ -61,6 +69,7 @@ impl ErrorKind {
             ErrorKind::HostDenied => "host_denied",
             ErrorKind::Trap => "trap",
             ErrorKind::PluginError { .. } => "plugin_error",
+            ErrorKind::HostFunctionError { .. } => "host_function_error",
             ErrorKind::Io => "io",
             ErrorKind::Internal => "internal",
         }
@@ -81,6 +90,7 @@ pub const ERROR_CODES: &[&str] = &[
     "host_denied",
     "trap",
     "plugin_error",
+    "host_function_error",
     "io",
     "internal",
 ];
@@ -123,6 +133,17 @@ impl Error {
     pub fn return_code(&self) -> Option<i32> {
         match self.kind {
             ErrorKind::PluginError { return_code } => Some(return_code),
+            _ => None,
+        }
+    }
+
+    /// For `host_function_error`: the host function that failed, and the class of the
+    /// exception its handler raised (when the host language has one).
+    pub fn host_function(&self) -> Option<(&str, Option<&str>)> {
+        match &self.kind {
+            ErrorKind::HostFunctionError { function, class } => {
+                Some((function.as_str(), class.as_deref()))
+            }
             _ => None,
         }
     }
@@ -180,6 +201,10 @@ mod tests {
             ErrorKind::HostDenied,
             ErrorKind::Trap,
             ErrorKind::PluginError { return_code: 1 },
+            ErrorKind::HostFunctionError {
+                function: "lookup".into(),
+                class: None,
+            },
             ErrorKind::Io,
             ErrorKind::Internal,
         ];

@@ -30,11 +30,17 @@ mod pool;
 mod usage;
 
 pub use build_info::{build_info, BuildInfo};
+pub use capabilities::host_fn::{
+    unavailable_host_functions, HostCall, HostFnError, HostFunction, KernelMemory, ValueType,
+    WasmValue, EXTISM_USER,
+};
 pub use embed::embed_generated_manifest;
 pub use engine::forget_compiled_code;
 pub use error::{Error, ErrorKind, Result, ERROR_CODES};
-pub use manifest::{ActionSpec, Capabilities, Encoding, PackManifest, PayloadSpec};
+pub use manifest::{
+    ActionSpec, Capabilities, Encoding, HostFunctionSpec, PackManifest, PayloadSpec,
+};
 pub use module::{embed_manifest, ModuleInfo};
-pub use options::{EngineKind, HttpOptions, Limits, LogLevel, PackOptions};
+pub use options::{CallOptions, EngineKind, HttpOptions, Limits, LogLevel, PackOptions};
 pub use pack::Pack;
 pub use usage::{CallOutput, CallReport, LogRecord, Usage};

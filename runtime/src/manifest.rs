@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::capabilities::host_fn::EXTISM_USER;
 use crate::error::{Error, Result};
 use crate::hosts::HostPattern;
-use crate::module::ModuleInfo;
+use crate::module::{ModuleInfo, EXTISM_ENV, WASI_PREVIEW1};
 
 /// Name of the custom section that holds the manifest JSON.
 pub const MANIFEST_SECTION: &str = "packhost/manifest";
@@ -83,7 +84,7 @@ pub enum Encoding {
 }
 
 /// What a pack asks the host for. Nothing is granted unless the host grants it too.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
     /// HTTP hosts the pack wants to reach, as host patterns.
@@ -92,6 +93,52 @@ pub struct Capabilities {
     /// Config keys the pack reads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<String>,
+    /// Host functions the pack imports; a host must lend each one to load the pack.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_functions: Vec<HostFunctionSpec>,
+}
+
+/// One host function a pack imports, as its manifest describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostFunctionSpec {
+    /// The import name.
+    pub name: String,
+    /// The import module. Default `extism:host/user`.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// What it does, for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The input the pack sends.
+    #[serde(default)]
+    pub input: PayloadSpec,
+    /// The output the pack expects back.
+    #[serde(default)]
+    pub output: PayloadSpec,
+}
+
+fn default_namespace() -> String {
+    EXTISM_USER.to_string()
+}
+
+/// What a module without a manifest imports from its host: every function import outside
+/// the Extism ABI and WASI, with bytes in and out as far as anyone can tell.
+fn imported_host_functions(module: &ModuleInfo) -> Vec<HostFunctionSpec> {
+    module
+        .imports
+        .iter()
+        .filter(|import| {
+            import.kind == "func" && import.module != EXTISM_ENV && import.module != WASI_PREVIEW1
+        })
+        .map(|import| HostFunctionSpec {
+            name: import.name.clone(),
+            namespace: import.module.clone(),
+            description: String::new(),
+            input: PayloadSpec::default(),
+            output: PayloadSpec::default(),
+        })
+        .collect()
 }
 
 impl PackManifest {
@@ -129,6 +176,19 @@ impl PackManifest {
                 )));
             }
         }
+        for function in &self.capabilities.host_functions {
+            let imported = module.imports.iter().any(|import| {
+                import.kind == "func"
+                    && import.module == function.namespace
+                    && import.name == function.name
+            });
+            if !imported {
+                return Err(Error::invalid_manifest(format!(
+                    "manifest: host function {:?} of {:?} is not imported by the module",
+                    function.name, function.namespace
+                )));
+            }
+        }
         for host in &self.capabilities.http_hosts {
             HostPattern::parse(host).map_err(|why| {
                 Error::invalid_manifest(format!("manifest: http host {host:?} {why}"))
@@ -138,7 +198,8 @@ impl PackManifest {
     }
 
     /// Describes a module that carries no manifest: its callable exports become actions
-    /// taking and giving bytes, and it asks for no capabilities.
+    /// taking and giving bytes, it lists the host functions it imports, and it asks for no
+    /// other capabilities.
     pub fn synthesize(name: &str, module: &ModuleInfo) -> Self {
         PackManifest {
             name: name.to_string(),
@@ -153,7 +214,10 @@ impl PackManifest {
                     output: PayloadSpec::default(),
                 })
                 .collect(),
-            capabilities: Capabilities::default(),
+            capabilities: Capabilities {
+                host_functions: imported_host_functions(module),
+                ..Capabilities::default()
+            },
         }
     }
 

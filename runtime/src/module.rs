@@ -2,13 +2,15 @@
 //! exports, the manifest section; and rewriting that section (`packhost embed`).
 //!
 //! This is where "only allowed imports" is enforced: a pack may import the Extism ABI
-//! (`extism:host/env`) and, when the host allows it, WASI; nothing else.
+//! (`extism:host/env`), the host functions the host registered and, when the host allows
+//! it, WASI; nothing else.
 
 use std::borrow::Cow;
 
 use serde::Serialize;
 use wasmparser::{ExternalKind, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures};
 
+use crate::capabilities::host_fn::{HostFunction, ValueType};
 use crate::error::{Error, Result};
 use crate::manifest::{MANIFEST_EXPORT, MANIFEST_SECTION};
 
@@ -264,12 +266,13 @@ impl ModuleInfo {
             .any(|import| import.module == WASI_PREVIEW1)
     }
 
-    /// Rejects imports packhost does not provide.
+    /// Rejects imports that neither packhost nor the host provides.
     ///
     /// # Errors
     /// `invalid_pack` naming the first import that is not part of the Extism ABI (or of
-    /// WASI, when `allow_wasi`); `host_denied` when the pack needs WASI and it is not allowed.
-    pub fn check_imports(&self, allow_wasi: bool) -> Result<()> {
+    /// WASI, when `allow_wasi`) and not one of `functions` with the same signature;
+    /// `host_denied` when the pack needs WASI and it is not allowed.
+    pub fn check_imports(&self, allow_wasi: bool, functions: &[HostFunction]) -> Result<()> {
         for import in &self.imports {
             let provided = match import.module.as_str() {
                 EXTISM_ENV => {
@@ -303,7 +306,38 @@ impl ModuleInfo {
                     }
                     true
                 }
-                _ => false,
+                module => match functions
+                    .iter()
+                    .find(|f| f.namespace() == module && f.name() == import.name)
+                {
+                    Some(function) if import.kind == "func" => {
+                        let (params, results) = function.signature();
+                        let names = |types: &[ValueType]| -> Vec<String> {
+                            types.iter().map(|ty| ty.as_str().to_string()).collect()
+                        };
+                        if import.params != names(&params) || import.results != names(&results) {
+                            return Err(Error::invalid_pack(format!(
+                                "the pack imports host function {:?} from {module:?} as ({}) -> ({}); the host registered ({}) -> ({})",
+                                import.name,
+                                import.params.join(", "),
+                                import.results.join(", "),
+                                names(&params).join(", "),
+                                names(&results).join(", "),
+                            )));
+                        }
+                        true
+                    }
+                    _ if module != EXTISM_ENV
+                        && module != WASI_PREVIEW1
+                        && import.kind == "func" =>
+                    {
+                        return Err(Error::invalid_pack(format!(
+                            "the pack imports host function {:?} from {module:?}, which the host did not register",
+                            import.name
+                        )));
+                    }
+                    _ => false,
+                },
             };
             if !provided {
                 return Err(Error::invalid_pack(format!(

@@ -213,6 +213,26 @@ impl PackOptions {
     }
 }
 
+/// What one call carries besides its input, as plain data a binding passes through.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallOptions {
+    /// Any JSON value the caller wants host functions to see (a tenant, a request id, a
+    /// user): one function registered once can serve every tenant. Default `null`.
+    pub context: serde_json::Value,
+}
+
+impl CallOptions {
+    /// Reads call options from JSON text, as bindings pass them.
+    ///
+    /// # Errors
+    /// `invalid_options` for malformed JSON or unknown fields.
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text)
+            .map_err(|err| Error::invalid_options(format!("call options: {err}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,13 +12,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
+use crate::capabilities::host_fn::{check_registrations, HostFunction, HostFunctions};
 use crate::capabilities::http::HttpGrant;
 use crate::engine::{Instance, InstanceSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hosts::effective_hosts;
 use crate::manifest::PackManifest;
 use crate::module::ModuleInfo;
-use crate::options::PackOptions;
+use crate::options::{CallOptions, PackOptions};
 use crate::pool::Pool;
 use crate::usage::{CallOutput, CallReport, Usage};
 
@@ -56,7 +57,22 @@ impl Pack {
     /// does not provide; `invalid_manifest` for a bad manifest section; `invalid_options`
     /// for bad options; `host_denied` for a WASI pack when WASI is not allowed.
     pub fn load(bytes: &[u8], options: PackOptions) -> Result<Pack> {
-        Self::load_named(bytes, options, "unnamed")
+        Self::load_with(bytes, options, Vec::new())
+    }
+
+    /// Loads a pack from module bytes, lending it `functions`. Each function the pack
+    /// imports must be among them, with the same signature; functions it does not import
+    /// are ignored.
+    ///
+    /// # Errors
+    /// As [`Pack::load`]; `invalid_pack` naming an import that no function matches;
+    /// `invalid_options` for two functions under one name or one in `extism:host/env`.
+    pub fn load_with(
+        bytes: &[u8],
+        options: PackOptions,
+        functions: Vec<HostFunction>,
+    ) -> Result<Pack> {
+        Self::load_named(bytes, options, functions, "unnamed")
     }
 
     /// Loads a pack from a `.wasm` file. A pack without a manifest is named after the file.
@@ -64,6 +80,18 @@ impl Pack {
     /// # Errors
     /// `io` when the file cannot be read, else as [`Pack::load`].
     pub fn load_file(path: impl AsRef<Path>, options: PackOptions) -> Result<Pack> {
+        Self::load_file_with(path, options, Vec::new())
+    }
+
+    /// Loads a pack from a `.wasm` file, lending it `functions` (see [`Pack::load_with`]).
+    ///
+    /// # Errors
+    /// `io` when the file cannot be read, else as [`Pack::load_with`].
+    pub fn load_file_with(
+        path: impl AsRef<Path>,
+        options: PackOptions,
+        functions: Vec<HostFunction>,
+    ) -> Result<Pack> {
         let path = path.as_ref();
         let bytes = std::fs::read(path)
             .map_err(|err| Error::new(ErrorKind::Io, format!("{}: {err}", path.display())))?;
@@ -71,17 +99,23 @@ impl Pack {
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_else(|| "unnamed".to_string());
-        Self::load_named(&bytes, options, &stem)
+        Self::load_named(&bytes, options, functions, &stem)
     }
 
-    fn load_named(bytes: &[u8], options: PackOptions, fallback_name: &str) -> Result<Pack> {
+    fn load_named(
+        bytes: &[u8],
+        options: PackOptions,
+        functions: Vec<HostFunction>,
+        fallback_name: &str,
+    ) -> Result<Pack> {
         let id = module_id(bytes);
         let span = tracing::info_span!("packhost.load", pack_id = %&id[..12], size = bytes.len());
         let _entered = span.enter();
 
         options.validate()?;
+        check_registrations(&functions)?;
         let module = read_module_cached(&id, bytes)?;
-        module.check_imports(options.allow_wasi)?;
+        module.check_imports(options.allow_wasi, &functions)?;
         let (manifest, manifest_embedded) = match &module.manifest_section {
             Some(section) => (PackManifest::parse(section, &module)?, true),
             None => (PackManifest::synthesize(fallback_name, &module), false),
@@ -104,6 +138,21 @@ impl Pack {
             limits: options.limits.clone(),
             log_level: options.log_level,
             wasi: options.allow_wasi && module.imports_wasi(),
+            host_functions: Arc::new(HostFunctions {
+                // Only what the pack imports is linked: the rest would be dead weight in
+                // every instance.
+                functions: functions
+                    .into_iter()
+                    .filter(|f| {
+                        module
+                            .imports
+                            .iter()
+                            .any(|import| import.module == f.namespace() && import.name == f.name())
+                    })
+                    .collect(),
+                pack_name: manifest.name.clone(),
+                pack_id: id.clone(),
+            }),
             native_code: Default::default(),
         };
         // Instances (and compilation) wait for the first call: everything that could stop a
@@ -185,9 +234,23 @@ impl Pack {
     /// # Errors
     /// `action_not_found`, `input_too_large` (before running anything), then whatever the
     /// call hit: `timeout`, `out_of_fuel`, `memory_limit`, `output_too_large`,
-    /// `host_denied`, `trap` or `plugin_error`. Errors from a call carry its report.
+    /// `host_denied`, `trap`, `plugin_error` or `host_function_error`. Errors from a call
+    /// carry its report.
     pub fn call(&self, action: &str, input: &[u8]) -> Result<CallOutput> {
-        let (output, report) = self.call_with(action, input, <[u8]>::to_vec)?;
+        self.call_with_options(action, input, &CallOptions::default())
+    }
+
+    /// Like [`Pack::call`], with call options: the `context` host functions see.
+    ///
+    /// # Errors
+    /// As [`Pack::call`], and `host_function_error` when a host function fails.
+    pub fn call_with_options(
+        &self,
+        action: &str,
+        input: &[u8],
+        options: &CallOptions,
+    ) -> Result<CallOutput> {
+        let (output, report) = self.call_reading(action, input, options, <[u8]>::to_vec)?;
         Ok(CallOutput {
             output,
             usage: report.usage,
@@ -206,6 +269,20 @@ impl Pack {
         &self,
         action: &str,
         input: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<(R, CallReport)> {
+        self.call_reading(action, input, &CallOptions::default(), read)
+    }
+
+    /// [`Pack::call_with`] with call options: what bindings call.
+    ///
+    /// # Errors
+    /// As [`Pack::call_with_options`].
+    pub fn call_reading<R>(
+        &self,
+        action: &str,
+        input: &[u8],
+        options: &CallOptions,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<(R, CallReport)> {
         let inner = &*self.inner;
@@ -232,7 +309,7 @@ impl Pack {
 
         let mut instance = self.checkout()?;
         let mut output_bytes = 0;
-        let outcome = instance.call(action, input, |output| {
+        let outcome = instance.call(action, input, &options.context, |output| {
             if output.len() as u64 > limits.max_output_bytes {
                 return Err(Error::new(
                     ErrorKind::OutputTooLarge,
@@ -252,6 +329,8 @@ impl Pack {
             peak_memory_bytes: outcome.peak_memory_bytes,
             input_bytes: input.len() as u64,
             output_bytes,
+            host_calls: outcome.host.calls,
+            host_time_us: u64::try_from(outcome.host.time.as_micros()).unwrap_or(u64::MAX),
         };
         // A pack that returned normally (even with its own error) left its instance sound;
         // any other failure may have left it mid-way, so its store and wasm instance are

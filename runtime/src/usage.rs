@@ -17,6 +17,11 @@ pub struct Usage {
     pub input_bytes: u64,
     /// Size of the output, in bytes (0 when the call failed).
     pub output_bytes: u64,
+    /// Host functions the pack called.
+    pub host_calls: u64,
+    /// Time spent inside host functions' handlers, in microseconds (part of
+    /// `wall_time_us`).
+    pub host_time_us: u64,
 }
 
 /// One line a pack logged.

@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use packhost::{Error, Pack, PackOptions, ERROR_CODES};
+use packhost::{CallOptions, Error, Pack, PackOptions, ERROR_CODES};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -25,6 +25,8 @@ struct Case {
     pack_file: Option<String>,
     options: Option<Value>,
     actions: Option<Vec<String>>,
+    #[serde(default)]
+    host_functions: bool,
     #[serde(flatten)]
     call: Call,
     #[serde(default)]
@@ -44,6 +46,8 @@ struct Call {
     message_contains: Option<String>,
     return_code: Option<i32>,
     logs: Option<Vec<Value>>,
+    context: Option<Value>,
+    host_calls: Option<u64>,
 }
 
 fn conformance_dir() -> PathBuf {
@@ -83,11 +87,30 @@ fn check_call(
     let mut problems = Vec::new();
     let export = call.export.as_deref().expect("a call names its export");
     let input = call.input.repeat(call.input_repeat.unwrap_or(1));
-    let result = match export {
-        "pre" => pack.pre(input.as_bytes()),
-        "post" => pack.post(input.as_bytes()),
-        other => pack.call(other, input.as_bytes()),
+    let result = match (export, &call.context) {
+        (_, Some(context)) => pack.call_with_options(
+            export,
+            input.as_bytes(),
+            &CallOptions {
+                context: context.clone(),
+            },
+        ),
+        ("pre", None) => pack.pre(input.as_bytes()),
+        ("post", None) => pack.post(input.as_bytes()),
+        (other, None) => pack.call(other, input.as_bytes()),
     };
+    if let Some(want) = call.host_calls {
+        let usage = match &result {
+            Ok(out) => Some(out.usage),
+            Err(err) => err.report().map(|report| report.usage),
+        };
+        if usage.map(|usage| usage.host_calls) != Some(want) {
+            problems.push(format!(
+                "host calls {:?}, expected {want}",
+                usage.map(|u| u.host_calls)
+            ));
+        }
+    }
     match (&result, &call.error) {
         (Ok(out), None) => {
             if let Some(expected) = &call.output {
@@ -197,8 +220,13 @@ fn run_case(
     expected_fuel: &BTreeMap<String, u64>,
 ) -> Vec<String> {
     let options = options_for(case, engine);
+    let functions = if case.host_functions {
+        support::conformance_functions()
+    } else {
+        Vec::new()
+    };
     let loaded = PackOptions::from_value(options)
-        .and_then(|options| Pack::load_file(pack_location(case), options));
+        .and_then(|options| Pack::load_file_with(pack_location(case), options, functions));
     let pack = match loaded {
         Ok(pack) => pack,
         Err(err) => {

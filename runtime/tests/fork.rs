@@ -24,7 +24,8 @@ fn every_child_forked_while_the_timeout_thread_ticks_still_times_out() {
     .expect("hostile pack loads");
     for round in 0..FORKS {
         // A call keeps the parent's ticker awake, so the fork lands at any point of its tick.
-        pack.call("busy", br#"{"rounds":1}"#).expect("the parent's call");
+        pack.call("busy", br#"{"rounds":1}"#)
+            .expect("the parent's call");
         // SAFETY: the child only calls the pack and leaves with `_exit`, running no test
         // harness code and no destructors of the parent's state.
         let child = unsafe { libc::fork() };

@@ -1,17 +1,21 @@
 //! packhost for Node, native half: loads packs and calls them through the core, handing
 //! results and failures to the JavaScript wrapper (`packhost.js`) as plain data.
 //!
-//! Nothing here decides anything. Options arrive as JSON text for
-//! [`packhost::PackOptions::from_json`]; outputs leave as bytes, and usage, logs and
-//! manifests leave as JSON text the core serialized. Core failures are never thrown from
-//! Rust: they come back as a [`outcome::NativeError`] so the wrapper turns every one into
-//! a `PackError` in one place, with its usage and logs attached.
+//! Nothing here decides anything. Options and call options arrive as JSON text for
+//! [`packhost::PackOptions::from_json`] and [`packhost::CallOptions::from_json`]; outputs
+//! leave as bytes, and usage, logs and manifests leave as JSON text the core serialized.
+//! Core failures are never thrown from Rust: they come back as a [`outcome::NativeError`]
+//! so the wrapper turns every one into a `PackError` in one place, with its usage and logs
+//! attached. Host functions cross as bytes in and bytes out (`host_fn`); the wrapper owns
+//! their encodings and reads what a handler threw.
 
+mod host_fn;
 mod outcome;
 mod pack;
 
 use napi_derive::napi;
 
+pub use host_fn::{HostReply, NativeHostFunctions, NativeHostImport};
 pub use outcome::{NativeCallOutcome, NativeError};
 pub use pack::{load_pack, load_pack_sync, CallTask, LoadTask, NativePack};
 

@@ -16,16 +16,24 @@ pub struct NativeError {
     pub message: String,
     /// The export's own non-zero return code, for `plugin_error`.
     pub return_code: Option<i32>,
+    /// The host function that failed, for `host_function_error`.
+    pub function: Option<String>,
+    /// The class of what its handler threw (`TypeError`, a custom error's name), for
+    /// `host_function_error` when there was one.
+    pub error_class: Option<String>,
     /// `{"usage": ..., "logs": [...]}` of the failed call, when the failure happened in one.
     pub report_json: Option<String>,
 }
 
 impl From<&Error> for NativeError {
     fn from(err: &Error) -> Self {
+        let host_function = err.host_function();
         NativeError {
             code: err.code().to_string(),
             message: err.message().to_string(),
             return_code: err.return_code(),
+            function: host_function.map(|(function, _)| function.to_string()),
+            error_class: host_function.and_then(|(_, class)| class.map(str::to_string)),
             report_json: err.report().map(report_json),
         }
     }
@@ -108,5 +116,20 @@ mod tests {
         assert_eq!(failure.message, "declined");
         assert_eq!(failure.return_code, Some(7));
         assert!(failure.report_json.is_none());
+        assert!(failure.function.is_none() && failure.error_class.is_none());
+    }
+
+    #[test]
+    fn a_host_function_error_names_the_function_and_the_class_its_handler_threw() {
+        let failure = NativeError::from(&Error::new(
+            ErrorKind::HostFunctionError {
+                function: "lookup".into(),
+                class: Some("LookupError".into()),
+            },
+            "host function \"lookup\" failed: LookupError: no such customer",
+        ));
+        assert_eq!(failure.code, "host_function_error");
+        assert_eq!(failure.function.as_deref(), Some("lookup"));
+        assert_eq!(failure.error_class.as_deref(), Some("LookupError"));
     }
 }

@@ -3,8 +3,9 @@
 use napi::bindgen_prelude::{AsyncTask, Buffer, BufferSlice, Either, Float64ArraySlice};
 use napi::{Env, Task};
 use napi_derive::napi;
-use packhost::{CallOutput, Pack, PackOptions};
+use packhost::{CallOptions, CallOutput, Pack, PackOptions};
 
+use crate::host_fn::{Dispatcher, HostBridge, NativeHostFunctions, SyncCall};
 use crate::outcome::{guarded, NativeCallOutcome, NativeError};
 
 /// A loaded pack. Wraps the core's `Pack`, which is cheap to clone and safe to call from
@@ -31,13 +32,20 @@ impl From<Either<String, Buffer>> for Source {
     }
 }
 
-fn load(source: &Source, options_json: Option<&str>) -> packhost::Result<Pack> {
+fn load(
+    source: &Source,
+    options_json: Option<&str>,
+    host: Option<HostBridge>,
+) -> packhost::Result<Pack> {
     guarded("load", || {
         // An empty object is the core's own way of saying "the defaults".
         let options = PackOptions::from_json(options_json.unwrap_or("{}"))?;
+        let functions = host
+            .map(|host| host.functions(&options))
+            .unwrap_or_default();
         match source {
-            Source::Path(path) => Pack::load_file(path, options),
-            Source::Bytes(bytes) => Pack::load(bytes, options),
+            Source::Path(path) => Pack::load_file_with(path, options, functions),
+            Source::Bytes(bytes) => Pack::load_with(bytes, options, functions),
         }
     })
 }
@@ -53,31 +61,55 @@ fn loaded(result: packhost::Result<Pack>) -> Either<NativePack, NativeError> {
 }
 
 /// Loads a pack on the calling thread. `options_json` is the options object as JSON text,
-/// absent for the defaults.
+/// absent for the defaults; `host` lists the host functions the wrapper lends, whose calls
+/// go to `dispatcher` (the wrapper's `dispatchHostCall`).
 #[napi]
 pub fn load_pack_sync(
     source: Either<String, Buffer>,
     options_json: Option<String>,
+    host: Option<NativeHostFunctions>,
+    #[napi(
+        ts_arg_type = "((err: Error | null, table: number, name: string, input: Buffer, callJson: string, reply: HostReply, sync: boolean) => void) | undefined | null"
+    )]
+    dispatcher: Option<Dispatcher<'_>>,
 ) -> Either<NativePack, NativeError> {
-    loaded(load(&Source::from(source), options_json.as_deref()))
+    let source = Source::from(source);
+    loaded(prepare(host, dispatcher).and_then(|host| load(&source, options_json.as_deref(), host)))
 }
 
-/// Loads a pack on the libuv thread pool.
+/// Loads a pack on the libuv thread pool; the host functions are prepared here, on the
+/// JavaScript thread, where Node lets the dispatcher be referenced.
 #[napi(ts_return_type = "Promise<NativePack | NativeError>")]
 pub fn load_pack(
     source: Either<String, Buffer>,
     options_json: Option<String>,
+    host: Option<NativeHostFunctions>,
+    #[napi(
+        ts_arg_type = "((err: Error | null, table: number, name: string, input: Buffer, callJson: string, reply: HostReply, sync: boolean) => void) | undefined | null"
+    )]
+    dispatcher: Option<Dispatcher<'_>>,
 ) -> AsyncTask<LoadTask> {
     AsyncTask::new(LoadTask {
         source: Source::from(source),
         options_json,
+        host: prepare(host, dispatcher),
     })
+}
+
+/// Prepares the host functions on the JavaScript thread (see [`HostBridge::prepare`]).
+fn prepare(
+    host: Option<NativeHostFunctions>,
+    dispatcher: Option<Dispatcher<'_>>,
+) -> packhost::Result<Option<HostBridge>> {
+    guarded("load", || HostBridge::prepare(host, dispatcher))
 }
 
 /// A load running on the thread pool.
 pub struct LoadTask {
     source: Source,
     options_json: Option<String>,
+    /// The host functions, prepared on the JavaScript thread, or why they could not be.
+    host: packhost::Result<Option<HostBridge>>,
 }
 
 impl Task for LoadTask {
@@ -85,7 +117,8 @@ impl Task for LoadTask {
     type JsValue = Either<NativePack, NativeError>;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(load(&self.source, self.options_json.as_deref()))
+        let host = std::mem::replace(&mut self.host, Ok(None));
+        Ok(host.and_then(|host| load(&self.source, self.options_json.as_deref(), host)))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
@@ -100,9 +133,9 @@ fn input_bytes(input: Either<String, Buffer>) -> Vec<u8> {
     }
 }
 
-/// How many numbers `call_sync` writes into its `usage` array: the five usage fields, the
+/// How many numbers `call_sync` writes into its `usage` array: the seven usage fields, the
 /// log flag and the output length.
-const USAGE_FIELDS: usize = 7;
+const USAGE_FIELDS: usize = 9;
 
 fn write_usage(usage: &packhost::Usage, into: &mut [f64]) {
     // Counters stay exact as f64 up to 2^53, far beyond any one call's fuel or bytes.
@@ -111,10 +144,24 @@ fn write_usage(usage: &packhost::Usage, into: &mut [f64]) {
     into[2] = usage.peak_memory_bytes as f64;
     into[3] = usage.input_bytes as f64;
     into[4] = usage.output_bytes as f64;
+    into[5] = usage.host_calls as f64;
+    into[6] = usage.host_time_us as f64;
 }
 
-fn call(pack: &Pack, action: &str, input: &[u8]) -> packhost::Result<CallOutput> {
-    guarded("call", || pack.call(action, input))
+/// Call options from the JSON text the wrapper sends, absent for the defaults.
+fn call_options(options_json: Option<&str>) -> packhost::Result<CallOptions> {
+    options_json.map_or_else(|| Ok(CallOptions::default()), CallOptions::from_json)
+}
+
+fn call(
+    pack: &Pack,
+    action: &str,
+    input: &[u8],
+    options_json: Option<&str>,
+) -> packhost::Result<CallOutput> {
+    guarded("call", || {
+        pack.call_with_options(action, input, &call_options(options_json)?)
+    })
 }
 
 #[napi]
@@ -143,10 +190,12 @@ impl NativePack {
 
     /// Calls `action` on the calling thread, blocking it for up to the call's timeout. On
     /// success the usage goes into `usage` (wall_time_us, fuel_consumed, peak_memory_bytes,
-    /// input_bytes, output_bytes, 1 when log lines wait in `takeLogsJson`, then the output
-    /// length) and the output into `scratch` when it fits, in which case nothing is returned:
-    /// the hot path creates no JavaScript object at all. A larger output comes back as a
-    /// Buffer, a failure as the full outcome.
+    /// input_bytes, output_bytes, host_calls, host_time_us, 1 when log lines wait in
+    /// `takeLogsJson`, then the output length) and the output into `scratch` when it fits,
+    /// in which case nothing is returned: the hot path creates no JavaScript object at all.
+    /// A larger output comes back as a Buffer, a failure as the full outcome.
+    /// `options_json` is the call options as JSON text, absent for the defaults. Host
+    /// functions the pack calls meanwhile run their handlers on this thread.
     #[napi(ts_return_type = "Buffer | NativeCallOutcome | undefined")]
     pub fn call_sync<'env>(
         &self,
@@ -155,9 +204,11 @@ impl NativePack {
         input: Either<String, BufferSlice<'env>>,
         mut usage: Float64ArraySlice<'env>,
         mut scratch: BufferSlice<'env>,
+        options_json: Option<String>,
     ) -> napi::Result<Option<Either<BufferSlice<'env>, NativeCallOutcome>>> {
         // SAFETY: the array belongs to the JavaScript wrapper and cannot be touched while
-        // this synchronous call runs on its thread.
+        // this synchronous call runs on its thread: a handler that calls `callSync` again
+        // meanwhile gets arrays of its own from the wrapper.
         let usage = unsafe { usage.as_mut() };
         if usage.len() < USAGE_FIELDS {
             return Err(napi::Error::from_reason("the usage array is too short"));
@@ -168,7 +219,9 @@ impl NativePack {
         };
         let scratch: &mut [u8] = &mut scratch;
         let called = guarded("call", || {
-            self.pack.call_with(&action, bytes, |output| {
+            let options = call_options(options_json.as_deref())?;
+            let _sync = SyncCall::enter(env);
+            self.pack.call_reading(&action, bytes, &options, |output| {
                 if let Some(room) = scratch.get_mut(..output.len()) {
                     room.copy_from_slice(output);
                     None
@@ -180,14 +233,14 @@ impl NativePack {
         match called {
             Ok((output, report)) => {
                 write_usage(&report.usage, usage);
-                usage[5] = if report.logs.is_empty() {
+                usage[7] = if report.logs.is_empty() {
                     0.0
                 } else {
                     let logs = serde_json::to_string(&report.logs).unwrap_or_default();
                     *self.waiting_logs.lock().unwrap_or_else(|e| e.into_inner()) = Some(logs);
                     1.0
                 };
-                usage[6] = report.usage.output_bytes as f64;
+                usage[8] = report.usage.output_bytes as f64;
                 output.transpose().map(|buffer| buffer.map(Either::A))
             }
             Err(err) => Ok(Some(Either::B(Err(err).into()))),
@@ -204,12 +257,21 @@ impl NativePack {
     }
 
     /// Calls `action` on the libuv thread pool; the promise resolves with the outcome.
+    /// `options_json` is the call options as JSON text, absent for the defaults. Host
+    /// functions the pack calls meanwhile run their handlers on the JavaScript thread while
+    /// the pool thread waits.
     #[napi(ts_return_type = "Promise<NativeCallOutcome>")]
-    pub fn call(&self, action: String, input: Either<String, Buffer>) -> AsyncTask<CallTask> {
+    pub fn call(
+        &self,
+        action: String,
+        input: Either<String, Buffer>,
+        options_json: Option<String>,
+    ) -> AsyncTask<CallTask> {
         AsyncTask::new(CallTask {
             pack: self.pack.clone(),
             action,
             input: input_bytes(input),
+            options_json,
         })
     }
 }
@@ -220,6 +282,7 @@ pub struct CallTask {
     pack: Pack,
     action: String,
     input: Vec<u8>,
+    options_json: Option<String>,
 }
 
 impl Task for CallTask {
@@ -227,7 +290,12 @@ impl Task for CallTask {
     type JsValue = NativeCallOutcome;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(call(&self.pack, &self.action, &self.input))
+        Ok(call(
+            &self.pack,
+            &self.action,
+            &self.input,
+            self.options_json.as_deref(),
+        ))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {

@@ -96,6 +96,8 @@ describe('calling', () => {
     assert.ok(result.usage.fuel_consumed > 0)
     assert.ok(result.usage.peak_memory_bytes > 0)
     assert.equal(typeof result.usage.wall_time_us, 'number')
+    assert.equal(result.usage.host_calls, 0)
+    assert.equal(result.usage.host_time_us, 0)
   })
 
   test('sync and async calls on fresh packs burn the same fuel', async () => {

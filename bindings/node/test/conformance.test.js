@@ -1,7 +1,9 @@
 /**
  * The Node runner of the shared conformance suite in tests/conformance/: every case of
  * every cases/*.json on each engine, through the async API and through the sync API, with
- * the same outputs, error codes and fuel counts as the Rust runner.
+ * the same outputs, error codes and fuel counts as the Rust runner. Cases with
+ * `host_functions` lend the suite's four host functions: plain functions through the sync
+ * API, async ones through the async API.
  */
 'use strict'
 
@@ -12,7 +14,7 @@ const path = require('node:path')
 const { isDeepStrictEqual } = require('node:util')
 
 const { Pack, PackError } = require('packhost')
-const { CONFORMANCE_DIR, packPath, quiet } = require('./support.js')
+const { CONFORMANCE_DIR, packPath, quiet, suiteFunctions } = require('./support.js')
 
 /** Every case of every cases/*.json, each with the stem of the file it came from. */
 function loadCases() {
@@ -46,22 +48,32 @@ function packSource(testCase) {
   return path.join(CONFORMANCE_DIR, testCase.pack_file)
 }
 
+/** Host settings for a case: quiet logs, and the suite's host functions when it asks for them. */
+function hooksFor(testCase, asyncHandlers) {
+  return testCase.host_functions ? { ...quiet, functions: suiteFunctions({ async: asyncHandlers }) } : quiet
+}
+
+/** A case's call options: its `context`, through the call-with-options form, when it has one. */
+function callOptions(call) {
+  return call.context === undefined ? undefined : { context: call.context }
+}
+
 /** The two ways to drive the API; the suite must pass identically through both. */
 const FLAVOURS = {
   async: {
-    load: (source, options) => Pack.load(source, options, quiet),
-    call: (pack, exportName, input) => {
-      if (exportName === 'pre') return pack.pre(input)
-      if (exportName === 'post') return pack.post(input)
-      return pack.call(exportName, input)
+    load: (source, options, testCase) => Pack.load(source, options, hooksFor(testCase, true)),
+    call: (pack, exportName, input, options) => {
+      if (exportName === 'pre') return pack.pre(input, options)
+      if (exportName === 'post') return pack.post(input, options)
+      return pack.call(exportName, input, options)
     },
   },
   sync: {
-    load: async (source, options) => Pack.loadSync(source, options, quiet),
-    call: async (pack, exportName, input) => {
-      if (exportName === 'pre') return pack.preSync(input)
-      if (exportName === 'post') return pack.postSync(input)
-      return pack.callSync(exportName, input)
+    load: async (source, options, testCase) => Pack.loadSync(source, options, hooksFor(testCase, false)),
+    call: async (pack, exportName, input, options) => {
+      if (exportName === 'pre') return pack.preSync(input, options)
+      if (exportName === 'post') return pack.postSync(input, options)
+      return pack.callSync(exportName, input, options)
     },
   },
 }
@@ -89,6 +101,13 @@ function checkError(error, call, problems) {
   }
 }
 
+/** `host_calls`: the call's usage, of its result or its error, counts that many host calls. */
+function checkHostCalls(usage, call, problems) {
+  if (call.host_calls !== undefined && usage?.host_calls !== call.host_calls) {
+    problems.push(`host calls ${usage?.host_calls}, expected ${call.host_calls}`)
+  }
+}
+
 /** A missing entry fails, as in the Rust runner, so a stale fuel.json cannot pass unnoticed. */
 function checkFuel(engine, key, fuel, problems) {
   const wanted = EXPECTED_FUEL[engine]?.[key]
@@ -99,7 +118,8 @@ function checkFuel(engine, key, fuel, problems) {
 async function checkCall(flavour, engine, pack, key, call) {
   const problems = []
   const input = (call.input ?? '').repeat(call.input_repeat ?? 1)
-  const { result, error } = await settle(flavour.call(pack, call.export, input))
+  const { result, error } = await settle(flavour.call(pack, call.export, input, callOptions(call)))
+  checkHostCalls((result ?? error).usage, call, problems)
   if (error) {
     if (call.error === undefined) problems.push(`failed with ${error.code}: ${error.message}, expected success`)
     else checkError(error, call, problems)
@@ -132,7 +152,7 @@ async function checkCall(flavour, engine, pack, key, call) {
 
 async function runCase(flavour, engine, testCase) {
   // Options go to the binding as the plain object the case holds, with only the engine added.
-  const { result: pack, error } = await settle(flavour.load(packSource(testCase), optionsFor(testCase, engine)))
+  const { result: pack, error } = await settle(flavour.load(packSource(testCase), optionsFor(testCase, engine), testCase))
   if (error) {
     if (testCase.error === undefined) return [`load failed with ${error.code}: ${error.message}`]
     const problems = []

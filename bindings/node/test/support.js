@@ -1,6 +1,6 @@
 /**
  * Shared helpers for the Node tests: where the repository, the sample packs and the
- * conformance data live.
+ * conformance data live, and the conformance suite's host functions.
  */
 'use strict'
 
@@ -22,4 +22,38 @@ function packPath(name) {
 /** A log sink for tests that keeps plugin log lines off the console. */
 const quiet = { onLog: null }
 
-module.exports = { REPO_ROOT, CONFORMANCE_DIR, packPath, quiet }
+/**
+ * The conformance suite's host functions (tests/conformance/README.md), written with the
+ * Node API. `async: true` makes every handler async, so the returned promises are awaited.
+ */
+function suiteFunctions({ async = false } = {}) {
+  const functions = {
+    reverse: (input) => Buffer.from(input).reverse(),
+    add: {
+      input: 'json',
+      output: 'json',
+      handler: ({ a, b }) => {
+        if (!Number.isInteger(a) || !Number.isInteger(b)) throw new TypeError('a and b must be integers')
+        return { sum: a + b }
+      },
+    },
+    fail: (input) => {
+      const err = new Error(input.toString('utf8'))
+      err.name = 'LookupError'
+      throw err
+    },
+    context_echo: {
+      output: 'json',
+      handler: (_input, call) => ({ context: call.context, pack: call.packName }),
+    },
+  }
+  if (!async) return functions
+  return Object.fromEntries(
+    Object.entries(functions).map(([name, spec]) => {
+      const { handler, ...encodings } = typeof spec === 'function' ? { handler: spec } : spec
+      return [name, { ...encodings, handler: async (input, call) => handler(input, call) }]
+    }),
+  )
+}
+
+module.exports = { REPO_ROOT, CONFORMANCE_DIR, packPath, quiet, suiteFunctions }

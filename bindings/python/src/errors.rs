@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyMapping};
 
+use crate::host_fn::take_handler_exception;
 use crate::result::{log_records, Usage};
 
 /// `packhost.errors.ERROR_CLASSES`, the code-to-class table, imported on first use.
@@ -44,11 +45,21 @@ fn build_exception<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'py, P
     if let Some(return_code) = error.return_code() {
         kwargs.set_item("return_code", return_code)?;
     }
+    if let Some((function, class)) = error.host_function() {
+        kwargs.set_item("function", function)?;
+        kwargs.set_item("error_class", class)?;
+    }
     if let Some(report) = error.report() {
         kwargs.set_item("usage", Usage::from(report.usage))?;
         kwargs.set_item("logs", log_records(py, &report.logs)?)?;
     }
-    class.call((error.message(),), Some(&kwargs))
+    let exception = class.call((error.message(),), Some(&kwargs))?;
+    if error.host_function().is_some() {
+        if let Some(cause) = take_handler_exception() {
+            exception.setattr("__cause__", cause.value(py))?;
+        }
+    }
+    Ok(exception)
 }
 
 /// Runs `work`, turning a panic inside it into an `internal` error so a packhost bug

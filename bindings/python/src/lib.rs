@@ -4,6 +4,7 @@
 //! released, and raises the error class Python defines for each core code.
 
 mod errors;
+mod host_fn;
 mod pack;
 mod result;
 

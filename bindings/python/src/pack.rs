@@ -7,12 +7,13 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 
-use packhost::{Pack, PackOptions};
+use packhost::{CallOptions, HostFunction, Pack, PackOptions};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use crate::errors::{catch_panic, to_py_err};
+use crate::host_fn::host_function;
 use crate::result::CallResult;
 
 /// A loaded pack. Frozen: calls share it across threads without locking.
@@ -23,21 +24,40 @@ pub struct NativePack {
 
 #[pymethods]
 impl NativePack {
-    /// Loads a pack from module bytes with options given as JSON text.
+    /// Loads a pack from module bytes with options given as JSON text, lending it
+    /// `functions`: `(name, namespace, adapter)` triples made by the Python half.
     #[staticmethod]
-    fn load_bytes(py: Python<'_>, data: &[u8], options_json: &str) -> PyResult<Self> {
-        let loaded =
-            py.detach(|| catch_panic(|| Pack::load(data, PackOptions::from_json(options_json)?)));
+    #[pyo3(signature = (data, options_json, functions=Vec::new()))]
+    fn load_bytes(
+        py: Python<'_>,
+        data: &[u8],
+        options_json: &str,
+        functions: Vec<(String, String, Py<PyAny>)>,
+    ) -> PyResult<Self> {
+        let functions = host_functions(functions);
+        let loaded = py.detach(|| {
+            catch_panic(|| Pack::load_with(data, PackOptions::from_json(options_json)?, functions))
+        });
         loaded
             .map(|pack| NativePack { pack })
             .map_err(|err| to_py_err(py, &err))
     }
 
-    /// Loads a pack from a `.wasm` file with options given as JSON text.
+    /// Loads a pack from a `.wasm` file with options given as JSON text, lending it
+    /// `functions` as [`NativePack::load_bytes`] does.
     #[staticmethod]
-    fn load_file(py: Python<'_>, path: PathBuf, options_json: &str) -> PyResult<Self> {
+    #[pyo3(signature = (path, options_json, functions=Vec::new()))]
+    fn load_file(
+        py: Python<'_>,
+        path: PathBuf,
+        options_json: &str,
+        functions: Vec<(String, String, Py<PyAny>)>,
+    ) -> PyResult<Self> {
+        let functions = host_functions(functions);
         let loaded = py.detach(|| {
-            catch_panic(|| Pack::load_file(&path, PackOptions::from_json(options_json)?))
+            catch_panic(|| {
+                Pack::load_file_with(&path, PackOptions::from_json(options_json)?, functions)
+            })
         });
         loaded
             .map(|pack| NativePack { pack })
@@ -86,32 +106,44 @@ impl NativePack {
             .map_err(|err| PyTypeError::new_err(format!("options do not serialize: {err}")))
     }
 
-    /// Runs `action` on `input` (`bytes`, or `str` sent as UTF-8).
-    fn call(&self, py: Python<'_>, action: &str, input: &Bound<'_, PyAny>) -> PyResult<CallResult> {
+    /// Runs `action` on `input` (`bytes`, or `str` sent as UTF-8), with call options
+    /// (the `context`) as JSON text when given.
+    #[pyo3(signature = (action, input, call_options_json=None))]
+    fn call(
+        &self,
+        py: Python<'_>,
+        action: &str,
+        input: &Bound<'_, PyAny>,
+        call_options_json: Option<&str>,
+    ) -> PyResult<CallResult> {
         let input = payload(input)?;
         let bytes: &[u8] = &input;
-        OUTPUT.with_borrow_mut(|output| {
-            // The output is copied into this thread's reused buffer while the GIL is released,
-            // then into a `bytes` object once it is held again. Allocating a fresh buffer per
-            // call instead makes glibc return and refetch the memory of large outputs on
-            // every call, which costs more than the copy.
-            let outcome = py.detach(|| {
-                catch_panic(|| {
-                    self.pack.call_with(action, bytes, |out| {
-                        output.clear();
-                        output.extend_from_slice(out);
-                    })
+        let call_options = match call_options_json {
+            Some(json) => CallOptions::from_json(json).map_err(|err| to_py_err(py, &err))?,
+            None => CallOptions::default(),
+        };
+        // The output is copied into this thread's reused buffer while the GIL is released,
+        // then into a `bytes` object once it is held again. Allocating a fresh buffer per
+        // call instead makes glibc return and refetch the memory of large outputs on every
+        // call, which costs more than the copy. The buffer is taken out for the call, so a
+        // host function that calls a pack again on this thread finds a buffer of its own.
+        let mut output = OUTPUT.take();
+        let outcome = py.detach(|| {
+            catch_panic(|| {
+                self.pack.call_reading(action, bytes, &call_options, |out| {
+                    output.clear();
+                    output.extend_from_slice(out);
                 })
-            });
-            let result = match outcome {
-                Ok(((), report)) => CallResult::new(py, output, report),
-                Err(err) => Err(to_py_err(py, &err)),
-            };
-            if output.capacity() > KEEP_OUTPUT_BUFFER_UP_TO {
-                *output = Vec::new();
-            }
-            result
-        })
+            })
+        });
+        let result = match outcome {
+            Ok(((), report)) => CallResult::new(py, &output, report),
+            Err(err) => Err(to_py_err(py, &err)),
+        };
+        if output.capacity() <= KEEP_OUTPUT_BUFFER_UP_TO {
+            OUTPUT.set(output);
+        }
+        result
     }
 
     fn __repr__(&self) -> String {
@@ -123,6 +155,13 @@ impl NativePack {
             &self.pack.id()[..12]
         )
     }
+}
+
+fn host_functions(functions: Vec<(String, String, Py<PyAny>)>) -> Vec<HostFunction> {
+    functions
+        .into_iter()
+        .map(|(name, namespace, adapter)| host_function(name, namespace, adapter))
+        .collect()
 }
 
 thread_local! {

@@ -99,6 +99,10 @@ pub struct Usage {
     input_bytes: u64,
     /// Size of the output, in bytes (0 when the call failed).
     output_bytes: u64,
+    /// Host functions the pack called.
+    host_calls: u64,
+    /// Time inside host functions' handlers, in microseconds.
+    host_time_us: u64,
 }
 
 impl From<packhost::Usage> for Usage {
@@ -109,6 +113,8 @@ impl From<packhost::Usage> for Usage {
             peak_memory_bytes: usage.peak_memory_bytes,
             input_bytes: usage.input_bytes,
             output_bytes: usage.output_bytes,
+            host_calls: usage.host_calls,
+            host_time_us: usage.host_time_us,
         }
     }
 }
@@ -123,6 +129,8 @@ impl Usage {
             ("peak_memory_bytes", self.peak_memory_bytes),
             ("input_bytes", self.input_bytes),
             ("output_bytes", self.output_bytes),
+            ("host_calls", self.host_calls),
+            ("host_time_us", self.host_time_us),
         ]
         .into_iter()
         .collect()
@@ -130,12 +138,14 @@ impl Usage {
 
     fn __repr__(&self) -> String {
         format!(
-            "Usage(wall_time_us={}, fuel_consumed={}, peak_memory_bytes={}, input_bytes={}, output_bytes={})",
+            "Usage(wall_time_us={}, fuel_consumed={}, peak_memory_bytes={}, input_bytes={}, output_bytes={}, host_calls={}, host_time_us={})",
             self.wall_time_us,
             self.fuel_consumed,
             self.peak_memory_bytes,
             self.input_bytes,
-            self.output_bytes
+            self.output_bytes,
+            self.host_calls,
+            self.host_time_us
         )
     }
 }

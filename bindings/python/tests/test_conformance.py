@@ -17,11 +17,35 @@ import packhost
 from conftest import CONFORMANCE, pack_path
 
 CASE_FIELDS = {
-    "name", "pack", "pack_file", "options", "actions", "then",
+    "name", "pack", "pack_file", "options", "actions", "then", "host_functions",
     "export", "input", "input_repeat", "output", "output_json", "error",
-    "message_contains", "return_code", "logs",
+    "message_contains", "return_code", "logs", "context", "host_calls",
 }
-CALL_FIELDS = CASE_FIELDS - {"name", "pack", "pack_file", "options", "actions", "then"}
+CALL_FIELDS = CASE_FIELDS - {
+    "name", "pack", "pack_file", "options", "actions", "then", "host_functions",
+}
+
+
+def _add(args: Dict[str, Any]) -> Dict[str, Any]:
+    return {"sum": args["a"] + args["b"]}
+
+
+def _fail(message: str) -> bytes:
+    # The suite's `fail` raises a LookupError; Python has that class built in.
+    raise LookupError(message)
+
+
+def _context_echo(_: bytes, call: packhost.HostCall) -> Dict[str, Any]:
+    return {"context": call.context, "pack": call.pack_name}
+
+
+# The suite's host functions (tests/conformance/README.md), written with the public API.
+SUITE_FUNCTIONS = [
+    packhost.host_fn(lambda data: data[::-1], name="reverse"),
+    packhost.host_fn(_add, name="add", input="json", output="json"),
+    packhost.host_fn(_fail, name="fail", input="str"),
+    packhost.host_fn(_context_echo, name="context_echo", output="json"),
+]
 
 
 def load_cases() -> List[Dict[str, Any]]:
@@ -101,17 +125,18 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
     assert not unknown, f"{key}: fields this runner does not know: {sorted(unknown)}"
     export = call["export"]
     payload = (call.get("input", "") * call.get("input_repeat", 1)).encode("utf-8")
+    context = call.get("context")
     try:
         if export == "pre":
-            result = pack.pre(payload)
+            result = pack.pre(payload, context=context)
         elif export == "post":
-            result = pack.post(payload)
+            result = pack.post(payload, context=context)
         else:
-            result = pack.call(export, payload)
+            result = pack.call(export, payload, context=context)
     except packhost.PackError as error:
         if "error" not in call:
             return [f"failed with {error.code}: {error.message}, expected success"]
-        return check_error(error, call) + check_logs(error.logs, call)
+        return check_error(error, call) + check_logs(error.logs, call) + check_host_calls(error.usage, call)
     if "error" in call:
         return [f"succeeded with {result.output!r}, expected error {call['error']}"]
     problems = []
@@ -125,7 +150,15 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
         else:
             if actual != call["output_json"]:
                 problems.append(f"output_json {actual!r}, expected {call['output_json']!r}")
-    return problems + check_logs(result.logs, call) + check_fuel(result.usage, engine, key)
+    return (problems + check_logs(result.logs, call) + check_fuel(result.usage, engine, key)
+            + check_host_calls(result.usage, call))
+
+
+def check_host_calls(usage: Any, expect: Dict[str, Any]) -> List[str]:
+    if "host_calls" not in expect:
+        return []
+    actual = None if usage is None else usage.host_calls
+    return [] if actual == expect["host_calls"] else [f"host calls {actual}, expected {expect['host_calls']}"]
 
 
 def location(case: Dict[str, Any]) -> Path:
@@ -142,7 +175,8 @@ def test_conformance(case: Dict[str, Any], engine: str) -> None:
     unknown = set(case) - CASE_FIELDS
     assert not unknown, f"fields this runner does not know: {sorted(unknown)}"
     try:
-        pack = packhost.Pack(location(case), options_for(case, engine))
+        functions = SUITE_FUNCTIONS if case.get("host_functions") else None
+        pack = packhost.Pack(location(case), options_for(case, engine), functions=functions)
     except packhost.PackError as error:
         assert "error" in case, f"load failed with {error.code}: {error.message}"
         problems = check_error(error, case)

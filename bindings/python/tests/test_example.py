@@ -19,5 +19,8 @@ def test_quickstart_example_runs() -> None:
     assert "stopped: timeout" in result.stdout
     assert "failed: plugin_error (return code 1): bad input" in result.stdout
     assert "['ONE', 'TWO', 'THREE']" in result.stdout
+    assert "desserts" in result.stdout
+    assert "{'tenant': 'acme', 'pack': 'host_calls'}" in result.stdout
+    assert "failed: host_function_error in fail (LookupError): no customer c42" in result.stdout
     # The pack's own log line went through the logging module.
     assert "[packhost.plugin.api-errors INFO] stripe error: card_error card_declined" in result.stderr

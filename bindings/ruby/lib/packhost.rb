@@ -3,8 +3,8 @@
 # Entry point of the packhost gem: run WebAssembly plugins ("packs") in a sandbox with hard
 # limits, with the same results as packhost's Rust, Node and Python hosts.
 #
-# This file loads the Ruby half (version, errors, results, Pack) and the native extension,
-# and owns the logger plugin log lines go to.
+# This file loads the Ruby half (version, errors, results, host functions, Pack) and the
+# native extension, and owns the logger plugin log lines go to.
 
 require "json"
 require "logger"
@@ -12,6 +12,7 @@ require "logger"
 require_relative "packhost/version"
 require_relative "packhost/error"
 require_relative "packhost/results"
+require_relative "packhost/host_function"
 require "packhost/packhost"
 require_relative "packhost/pack"
 

@@ -2,8 +2,10 @@
 
 # Runs the shared conformance suite (tests/conformance/cases/*.json) through the Ruby
 # binding: one test per case and engine, named after both, with the same expectations as the
-# Rust runner (outputs, error codes, return codes, messages, logs, actions), and every
-# successful call burning exactly the fuel tests/conformance/fuel.json records for its engine.
+# Rust runner (outputs, error codes, return codes, messages, logs, actions, host calls), and
+# every successful call burning exactly the fuel tests/conformance/fuel.json records for its
+# engine. Cases with `host_functions` lend the suite's functions (test_helper.rb), and a
+# call's `context` goes through the `context:` keyword.
 
 require_relative "test_helper"
 
@@ -59,7 +61,7 @@ class ConformanceTest < Minitest::Test
     # is added unless the case chose one itself.
     options = kase["options"] || {}
     options = { "engine" => @engine }.merge(options) if options.is_a?(Hash)
-    Packhost::Pack.load(path, options)
+    Packhost::Pack.load(path, options, functions: kase["host_functions"] ? suite_functions : nil)
   rescue Packhost::Error => e
     raise Minitest::Assertion, "load failed unexpectedly: #{e.code}: #{e.message}" unless kase["error"]
 
@@ -79,26 +81,29 @@ class ConformanceTest < Minitest::Test
     expected_fuel = EXPECTED_FUEL.fetch(@engine, {})
     input = step.fetch("input", "") * step.fetch("input_repeat", 1)
     begin
-      result = invoke(pack, step.fetch("export"), input)
+      result = invoke(pack, step.fetch("export"), input, step["context"])
     rescue Packhost::Error => e
       flunk "#{label}: call failed unexpectedly: #{e.code}: #{e.message}" unless step.key?("error")
       assert_error_matches(step, e, label)
       assert_logs(step, e.logs, label)
+      assert_host_calls(step, e.usage, label)
       return
     end
     flunk "#{label}: expected error #{step['error']}, got output #{result.bytes.inspect[0, 200]}" if step.key?("error")
     assert_equal step["output"].b, result.bytes, "#{label}: output" if step.key?("output")
     assert_equal step["output_json"], JSON.parse(result.bytes), "#{label}: output_json" if step.key?("output_json")
     assert_logs(step, result.logs, label)
+    assert_host_calls(step, result.usage, label)
     assert expected_fuel.key?(key), "#{label}: no fuel.json entry (the Rust runner writes them)"
     assert_equal expected_fuel[key], result.usage.fuel_consumed, "#{label}: fuel (fuel.json)"
   end
 
-  def invoke(pack, export, input)
+  # A null or absent `context` is the same call: no context.
+  def invoke(pack, export, input, context)
     case export
-    when "pre" then pack.pre(input)
-    when "post" then pack.post(input)
-    else pack.call(export, input)
+    when "pre" then pack.pre(input, context: context)
+    when "post" then pack.post(input, context: context)
+    else pack.call(export, input, context: context)
     end
   end
 
@@ -109,6 +114,13 @@ class ConformanceTest < Minitest::Test
       assert_includes error.message, step["message_contains"], "#{label}: message"
     end
     assert_equal step["return_code"], error.return_code, "#{label}: return_code" if step.key?("return_code")
+  end
+
+  def assert_host_calls(step, usage, label)
+    return unless step.key?("host_calls")
+
+    refute_nil usage, "#{label}: no usage to count host calls in"
+    assert_equal step["host_calls"], usage.host_calls, "#{label}: host_calls"
   end
 
   def assert_logs(step, logs, label)

@@ -15,6 +15,10 @@ require "packhost"
 # Plugin log lines would clutter the test output; the logging tests set their own logger.
 Packhost.logger = nil
 
+# The conformance suite's `fail` raises a LookupError where the host has classes (Python's
+# built-in one); Ruby has none, so the tests define it.
+class LookupError < StandardError; end
+
 module PackhostTestSupport
   REPO_ROOT = File.expand_path("../../..", __dir__)
   DIST_DIR = File.join(REPO_ROOT, "plugins", "dist")
@@ -29,6 +33,25 @@ module PackhostTestSupport
     raise "sample pack #{path} is missing; build the packs first (make packs)" unless File.file?(path)
 
     path
+  end
+
+  # The conformance suite's host functions (tests/conformance/README.md, "The suite's host
+  # functions"), written with the binding's own API: a lambda, JSON in and out, text in, and
+  # a handler that takes the call.
+  def suite_functions
+    {
+      "reverse" => ->(input) { input.reverse },
+      "add" => Packhost::HostFunction.new(input: :json, output: :json) do |args|
+        terms = args.values_at("a", "b")
+        raise TypeError, "a and b must be integers, not #{terms.inspect}" unless terms.all?(Integer)
+
+        {"sum" => terms.sum}
+      end,
+      "fail" => Packhost::HostFunction.new(input: :text) { |message| raise LookupError, message },
+      "context_echo" => Packhost::HostFunction.new(output: :json) do |_input, call|
+        {"context" => call.context, "pack" => call.pack_name}
+      end
+    }
   end
 
   # Resident set size of this process in bytes, from /proc (Linux).

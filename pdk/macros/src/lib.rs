@@ -1,17 +1,21 @@
-//! Attribute macros behind `packhost-pdk`: `#[action]`, `#[pre]` and `#[post]`.
+//! Attribute macros behind `packhost-pdk`: `#[action]`, `#[pre]` and `#[post]`, and
+//! `#[host_functions]`.
 //!
-//! Each turns a typed Rust function into an Extism export that decodes its input, runs the
-//! function, encodes its output and reports an `Err` as the pack's own error. Beside the
-//! export it emits a hidden describer (a braced struct with the function's name, which
-//! lives in the type namespace and so never clashes with the function) that the `pack!`
-//! macro calls to build the manifest, JSON Schemas included.
+//! Each action attribute turns a typed Rust function into an Extism export that decodes its
+//! input, runs the function, encodes its output and reports an `Err` as the pack's own
+//! error. Beside the export it emits a hidden describer (a braced struct with the
+//! function's name, which lives in the type namespace and so never clashes with the
+//! function) that the `pack!` macro calls to build the manifest, JSON Schemas included.
+//! `#[host_functions]` does the reverse for imports: a typed safe wrapper over each
+//! `extism:host/user` import, with a describer of its own.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{format_ident, quote};
 use syn::{
-    parse::Parser, parse_macro_input, punctuated::Punctuated, spanned::Spanned, Expr, ExprLit,
-    FnArg, GenericArgument, ItemFn, Lit, Meta, PathArguments, ReturnType, Token, Type,
+    parse::Parser, parse_macro_input, punctuated::Punctuated, spanned::Spanned, Attribute, Expr,
+    ExprLit, FnArg, ForeignItem, GenericArgument, ItemFn, ItemForeignMod, Lit, Meta, PathArguments,
+    ReturnType, Token, Type,
 };
 
 /// Marks a function as a pack action. The export is named after the function unless
@@ -211,10 +215,135 @@ fn expand_action(
     })
 }
 
+/// Declares functions the pack imports from its host, with typed input and output:
+///
+/// ```ignore
+/// #[host_functions]
+/// extern "ExtismHost" {
+///     /// Looks a customer up in the host's directory.
+///     fn lookup_customer(query: Query) -> Customer;
+/// }
+/// ```
+///
+/// Each becomes `fn lookup_customer(query: Query) -> Result<Customer, Error>`, calling the
+/// import `lookup_customer` of `extism:host/user` (one kernel block in, one out, as every
+/// Extism PDK passes them; types travel as actions' do: `String` as text, `Vec<u8>` as
+/// bytes, `()` as nothing, anything else as JSON). Name them in `pack!`'s `host_functions`
+/// so the manifest lists them. `#[host_functions("other:module")]` imports from another
+/// module.
+#[proc_macro_attribute]
+pub fn host_functions(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let block = parse_macro_input!(item as ItemForeignMod);
+    let namespace = if attr.is_empty() {
+        "extism:host/user".to_string()
+    } else {
+        parse_macro_input!(attr as syn::LitStr).value()
+    };
+    match expand_host_functions(&namespace, block) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+fn expand_host_functions(namespace: &str, block: ItemForeignMod) -> syn::Result<TokenStream2> {
+    let mut expanded = TokenStream2::new();
+    for item in block.items {
+        let ForeignItem::Fn(function) = item else {
+            return Err(syn::Error::new(
+                item.span(),
+                "only functions can be imported from the host",
+            ));
+        };
+        let signature = &function.sig;
+        let rust_name = &signature.ident;
+        let import_name = rust_name.to_string();
+        let vis = &function.vis;
+        let (argument, input_ty) = match signature.inputs.first() {
+            None => (None, syn::parse_quote!(())),
+            Some(FnArg::Typed(arg)) if signature.inputs.len() == 1 => {
+                (Some(arg.pat.clone()), (*arg.ty).clone())
+            }
+            _ => {
+                return Err(syn::Error::new(
+                    signature.inputs.span(),
+                    "a host function takes at most one argument, its input",
+                ))
+            }
+        };
+        let output_ty: Type = match &signature.output {
+            ReturnType::Default => syn::parse_quote!(()),
+            ReturnType::Type(_, ty) => (**ty).clone(),
+        };
+        let (input_codec, output_codec) = (Codec::of(&input_ty), Codec::of(&output_ty));
+        let encode = match &input_codec {
+            Codec::None => quote!(::std::vec::Vec::new()),
+            Codec::Text => quote!(::std::string::String::into_bytes(#argument)),
+            Codec::Bytes => quote!(#argument),
+            Codec::Json(_) => quote!(::packhost_pdk::__private::encode_json(&#argument)?),
+        };
+        let decode = match &output_codec {
+            Codec::None => quote!(()),
+            Codec::Text => quote!(::packhost_pdk::__private::decode_text(output)?),
+            Codec::Bytes => quote!(output),
+            Codec::Json(ty) => quote!(::packhost_pdk::__private::decode_json::<#ty>(&output)?),
+        };
+        let parameter = argument.as_ref().map(|pat| quote!(#pat: #input_ty));
+        let import = format_ident!("__packhost_import_{}", rust_name);
+        let (input_spec, output_spec) = (input_codec.spec(), output_codec.spec());
+        let description = doc_text(&function.attrs);
+        let docs = function
+            .attrs
+            .iter()
+            .filter(|attr| attr.path().is_ident("doc"));
+        let describe_fn = format_ident!("__packhost_describe_host_function");
+        expanded.extend(quote! {
+            #[link(wasm_import_module = #namespace)]
+            extern "C" {
+                #[link_name = #import_name]
+                fn #import(input: u64) -> u64;
+            }
+
+            #(#docs)*
+            // A `()` input is declared for symmetry and never read.
+            #[allow(unused_variables)]
+            #vis fn #rust_name(#parameter) -> ::core::result::Result<#output_ty, ::packhost_pdk::Error> {
+                let input: ::std::vec::Vec<u8> = #encode;
+                // SAFETY: the import takes a kernel block this call allocated and returns
+                // one the host allocated, as the Extism ABI defines host functions.
+                let output = ::packhost_pdk::__private::call_host(|block| unsafe { #import(block) }, &input)?;
+                let _ = &output;
+                ::core::result::Result::Ok(#decode)
+            }
+
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            #vis struct #rust_name {}
+
+            impl #rust_name {
+                #[doc(hidden)]
+                pub fn #describe_fn() -> ::packhost_pdk::__private::HostFunctionSpec {
+                    ::packhost_pdk::__private::HostFunctionSpec {
+                        name: #import_name,
+                        namespace: #namespace,
+                        description: #description,
+                        input: #input_spec,
+                        output: #output_spec,
+                    }
+                }
+            }
+        });
+    }
+    Ok(expanded)
+}
+
 /// The function's `///` lines joined into one paragraph, for the manifest.
 fn doc_comment(function: &ItemFn) -> String {
-    let lines: Vec<String> = function
-        .attrs
+    doc_text(&function.attrs)
+}
+
+/// `///` lines among `attrs`, joined into one paragraph.
+fn doc_text(attrs: &[Attribute]) -> String {
+    let lines: Vec<String> = attrs
         .iter()
         .filter(|attr| attr.path().is_ident("doc"))
         .filter_map(|attr| match &attr.meta {

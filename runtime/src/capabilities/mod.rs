@@ -2,4 +2,5 @@
 //! limits and its failures live here, and each engine's ABI function only moves bytes in and
 //! out of the pack.
 
+pub(crate) mod host_fn;
 pub(crate) mod http;

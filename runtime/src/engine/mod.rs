@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::capabilities::host_fn::{HostFunctions, HostTally, ValueType, WasmValue};
 use crate::capabilities::http::HttpGrant;
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::{EngineKind, Limits, LogLevel};
@@ -44,6 +45,8 @@ pub(crate) struct InstanceSpec {
     pub(crate) log_level: LogLevel,
     /// Whether WASI is linked.
     pub(crate) wasi: bool,
+    /// The functions the host lends this pack, all checked against its imports.
+    pub(crate) host_functions: Arc<HostFunctions>,
     /// The native engine's compiled, linked pack, made by the first instance and shared by
     /// the rest (and by clones of the spec).
     pub(crate) native_code: Arc<OnceLock<Arc<native::PackCode>>>,
@@ -56,6 +59,7 @@ pub(crate) struct RawOutcome<R> {
     pub(crate) fuel_consumed: u64,
     pub(crate) peak_memory_bytes: u64,
     pub(crate) wall_time: Duration,
+    pub(crate) host: HostTally,
     pub(crate) logs: Vec<LogRecord>,
 }
 
@@ -67,6 +71,7 @@ impl<R> RawOutcome<R> {
             fuel_consumed: 0,
             peak_memory_bytes: 0,
             wall_time: Duration::ZERO,
+            host: HostTally::default(),
             logs: Vec::new(),
         }
     }
@@ -106,17 +111,51 @@ impl Instance {
     }
 
     /// Runs one export on `input` and hands the output bytes, where the engine holds them,
-    /// to `read`; nothing is copied unless `read` copies.
+    /// to `read`; nothing is copied unless `read` copies. Host functions the pack calls see
+    /// `context`.
     pub(crate) fn call<R>(
         &mut self,
         action: &str,
         input: &[u8],
+        context: &serde_json::Value,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
         match self {
-            Instance::Native(instance) => instance.call(action, input, read),
-            Instance::Extism(instance) => instance.call(action, input, read),
+            Instance::Native(instance) => instance.call(action, input, context, read),
+            Instance::Extism(instance) => instance.call(action, input, context, read),
         }
+    }
+}
+
+/// A wasmtime value as a host function sees it. Signatures are built from `ValueType`,
+/// so no other kind of value can arrive.
+fn wasm_value(value: &wasmtime::Val) -> WasmValue {
+    match value {
+        wasmtime::Val::I64(v) => WasmValue::I64(*v),
+        wasmtime::Val::F32(bits) => WasmValue::F32(f32::from_bits(*bits)),
+        wasmtime::Val::F64(bits) => WasmValue::F64(f64::from_bits(*bits)),
+        wasmtime::Val::I32(v) => WasmValue::I32(*v),
+        _ => WasmValue::I32(0),
+    }
+}
+
+/// A host function's value type as wasmtime names it.
+fn wasmtime_type(ty: &ValueType) -> wasmtime::ValType {
+    match ty {
+        ValueType::I32 => wasmtime::ValType::I32,
+        ValueType::I64 => wasmtime::ValType::I64,
+        ValueType::F32 => wasmtime::ValType::F32,
+        ValueType::F64 => wasmtime::ValType::F64,
+    }
+}
+
+/// A host function's value as wasmtime takes it.
+fn wasmtime_val(value: WasmValue) -> wasmtime::Val {
+    match value {
+        WasmValue::I32(v) => wasmtime::Val::I32(v),
+        WasmValue::I64(v) => wasmtime::Val::I64(v),
+        WasmValue::F32(v) => wasmtime::Val::F32(v.to_bits()),
+        WasmValue::F64(v) => wasmtime::Val::F64(v.to_bits()),
     }
 }
 

@@ -35,3 +35,37 @@ pub fn pack_bytes(name: &str) -> Vec<u8> {
 pub fn options(json: &str) -> packhost::PackOptions {
     packhost::PackOptions::from_json(json).expect("test options are valid")
 }
+
+/// The conformance suite's host functions (`tests/conformance/README.md`), as every host's
+/// runner implements them.
+pub fn conformance_functions() -> Vec<packhost::HostFunction> {
+    use packhost::{HostFnError, HostFunction};
+    use serde_json::{json, Value};
+    vec![
+        HostFunction::bytes("reverse", |_, input| {
+            Ok(input.iter().rev().copied().collect())
+        }),
+        HostFunction::bytes("add", |_, input| {
+            let args: Value = serde_json::from_slice(input)?;
+            let term = |key: &str| {
+                args[key].as_i64().ok_or_else(|| {
+                    HostFnError::with_class(format!("{key} is not an integer"), "TypeError")
+                })
+            };
+            Ok(serde_json::to_vec(
+                &json!({"sum": term("a")? + term("b")?}),
+            )?)
+        }),
+        HostFunction::bytes("fail", |_, input| {
+            Err(HostFnError::with_class(
+                String::from_utf8_lossy(input),
+                "LookupError",
+            ))
+        }),
+        HostFunction::bytes("context_echo", |call, _| {
+            Ok(serde_json::to_vec(
+                &json!({"context": call.context, "pack": call.pack_name}),
+            )?)
+        }),
+    ]
+}

@@ -1,6 +1,15 @@
 // Type-checks the published declarations (packhost.d.ts) against the way the README uses the
 // API; `tsc -p bindings/node/test/types` runs in ci.sh. Never executed.
-import { Pack, PackError, TimeoutError, type CallResult, type LogRecord, type Usage } from 'packhost'
+import {
+  HostFunctionError,
+  Pack,
+  PackError,
+  TimeoutError,
+  type CallResult,
+  type HostFunctions,
+  type LogRecord,
+  type Usage,
+} from 'packhost'
 
 async function tour(): Promise<number> {
   const seen: LogRecord[] = []
@@ -24,4 +33,33 @@ async function tour(): Promise<number> {
   return parsed.count + usage.fuel_consumed + sync.text.length + pack.actions.length + seen.length
 }
 
+async function hostFunctions(): Promise<number> {
+  class LookupError extends Error {}
+  const lent = await Pack.load('plugins/dist/host_calls.wasm', {}, {
+    functions: {
+      reverse: (input: Buffer) => Buffer.from(input).reverse(),
+      add: { input: 'json', output: 'json', handler: async ({ a, b }: { a: number; b: number }) => ({ sum: a + b }) },
+      fail: (input: Buffer) => {
+        throw new LookupError(`no customer ${input}`)
+      },
+      context_echo: {
+        output: 'json',
+        handler: (_input, call) => ({ tenant: (call.context as { tenant?: string } | null)?.tenant, pack: call.packName }),
+      },
+    },
+  })
+  const echoed = await lent.call('context_via_host', '', { context: { tenant: 'acme' } })
+  const usage: Usage = lent.callSync('reverse_via_host', 'abc', null).usage
+  const functions: HostFunctions = { reverse: { handler: (text: string) => text, input: 'string', output: 'string' } }
+  await Pack.load('plugins/dist/host_calls.wasm', null, { functions, onLog: null })
+  try {
+    lent.callSync('fail_via_host', 'c42')
+  } catch (err) {
+    if (err instanceof HostFunctionError) return (err.function ?? '').length + (err.errorClass ?? '').length
+    throw err
+  }
+  return echoed.json<{ pack: string }>().pack.length + usage.host_calls + usage.host_time_us
+}
+
 void tour
+void hostFunctions

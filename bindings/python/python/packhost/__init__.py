@@ -9,12 +9,14 @@ The same Rust core runs packs for every host language, so results, error codes a
 counts match the Rust, Node and Ruby hosts exactly.
 """
 
+from ._host_fn import EXTISM_USER, HostCall, HostFn, host_fn
 from ._native import ERROR_CODES, CallResult, LogRecord, Usage, __version__
 from ._pack import TRACE, Input, Pack, Source, build_info
 from .errors import (
     ERROR_CLASSES,
     ActionNotFound,
     HostDenied,
+    HostFunctionError,
     InputTooLarge,
     Internal,
     InvalidManifest,
@@ -32,6 +34,10 @@ from .errors import (
 
 __all__ = [
     "Pack",
+    "host_fn",
+    "HostFn",
+    "HostCall",
+    "EXTISM_USER",
     "build_info",
     "CallResult",
     "Usage",
@@ -54,6 +60,7 @@ __all__ = [
     "HostDenied",
     "Trap",
     "PluginError",
+    "HostFunctionError",
     "Io",
     "Internal",
     "__version__",

@@ -13,6 +13,7 @@ import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from ._host_fn import Functions, native_functions
 from ._native import CallResult, LogRecord, NativePack, build_info_json
 from .errors import InvalidOptions, PackError
 
@@ -55,10 +56,12 @@ class Pack:
     ``Pack(source, options=None, **fields)`` loads from a path or from bytes. Options are the
     core's ``PackOptions`` as a dict, keyword arguments, or both (for different keys), e.g.
     ``Pack("text_tools.wasm", limits={"timeout_ms": 250}, config={"greeting": "Hi"})``.
-    Unknown or mistyped options raise :class:`packhost.InvalidOptions`.
+    Unknown or mistyped options raise :class:`packhost.InvalidOptions`. ``functions`` lends
+    the pack host functions (``{name: handler}``, or ``@packhost.host_fn`` functions); a
+    pack that imports one the host did not lend fails to load with ``InvalidPack``.
 
     Calls release the GIL for their whole duration, so threads calling one pack run in
-    parallel. The pack's log lines go to the logger ``packhost.plugin.<pack name>`` after each
+    parallel; a host function takes the GIL only while its handler runs. The pack's log lines go to the logger ``packhost.plugin.<pack name>`` after each
     call, at their level (``trace`` maps to level 5, below ``DEBUG``).
     """
 
@@ -69,13 +72,16 @@ class Pack:
         source: Source,
         /,
         options: Optional[Mapping[str, Any]] = None,
+        *,
+        functions: Optional[Functions] = None,
         **fields: Any,
     ) -> None:
         options_json = _options_json(options, fields)
+        lent = native_functions(functions)
         if isinstance(source, (bytes, bytearray, memoryview)):
-            self._native = NativePack.load_bytes(bytes(source), options_json)
+            self._native = NativePack.load_bytes(bytes(source), options_json, lent)
         elif isinstance(source, (str, os.PathLike)):
-            self._native = NativePack.load_file(os.fspath(source), options_json)
+            self._native = NativePack.load_file(os.fspath(source), options_json, lent)
         else:
             raise TypeError(
                 f"source must be a path or bytes, not {type(source).__name__}"
@@ -116,16 +122,21 @@ class Pack:
         options: Dict[str, Any] = json.loads(self._native.options_json())
         return options
 
-    def call(self, action: str, input: Input = b"") -> CallResult:
+    def call(self, action: str, input: Input = b"", *, context: Any = None) -> CallResult:
         """Runs ``action`` on ``input`` and returns its output, usage and logs.
 
+        ``context`` (any JSON-serialisable value: a tenant, a request id) reaches every host
+        function the call makes, as ``HostCall.context``.
+
         Raises a :class:`packhost.PackError` subclass on failure (``Timeout``, ``OutOfFuel``,
-        ``PluginError``, ...); the error carries the call's ``usage`` and ``logs``.
+        ``PluginError``, ``HostFunctionError``, ...); the error carries the call's ``usage``
+        and ``logs``.
         """
         if not isinstance(input, (bytes, str)):
             input = _payload(input)
+        call_options = None if context is None else _call_options_json(context)
         try:
-            result = self._native.call(action, input)
+            result = self._native.call(action, input, call_options)
         except PackError as error:
             if error.logs:
                 self._forward_logs(action, error.logs)
@@ -134,29 +145,30 @@ class Pack:
             self._forward_logs(action, result.logs)
         return result
 
-    def pre(self, input: Input = b"") -> CallResult:
+    def pre(self, input: Input = b"", *, context: Any = None) -> CallResult:
         """Runs the pack's ``pre`` hook (by convention over an outgoing request as JSON)."""
-        return self.call("pre", input)
+        return self.call("pre", input, context=context)
 
-    def post(self, input: Input = b"") -> CallResult:
+    def post(self, input: Input = b"", *, context: Any = None) -> CallResult:
         """Runs the pack's ``post`` hook (by convention over a response as JSON)."""
-        return self.call("post", input)
+        return self.call("post", input, context=context)
 
-    async def acall(self, action: str, input: Input = b"") -> CallResult:
+    async def acall(self, action: str, input: Input = b"", *, context: Any = None) -> CallResult:
         """:meth:`call` on a worker thread, leaving the event loop free meanwhile.
 
         Cancelling the awaiting task does not stop the pack: it runs until it returns or
-        hits its limits (``limits.timeout_ms`` bounds that).
+        hits its limits (``limits.timeout_ms`` bounds that). Host functions run on that
+        worker thread too.
         """
-        return await asyncio.to_thread(self.call, action, input)
+        return await asyncio.to_thread(self.call, action, input, context=context)
 
-    async def apre(self, input: Input = b"") -> CallResult:
+    async def apre(self, input: Input = b"", *, context: Any = None) -> CallResult:
         """:meth:`pre` on a worker thread."""
-        return await asyncio.to_thread(self.call, "pre", input)
+        return await asyncio.to_thread(self.call, "pre", input, context=context)
 
-    async def apost(self, input: Input = b"") -> CallResult:
+    async def apost(self, input: Input = b"", *, context: Any = None) -> CallResult:
         """:meth:`post` on a worker thread."""
-        return await asyncio.to_thread(self.call, "post", input)
+        return await asyncio.to_thread(self.call, "post", input, context=context)
 
     def _forward_logs(self, action: str, records: Sequence[LogRecord]) -> None:
         logger = self._logger
@@ -183,6 +195,14 @@ def _options_json(options: Optional[Mapping[str, Any]], fields: Mapping[str, Any
         raise InvalidOptions(
             f"options must be JSON-serialisable: {error}"
         ) from error
+
+
+def _call_options_json(context: Any) -> str:
+    """Call options as JSON text for the core."""
+    try:
+        return json.dumps({"context": context})
+    except (TypeError, ValueError) as error:
+        raise InvalidOptions(f"context must be JSON-serialisable: {error}") from error
 
 
 def _payload(input: Input) -> Union[bytes, str]:

@@ -8,7 +8,7 @@ what the Rust, Node and Ruby hosts report for the same failure.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import TYPE_CHECKING, ClassVar, Mapping, Optional, Sequence, Tuple, Type
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional, Sequence, Tuple, Type
 
 if TYPE_CHECKING:
     from ._native import LogRecord, Usage
@@ -27,6 +27,7 @@ __all__ = [
     "HostDenied",
     "Trap",
     "PluginError",
+    "HostFunctionError",
     "Io",
     "Internal",
     "ERROR_CLASSES",
@@ -139,6 +140,30 @@ class PluginError(PackError):
     code = "plugin_error"
 
 
+class HostFunctionError(PackError):
+    """A host function the pack called failed: its handler raised or returned the wrong
+    type. The pack was not resumed. The handler's exception is this one's ``__cause__``.
+
+    Attributes:
+        function: the host function's import name.
+        error_class: the class name of the exception the handler raised.
+    """
+
+    code = "host_function_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        function: Optional[str] = None,
+        error_class: Optional[str] = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.function = function
+        self.error_class = error_class
+
+
 class Io(PackError):
     """Reading the pack file failed."""
 
@@ -167,6 +192,7 @@ ERROR_CLASSES: Mapping[str, Type[PackError]] = MappingProxyType(
             HostDenied,
             Trap,
             PluginError,
+            HostFunctionError,
             Io,
             Internal,
         )

@@ -131,6 +131,47 @@ module Packhost
     code_is "plugin_error"
   end
 
+  # A host function the pack called failed: its handler raised, or returned something other
+  # than a String without +output: :json+. The pack was not resumed. The exception the
+  # handler raised is this error's #cause.
+  #
+  # @example
+  #   begin
+  #     pack.call("fail_via_host", "c42")
+  #   rescue Packhost::HostFunctionError => e
+  #     e.function     # => "fail"
+  #     e.error_class  # => "LookupError"
+  #     e.cause        # => #<LookupError: no customer c42>
+  #   end
+  class HostFunctionError < Error
+    code_is "host_function_error"
+
+    # @return [String, nil] the import name of the host function that failed
+    attr_reader :function
+
+    # @return [String, nil] the class name of the exception its handler raised, e.g.
+    #   "KeyError" ("TypeError" for a handler that returned the wrong type, "panic" for a
+    #   bug in packhost)
+    attr_reader :error_class
+
+    # @api private
+    # @return [Exception, nil] what the handler raised, until {Pack#call} raises this error
+    #   with it as its #cause (Ruby sets a cause only as an exception is raised)
+    attr_reader :handler_exception
+
+    # @param message (see Error#initialize)
+    # @param function [String, nil] see {#function}
+    # @param error_class [String, nil] see {#error_class}
+    # @param handler_exception [Exception, nil] what the handler raised
+    # @param details [Hash] as for {Error#initialize}
+    def initialize(message = nil, function: nil, error_class: nil, handler_exception: nil, **details)
+      super(message, **details)
+      @function = function
+      @error_class = error_class
+      @handler_exception = handler_exception
+    end
+  end
+
   # Reading a pack from disk failed.
   class IOError < Error
     code_is "io"

@@ -29,23 +29,42 @@ module Packhost
       # +config+, +log_level+, +allow_wasi+. Give them as keywords, as a Hash (string keys
       # are fine, e.g. straight from a JSON or YAML config file), or both.
       #
+      # Host functions the pack imports are lent with +functions:+, a Hash of import names
+      # to handlers (see {HostFunction}), with the block ({HostFunctions}), or both. Every
+      # function the pack imports must be lent; functions it does not import are ignored.
+      #
       # @example
       #   Packhost::Pack.load("text_tools.wasm", limits: {timeout_ms: 200, fuel: nil})
       #   Packhost::Pack.load(File.binread("text_tools.wasm"), {"config" => {"greeting" => "Hi"}})
+      #   Packhost::Pack.load("host_calls.wasm", functions: {"reverse" => ->(input) { input.reverse }, ...})
       #
       # @param source [String, Pathname] a path, or the module bytes
       # @param options [Hash, nil] load options
+      # @param functions [Hash{String, Symbol => #call, HostFunction}, nil] host functions
       # @param keywords [Hash] more load options, e.g. `limits: {timeout_ms: 200}`
+      # @yieldparam host [HostFunctions] lend more functions with +host.function(name) { ... }+
       # @return [Pack]
-      # @raise [InvalidPackError, InvalidManifestError, InvalidOptionsError, HostDeniedError,
-      #   IOError] when the pack cannot be loaded
-      def load(source, options = nil, **keywords)
+      # @raise [InvalidPackError] also when the pack imports a function that is not lent, or
+      #   lent with another signature
+      # @raise [InvalidOptionsError] also for a function lent twice under one name
+      # @raise [InvalidManifestError, HostDeniedError, IOError] when the pack cannot be loaded
+      def load(source, options = nil, functions: nil, **keywords)
         options_json = JSON.generate(options.nil? ? keywords : options.merge(keywords))
-        if module_bytes?(source)
-          __load_bytes(source, options_json)
-        else
-          __load_file(source.to_s, options_json)
+        lent = functions.nil? ? [] : HostFunction.pairs(functions)
+        if block_given?
+          host = HostFunctions.new
+          yield host
+          lent += host.pairs
         end
+        specs, adapters = HostFunction.lend(lent)
+        pack = if module_bytes?(source)
+                 __load_bytes(source, options_json, specs)
+               else
+                 __load_file(source.to_s, options_json, specs)
+               end
+        # The pack hands its adapters to every call: the native side keeps no Ruby object.
+        pack.instance_variable_set(:@host_adapters, adapters) unless adapters.empty?
+        pack
       end
 
       private
@@ -60,21 +79,43 @@ module Packhost
 
     # Calls an action.
     #
+    # The GVL is released while the pack runs and taken back only while a host function's
+    # handler runs, on this thread; a handler may call packs itself, this one included.
+    # Interrupts (Thread#raise and #kill, Ctrl-C) wait for the call to end, or reach a handler.
+    #
     # @param action [String, Symbol] the action (export) name
     # @param input [String, Hash, Array, Object] a String is sent as its bytes; anything else
     #   is sent as its JSON
     # @param json [Boolean] parse the output as JSON into {CallResult#output}
+    # @param context [Object] any JSON-able value the pack's host functions see as
+    #   {HostCall#context} during this call (a tenant, a request id); nil for none
     # @return [CallResult] the output with the call's usage and log lines
     # @raise [Error] a subclass per failure: {ActionNotFoundError}, {TimeoutError},
     #   {OutOfFuelError}, {MemoryLimitError}, {InputTooLargeError}, {OutputTooLargeError},
-    #   {HostDeniedError}, {TrapError} or {PluginError}; each carries the call's usage and logs
-    def call(action, input = "", json: false)
-      output, usage, logs = __call(action.to_s, Packhost.encode_input(input))
+    #   {HostDeniedError}, {TrapError}, {PluginError} or {HostFunctionError}; each carries
+    #   the call's usage and logs. A +throw+ out of a handler, or an exception outside
+    #   StandardError (Interrupt, SystemExit), ends the call and then goes on as it began.
+    def call(action, input = "", json: false, context: nil)
+      action = action.to_s
+      input = Packhost.encode_input(input)
+      call_options = context.nil? ? nil : JSON.generate({"context" => context})
+      output, usage, logs = if @host_adapters
+                              Thread.handle_interrupt(DEFER_INTERRUPTS) do
+                                __call(action, input, call_options, @host_adapters)
+                              end
+                            else
+                              __call(action, input, call_options, nil)
+                            end
       if logs
         logs = logs.map { |line| LogRecord.from_h(line) }.freeze
         Packhost.forward_logs(logs, name)
       end
       CallResult.new(output, usage, logs || NO_LOGS, json: json)
+    rescue HostFunctionError => e
+      Packhost.forward_logs(e.logs, name)
+      # Ruby sets an exception's cause only as it is raised: the handler's exception
+      # becomes this error's cause here.
+      raise e, cause: e.handler_exception
     rescue Error => e
       Packhost.forward_logs(e.logs, name)
       raise
@@ -84,20 +125,22 @@ module Packhost
     #
     # @param input (see #call)
     # @param json (see #call)
+    # @param context (see #call)
     # @return (see #call)
     # @raise [ActionNotFoundError] when the pack has no `pre`; else as {#call}
-    def pre(input = "", json: false)
-      call("pre", input, json: json)
+    def pre(input = "", json: false, context: nil)
+      call("pre", input, json: json, context: context)
     end
 
     # Runs the pack's `post` hook, conventionally over a response as JSON.
     #
     # @param input (see #call)
     # @param json (see #call)
+    # @param context (see #call)
     # @return (see #call)
     # @raise [ActionNotFoundError] when the pack has no `post`; else as {#call}
-    def post(input = "", json: false)
-      call("post", input, json: json)
+    def post(input = "", json: false, context: nil)
+      call("post", input, json: json, context: context)
     end
 
     # @return [Hash] the pack's manifest (name, version, description, actions,

@@ -14,8 +14,13 @@ module Packhost
   #   @return [Integer] size of the input, in bytes
   # @!attribute [r] output_bytes
   #   @return [Integer] size of the output, in bytes (0 when the call failed)
+  # @!attribute [r] host_calls
+  #   @return [Integer] host functions the pack called
+  # @!attribute [r] host_time_us
+  #   @return [Integer] time spent in host functions' handlers, in microseconds (part of
+  #     wall_time_us)
   Usage = Struct.new(:wall_time_us, :fuel_consumed, :peak_memory_bytes, :input_bytes,
-                     :output_bytes, keyword_init: true) do
+                     :output_bytes, :host_calls, :host_time_us, keyword_init: true) do
     # Builds a Usage from the core's record; fields this version does not know are ignored.
     #
     # @param hash [Hash{String=>Integer}]
@@ -24,13 +29,14 @@ module Packhost
       new(**members.to_h { |field| [field, hash[field.to_s]] }).freeze
     end
 
-    # Builds a Usage from the core's five numbers, in member order.
+    # Builds a Usage from the core's numbers, in member order.
     #
     # @param numbers [Array<Integer>]
     # @return [Usage]
     def self.from_a(numbers)
       new(wall_time_us: numbers[0], fuel_consumed: numbers[1], peak_memory_bytes: numbers[2],
-          input_bytes: numbers[3], output_bytes: numbers[4]).freeze
+          input_bytes: numbers[3], output_bytes: numbers[4], host_calls: numbers[5],
+          host_time_us: numbers[6]).freeze
     end
   end
 

@@ -14,6 +14,7 @@
 //!   the same grant checks, address rules and limits.
 
 mod classify;
+mod host_fn;
 mod http;
 mod memory;
 
@@ -41,6 +42,7 @@ pub(crate) struct Instance {
     meter: Arc<MemoryMeter>,
     logs: UserData<LogBuffer>,
     http: UserData<http::HttpCall>,
+    host: UserData<host_fn::HostCallState>,
     /// The call limits, to check extism's failure messages against what happened.
     timeout: Duration,
     fuel_limit: Option<u64>,
@@ -55,6 +57,7 @@ impl Instance {
         let meter = Arc::new(MemoryMeter::with_limit(spec.limits.memory_bytes));
         let logs = UserData::new(LogBuffer::new(spec.log_level));
         let http = UserData::new(http::HttpCall::new(spec.http.clone(), meter.clone()));
+        let host = UserData::new(host_fn::HostCallState::default());
 
         let manifest = extism::Manifest::new([extism::Wasm::data(spec.wasm.as_slice())])
             .with_timeout(Duration::from_millis(spec.limits.timeout_ms))
@@ -79,6 +82,7 @@ impl Instance {
             .with_wasi(spec.wasi)
             .with_functions(log_functions(&logs))
             .with_functions(http::functions(&http))
+            .with_functions(host_fn::functions(&spec.host_functions, &host))
             .with_fuel_limit(spec.limits.fuel.unwrap_or(u64::MAX))
             .with_wasmtime_config(wasmtime_config);
         builder = match code_cache_config() {
@@ -93,6 +97,7 @@ impl Instance {
             meter,
             logs,
             http,
+            host,
             timeout: Duration::from_millis(spec.limits.timeout_ms),
             fuel_limit: spec.limits.fuel,
         };
@@ -122,6 +127,7 @@ impl Instance {
         &mut self,
         action: &str,
         input: &[u8],
+        context: &serde_json::Value,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
         if let Ok(buffer) = self.logs.get() {
@@ -132,6 +138,7 @@ impl Instance {
         http::begin_call(&self.http);
         self.meter.reset_peak();
         let started = Instant::now();
+        host_fn::begin_call(&self.host, context, started + self.timeout);
         let Some(plugin) = self.plugin.as_mut() else {
             return RawOutcome::failed(Error::new(
                 ErrorKind::Internal,
@@ -184,6 +191,7 @@ impl Instance {
             fuel_consumed,
             peak_memory_bytes: self.meter.peak(),
             wall_time,
+            host: host_fn::tally(&self.host),
             logs,
         }
     }

@@ -8,6 +8,7 @@
 
 mod abi;
 mod code;
+mod host_fn;
 mod http;
 mod kernel;
 mod state;
@@ -53,6 +54,8 @@ impl PackCode {
         let module = code::compiled_module(&spec.id, &spec.wasm)?;
         let mut linker = Linker::new(code::engine());
         abi::link(&mut linker).map_err(internal("linking the Extism ABI"))?;
+        host_fn::link(&mut linker, &spec.host_functions)
+            .map_err(internal("linking host functions"))?;
         if spec.wasi {
             wasi_common::sync::add_to_linker(&mut linker, |state: &mut HostState| {
                 state
@@ -151,6 +154,7 @@ impl Instance {
         &mut self,
         action: &str,
         input: &[u8],
+        context: &serde_json::Value,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
         let Some(func) = self.live.actions.get(action).cloned() else {
@@ -166,6 +170,9 @@ impl Instance {
         state.limiter.begin_call(state.kernel.size());
         state.logs.lines.clear();
         state.call = Default::default();
+        if !context.is_null() {
+            state.call.context = context.clone();
+        }
         // SAFETY: `input` outlives this function, and the view is cleared below before it
         // returns, on every path (a panic is caught inside `run_action`).
         unsafe { state.call.input.set(input) };
@@ -188,6 +195,7 @@ impl Instance {
         let fuel_consumed = fuel_limit.saturating_sub(live.store.get_fuel().unwrap_or(0));
         let state = live.store.data_mut();
         state.call.input.clear();
+        let host = state.call.host;
         let result = result.map_err(|err| {
             // A pack whose memory growth was refused usually aborts (Rust's allocator traps);
             // that trap is the memory limit at work, and is reported as such.
@@ -202,6 +210,7 @@ impl Instance {
             fuel_consumed,
             peak_memory_bytes: state.limiter.peak(),
             wall_time,
+            host,
             logs: std::mem::take(&mut state.logs.lines),
         }
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use wasmtime::ResourceLimiter;
 
 use super::kernel::Kernel;
+use crate::capabilities::host_fn::HostTally;
 use crate::capabilities::http::HttpGrant;
 use crate::engine::LogBuffer;
 use crate::error::ErrorKind;
@@ -102,6 +103,10 @@ pub(super) struct CallState {
     /// The last HTTP response's headers as JSON; `http_headers` copies them into a new
     /// block each time it is asked, as the other Extism hosts do.
     pub(super) http_headers: Option<Vec<u8>>,
+    /// The caller's `context`, for host functions.
+    pub(super) context: serde_json::Value,
+    /// Host-function calls so far, and their time.
+    pub(super) host: HostTally,
 }
 
 /// The caller's input bytes, readable by host functions during one call without copying.

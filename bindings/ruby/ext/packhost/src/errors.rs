@@ -42,22 +42,40 @@ pub(crate) fn guard<T>(
 
 /// The core error that stands for a panic: `internal`, with the panic's message.
 pub(crate) fn panic_error(payload: Box<dyn Any + Send>) -> packhost::Error {
-    let message = if let Some(text) = payload.downcast_ref::<&str>() {
+    packhost::Error::new(
+        ErrorKind::Internal,
+        format!(
+            "packhost panicked (a bug, please report it): {}",
+            panic_message(&*payload)
+        ),
+    )
+}
+
+/// The message a panic was raised with.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_string()
     } else if let Some(text) = payload.downcast_ref::<String>() {
         text.clone()
     } else {
         "a panic without a message".to_string()
-    };
-    packhost::Error::new(
-        ErrorKind::Internal,
-        format!("packhost panicked (a bug, please report it): {message}"),
-    )
+    }
 }
 
 /// The Ruby exception for a core error, ready to return from a native method.
 pub(crate) fn raise(ruby: &Ruby, err: &packhost::Error) -> Error {
-    match build_exception(ruby, err) {
+    raise_with(ruby, err, None)
+}
+
+/// [`raise`] for a call a host function's handler failed by raising `handler_exception`:
+/// the `Packhost::HostFunctionError` carries it, and `Pack#call` raises that error with it
+/// as its `cause` (Ruby sets a cause only as an exception is raised).
+pub(crate) fn raise_with(
+    ruby: &Ruby,
+    err: &packhost::Error,
+    handler_exception: Option<Exception>,
+) -> Error {
+    match build_exception(ruby, err, handler_exception) {
         Ok(exception) => exception.into(),
         // Building the exception failed (the Ruby half is not loaded, or is broken): still
         // raise something readable that names the code.
@@ -68,12 +86,22 @@ pub(crate) fn raise(ruby: &Ruby, err: &packhost::Error) -> Error {
     }
 }
 
-fn build_exception(ruby: &Ruby, err: &packhost::Error) -> Result<Exception, Error> {
+fn build_exception(
+    ruby: &Ruby,
+    err: &packhost::Error,
+    handler_exception: Option<Exception>,
+) -> Result<Exception, Error> {
     let module: RModule = ruby.class_object().const_get("Packhost")?;
     let base: RClass = module.const_get("Error")?;
     let class: RClass = base.funcall("for_code", (err.code(),))?;
     let details = ruby.hash_new();
     details.aset(ruby.to_symbol("return_code"), err.return_code())?;
+    // Only `Packhost::HostFunctionError` takes these keywords.
+    if let Some((function, error_class)) = err.host_function() {
+        details.aset(ruby.to_symbol("function"), function)?;
+        details.aset(ruby.to_symbol("error_class"), error_class)?;
+        details.aset(ruby.to_symbol("handler_exception"), handler_exception)?;
+    }
     if let Some(report) = err.report() {
         details.aset(ruby.to_symbol("usage"), to_ruby(ruby, &report.usage)?)?;
         details.aset(ruby.to_symbol("logs"), to_ruby(ruby, &report.logs)?)?;

@@ -2,12 +2,13 @@
 //!
 //! This crate only converts values and maps errors; every behaviour (limits, grants,
 //! defaults, error codes) lives in the `packhost` core crate. The Ruby half of the gem
-//! (`lib/packhost/*.rb`) defines the error classes, the result objects and the logger, and
-//! wraps the few native methods defined here in an idiomatic API.
+//! (`lib/packhost/*.rb`) defines the error classes, the result objects, the logger and the
+//! host-function adapters, and wraps the few native methods defined here in an idiomatic API.
 
 mod convert;
 mod errors;
 mod gvl;
+mod host_fn;
 mod pack;
 
 /// The entry point Ruby calls; a private module, so the generated `Init_packhost` (which

@@ -2,16 +2,18 @@
 //!
 //! Each method converts its arguments, runs the core with the GVL released where the work
 //! can take time, and converts back. The idiomatic API (`Pack.load`, `#call`, results,
-//! logging) is Ruby code in `lib/packhost/pack.rb` over these.
+//! logging, host functions) is Ruby code in `lib/packhost/pack.rb` over these.
 
 use magnus::{
-    function, method, prelude::*, value::ReprValue, Error, RArray, RModule, RString, Ruby,
+    function, method, prelude::*, value::Opaque, value::ReprValue, Error, RArray, RModule, RString,
+    Ruby,
 };
-use packhost::{Pack, PackOptions};
+use packhost::{CallOptions, Pack, PackOptions};
 
 use crate::convert::to_ruby;
-use crate::errors::{guard, panic_error, raise};
+use crate::errors::{guard, panic_error, raise, raise_with};
 use crate::gvl::without_gvl;
+use crate::host_fn::{host_functions, scope, Failure};
 
 /// A loaded pack, owned by a Ruby object. Freed when Ruby collects the object.
 #[magnus::wrap(class = "Packhost::Pack", free_immediately, size)]
@@ -33,9 +35,9 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let class = module.define_class("Pack", ruby.class_object())?;
     // Packs come only from `Pack.load`; an object made by `allocate` would hold no pack.
     class.undef_default_alloc_func();
-    class.define_singleton_method("__load_bytes", function!(load_bytes, 2))?;
-    class.define_singleton_method("__load_file", function!(load_file, 2))?;
-    class.define_method("__call", method!(RbPack::call, 2))?;
+    class.define_singleton_method("__load_bytes", function!(load_bytes, 3))?;
+    class.define_singleton_method("__load_file", function!(load_file, 3))?;
+    class.define_method("__call", method!(RbPack::call, 4))?;
     class.define_method("id", method!(RbPack::id, 0))?;
     class.define_method("actions", method!(RbPack::actions, 0))?;
     class.define_method("__manifest_json", method!(RbPack::manifest_json, 0))?;
@@ -47,24 +49,39 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     Ok(())
 }
 
-/// Loads a pack from module bytes with options given as JSON text.
-fn load_bytes(ruby: &Ruby, bytes: RString, options_json: String) -> Result<RbPack, Error> {
+/// Loads a pack from module bytes with options given as JSON text, lending it one host
+/// function per `(namespace, name)` pair; the N-th runs the N-th adapter of the Array each
+/// call passes (see `host_fn`).
+fn load_bytes(
+    ruby: &Ruby,
+    bytes: RString,
+    options_json: String,
+    functions: Vec<(String, String)>,
+) -> Result<RbPack, Error> {
     guard(ruby, |ruby| {
         // SAFETY: the slice is copied before anything else can run Ruby code.
         let bytes = unsafe { bytes.as_slice() }.to_vec();
         let size = bytes.len();
+        let functions = host_functions(functions);
         load_with(ruby, size, move || {
-            Pack::load(&bytes, PackOptions::from_json(&options_json)?)
+            Pack::load_with(&bytes, PackOptions::from_json(&options_json)?, functions)
         })
     })
 }
 
-/// Loads a pack from a `.wasm` file with options given as JSON text.
-fn load_file(ruby: &Ruby, path: String, options_json: String) -> Result<RbPack, Error> {
+/// Loads a pack from a `.wasm` file with options given as JSON text, lending it host
+/// functions as [`load_bytes`] does.
+fn load_file(
+    ruby: &Ruby,
+    path: String,
+    options_json: String,
+    functions: Vec<(String, String)>,
+) -> Result<RbPack, Error> {
     guard(ruby, |ruby| {
         let size = std::fs::metadata(&path).map_or(0, |meta| meta.len() as usize);
+        let functions = host_functions(functions);
         load_with(ruby, size, move || {
-            Pack::load_file(&path, PackOptions::from_json(&options_json)?)
+            Pack::load_file_with(&path, PackOptions::from_json(&options_json)?, functions)
         })
     })
 }
@@ -88,36 +105,62 @@ fn load_with(
 }
 
 impl RbPack {
-    /// Calls an action and returns `[output, usage, logs]`: the output as a binary String,
-    /// the usage as a Hash and the log lines as an Array of Hashes.
-    fn call(ruby: &Ruby, rb_self: &Self, action: String, input: RString) -> Result<RArray, Error> {
+    /// Calls an action and returns `[output, usage, logs]`: the output as a String, the
+    /// usage as an Array of integers and the log lines as an Array of Hashes (nil when
+    /// none). `call_options` is the core's `CallOptions` as JSON text (nil for none);
+    /// `adapters` is the pack's frozen Array of host-function adapters (nil for none).
+    fn call(
+        ruby: &Ruby,
+        rb_self: &Self,
+        action: String,
+        input: RString,
+        call_options: Option<String>,
+        adapters: Option<RArray>,
+    ) -> Result<RArray, Error> {
         guard(ruby, |ruby| {
             // SAFETY: the input is copied while the GVL is held; the call below runs
             // without the GVL and must not see Ruby memory.
             let input = unsafe { input.as_slice() }.to_vec();
+            let options = match call_options {
+                Some(json) => CallOptions::from_json(&json).map_err(|err| raise(ruby, &err))?,
+                None => CallOptions::default(),
+            };
             let pack = &rb_self.pack;
-            let result = without_gvl(|| pack.call(&action, &input))
-                .unwrap_or_else(|payload| Err(panic_error(payload)))
-                .map_err(|err| raise(ruby, &err))?;
+            // The Array stays a live argument of this method for the whole call, so the GC
+            // keeps it where it is while handlers read it.
+            let adapters = adapters.map(Opaque::from);
+            let (outcome, failure) = without_gvl(|| {
+                scope(adapters, || {
+                    pack.call_reading(&action, &input, &options, <[u8]>::to_vec)
+                })
+            })
+            .unwrap_or_else(|payload| (Err(payload), None));
+            let result = outcome.unwrap_or_else(|payload| Err(panic_error(payload)));
+            let (output, report) = match result {
+                Ok(done) => done,
+                Err(err) => return Err(call_error(ruby, &err, failure)),
+            };
             // Text arrives as a UTF-8 String and anything else as a binary one, so Ruby never
             // re-scans the bytes to pick the encoding.
-            let output = match std::str::from_utf8(&result.output) {
+            let output = match std::str::from_utf8(&output) {
                 Ok(text) => ruby.str_new(text),
-                Err(_) => ruby.str_from_slice(&result.output),
+                Err(_) => ruby.str_from_slice(&output),
             };
-            // Usage as five integers in `Usage`'s member order, and no log list when nothing
-            // was logged: the common call builds no Hash and no log objects.
+            // Usage as integers in `Usage`'s member order, and no log list when nothing was
+            // logged: the common call builds no Hash and no log objects.
             let usage = ruby.ary_from_iter([
-                result.usage.wall_time_us,
-                result.usage.fuel_consumed,
-                result.usage.peak_memory_bytes,
-                result.usage.input_bytes,
-                result.usage.output_bytes,
+                report.usage.wall_time_us,
+                report.usage.fuel_consumed,
+                report.usage.peak_memory_bytes,
+                report.usage.input_bytes,
+                report.usage.output_bytes,
+                report.usage.host_calls,
+                report.usage.host_time_us,
             ]);
-            let logs = if result.logs.is_empty() {
+            let logs = if report.logs.is_empty() {
                 ruby.qnil().as_value()
             } else {
-                to_ruby(ruby, &result.logs)?
+                to_ruby(ruby, &report.logs)?
             };
             Ok(ruby.ary_new_from_values(&[output.as_value(), usage.as_value(), logs]))
         })
@@ -158,5 +201,25 @@ impl RbPack {
 
     fn allowed_hosts(ruby: &Ruby, rb_self: &Self) -> Result<Vec<String>, Error> {
         guard(ruby, |_| Ok(rb_self.pack.allowed_hosts().to_vec()))
+    }
+}
+
+/// The Ruby error a failed call raises, given how a handler failed, if one did. What is not
+/// an error goes on as it began once the pack is out of the way: a `throw` or a killed
+/// thread resumes, and an exception outside `StandardError` (`Interrupt`, `SystemExit`) is
+/// raised as it is. Anything else becomes the core error's exception, a
+/// `Packhost::HostFunctionError` carrying the handler's exception.
+fn call_error(ruby: &Ruby, err: &packhost::Error, failure: Option<Failure>) -> Error {
+    match failure {
+        Some(Failure::Jumped(jump)) => jump,
+        Some(Failure::Raised(exception))
+            if !exception.is_kind_of(ruby.exception_standard_error()) =>
+        {
+            Error::from(*exception)
+        }
+        Some(Failure::Raised(exception)) if err.host_function().is_some() => {
+            raise_with(ruby, err, Some(*exception))
+        }
+        _ => raise(ruby, err),
     }
 }

@@ -1,0 +1,133 @@
+//! The extism engine's side of host functions: each registered function as an extism
+//! `Function` that moves values in and out of the shared [`HostFunction::invoke`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use extism::{CurrentPlugin, Function, UserData, ValType};
+
+use crate::capabilities::host_fn::{HostCall, HostFnError, HostFunctions, KernelMemory, WasmValue};
+use crate::engine::{wasm_value, wasmtime_type, wasmtime_val};
+use crate::error::{Error, ErrorKind};
+
+/// What host functions need to know about the call in progress on one instance.
+#[derive(Default)]
+pub(crate) struct HostCallState {
+    context: serde_json::Value,
+    deadline: Option<Instant>,
+    pub(crate) tally: crate::capabilities::host_fn::HostTally,
+}
+
+/// Starts a call: its context and deadline, and a fresh count.
+pub(crate) fn begin_call(
+    state: &UserData<HostCallState>,
+    context: &serde_json::Value,
+    deadline: Instant,
+) {
+    if let Ok(shared) = state.get() {
+        if let Ok(mut state) = shared.lock() {
+            state.context = context.clone();
+            state.deadline = Some(deadline);
+            state.tally = Default::default();
+        }
+    }
+}
+
+/// The count of the call that just ended.
+pub(crate) fn tally(state: &UserData<HostCallState>) -> crate::capabilities::host_fn::HostTally {
+    state
+        .get()
+        .ok()
+        .and_then(|shared| shared.lock().ok().map(|state| state.tally))
+        .unwrap_or_default()
+}
+
+/// One extism `Function` per registered host function, bound to one instance's state.
+pub(crate) fn functions(
+    lent: &Arc<HostFunctions>,
+    state: &UserData<HostCallState>,
+) -> Vec<Function> {
+    lent.functions
+        .iter()
+        .map(|function| {
+            let (params, results) = function.signature();
+            let result_types = results.clone();
+            let lent = lent.clone();
+            let function_for_call = function.clone();
+            Function::new(
+                function.name(),
+                params.iter().map(|ty| ValType::from(wasmtime_type(ty))),
+                results.iter().map(|ty| ValType::from(wasmtime_type(ty))),
+                state.clone(),
+                move |plugin, inputs, outputs, state| {
+                    let args: Vec<WasmValue> = inputs.iter().map(wasm_value).collect();
+                    let mut results: Vec<WasmValue> =
+                        result_types.iter().map(|ty| WasmValue::zero(*ty)).collect();
+                    let shared = state.get()?;
+                    // The state stays unlocked while the handler runs: a handler that calls
+                    // another action of the same pack uses another instance, but must not
+                    // find anything of this one held.
+                    let (context, deadline, mut tally) = {
+                        let mut state = shared.lock().map_err(|_| poisoned())?;
+                        (
+                            std::mem::take(&mut state.context),
+                            state.deadline,
+                            state.tally,
+                        )
+                    };
+                    let outcome = function_for_call.invoke(
+                        &mut HostCall {
+                            pack_name: &lent.pack_name,
+                            pack_id: &lent.pack_id,
+                            function: function_for_call.name(),
+                            context: &context,
+                            memory: &mut PluginMemory(plugin),
+                        },
+                        &args,
+                        &mut results,
+                        deadline,
+                        &mut tally,
+                    );
+                    {
+                        let mut state = shared.lock().map_err(|_| poisoned())?;
+                        state.context = context;
+                        state.tally = tally;
+                    }
+                    outcome.map_err(extism::Error::new)?;
+                    for (slot, value) in outputs.iter_mut().zip(results) {
+                        *slot = wasmtime_val(value);
+                    }
+                    Ok(())
+                },
+            )
+            .with_namespace(function.namespace())
+        })
+        .collect()
+}
+
+fn poisoned() -> extism::Error {
+    extism::Error::new(Error::new(
+        ErrorKind::Internal,
+        "host call state lock poisoned",
+    ))
+}
+
+/// extism's kernel memory, as host functions see it.
+struct PluginMemory<'a>(&'a mut CurrentPlugin);
+
+impl KernelMemory for PluginMemory<'_> {
+    fn block(&mut self, offset: u64) -> Option<&[u8]> {
+        let handle = self.0.memory_handle(offset)?;
+        self.0.memory_bytes(handle).ok()
+    }
+
+    fn alloc_bytes(&mut self, data: &[u8]) -> Result<u64, HostFnError> {
+        let handle = self.0.memory_new(data).map_err(|_| {
+            HostFnError::new(format!(
+                "{} bytes do not fit in the pack's memory limit",
+                data.len()
+            ))
+        })?;
+        Ok(handle.offset)
+    }
+}
