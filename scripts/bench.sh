@@ -118,6 +118,15 @@ if [ -f "$anchors/run.sh" ]; then
         | sed "s/^/$pack $export_name /" | tee -a "$results/anchors.txt"
     done
   done
+  # Host functions: the same SDKs lending `reverse` to host_calls.wasm, by scripts of ours
+  # (the shared anchors call exports only), with the same timing as the host scripts.
+  eval "$(bash "$anchors/setup.sh" | sed 's/^/export /')"
+  host_calls="plugins/dist/host_calls.wasm"
+  {
+    "$ANCHORS_HOME/venv/bin/python" bindings/python/bench/extism_host_fn.py "$host_calls"
+    NODE_PATH="$ANCHORS_HOME/node/node_modules" node --no-warnings bindings/node/bench/extism_host_fn.mjs "$host_calls"
+    LIBEXTISM="$LIBEXTISM" ruby bindings/ruby/bench/extism_host_fn.rb "$host_calls"
+  } | sed "s/^/host_calls reverse_via_host /" | tee -a "$results/anchors.txt"
 else
   echo "no anchors at $anchors: BENCHMARKS.md will lack the official SDK columns" >&2
   touch "$results/anchors.txt"

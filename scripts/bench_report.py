@@ -84,7 +84,7 @@ def main():
         if len(parts) < 3:
             continue
         pack, host, rest = parts[0], parts[1], fields(" ".join(parts[2:]))
-        if parts[2] in ACTIONS:
+        if parts[2] in ACTIONS + ("host_fn",):
             hosts.setdefault((pack, host, parts[2], int(rest["bytes"])), []).append(float(rest["per_call_us"]))
         elif parts[2] == "threads":
             host_threads.setdefault((pack, host, rest["action"], int(rest["threads"])), []).append(
@@ -235,6 +235,32 @@ def main():
                     say(f"| {title} | {action}, {size} B | {one:,.0f} | {two:,.0f} | {two / one:.2f}x | {verdict} |")
         say("\nResident memory per loaded pack with one idle instance (KiB): "
             + ", ".join(f"{title} {fmt(host_memory.get((pack, host)), 0)}" for host, _, title, _ in HOSTS) + ".")
+
+    say("\n## Host functions\n")
+    say("A 64-byte round trip through a host function: `reverse_via_host` of `host_calls.wasm` (a plain")
+    say("extism-pdk pack) sends its input to the host's `reverse` and returns the answer. Each host lends")
+    say("it with its own API (Rust closures, Python callables, Node functions with sync calls, Ruby")
+    say("lambdas); each anchor is that host's official SDK lending the same function (the `extism`")
+    say("crate's `Function`, Python's `@extism.host_fn`, Node's `functions`, libextism's")
+    say("`extism_function_new` through Fiddle for Ruby). Targets: Rust at most 1/4 of the extism crate,")
+    say("the others at most 1/2 of their SDK.\n")
+    say("| host | packhost, us | official SDK, us | ratio | target |")
+    say("|---|---|---|---|---|")
+    host_fn_rows = [("Rust", criterion_us(criterion_root, "host_fn", 64, "packhost"),
+                     criterion_us(criterion_root, "host_fn", 64, "extism-crate"), 0.25)]
+    host_fn_rows += [(title, hosts.get(("bench", host, "host_fn", 64)),
+                      anchors.get(("host_calls", sdk, "reverse_via_host", 64)), 0.5)
+                     for host, sdk, title, _ in HOSTS]
+    for title, ours, anchor, target in host_fn_rows:
+        value = ratio(ours, anchor)
+        if ours is None:
+            continue
+        verdict = "–" if value is None else check(
+            f"{title} host-function round trip <= {target:g} of the official SDK", f"{value:.2f}x", value <= target)
+        say(f"| {title} | {fmt(ours)} | {fmt(anchor)} | {fmt_ratio(value)} | {verdict} |")
+    extism_engine = criterion_us(criterion_root, "host_fn", 64, "packhost-extism-engine")
+    if extism_engine is not None:
+        say(f"\nRust on the extism engine: {fmt(extism_engine)} us.")
 
     say("\n## Installed packages against the in-tree release builds\n")
     say("Each binding timed in this run on `bench.wasm` as built in the checkout with the release profile")

@@ -1,6 +1,8 @@
 //! Per-call time of packhost against its anchors, on the benchmark pack: the `extism` crate
 //! calling the same pack, and bare wasmtime (input copied straight into guest memory, a
-//! plain export called) as the physical limit. `make bench` runs this with the `bench`
+//! plain export called) as the physical limit. Host functions get a group of their own: a
+//! 64-byte round trip through one, on the plain extism-pdk `host_calls` pack, against the
+//! extism crate's `Function`. `make bench` runs this with the `bench`
 //! profile and turns criterion's estimates into BENCHMARKS.md; `cargo test --benches` runs
 //! each benchmark once as a smoke test.
 
@@ -142,5 +144,81 @@ fn per_call(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, per_call);
+/// The four imports of `host_calls`, for the extism crate: `reverse` does the work timed,
+/// the others only have to exist for the pack to link.
+fn extism_host_functions() -> Vec<extism::Function> {
+    use extism::{Function, UserData, PTR};
+    let reverse = Function::new(
+        "reverse",
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        |plugin, inputs, outputs, _| {
+            let input: Vec<u8> = plugin.memory_get_val::<&[u8]>(&inputs[0])?.to_vec();
+            let reversed: Vec<u8> = input.into_iter().rev().collect();
+            let handle = plugin.memory_new(&reversed)?;
+            outputs[0] = plugin.memory_to_val(handle);
+            Ok(())
+        },
+    );
+    let unused = |name: &str| {
+        Function::new(name, [PTR], [PTR], UserData::new(()), |_, _, _, _| {
+            Err(extism::Error::msg("not part of the benchmark"))
+        })
+    };
+    vec![
+        reverse,
+        unused("add"),
+        unused("fail"),
+        unused("context_echo"),
+    ]
+}
+
+/// The same four for packhost.
+fn packhost_host_functions() -> Vec<packhost::HostFunction> {
+    use packhost::{HostFnError, HostFunction};
+    let unused = |name: &str| {
+        HostFunction::bytes(name, |_, _| Err(HostFnError::new("not part of the benchmark")))
+    };
+    vec![
+        HostFunction::bytes("reverse", |_, input| Ok(input.iter().rev().copied().collect())),
+        unused("add"),
+        unused("fail"),
+        unused("context_echo"),
+    ]
+}
+
+fn host_function_round_trip(c: &mut Criterion) {
+    let input = payload(64);
+    let mut group = c.benchmark_group("host_fn/64");
+    group.throughput(Throughput::Bytes(64));
+    for (label, engine) in [("packhost", "native"), ("packhost-extism-engine", "extism")] {
+        let options = PackOptions::from_json(&format!(r#"{{"engine": "{engine}"}}"#))
+            .expect("bench options are valid");
+        let pack = Pack::load_file_with(dist("host_calls.wasm"), options, packhost_host_functions())
+            .expect("host_calls loads");
+        group.bench_function(BenchmarkId::from_parameter(label), |b| {
+            b.iter(|| {
+                pack.call("reverse_via_host", &input)
+                    .expect("call succeeds")
+                    .output
+                    .len()
+            })
+        });
+    }
+    let bytes = std::fs::read(dist("host_calls.wasm")).unwrap();
+    let mut plugin = extism::Plugin::new(&bytes, extism_host_functions(), false)
+        .expect("extism loads host_calls");
+    group.bench_function(BenchmarkId::from_parameter("extism-crate"), |b| {
+        b.iter(|| {
+            plugin
+                .call::<&[u8], &[u8]>("reverse_via_host", &input)
+                .expect("call succeeds")
+                .len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, per_call, host_function_round_trip);
 criterion_main!(benches);

@@ -95,6 +95,13 @@ async function main() {
     }
   }
   console.log(`${HOST} idle_instance rss_kib=${perIdleInstanceKib(file, smoke ? 2 : 16).toFixed(0)}`)
+  const unused = () => {
+    throw new Error('not part of the benchmark')
+  }
+  const functions = { reverse: (input) => input.reverse(), add: unused, fail: unused, context_echo: unused }
+  const lent = Pack.loadSync(path.join(path.dirname(file), 'host_calls.wasm'), {}, { onLog: null, functions })
+  const [{ us }] = perCallRows(lent, [['reverse_via_host', 64]], scale, rounds)
+  console.log(`${HOST} host_fn bytes=64 per_call_us=${us.toFixed(2)}`)
 }
 
 main()

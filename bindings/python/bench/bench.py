@@ -1,10 +1,12 @@
 """Times packhost from Python the way ../shared/anchors times the official SDK: per-call
 medians over 5 rounds on the anchors' input, plus calls per second with one and two threads
-and resident memory per loaded pack with one idle instance. One line per figure, for
-scripts/bench_report.py. ``--smoke`` runs everything once with tiny counts (CI).
+and resident memory per loaded pack with one idle instance; then a 64-byte round trip
+through a host function, on ``host_calls.wasm`` from the same folder. One line per figure,
+for scripts/bench_report.py. ``--smoke`` runs everything once with tiny counts (CI).
 
 Usage: python bench.py PACK.wasm [--smoke]
 """
+import os
 import statistics
 import sys
 import threading
@@ -73,6 +75,22 @@ def per_idle_instance_kib(path, count):
     return (resident_kib() - before) / count
 
 
+def not_benchmarked(data):
+    raise LookupError("not part of the benchmark")
+
+
+def host_fn_round_trip(folder, scale, rounds):
+    """Per-call time of a 64-byte round trip through ``reverse``, a plain callable."""
+    functions = {
+        "reverse": lambda data: data[::-1],
+        "add": not_benchmarked,
+        "fail": not_benchmarked,
+        "context_echo": not_benchmarked,
+    }
+    pack = packhost.Pack(os.path.join(folder, "host_calls.wasm"), functions=functions)
+    return per_call(pack, "reverse_via_host", 64, scale, rounds)
+
+
 def main():
     path = sys.argv[1]
     smoke = "--smoke" in sys.argv
@@ -89,6 +107,8 @@ def main():
             print(f"{HOST} threads action={action} bytes={n} threads={threads} calls_per_s={rate:.0f}")
     kib = per_idle_instance_kib(path, 2 if smoke else 16)
     print(f"{HOST} idle_instance rss_kib={kib:.0f}")
+    us = host_fn_round_trip(os.path.dirname(os.path.abspath(path)), scale, rounds)
+    print(f"{HOST} host_fn bytes=64 per_call_us={us:.2f}")
 
 
 main()

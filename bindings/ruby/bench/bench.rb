@@ -2,7 +2,8 @@
 
 # Times packhost from Ruby the way ../shared/anchors times the official SDK (libextism):
 # per-call medians over 5 rounds on the anchors' input, plus calls per second with one and
-# two threads and resident memory per loaded pack with one idle instance. One line per
+# two threads and resident memory per loaded pack with one idle instance; then a 64-byte
+# round trip through a host function, on host_calls.wasm from the same folder. One line per
 # figure, for scripts/bench_report.py. `--smoke` runs everything once with tiny counts (CI).
 #
 # Usage: ruby -Ilib bench.rb PACK.wasm [--smoke]   (or, without -Ilib, an installed gem)
@@ -89,3 +90,9 @@ seconds = smoke ? 0.02 : 2.0
   end
 end
 puts format("%s idle_instance rss_kib=%.0f", HOST, per_idle_instance_kib(path, smoke ? 2 : 16))
+unused = ->(_input) { raise "not part of the benchmark" }
+lent = Packhost::Pack.load(
+  File.join(File.dirname(path), "host_calls.wasm"),
+  functions: {"reverse" => ->(input) { input.reverse }, "add" => unused, "fail" => unused, "context_echo" => unused}
+)
+puts format("%s host_fn bytes=64 per_call_us=%.2f", HOST, per_call(lent, "reverse_via_host", 64, scale, rounds))
