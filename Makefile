@@ -13,7 +13,7 @@ PACKHOST := $(TARGET_DIR)/debug/packhost
 PDK_PACKS := api_errors text_tools hostile bench host_calls_pdk
 PLAIN_PACKS := plain bench_plain host_calls
 
-.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates lint fmt bench release
+.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates lint fmt bench release fuzz
 
 help: ## List the verbs.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ test: test-rust test-node test-python test-ruby test-crates ## Every test: Rust,
 test-rust: packs lint ## Rust: unit, conformance, sandbox, contract and CLI tests, and a benchmark smoke run.
 	cargo test --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby
 	cargo test -p packhost --benches
+
+FUZZ_SECONDS ?= 60
+fuzz: packs ## Run each fuzz target (load, abi, differential) for FUZZ_SECONDS s (default 60); a finding is kept in fuzz/regressions/.
+	cargo run -q -p packhost-fuzz -- all --seconds $(FUZZ_SECONDS)
 
 release: packs ## Build every package users install (wheel, npm tarball, gem, crates, CLI) into target/dist.
 	bash scripts/release.sh

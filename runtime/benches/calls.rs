@@ -178,10 +178,14 @@ fn extism_host_functions() -> Vec<extism::Function> {
 fn packhost_host_functions() -> Vec<packhost::HostFunction> {
     use packhost::{HostFnError, HostFunction};
     let unused = |name: &str| {
-        HostFunction::bytes(name, |_, _| Err(HostFnError::new("not part of the benchmark")))
+        HostFunction::bytes(name, |_, _| {
+            Err(HostFnError::new("not part of the benchmark"))
+        })
     };
     vec![
-        HostFunction::bytes("reverse", |_, input| Ok(input.iter().rev().copied().collect())),
+        HostFunction::bytes("reverse", |_, input| {
+            Ok(input.iter().rev().copied().collect())
+        }),
         unused("add"),
         unused("fail"),
         unused("context_echo"),
@@ -195,8 +199,9 @@ fn host_function_round_trip(c: &mut Criterion) {
     for (label, engine) in [("packhost", "native"), ("packhost-extism-engine", "extism")] {
         let options = PackOptions::from_json(&format!(r#"{{"engine": "{engine}"}}"#))
             .expect("bench options are valid");
-        let pack = Pack::load_file_with(dist("host_calls.wasm"), options, packhost_host_functions())
-            .expect("host_calls loads");
+        let pack =
+            Pack::load_file_with(dist("host_calls.wasm"), options, packhost_host_functions())
+                .expect("host_calls loads");
         group.bench_function(BenchmarkId::from_parameter(label), |b| {
             b.iter(|| {
                 pack.call("reverse_via_host", &input)

@@ -135,6 +135,8 @@ pub struct ModuleInfo {
     /// Raw bytes of the manifest custom section, when present.
     #[serde(skip)]
     pub manifest_section: Option<Vec<u8>>,
+    /// True when the module has a start function (run as it is instantiated).
+    pub has_start: bool,
 }
 
 impl ModuleInfo {
@@ -153,6 +155,8 @@ impl ModuleInfo {
         let mut imports = Vec::new();
         let mut exported = Vec::new();
         let mut manifest_section = None;
+        let mut memories = 0;
+        let mut has_start = false;
 
         for payload in Parser::new(0).parse_all(bytes) {
             let payload = payload.map_err(|err| Error::invalid_pack(err.to_string()))?;
@@ -192,6 +196,8 @@ impl ModuleInfo {
                         });
                     }
                 }
+                Payload::MemorySection(reader) => memories += reader.count(),
+                Payload::StartSection { .. } => has_start = true,
                 Payload::FunctionSection(reader) => {
                     for index in reader {
                         func_type_of
@@ -214,6 +220,19 @@ impl ModuleInfo {
                 }
                 _ => {}
             }
+        }
+
+        // The Extism ABI knows one memory, and so does the extism engine, which fails to
+        // start a module with two; refusing them at load keeps both engines alike (the
+        // differential fuzz target found the difference) and keeps memory accounting simple.
+        memories += imports
+            .iter()
+            .filter(|import| import.kind == "memory")
+            .count() as u32;
+        if memories > 1 {
+            return Err(Error::invalid_pack(format!(
+                "the module has {memories} memories; a pack has at most one"
+            )));
         }
 
         let exports = exported
@@ -241,6 +260,7 @@ impl ModuleInfo {
             imports,
             exports,
             manifest_section,
+            has_start,
         })
     }
 
@@ -273,6 +293,21 @@ impl ModuleInfo {
     /// WASI, when `allow_wasi`) and not one of `functions` with the same signature;
     /// `host_denied` when the pack needs WASI and it is not allowed.
     pub fn check_imports(&self, allow_wasi: bool, functions: &[HostFunction]) -> Result<()> {
+        // A start function runs inside instantiation, before a host can lend it anything
+        // safely: under the extism engine, one that calls a host-side import dereferences a
+        // null pointer in extism 1.30 and takes the whole process down (found by the `abi`
+        // fuzz target). Start-up code that needs the host belongs in `_initialize`, which
+        // both engines run once the instance is whole.
+        let calls_out = self
+            .imports
+            .iter()
+            .any(|import| import.kind == "func" && import.module != WASI_PREVIEW1);
+        if self.has_start && calls_out {
+            return Err(Error::invalid_pack(
+                "the module has a start function and imports host functions; run start-up code \
+                 from an `_initialize` export instead",
+            ));
+        }
         for import in &self.imports {
             let provided = match import.module.as_str() {
                 EXTISM_ENV => {

@@ -110,8 +110,9 @@ fn every_package_resolves_the_core_dependencies_with_the_same_features() {
     let package_of = |line: &str| line.split(" [").next().unwrap_or_default().to_string();
     let core_packages: std::collections::BTreeSet<String> =
         core.iter().map(|line| package_of(line)).collect();
-    let selections: [&[&str]; 5] = [
+    let selections: [&[&str]; 6] = [
         &["-p", "packhost-node"],
+        &["-p", "packhost-fuzz"],
         &["-p", "packhost-python"],
         &["-p", "packhost-cli"],
         &["-p", "packhost-ruby"],

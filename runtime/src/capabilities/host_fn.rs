@@ -262,12 +262,17 @@ impl HostFunction {
         tally: &mut HostTally,
     ) -> Result<(), Error> {
         let started = Instant::now();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.run(call, args, results, deadline)
-        }));
         tally.calls += 1;
-        tally.time += started.elapsed();
+        let mut ended = Ended {
+            started,
+            deadline,
+            time: &mut tally.time,
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.run(call, args, results, &mut ended)
+        }));
         outcome.unwrap_or_else(|payload| {
+            tally.time += started.elapsed();
             Err(self.failure(HostFnError::with_class(panic_text(&payload), "panic")))
         })
     }
@@ -279,17 +284,8 @@ impl HostFunction {
         call: &mut HostCall<'_>,
         args: &[WasmValue],
         results: &mut [WasmValue],
-        deadline: Option<Instant>,
+        ended: &mut Ended<'_>,
     ) -> Result<(), Error> {
-        let check_deadline = || {
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    "the call ran past its time limit",
-                ));
-            }
-            Ok(())
-        };
         match &self.shape {
             Shape::Bytes(handler) => {
                 let Some(WasmValue::I64(offset)) = args.first() else {
@@ -308,8 +304,10 @@ impl HostFunction {
                         )
                     })?
                     .to_vec();
-                let output = handler(call, &input).map_err(|err| self.failure(err))?;
-                check_deadline()?;
+                let output = handler(call, &input);
+                let in_time = ended.handler_returned();
+                let output = output.map_err(|err| self.failure(err))?;
+                in_time?;
                 let offset = call.memory.alloc_bytes(&output).map_err(|_| {
                     Error::new(
                         ErrorKind::MemoryLimit,
@@ -330,8 +328,10 @@ impl HostFunction {
                 for (slot, ty) in results.iter_mut().zip(types) {
                     *slot = WasmValue::zero(*ty);
                 }
-                handler(call, args, results).map_err(|err| self.failure(err))?;
-                check_deadline()?;
+                let returned = handler(call, args, results);
+                let in_time = ended.handler_returned();
+                returned.map_err(|err| self.failure(err))?;
+                in_time?;
                 match results
                     .iter()
                     .zip(types)
@@ -359,6 +359,28 @@ impl HostFunction {
             },
             format!("host function {:?} failed: {err}", self.name),
         )
+    }
+}
+
+/// The end of one handler's run: its time goes into the call's tally, and a return at or
+/// after the call's deadline is a timeout. One clock reading serves both.
+struct Ended<'a> {
+    started: Instant,
+    deadline: Option<Instant>,
+    time: &'a mut Duration,
+}
+
+impl Ended<'_> {
+    fn handler_returned(&mut self) -> Result<(), Error> {
+        let now = Instant::now();
+        *self.time += now - self.started;
+        if self.deadline.is_some_and(|deadline| now >= deadline) {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                "the call ran past its time limit",
+            ));
+        }
+        Ok(())
     }
 }
 

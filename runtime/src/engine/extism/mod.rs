@@ -211,6 +211,13 @@ fn instantiate_now(plugin: &mut extism::Plugin) -> Result<()> {
     })?;
     match outcome {
         Err(err) if err.to_string().starts_with("Function not found") => Ok(()),
+        // extism's limiter fails a refused `memory.grow` with a trap saying "oom" where the
+        // native engine lets `memory.grow` return -1; in start-up code, as in a call, that
+        // is the memory limit at work, not a broken pack.
+        Err(err) if err.root_cause().to_string() == "oom" => Err(Error::new(
+            ErrorKind::MemoryLimit,
+            "the pack tried to grow its memory past the limit while starting",
+        )),
         Err(err) => Err(Error::invalid_pack(format!(
             "the pack failed to start: {err:#}"
         ))),
