@@ -186,10 +186,17 @@ function toCallOptionsJson(options) {
   }
 }
 
-/** Bytes as a Buffer without copying, or undefined for anything that is not bytes. */
+/** Bytes as a Buffer (without copying, unless shared), or undefined for anything that is not bytes. */
 function asBuffer(value) {
-  if (Buffer.isBuffer(value)) return value
-  if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  // Memory shared with other threads is copied: the core reads a call's input (and a host
+  // function's output) while the pack runs, and another thread could change it meanwhile.
+  if (value instanceof SharedArrayBuffer) return Buffer.from(new Uint8Array(value))
+  if (ArrayBuffer.isView(value)) {
+    if (value.buffer instanceof SharedArrayBuffer) {
+      return Buffer.from(new Uint8Array(value.buffer, value.byteOffset, value.byteLength))
+    }
+    return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  }
   if (value instanceof ArrayBuffer) return Buffer.from(value)
   return undefined
 }

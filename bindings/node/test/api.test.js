@@ -84,6 +84,17 @@ describe('calling', () => {
     assert.equal(pack.callSync('echo').text, '')
   })
 
+  test('input in memory shared with other threads is copied when the call starts', async () => {
+    const json = '{"text":"hello"}'
+    const shared = new Uint8Array(new SharedArrayBuffer(json.length))
+    shared.set(Buffer.from(json))
+    const call = pack.call('echo', shared)
+    // Another thread could write here while the pack runs on the pool; the pack must not see it.
+    shared.fill(0x78)
+    assert.equal((await call).text, json)
+    assert.equal(pack.callSync('echo', shared.buffer).text, 'x'.repeat(json.length))
+  })
+
   test('a result gives bytes, text, parsed JSON and the usage record', async () => {
     const result = await pack.call('count_vowels', { text: 'hello world' })
     assert.ok(result instanceof CallResult)
