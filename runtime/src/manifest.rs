@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::capabilities::host_fn::EXTISM_USER;
 use crate::error::{Error, Result};
 use crate::hosts::HostPattern;
-use crate::module::{ModuleInfo, EXTISM_ENV, WASI_PREVIEW1};
+use crate::module::ModuleInfo;
 
 /// Name of the custom section that holds the manifest JSON.
 pub const MANIFEST_SECTION: &str = "packhost/manifest";
@@ -126,11 +126,7 @@ fn default_namespace() -> String {
 /// the Extism ABI and WASI, with bytes in and out as far as anyone can tell.
 fn imported_host_functions(module: &ModuleInfo) -> Vec<HostFunctionSpec> {
     module
-        .imports
-        .iter()
-        .filter(|import| {
-            import.kind == "func" && import.module != EXTISM_ENV && import.module != WASI_PREVIEW1
-        })
+        .host_function_imports()
         .map(|import| HostFunctionSpec {
             name: import.name.clone(),
             namespace: import.module.clone(),

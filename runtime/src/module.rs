@@ -279,6 +279,13 @@ impl ModuleInfo {
             .any(|export| export.kind == "func" && export.name == name)
     }
 
+    /// The function imports a host must lend: every one outside the Extism ABI and WASI.
+    pub fn host_function_imports(&self) -> impl Iterator<Item = &Import> {
+        self.imports.iter().filter(|import| {
+            import.kind == "func" && import.module != EXTISM_ENV && import.module != WASI_PREVIEW1
+        })
+    }
+
     /// True when some import comes from WASI.
     pub fn imports_wasi(&self) -> bool {
         self.imports
@@ -316,12 +323,10 @@ impl ModuleInfo {
                         Some(abi) if import.kind == "func" => {
                             if import.params != abi.params || import.results != abi.results {
                                 return Err(Error::invalid_pack(format!(
-                                    "the pack imports {EXTISM_ENV}::{} as ({}) -> ({}); the ABI defines ({}) -> ({})",
+                                    "the pack imports {EXTISM_ENV}::{} as {}; the ABI defines {}",
                                     import.name,
-                                    import.params.join(", "),
-                                    import.results.join(", "),
-                                    abi.params.join(", "),
-                                    abi.results.join(", "),
+                                    signature_text(&import.params, &import.results),
+                                    signature_text(abi.params, abi.results),
                                 )));
                             }
                             true
@@ -347,25 +352,22 @@ impl ModuleInfo {
                 {
                     Some(function) if import.kind == "func" => {
                         let (params, results) = function.signature();
-                        let names = |types: &[ValueType]| -> Vec<String> {
-                            types.iter().map(|ty| ty.as_str().to_string()).collect()
+                        let names = |types: &[ValueType]| -> Vec<&str> {
+                            types.iter().map(|ty| ty.as_str()).collect()
                         };
-                        if import.params != names(&params) || import.results != names(&results) {
+                        let (params, results) = (names(&params), names(&results));
+                        if import.params != params || import.results != results {
                             return Err(Error::invalid_pack(format!(
-                                "the pack imports host function {:?} from {module:?} as ({}) -> ({}); the host registered ({}) -> ({})",
+                                "the pack imports host function {:?} from {module:?} as {}; the host registered {}",
                                 import.name,
-                                import.params.join(", "),
-                                import.results.join(", "),
-                                names(&params).join(", "),
-                                names(&results).join(", "),
+                                signature_text(&import.params, &import.results),
+                                signature_text(&params, &results),
                             )));
                         }
                         true
                     }
-                    _ if module != EXTISM_ENV
-                        && module != WASI_PREVIEW1
-                        && import.kind == "func" =>
-                    {
+                    // The ABI's module and WASI's functions were matched above.
+                    _ if import.kind == "func" => {
                         return Err(Error::invalid_pack(format!(
                             "the pack imports host function {:?} from {module:?}, which the host did not register",
                             import.name
@@ -383,6 +385,18 @@ impl ModuleInfo {
         }
         Ok(())
     }
+}
+
+/// A function signature as error messages show it: `(i64, i32) -> (i64)`.
+fn signature_text(params: &[impl AsRef<str>], results: &[impl AsRef<str>]) -> String {
+    fn list(types: &[impl AsRef<str>]) -> String {
+        types
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<&str>>()
+            .join(", ")
+    }
+    format!("({}) -> ({})", list(params), list(results))
 }
 
 /// Returns `module` with its manifest section replaced by `manifest_json` (or added).

@@ -453,13 +453,8 @@ pub fn unavailable_host_functions(
     module: &crate::module::ModuleInfo,
     reason: &str,
 ) -> Vec<HostFunction> {
-    use crate::module::{EXTISM_ENV, WASI_PREVIEW1};
     module
-        .imports
-        .iter()
-        .filter(|import| {
-            import.kind == "func" && import.module != EXTISM_ENV && import.module != WASI_PREVIEW1
-        })
+        .host_function_imports()
         .filter_map(|import| {
             let types = |names: &[String]| {
                 names
