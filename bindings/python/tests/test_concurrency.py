@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Callable
 import pytest
 
 import packhost
+from conftest import Ticker
 
 UNCAPPED = {"limits": {"fuel": None, "timeout_ms": 60000}}
 CALLS = 8
@@ -62,24 +62,9 @@ def test_two_threads_finish_cpu_bound_work_at_least_1_6x_faster(hostile_path: Pa
 
 def test_a_thread_blocked_in_a_call_does_not_block_other_python_threads(hostile_path: Path) -> None:
     pack = packhost.Pack(hostile_path, limits={"timeout_ms": 300, "fuel": None})
-    ticks = 0
-    stop = threading.Event()
-
-    def tick() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            time.sleep(0.005)
-
-    ticker = threading.Thread(target=tick)
-    ticker.start()
-    try:
-        with pytest.raises(packhost.Timeout):
-            pack.call("spin")
-    finally:
-        stop.set()
-        ticker.join()
-    assert ticks >= 20
+    with Ticker(0.005) as ticker, pytest.raises(packhost.Timeout):
+        pack.call("spin")
+    assert ticker.ticks >= 20
 
 
 def test_a_looping_pack_times_out_in_asyncio_while_other_coroutines_run(hostile_path: Path) -> None:

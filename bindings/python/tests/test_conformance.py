@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 import pytest
 
 import packhost
-from conftest import CONFORMANCE, pack_path
+from conftest import CONFORMANCE, SUITE_FUNCTIONS, pack_path
 
 CASE_FIELDS = {
     "name", "pack", "pack_file", "options", "actions", "then", "host_functions",
@@ -24,28 +24,6 @@ CASE_FIELDS = {
 CALL_FIELDS = CASE_FIELDS - {
     "name", "pack", "pack_file", "options", "actions", "then", "host_functions",
 }
-
-
-def _add(args: Dict[str, Any]) -> Dict[str, Any]:
-    return {"sum": args["a"] + args["b"]}
-
-
-def _fail(message: str) -> bytes:
-    # The suite's `fail` raises a LookupError; Python has that class built in.
-    raise LookupError(message)
-
-
-def _context_echo(_: bytes, call: packhost.HostCall) -> Dict[str, Any]:
-    return {"context": call.context, "pack": call.pack_name}
-
-
-# The suite's host functions (tests/conformance/README.md), written with the public API.
-SUITE_FUNCTIONS = [
-    packhost.host_fn(lambda data: data[::-1], name="reverse"),
-    packhost.host_fn(_add, name="add", input="json", output="json"),
-    packhost.host_fn(_fail, name="fail", input="str"),
-    packhost.host_fn(_context_echo, name="context_echo", output="json"),
-]
 
 
 def load_cases() -> List[Dict[str, Any]]:

@@ -12,38 +12,21 @@ from typing import Any, Callable, Dict
 import pytest
 
 import packhost
+from conftest import SUITE_FUNCTIONS, Ticker
 
 ENGINES = ("native", "extism")
 
 
-@pytest.fixture
-def host_calls_path() -> Path:
-    from conftest import pack_path
-
-    return pack_path("host_calls")
-
-
-def raise_lookup_error(message: str) -> bytes:
-    raise LookupError(message)
-
-
 def lend(path: Path, engine: str, **replacements: Any) -> packhost.Pack:
-    """host_calls with all four imports lent, some of them replaced."""
-    functions: Dict[str, Any] = {
-        "reverse": lambda data: data[::-1],
-        "add": packhost.host_fn(lambda args: {"sum": args["a"] + args["b"]}, input="json", output="json"),
-        "fail": packhost.host_fn(raise_lookup_error, input="str"),
-        "context_echo": packhost.host_fn(
-            lambda _, call: {"context": call.context, "pack": call.pack_name}, output="json"
-        ),
-    }
+    """host_calls with the suite's four functions lent, some of them replaced."""
+    functions: Dict[str, Any] = {function.name: function for function in SUITE_FUNCTIONS}
     functions.update(replacements)
     return packhost.Pack(path, engine=engine, functions=functions)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_plain_callable_and_a_decorated_one_serve_the_pack(host_calls_path: Path, engine: str) -> None:
-    pack = lend(host_calls_path, engine)
+    pack = lend(host_calls_path, engine, reverse=lambda data: data[::-1])
     result = pack.call("reverse_via_host", "hello")
     assert result.output == b"olleh"
     assert result.usage.host_calls == 1
@@ -133,27 +116,13 @@ def test_a_handler_may_call_the_same_pack_again(host_calls_path: Path, engine: s
 
 
 def test_handlers_run_for_async_calls_and_other_threads_keep_running(host_calls_path: Path) -> None:
-    ticks = 0
-    stop = threading.Event()
-
-    def tick() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            stop.wait(0.002)
-
     def slow_reverse(data: bytes) -> bytes:
         # Sleeping releases the GIL: the ticker must keep running meanwhile.
         threading.Event().wait(0.2)
         return data[::-1]
 
     pack = lend(host_calls_path, "native", reverse=slow_reverse)
-    ticker = threading.Thread(target=tick)
-    ticker.start()
-    try:
+    with Ticker(0.002) as ticker:
         result = asyncio.run(pack.acall("reverse_via_host", "abc"))
-    finally:
-        stop.set()
-        ticker.join()
     assert result.output == b"cba"
-    assert ticks >= 20
+    assert ticker.ticks >= 20
