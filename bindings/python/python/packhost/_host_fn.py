@@ -52,7 +52,15 @@ Functions = Union[Mapping[str, Union[Callable[..., Any], HostFn]], Iterable[Host
 
 
 @overload
-def host_fn(handler: Callable[..., Any], /) -> HostFn: ...
+def host_fn(
+    handler: Callable[..., Any],
+    /,
+    *,
+    name: Optional[str] = None,
+    namespace: str = EXTISM_USER,
+    input: str = "bytes",
+    output: str = "bytes",
+) -> HostFn: ...
 
 
 @overload
@@ -76,7 +84,8 @@ def host_fn(
     input: str = "bytes",
     output: str = "bytes",
 ) -> Union[HostFn, Callable[[Callable[..., Any]], HostFn]]:
-    """Declares a host function: ``@host_fn`` or ``@host_fn(input="json", output="json")``.
+    """Declares a host function: ``@host_fn``, ``@host_fn(input="json", output="json")``, or
+    ``host_fn(handler, input="json")`` for a function defined elsewhere.
 
     ``name`` defaults to the function's own name. ``input`` says what the handler receives
     (``bytes``, UTF-8 ``str``, or parsed ``json``); ``output`` what it returns (``bytes``
