@@ -63,18 +63,26 @@ export declare function buildInfoJson(): string
  */
 export declare function errorCodes(): Array<string>
 
+/** A handler's failure as the dispatcher returns it. */
+export interface HostFailure {
+  /** What the handler threw, as text. */
+  message: string
+  /** The class of what it threw, when it was an object. */
+  errorClass?: string
+}
+
 /**
  * Loads a pack on the libuv thread pool; the host functions are prepared here, on the
  * JavaScript thread, where Node lets the dispatcher be referenced.
  */
-export declare function loadPack(source: string | Buffer, optionsJson?: string | undefined | null, host?: NativeHostFunctions | undefined | null, dispatcher?: ((err: Error | null, table: number, name: string, input: Buffer, callJson: string, reply: HostReply, sync: boolean) => void) | undefined | null): Promise<NativePack | NativeError>
+export declare function loadPack(source: string | Buffer, optionsJson?: string | undefined | null, host?: NativeHostFunctions | undefined | null, dispatcher?: ((err: Error | null, table: number, index: number, input: Buffer, callJson: string | null, reply: HostReply | null) => Buffer | HostFailure | undefined) | undefined | null): Promise<NativePack | NativeError>
 
 /**
  * Loads a pack on the calling thread. `options_json` is the options object as JSON text,
  * absent for the defaults; `host` lists the host functions the wrapper lends, whose calls
  * go to `dispatcher` (the wrapper's `dispatchHostCall`).
  */
-export declare function loadPackSync(source: string | Buffer, optionsJson?: string | undefined | null, host?: NativeHostFunctions | undefined | null, dispatcher?: ((err: Error | null, table: number, name: string, input: Buffer, callJson: string, reply: HostReply, sync: boolean) => void) | undefined | null): NativePack | NativeError
+export declare function loadPackSync(source: string | Buffer, optionsJson?: string | undefined | null, host?: NativeHostFunctions | undefined | null, dispatcher?: ((err: Error | null, table: number, index: number, input: Buffer, callJson: string | null, reply: HostReply | null) => Buffer | HostFailure | undefined) | undefined | null): NativePack | NativeError
 
 /** One finished call: the output and report on success, the error on failure. */
 export interface NativeCallOutcome {
@@ -119,4 +127,9 @@ export interface NativeHostImport {
   name: string
   /** The import module; absent for the core's default, `extism:host/user`. */
   namespace?: string
+  /**
+   * Whether the handler reads the call's facts (context, pack, function); they are not
+   * sent to one that does not. Absent means it does.
+   */
+  wantsCall?: boolean
 }

@@ -317,35 +317,41 @@ function classOf(thrown) {
   return typeof name === 'string' && name !== '' ? name : undefined
 }
 
-/** Fails the host call with what the handler threw (or rejected with). */
-function failWith(reply, thrown) {
-  let message
-  let errorClass
+/** A host call's failure as the addon takes it, from what the handler threw (or rejected with). */
+function failureOf(thrown) {
   try {
-    message = typeof thrown?.message === 'string' ? thrown.message : String(thrown)
-    errorClass = classOf(thrown)
+    const message = typeof thrown?.message === 'string' ? thrown.message : String(thrown)
+    return { message, errorClass: classOf(thrown) }
   } catch {
     // A getter or toString that throws in turn: the call still fails, just less precisely.
-    message = 'the handler threw a value that cannot be read'
+    return { message: 'the handler threw a value that cannot be read', errorClass: undefined }
   }
-  reply.fail(message, errorClass)
 }
 
-/** Answers the host call with the handler's value, or fails it when the value has the wrong type. */
-function answer(reply, entry, value) {
+/** A host call's answer from the handler's value: its output bytes, or a failure when the value has the wrong type. */
+function answerOf(entry, value) {
   let bytes
   try {
     bytes = encodeOutput(entry.output, value)
   } catch (err) {
     // JSON.stringify of a BigInt or a cycle.
-    failWith(reply, err)
-    return
+    return failureOf(err)
   }
   if (bytes === undefined) {
-    reply.fail(`the handler returned ${kindOf(value)}; output '${entry.output}' takes ${ACCEPTED_OUTPUT[entry.output]}`, 'TypeError')
-    return
+    return { message: `the handler returned ${kindOf(value)}; output '${entry.output}' takes ${ACCEPTED_OUTPUT[entry.output]}`, errorClass: 'TypeError' }
   }
-  reply.ok(bytes)
+  return bytes
+}
+
+/**
+ * Delivers a host call's answer: returned to the addon for a call in place (no reply), sent
+ * through the reply for a call queued from the thread pool.
+ */
+function settle(reply, answer) {
+  if (reply === null) return answer
+  if (Buffer.isBuffer(answer)) reply.ok(answer)
+  else reply.fail(answer.message, answer.errorClass)
+  return undefined
 }
 
 /** Whether a handler's value is a promise (or any thenable) to wait for. */
@@ -368,6 +374,8 @@ let lastTableId = 0
 /** The host functions one pack was lent. */
 class HostFunctionTable {
   #entries = new Map()
+  // The entries in the order the addon numbers them.
+  #byIndex = []
 
   /** Reads `functions` (import name -> handler or spec); throws a TypeError for a bad one. */
   constructor(functions) {
@@ -375,6 +383,7 @@ class HostFunctionTable {
       throw new TypeError('hooks.functions must be an object mapping import names to handlers')
     }
     for (const [name, spec] of Object.entries(functions)) this.#entries.set(name, hostFunctionEntry(name, spec))
+    this.#byIndex = [...this.#entries.values()]
     // Ids are u32 for the addon; skipping ids in use keeps them unique even after wrapping.
     do {
       lastTableId = lastTableId >= 0xffffffff ? 1 : lastTableId + 1
@@ -384,65 +393,71 @@ class HostFunctionTable {
     HOST_TABLE_CLEANUP.register(this, this.id)
   }
 
-  /** The table as the addon's load functions take it, or undefined when it lends nothing. */
+  /**
+   * The table as the addon's load functions take it, or undefined when it lends nothing. The
+   * addon calls a function by its index here, and sends the call's facts only to a handler
+   * that reads them.
+   */
   get forAddon() {
-    if (this.#entries.size === 0) return undefined
-    const imports = [...this.#entries.values()].map(({ name, namespace }) => ({ name, namespace }))
+    if (this.#byIndex.length === 0) return undefined
+    const imports = this.#byIndex.map(({ name, namespace, wantsCall }) => ({ name, namespace, wantsCall }))
     return { table: this.id, imports }
   }
 
   /**
-   * Runs the handler of one host call and answers `reply`, now or once a returned promise
-   * settles; every failure is answered too, never thrown.
+   * Runs the `index`-th handler on one host call and settles it (see `settle`): in place
+   * (`reply` null) by returning the answer, for the thread pool through `reply`, now or once
+   * a returned promise settles. Every failure is answered too, never thrown.
    */
-  run(name, input, callJson, reply, sync) {
-    const entry = this.#entries.get(name)
+  run(index, input, callJson, reply) {
+    const entry = this.#byIndex[index]
     let value
     try {
-      const call = entry.wantsCall ? JSON.parse(callJson) : undefined
+      const call = callJson === null ? undefined : JSON.parse(callJson)
       value = entry.handler(decodeInput(entry.input, input), call)
-      if (!isThenable(value)) {
-        answer(reply, entry, value)
-        return
-      }
     } catch (err) {
-      failWith(reply, err)
-      return
+      return settle(reply, failureOf(err))
     }
-    if (sync) {
+    if (!isThenable(value)) return settle(reply, answerOf(entry, value))
+    if (reply === null) {
       // Nothing awaits the promise any more, so its rejection must not go unhandled.
       Promise.resolve(value).catch(() => {})
-      reply.fail('the handler returned a Promise: async host functions need call() (await), not callSync()', 'TypeError')
-      return
+      return { message: 'the handler returned a Promise: async host functions need call() (await), not callSync()', errorClass: 'TypeError' }
     }
     Promise.resolve(value)
       .then(
-        (settled) => answer(reply, entry, settled),
-        (err) => failWith(reply, err),
+        (settled) => settle(reply, answerOf(entry, settled)),
+        (err) => settle(reply, failureOf(err)),
       )
       // The reply's methods do not throw; should one anyway, the waiting call gives up on
       // its own, and an unhandled rejection must not take the process down meanwhile.
       .catch(() => {})
+    return undefined
   }
 }
 
 /**
  * The one function the addon calls for every host call of every pack, on this thread: under
- * `callSync` in place (`sync` true), for an async call from the thread pool, which waits for
- * the reply. `err` is set only when the addon could not build the arguments; no reply comes
- * with it, and the call fails on its own. Never throws: a throw from here would be uncaught.
+ * `callSync` in place, with no reply, returning the answer (output bytes, or the failure as
+ * `{message, errorClass}`); for an async call from the thread pool with a `reply`, which the
+ * waiting call reads. `err` is set only when the addon could not build the arguments; no
+ * reply comes with it, and the call fails on its own. Never throws: a throw from here would
+ * be uncaught.
  */
-function dispatchHostCall(err, table, name, input, callJson, reply, sync) {
-  if (err) return
+function dispatchHostCall(err, table, index, input, callJson, reply) {
+  if (err) return undefined
   try {
     const host = HOST_TABLES.get(table)?.deref()
-    if (host === undefined) reply.fail('the pack that lent this host function was collected', 'Error')
-    else host.run(name, input, callJson, reply, sync)
+    if (host === undefined) {
+      return settle(reply, { message: 'the pack that lent this host function was collected', errorClass: 'Error' })
+    }
+    return host.run(index, input, callJson, reply)
   } catch (caught) {
     try {
-      failWith(reply, caught)
+      return settle(reply, failureOf(caught))
     } catch {
       // The reply is gone with the caught value; the call fails when the reply is collected.
+      return undefined
     }
   }
 }

@@ -52,9 +52,13 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
         native_code: Default::default(),
     };
     let manifest_json = Instance::new(&spec)?
-        .call(MANIFEST_EXPORT, &[], &serde_json::Value::Null, |output| {
-            Ok(output.to_vec())
-        })
+        .call(
+            MANIFEST_EXPORT,
+            &[],
+            &serde_json::Value::Null,
+            None,
+            |output| Ok(output.to_vec()),
+        )
         .result?;
     PackManifest::parse(&manifest_json, &info)?;
     embed_manifest(module, &manifest_json)

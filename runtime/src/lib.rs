@@ -22,6 +22,7 @@ mod embed;
 mod engine;
 mod error;
 pub mod hosts;
+mod lock;
 pub mod manifest;
 pub mod module;
 mod options;
@@ -37,6 +38,7 @@ pub use capabilities::host_fn::{
 pub use embed::embed_generated_manifest;
 pub use engine::forget_compiled_code;
 pub use error::{Error, ErrorKind, Result, ERROR_CODES};
+pub use lock::{InterpreterLock, HOLD_AT_MOST};
 pub use manifest::{
     ActionSpec, Capabilities, Encoding, HostFunctionSpec, PackManifest, PayloadSpec,
 };

@@ -17,9 +17,10 @@ use crate::capabilities::http::HttpGrant;
 use crate::engine::{Instance, InstanceSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hosts::effective_hosts;
+use crate::lock::{CallLengths, InterpreterLock};
 use crate::manifest::PackManifest;
 use crate::module::ModuleInfo;
-use crate::options::{CallOptions, PackOptions};
+use crate::options::{CallOptions, EngineKind, PackOptions};
 use crate::pool::Pool;
 use crate::usage::{CallOutput, CallReport, Usage};
 
@@ -37,6 +38,8 @@ struct PackInner {
     options: PackOptions,
     spec: InstanceSpec,
     idle: Pool<Instance>,
+    /// Which actions' calls hand an interpreter lock over ([`Pack::call_locked`]).
+    lengths: CallLengths,
 }
 
 impl std::fmt::Debug for Pack {
@@ -159,6 +162,7 @@ impl Pack {
         // pack from linking (imports by name and signature, the manifest) was checked above,
         // so load stays cheap for hosts that load many packs and call few.
         tracing::debug!(name = %manifest.name, version = %manifest.version, "pack loaded");
+        let manifest_actions = manifest.actions.len();
 
         Ok(Pack {
             inner: Arc::new(PackInner {
@@ -169,6 +173,7 @@ impl Pack {
                 options,
                 spec,
                 idle: Pool::default(),
+                lengths: CallLengths::new(manifest_actions),
             }),
         })
     }
@@ -285,16 +290,88 @@ impl Pack {
         options: &CallOptions,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<(R, CallReport)> {
+        self.action_index(action)?;
+        self.run(action, input, options, None, read)
+    }
+
+    /// [`Pack::call_reading`] for a host whose interpreter has a global lock, held by the
+    /// calling thread: a call expected to be short runs holding it (and releases it through
+    /// `lock` if it runs past [`HOLD_AT_MOST`](crate::HOLD_AT_MOST)); any other call runs
+    /// inside [`InterpreterLock::run_released`]. What to expect is learnt per action from
+    /// the calls made this way. `read` runs in either state, so it must not need the lock.
+    ///
+    /// # Errors
+    /// As [`Pack::call_with_options`].
+    pub fn call_locked<R>(
+        &self,
+        action: &str,
+        input: &[u8],
+        options: &CallOptions,
+        lock: &mut dyn InterpreterLock,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<(R, CallReport)> {
+        let index = self.action_index(action)?;
+        let lengths = &self.inner.lengths;
+        // Only the native engine can hand the lock over in the middle of a call.
+        let keep_lock = self.inner.spec.engine == EngineKind::Native && lengths.expect_short(index);
+        let result = if keep_lock {
+            self.run(action, input, options, Some(lock), read)
+        } else {
+            let mut read = Some(read);
+            let mut result = None;
+            lock.run_released(&mut || {
+                if let Some(read) = read.take() {
+                    result = Some(self.run(action, input, options, None, read));
+                }
+            });
+            result.unwrap_or_else(|| {
+                Err(Error::new(
+                    ErrorKind::Internal,
+                    "packhost bug: the host's lock never ran the call",
+                ))
+            })
+        };
+        let report = match &result {
+            Ok((_, report)) => Some(report),
+            Err(err) => err.report(),
+        };
+        if let Some(report) = report {
+            lengths.record(
+                index,
+                std::time::Duration::from_micros(report.usage.wall_time_us),
+            );
+        }
+        result
+    }
+
+    /// Where `action` is in the manifest, or `action_not_found`.
+    fn action_index(&self, action: &str) -> Result<usize> {
+        let manifest = &self.inner.manifest;
+        manifest
+            .actions
+            .iter()
+            .position(|spec| spec.name == action)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::ActionNotFound,
+                    format!("pack {:?} has no action {action:?}", manifest.name),
+                )
+            })
+    }
+
+    /// One call of `action`, which the manifest names, on a pooled instance.
+    fn run<R>(
+        &self,
+        action: &str,
+        input: &[u8],
+        options: &CallOptions,
+        lock: Option<&mut dyn InterpreterLock>,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<(R, CallReport)> {
         let inner = &*self.inner;
         let span = tracing::debug_span!("packhost.call", pack = %inner.manifest.name, action);
         let _entered = span.enter();
 
-        if inner.manifest.action(action).is_none() {
-            return Err(Error::new(
-                ErrorKind::ActionNotFound,
-                format!("pack {:?} has no action {action:?}", inner.manifest.name),
-            ));
-        }
         let limits = &inner.spec.limits;
         if input.len() as u64 > limits.max_input_bytes {
             return Err(Error::new(
@@ -309,7 +386,7 @@ impl Pack {
 
         let mut instance = self.checkout()?;
         let mut output_bytes = 0;
-        let outcome = instance.call(action, input, &options.context, |output| {
+        let outcome = instance.call(action, input, &options.context, lock, |output| {
             if output.len() as u64 > limits.max_output_bytes {
                 return Err(Error::new(
                     ErrorKind::OutputTooLarge,

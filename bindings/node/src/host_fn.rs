@@ -3,10 +3,16 @@
 //! handler's answer back, whichever thread the pack runs on.
 //!
 //! Handlers are JavaScript, so they run on the JavaScript thread. Under `callSync` the pack
-//! already runs there, so the dispatcher is called in place. An async call runs on a libuv
+//! already runs there, so the dispatcher is called in place and returns the answer: the
+//! output bytes, or the failure as `{message, errorClass}`. An async call runs on a libuv
 //! pool thread, which queues the call on the JavaScript thread through a threadsafe function
-//! and waits for the answer; the JavaScript thread is free meanwhile (it is awaiting that
-//! very call), so the handler runs, and may await other calls, without a deadlock.
+//! with a `HostReply` to answer through, and waits; the JavaScript thread is free meanwhile
+//! (it is awaiting that very call), so the handler runs, and may await other calls, without
+//! a deadlock.
+//!
+//! A call in place creates as little as it can on the JavaScript side, as a host call's cost
+//! is mostly that: the function by its index, the input as one copied Buffer, and the call's
+//! facts as JSON only for a handler that reads them.
 //!
 //! The wrapper turns handler values into bytes and thrown values into a message and a
 //! class; this module only moves bytes and text. It holds no reference to a pack's own
@@ -20,7 +26,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Buffer, FnArgs, Function, FunctionRef, Null};
+use napi::bindgen_prelude::{
+    Buffer, BufferSlice, FnArgs, FromNapiValue, Function, FunctionRef, JsValue, Null, ToNapiValue,
+};
 use napi::threadsafe_function::{
     ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue,
 };
@@ -41,6 +49,9 @@ pub struct NativeHostImport {
     pub name: String,
     /// The import module; absent for the core's default, `extism:host/user`.
     pub namespace: Option<String>,
+    /// Whether the handler reads the call's facts (context, pack, function); they are not
+    /// sent to one that does not. Absent means it does.
+    pub wants_call: Option<bool>,
 }
 
 /// The host functions one pack is loaded with.
@@ -102,13 +113,54 @@ impl HostReply {
 }
 
 /// The dispatcher's arguments when the addon calls it in place, under `callSync`: the
-/// error-first slot (always null), the table id, the import name, the input, the call as
-/// JSON text (`{context, packName, packId, function}`), the reply and `sync = true`.
-type DirectArgs = FnArgs<(Null, u32, String, Buffer, String, HostReply, bool)>;
+/// error-first slot (always null), the table id, the function's index in the table, the
+/// input, the call as JSON text (`{context, packName, packId, function}`, null when the
+/// handler does not read it) and no reply: the dispatcher returns the answer.
+type DirectArgs = FnArgs<(Null, u32, u32, InputCopy, Option<String>, Null)>;
 
-/// The same arguments queued from a pool thread; the threadsafe function adds the
-/// error-first slot itself, filled only when it could not build the rest.
-type QueuedArgs = FnArgs<(u32, String, Buffer, String, HostReply, bool)>;
+/// The same arguments queued from a pool thread, with the reply to answer through; the
+/// threadsafe function adds the error-first slot itself, filled only when it could not build
+/// the rest.
+type QueuedArgs = FnArgs<(u32, u32, Buffer, Option<String>, HostReply)>;
+
+/// A host call's input for a call in place: a Buffer holding a copy of the bytes, which
+/// costs less to make than an external Buffer over a vector for the small inputs host calls
+/// carry.
+pub struct InputCopy(sys::napi_value);
+
+impl ToNapiValue for InputCopy {
+    unsafe fn to_napi_value(_: sys::napi_env, input: Self) -> napi::Result<sys::napi_value> {
+        Ok(input.0)
+    }
+}
+
+/// What the dispatcher returns for a call in place: a Buffer of output bytes, or the
+/// failure.
+pub struct DirectAnswer(Answer);
+
+/// A handler's failure as the dispatcher returns it.
+#[napi(object)]
+pub struct HostFailure {
+    /// What the handler threw, as text.
+    pub message: String,
+    /// The class of what it threw, when it was an object.
+    pub error_class: Option<String>,
+}
+
+impl FromNapiValue for DirectAnswer {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        // SAFETY: `env` and `value` come from the dispatcher's return, on this thread.
+        if let Ok(output) = unsafe { BufferSlice::from_napi_value(env, value) } {
+            return Ok(DirectAnswer(Ok(output.to_vec())));
+        }
+        // SAFETY: as above.
+        let failure = unsafe { HostFailure::from_napi_value(env, value) }?;
+        Ok(DirectAnswer(Err(match failure.error_class {
+            Some(class) => HostFnError::with_class(failure.message, class),
+            None => HostFnError::new(failure.message),
+        })))
+    }
+}
 
 /// The wrapper's `dispatchHostCall`, as the load functions receive it.
 pub type Dispatcher<'env> = Function<'env, DirectArgs, UnknownReturnValue>;
@@ -118,36 +170,23 @@ pub type Dispatcher<'env> = Function<'env, DirectArgs, UnknownReturnValue>;
 /// as a value instead of becoming an uncaught exception.
 type Queue = ThreadsafeFunction<HostRequest, UnknownReturnValue, QueuedArgs, Status, true, true>;
 
-/// One host call on its way to the dispatcher.
+/// One host call queued for the dispatcher from a pool thread.
 struct HostRequest {
     table: u32,
-    name: String,
+    index: u32,
     input: Vec<u8>,
-    call_json: String,
+    call_json: Option<String>,
     reply: Sender<Answer>,
 }
 
 impl HostRequest {
-    fn direct_args(self) -> DirectArgs {
-        FnArgs::from((
-            Null,
-            self.table,
-            self.name,
-            Buffer::from(self.input),
-            self.call_json,
-            HostReply::new(self.reply),
-            true,
-        ))
-    }
-
     fn queued_args(self) -> QueuedArgs {
         FnArgs::from((
             self.table,
-            self.name,
+            self.index,
             Buffer::from(self.input),
             self.call_json,
             HostReply::new(self.reply),
-            false,
         ))
     }
 }
@@ -185,7 +224,7 @@ impl Drop for SyncCall {
 pub(crate) struct HostBridge {
     table: u32,
     imports: Vec<NativeHostImport>,
-    dispatcher: FunctionRef<DirectArgs, UnknownReturnValue>,
+    dispatcher: FunctionRef<DirectArgs, DirectAnswer>,
     queue: Queue,
     js_thread: ThreadId,
 }
@@ -220,10 +259,16 @@ impl HostBridge {
             .callee_handled::<true>()
             .build_callback(|ctx: ThreadsafeCallContext<HostRequest>| Ok(ctx.value.queued_args()))
             .map_err(failed)?;
+        // The same function, called in place, returns the answer.
+        let raw = dispatcher.value();
+        // SAFETY: `raw` is the dispatcher function, on the JavaScript thread that passed it.
+        let answering =
+            unsafe { Function::<DirectArgs, DirectAnswer>::from_napi_value(raw.env, raw.value) }
+                .map_err(failed)?;
         Ok(Some(HostBridge {
             table: host.table,
             imports: host.imports,
-            dispatcher: dispatcher.create_ref().map_err(failed)?,
+            dispatcher: answering.create_ref().map_err(failed)?,
             queue,
             js_thread: std::thread::current().id(),
         }))
@@ -248,10 +293,13 @@ impl HostBridge {
         });
         imports
             .into_iter()
-            .map(|import| {
+            .zip(0..)
+            .map(|(import, index)| {
                 let lent = Arc::clone(&lent);
-                let function =
-                    HostFunction::bytes(import.name, move |call, input| lent.run(call, input));
+                let wants_call = import.wants_call.unwrap_or(true);
+                let function = HostFunction::bytes(import.name, move |call, input| {
+                    lent.run(index, wants_call.then(|| call_json(call)), input)
+                });
                 match import.namespace {
                     Some(namespace) => function.with_namespace(namespace),
                     None => function,
@@ -266,7 +314,7 @@ struct Lent {
     table: u32,
     /// For calls on the JavaScript thread. Released on that thread whichever thread drops
     /// it (napi routes the release back), and it holds only the module-level dispatcher.
-    dispatcher: FunctionRef<DirectArgs, UnknownReturnValue>,
+    dispatcher: FunctionRef<DirectArgs, DirectAnswer>,
     /// For calls on pool threads; released from any thread when the pack goes.
     queue: Queue,
     js_thread: ThreadId,
@@ -275,24 +323,26 @@ struct Lent {
 }
 
 impl Lent {
-    fn run(&self, call: &HostCall<'_>, input: &[u8]) -> Answer {
-        let (reply, answer) = mpsc::channel();
-        let request = HostRequest {
-            table: self.table,
-            name: call.function.to_string(),
-            input: input.to_vec(),
-            call_json: call_json(call),
-            reply,
-        };
+    /// Runs the `index`-th handler of the table on `input`, with the call's facts as JSON
+    /// when the handler reads them.
+    fn run(&self, index: u32, call_json: Option<String>, input: &[u8]) -> Answer {
         if std::thread::current().id() == self.js_thread {
-            self.run_here(request, &answer)
+            self.run_here(index, call_json, input)
         } else {
+            let (reply, answer) = mpsc::channel();
+            let request = HostRequest {
+                table: self.table,
+                index,
+                input: input.to_vec(),
+                call_json,
+                reply,
+            };
             self.run_on_js_thread(request, &answer)
         }
     }
 
     /// Calls the dispatcher in place: this is the JavaScript thread, inside `callSync`.
-    fn run_here(&self, request: HostRequest, answer: &Receiver<Answer>) -> Answer {
+    fn run_here(&self, index: u32, call_json: Option<String>, input: &[u8]) -> Answer {
         let env = SYNC_ENV.with(Cell::get);
         if env.is_null() {
             // Queuing the call would wait for this very thread: fail instead of deadlocking.
@@ -301,20 +351,23 @@ impl Lent {
             ));
         }
         let env = Env::from_raw(env);
-        let called = {
-            let _scope = HandleScope::open(&env);
+        let _scope = HandleScope::open(&env);
+        let answered = BufferSlice::copy_from(&env, input).and_then(|input| {
+            let args = (
+                Null,
+                self.table,
+                index,
+                InputCopy(input.value().value),
+                call_json,
+                Null,
+            );
             self.dispatcher
                 .borrow_back(&env)
-                .and_then(|dispatch| dispatch.call(request.direct_args()))
-        };
-        match answer.try_recv() {
-            Ok(answer) => answer,
-            Err(_) => Err(match called {
-                Err(err) => dispatcher_failed(&err),
-                Ok(_) => {
-                    HostFnError::new("the host-function dispatcher returned without answering")
-                }
-            }),
+                .and_then(|dispatch| dispatch.call(FnArgs::from(args)))
+        });
+        match answered {
+            Ok(DirectAnswer(answer)) => answer,
+            Err(err) => Err(dispatcher_failed(&err)),
         }
     }
 

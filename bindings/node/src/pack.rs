@@ -1,7 +1,9 @@
 //! The `NativePack` class and the load and call tasks that run on the libuv thread pool.
 
-use napi::bindgen_prelude::{AsyncTask, Buffer, BufferSlice, Either, Float64ArraySlice};
-use napi::{Env, Task};
+use napi::bindgen_prelude::{
+    AsyncTask, Buffer, BufferSlice, Either, Float64ArraySlice, FromNapiValue, TypeName,
+};
+use napi::{sys, Env, Task, ValueType};
 use napi_derive::napi;
 use packhost::{CallOptions, CallOutput, Pack, PackOptions};
 
@@ -15,6 +17,39 @@ pub struct NativePack {
     pack: Pack,
     /// Log lines of the last sync call, kept until JavaScript takes them.
     waiting_logs: std::sync::Mutex<Option<String>>,
+}
+
+/// A sync call's input: text (sent as UTF-8) or a Buffer, told apart by one type check. An
+/// `Either` would try each type in turn, and a failed try formats an error message: a cost
+/// on every call whose input is of the second type.
+pub enum CallInput<'env> {
+    Text(String),
+    Bytes(BufferSlice<'env>),
+}
+
+impl FromNapiValue for CallInput<'_> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut kind = 0;
+        // SAFETY: `env` and `value` are the arguments napi-rs received for this call.
+        let status = unsafe { sys::napi_typeof(env, value, &mut kind) };
+        if status == sys::Status::napi_ok && ValueType::from(kind) == ValueType::String {
+            // SAFETY: as above; the value is a string.
+            unsafe { String::from_napi_value(env, value) }.map(CallInput::Text)
+        } else {
+            // SAFETY: as above; anything but a Buffer is refused with napi's own error.
+            unsafe { BufferSlice::from_napi_value(env, value) }.map(CallInput::Bytes)
+        }
+    }
+}
+
+impl TypeName for CallInput<'_> {
+    fn type_name() -> &'static str {
+        "string | Buffer"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
 }
 
 /// Where to load a pack from: a file path or the module's bytes.
@@ -69,7 +104,7 @@ pub fn load_pack_sync(
     options_json: Option<String>,
     host: Option<NativeHostFunctions>,
     #[napi(
-        ts_arg_type = "((err: Error | null, table: number, name: string, input: Buffer, callJson: string, reply: HostReply, sync: boolean) => void) | undefined | null"
+        ts_arg_type = "((err: Error | null, table: number, index: number, input: Buffer, callJson: string | null, reply: HostReply | null) => Buffer | HostFailure | undefined) | undefined | null"
     )]
     dispatcher: Option<Dispatcher<'_>>,
 ) -> Either<NativePack, NativeError> {
@@ -85,7 +120,7 @@ pub fn load_pack(
     options_json: Option<String>,
     host: Option<NativeHostFunctions>,
     #[napi(
-        ts_arg_type = "((err: Error | null, table: number, name: string, input: Buffer, callJson: string, reply: HostReply, sync: boolean) => void) | undefined | null"
+        ts_arg_type = "((err: Error | null, table: number, index: number, input: Buffer, callJson: string | null, reply: HostReply | null) => Buffer | HostFailure | undefined) | undefined | null"
     )]
     dispatcher: Option<Dispatcher<'_>>,
 ) -> AsyncTask<LoadTask> {
@@ -201,7 +236,7 @@ impl NativePack {
         &self,
         env: &'env Env,
         action: String,
-        input: Either<String, BufferSlice<'env>>,
+        #[napi(ts_arg_type = "string | Buffer")] input: CallInput<'env>,
         mut usage: Float64ArraySlice<'env>,
         mut scratch: BufferSlice<'env>,
         options_json: Option<String>,
@@ -214,8 +249,8 @@ impl NativePack {
             return Err(napi::Error::from_reason("the usage array is too short"));
         }
         let bytes: &[u8] = match &input {
-            Either::A(text) => text.as_bytes(),
-            Either::B(buffer) => buffer,
+            CallInput::Text(text) => text.as_bytes(),
+            CallInput::Bytes(buffer) => buffer,
         };
         let scratch: &mut [u8] = &mut scratch;
         let called = guarded("call", || {

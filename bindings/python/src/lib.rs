@@ -1,9 +1,10 @@
 //! The native half of the Python package: `packhost._native`, a thin layer over the
 //! `packhost` core. The Python half (`python/packhost/`) owns the public API, the error
-//! classes and logging; this module only converts values, calls the core with the GIL
-//! released, and raises the error class Python defines for each core code.
+//! classes and logging; this module only converts values, calls the core (which releases
+//! the GIL for all but short calls), and raises the error class Python defines per code.
 
 mod errors;
+mod gil;
 mod host_fn;
 mod pack;
 mod result;

@@ -1,5 +1,6 @@
-//! `NativePack`: a loaded core [`packhost::Pack`] with the GIL released around loading and
-//! every call, so Python threads run packs in parallel.
+//! `NativePack`: a loaded core [`packhost::Pack`], with the GIL released around loading and
+//! around every call but the short ones (see `gil.rs`), so Python threads run packs in
+//! parallel.
 //!
 //! Options arrive as JSON text for `PackOptions::from_json`; this file never looks inside
 //! them. The public `packhost.Pack` (Python) wraps this class.
@@ -13,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use crate::errors::{catch_panic, to_py_err};
+use crate::gil::Gil;
 use crate::host_fn::host_function;
 use crate::result::CallResult;
 
@@ -122,20 +124,22 @@ impl NativePack {
             Some(json) => CallOptions::from_json(json).map_err(|err| to_py_err(py, &err))?,
             None => CallOptions::default(),
         };
-        // The output is copied into this thread's reused buffer while the GIL is released,
-        // then into a `bytes` object once it is held again. Allocating a fresh buffer per
-        // call instead makes glibc return and refetch the memory of large outputs on every
-        // call, which costs more than the copy. The buffer is taken out for the call, so a
-        // host function that calls a pack again on this thread finds a buffer of its own.
+        // The output is copied into this thread's reused buffer (the call may have released
+        // the GIL by then), then into a `bytes` object once the GIL is held again.
+        // Allocating a fresh buffer per call instead makes glibc return and refetch the
+        // memory of large outputs on every call, which costs more than the copy. The buffer
+        // is taken out for the call, so a host function that calls a pack again on this
+        // thread finds a buffer of its own.
         let mut output = OUTPUT.take();
-        let outcome = py.detach(|| {
-            catch_panic(|| {
-                self.pack.call_reading(action, bytes, &call_options, |out| {
+        let mut gil = Gil::held(py);
+        let outcome = catch_panic(|| {
+            self.pack
+                .call_locked(action, bytes, &call_options, &mut gil, |out| {
                     output.clear();
                     output.extend_from_slice(out);
                 })
-            })
         });
+        gil.take_back();
         let result = match outcome {
             Ok(((), report)) => CallResult::new(py, &output, report),
             Err(err) => Err(to_py_err(py, &err)),

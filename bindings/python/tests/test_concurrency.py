@@ -1,4 +1,5 @@
-"""Calls release the GIL: threads run one pack in parallel, and asyncio stays responsive."""
+"""Calls release the GIL (all but short ones, which keep it for at most a millisecond or two):
+threads run one pack in parallel, and asyncio stays responsive."""
 
 from __future__ import annotations
 
@@ -64,6 +65,24 @@ def test_a_thread_blocked_in_a_call_does_not_block_other_python_threads(hostile_
     pack = packhost.Pack(hostile_path, limits={"timeout_ms": 300, "fuel": None})
     with Ticker(0.005) as ticker, pytest.raises(packhost.Timeout):
         pack.call("spin")
+    assert ticker.ticks >= 20
+
+
+def test_a_call_expected_to_be_short_releases_the_gil_once_it_runs_long(hostile_path: Path) -> None:
+    pack = packhost.Pack(hostile_path, UNCAPPED)
+    rounds = 1_000_000
+    while True:
+        start = time.perf_counter()
+        pack.call("busy", {"rounds": rounds})
+        if time.perf_counter() - start > 0.3:
+            break
+        rounds *= 2
+    # Short calls of the same action: the next one keeps the GIL, until the engine
+    # releases it after a millisecond or two.
+    for _ in range(10):
+        pack.call("busy", {"rounds": 1})
+    with Ticker(0.005) as ticker:
+        pack.call("busy", {"rounds": rounds})
     assert ticker.ticks >= 20
 
 

@@ -1,11 +1,12 @@
 """Host functions from Python: plain callables and ``@host_fn``, encodings, the call's
 context, exceptions that become ``HostFunctionError`` without resuming the pack, the GIL
-taken only for the handler, and handlers that call packs again."""
+held for the handler whatever the call did with it, and handlers that call packs again."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict
 
@@ -126,3 +127,21 @@ def test_handlers_run_for_async_calls_and_other_threads_keep_running(host_calls_
         result = asyncio.run(pack.acall("reverse_via_host", "abc"))
     assert result.output == b"cba"
     assert ticker.ticks >= 20
+
+
+def test_handlers_hold_the_gil_after_a_call_released_it_midway(host_calls_path: Path) -> None:
+    def spinning_reverse(data: bytes) -> bytes:
+        # Spins holding the GIL, so the calls outlast the millisecond a short call keeps it.
+        deadline = time.perf_counter() + 0.001
+        while time.perf_counter() < deadline:
+            pass
+        return data[::-1]
+
+    pack = lend(host_calls_path, "native", reverse=spinning_reverse)
+    # Short calls: the next call of the action keeps the GIL, until the engine releases it
+    # midway; every handler after that takes it back for itself.
+    for _ in range(5):
+        assert pack.call("reverse_repeatedly", "").output == b""
+    result = pack.call("reverse_repeatedly", "abcdefghi")
+    assert result.output == b"ihgfedcba"
+    assert result.usage.host_calls == 9

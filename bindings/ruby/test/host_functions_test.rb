@@ -4,7 +4,8 @@
 # and outputs as bytes, text or JSON, the call's context, failures that end the call with
 # Packhost::HostFunctionError (the handler's exception as its cause), jumps that go on after
 # the call, usage, load-time checks of what a pack imports, re-entrant calls under a
-# watchdog, and GC (stress and compaction) while handlers run.
+# watchdog, handlers of calls that keep the GVL, and GC (stress and compaction) while
+# handlers run.
 
 require_relative "test_helper"
 
@@ -132,6 +133,26 @@ class HostFunctionsTest < Minitest::Test
       caught = within_seconds(10) { catch(:found) { pack.call("reverse_via_host", "x") && :not_thrown } }
       assert_equal "thrown", caught, engine
       assert_equal({"sum" => 2}, pack.call("add_via_host", {a: 1, b: 1}, json: true).output, engine)
+    end
+  end
+
+  # After a short call the core keeps the GVL through the next calls of the action, so their
+  # handlers run without taking it back: results, failures, jumps and re-entry stay the same.
+  def test_handlers_behave_the_same_in_calls_that_keep_the_gvl
+    pack = nil
+    add = Packhost::HostFunction.new(output: :json) { |input| {"sum" => pack.call("reverse_via_host", input).text} }
+    escaping = lambda do |input|
+      throw :found, "thrown" if input == "throw"
+      input.reverse
+    end
+    functions = suite_functions.merge("add" => add, "reverse" => escaping)
+    pack = Packhost::Pack.load(sample_pack("host_calls"), functions: functions)
+    5.times do
+      assert_equal "cba", pack.call("reverse_via_host", "abc").output
+      error = assert_raises(Packhost::HostFunctionError) { pack.call("fail_via_host", "no such customer") }
+      assert_instance_of LookupError, error.cause
+      assert_equal "thrown", within_seconds(10) { catch(:found) { pack.call("reverse_via_host", "throw") && :not_thrown } }
+      assert_equal({"sum" => '}1:"a"{'}, within_seconds(10) { pack.call("add_via_host", '{"a":1}').json })
     end
   end
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::capabilities::host_fn::{HostFunctions, HostTally, ValueType, WasmValue};
 use crate::capabilities::http::HttpGrant;
 use crate::error::{Error, ErrorKind, Result};
+use crate::lock::InterpreterLock;
 use crate::options::{EngineKind, Limits, LogLevel};
 use crate::usage::{LogRecord, MAX_LOG_LINES, MAX_LOG_MESSAGE_BYTES};
 
@@ -112,16 +113,19 @@ impl Instance {
 
     /// Runs one export on `input` and hands the output bytes, where the engine holds them,
     /// to `read`; nothing is copied unless `read` copies. Host functions the pack calls see
-    /// `context`.
+    /// `context`. A call given the caller's `lock` holds it, and the native engine releases
+    /// it if the call runs past [`HOLD_AT_MOST`](crate::HOLD_AT_MOST); the extism engine is
+    /// never given one.
     pub(crate) fn call<R>(
         &mut self,
         action: &str,
         input: &[u8],
         context: &serde_json::Value,
+        lock: Option<&mut dyn InterpreterLock>,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
         match self {
-            Instance::Native(instance) => instance.call(action, input, context, read),
+            Instance::Native(instance) => instance.call(action, input, context, lock, read),
             Instance::Extism(instance) => instance.call(action, input, context, read),
         }
     }

@@ -21,7 +21,8 @@ use wasmtime::{Instance as WasmInstance, InstancePre, Linker, Memory, Store, Tra
 
 use super::{catch_panic, InstanceSpec, LogBuffer, RawOutcome};
 use crate::error::{Error, ErrorKind, Result};
-use state::{Grants, HostFailure, HostState};
+use crate::lock::{InterpreterLock, HOLD_AT_MOST};
+use state::{Grants, HeldLock, HostFailure, HostState};
 
 pub use code::forget_compiled_code;
 
@@ -155,6 +156,7 @@ impl Instance {
         action: &str,
         input: &[u8],
         context: &serde_json::Value,
+        lock: Option<&mut dyn InterpreterLock>,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
         let Some(func) = self.live.actions.get(action).cloned() else {
@@ -176,6 +178,13 @@ impl Instance {
         // SAFETY: `input` outlives this function, and the view is cleared below before it
         // returns, on every path (a panic is caught inside `run_action`).
         unsafe { state.call.input.set(input) };
+        let mut ticks = code::deadline_ticks(self.timeout);
+        if let Some(lock) = lock {
+            // SAFETY: the lock is cleared below, before this function returns, on every
+            // path (a panic is caught inside `run_action`).
+            state.call.lock = Some(unsafe { HeldLock::new(lock) });
+            ticks = ticks.min(code::deadline_ticks(HOLD_AT_MOST));
+        }
         let started = Instant::now();
         state.call.deadline = Some(started + self.timeout);
 
@@ -185,8 +194,7 @@ impl Instance {
             .set_fuel(fuel_limit)
             .map_err(internal("setting fuel"))
             .and_then(|()| {
-                live.store
-                    .set_epoch_deadline(code::deadline_ticks(self.timeout));
+                live.store.set_epoch_deadline(ticks);
                 catch_panic("calling", || run_action(live, func, input, read))?
             });
         drop(running);
@@ -195,6 +203,7 @@ impl Instance {
         let fuel_consumed = fuel_limit.saturating_sub(live.store.get_fuel().unwrap_or(0));
         let state = live.store.data_mut();
         state.call.input.clear();
+        state.call.lock = None;
         let host = state.call.host;
         let result = result.map_err(|err| {
             // A pack whose memory growth was refused usually aborts (Rust's allocator traps);
@@ -333,7 +342,7 @@ fn instantiate(
     );
     let mut store = Store::new(code::engine(), state);
     store.limiter(|state| &mut state.limiter);
-    store.epoch_deadline_trap();
+    store.epoch_deadline_callback(epoch_deadline_reached);
     // Start-up code is the pack's, not a caller's: it runs under fixed generous limits.
     store.set_fuel(u64::MAX).map_err(internal("setting fuel"))?;
     store.set_epoch_deadline(code::deadline_ticks(STARTUP_TIMEOUT));
@@ -368,6 +377,27 @@ fn instantiate(
         actions,
         bulk,
     })
+}
+
+/// The store's epoch deadline came: either a call holding its caller's interpreter lock has
+/// run past `HOLD_AT_MOST`, so the lock is released and the call goes on to its own
+/// deadline, or the call (or start-up) is out of time.
+fn epoch_deadline_reached(
+    mut store: wasmtime::StoreContextMut<'_, HostState>,
+) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+    let call = &mut store.data_mut().call;
+    if let Some(lock) = call.lock.take() {
+        lock.release();
+        let left = call.deadline.map_or(Duration::ZERO, |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        });
+        if !left.is_zero() {
+            return Ok(wasmtime::UpdateDeadline::Continue(code::deadline_ticks(
+                left,
+            )));
+        }
+    }
+    Ok(wasmtime::UpdateDeadline::Interrupt)
 }
 
 /// Time a pack's start-up code may take.

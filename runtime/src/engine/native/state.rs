@@ -12,6 +12,7 @@ use crate::capabilities::host_fn::HostTally;
 use crate::capabilities::http::HttpGrant;
 use crate::engine::LogBuffer;
 use crate::error::ErrorKind;
+use crate::lock::InterpreterLock;
 
 /// Most bytes of vars (keys and values) one instance keeps, as in the official hosts.
 pub(super) const MAX_VAR_BYTES: usize = 1 << 20;
@@ -107,6 +108,40 @@ pub(super) struct CallState {
     pub(super) context: serde_json::Value,
     /// Host-function calls so far, and their time.
     pub(super) host: HostTally,
+    /// The caller's interpreter lock, while the call holds it: the epoch callback releases
+    /// it once the call has run past `HOLD_AT_MOST`.
+    pub(super) lock: Option<HeldLock>,
+}
+
+/// The interpreter lock a call holds, borrowed for the duration of that call.
+pub(super) struct HeldLock(*mut (dyn InterpreterLock + 'static));
+
+// SAFETY: a `HeldLock` is set and used only by the thread running the call, which owns the
+// lock; it moves with the store only between calls, when it is always `None`.
+unsafe impl Send for HeldLock {}
+
+impl HeldLock {
+    /// Borrows `lock` for one call.
+    ///
+    /// # Safety
+    /// The caller clears the `HeldLock` before `lock`'s borrow ends, on every path.
+    pub(super) unsafe fn new(lock: &mut dyn InterpreterLock) -> Self {
+        let lock: *mut (dyn InterpreterLock + '_) = lock;
+        // SAFETY: only the lifetime is erased; the caller promises the borrow outlives us.
+        HeldLock(unsafe {
+            std::mem::transmute::<
+                *mut (dyn InterpreterLock + '_),
+                *mut (dyn InterpreterLock + 'static),
+            >(lock)
+        })
+    }
+
+    /// Releases the lock for the rest of the call.
+    pub(super) fn release(self) {
+        // SAFETY: by `new`'s contract the borrow is alive while the call runs, and the
+        // epoch callback that calls this runs inside the call, on the caller's thread.
+        unsafe { (*self.0).release_for_rest_of_call() }
+    }
 }
 
 /// The caller's input bytes, readable by host functions during one call without copying.

@@ -1,10 +1,26 @@
 //! Running Rust work with Ruby's global VM lock released, so other Ruby threads keep running
 //! (and can run packs of their own) while a plugin call blocks this one; and taking the lock
 //! back for a moment inside such work, which is how a host function's Ruby handler runs.
+//! [`Gvl`] lends the first to the core, which decides which calls release the lock.
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::null_mut;
+
+use packhost::InterpreterLock;
+
+/// The GVL of the Ruby thread making a call, as the core's [`InterpreterLock`]. Ruby has no
+/// way to release the GVL in the middle of a call, so a call the core expects to be short
+/// holds it to its end.
+pub(crate) struct Gvl;
+
+impl InterpreterLock for Gvl {
+    fn run_released(&mut self, call: &mut dyn FnMut()) {
+        // The core catches panics inside `call`; a panic here would be a core bug, and the
+        // core reports a call that never ran as an internal error.
+        let _ = without_gvl(call);
+    }
+}
 
 /// The work to run and, once it ran, its result (or the panic it raised).
 struct Job<F, R> {

@@ -61,7 +61,7 @@ pub(crate) fn host_functions(specs: Vec<(String, String)>) -> Vec<HostFunction> 
         .collect()
 }
 
-/// Runs `call`, one pack call made without the GVL, as the innermost call on this thread,
+/// Runs `call`, one pack call, as the innermost call on this thread,
 /// whose handlers find their adapters in `adapters`. Returns its result, or the panic it
 /// raised, and how a handler failed, if one did. Nothing here needs the GVL: the failure is
 /// moved out, and dropped by the caller once it holds the GVL again.
@@ -100,7 +100,8 @@ fn run(index: usize, call: &HostCall<'_>, input: &[u8]) -> Result<Vec<u8>, HostF
         context: call.context,
     })?;
     match Ruby::get() {
-        // Calls release the GVL, so this is the usual case: take it back for the handler.
+        // A call the core did not expect to be short released the GVL: take it back for
+        // the handler. A short call holds it, and the handler runs as it is (below).
         Err(RubyUnavailableError::GvlUnlocked) => with_gvl(|| {
             // SAFETY: `rb_thread_call_with_gvl` runs this on a Ruby thread holding the GVL.
             let ruby = unsafe { Ruby::get_unchecked() };

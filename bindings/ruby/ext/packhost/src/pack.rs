@@ -12,7 +12,7 @@ use packhost::{CallOptions, Pack, PackOptions};
 
 use crate::convert::to_ruby;
 use crate::errors::{guard, panic_error, raise, raise_with};
-use crate::gvl::without_gvl;
+use crate::gvl::{without_gvl, Gvl};
 use crate::host_fn::{host_functions, scope, Failure};
 
 /// A loaded pack, owned by a Ruby object. Freed when Ruby collects the object.
@@ -118,7 +118,7 @@ impl RbPack {
         adapters: Option<RArray>,
     ) -> Result<RArray, Error> {
         guard(ruby, |ruby| {
-            // SAFETY: the input is copied while the GVL is held; the call below runs
+            // SAFETY: the input is copied while the GVL is held; the call below may run
             // without the GVL and must not see Ruby memory.
             let input = unsafe { input.as_slice() }.to_vec();
             let options = match call_options {
@@ -129,12 +129,9 @@ impl RbPack {
             // The Array stays a live argument of this method for the whole call, so the GC
             // keeps it where it is while handlers read it.
             let adapters = adapters.map(Opaque::from);
-            let (outcome, failure) = without_gvl(|| {
-                scope(adapters, || {
-                    pack.call_reading(&action, &input, &options, <[u8]>::to_vec)
-                })
-            })
-            .unwrap_or_else(|payload| (Err(payload), None));
+            let (outcome, failure) = scope(adapters, || {
+                pack.call_locked(&action, &input, &options, &mut Gvl, <[u8]>::to_vec)
+            });
             let result = outcome.unwrap_or_else(|payload| Err(panic_error(payload)));
             let (output, report) = match result {
                 Ok(done) => done,
