@@ -43,7 +43,7 @@ export interface LogRecord {
   message: string
 }
 
-/** The cost of one call, as the core measured it. */
+/** The cost of one call, as the core measured it, and whom it was for. */
 export interface Usage {
   wall_time_us: number
   fuel_consumed: number
@@ -54,6 +54,8 @@ export interface Usage {
   host_calls: number
   /** Time spent in host functions' handlers, in microseconds (part of `wall_time_us`). */
   host_time_us: number
+  /** The call's `context` as the core recorded it (as JSON), `null` when it had none. */
+  context: unknown
 }
 
 /** What one call carries besides its input. Unknown fields are an `InvalidOptionsError`. */

@@ -592,6 +592,9 @@ class Pack {
       output_bytes: usage[4],
       host_calls: usage[5],
       host_time_us: usage[6],
+      // The core records the call's context with its usage. It is the options' own, so it
+      // is read back from the JSON sent rather than carried back across the boundary.
+      context: optionsJson === undefined ? null : (JSON.parse(optionsJson).context ?? null),
     }, logs)
   }
 

@@ -293,9 +293,9 @@ fn call(
     let pack = load(path, options)?;
     let result = pack.call(export, &input);
     let (usage, logs) = match &result {
-        Ok(out) => (Some(out.usage), out.logs.as_slice()),
+        Ok(out) => (Some(&out.usage), out.logs.as_slice()),
         Err(err) => (
-            err.report().map(|report| report.usage),
+            err.report().map(|report| &report.usage),
             err.report()
                 .map_or(&[][..], |report| report.logs.as_slice()),
         ),

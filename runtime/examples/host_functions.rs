@@ -49,6 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let out = pack.call_with_options("context_via_host", b"", &acme)?;
     println!("{}", out.text().unwrap_or_default()); // {"pack":"host_calls","tenant":"acme"}
+    println!("{}", out.usage.context); // {"tenant":"acme"}: the usage record names the tenant
 
     let err = pack.call("fail_via_host", b"c42").unwrap_err();
     println!("{}: {:?}", err.code(), err.host_function()); // host_function_error: Some(("fail", Some("LookupError")))

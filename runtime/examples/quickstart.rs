@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for line in &after.logs {
         println!("log:  [{}] {}", line.level.as_str(), line.message);
     }
-    let usage = after.usage;
+    let usage = &after.usage;
     println!(
         "cost: {} fuel, {} us, {} KiB peak memory",
         usage.fuel_consumed,

@@ -408,6 +408,7 @@ impl Pack {
             output_bytes,
             host_calls: outcome.host.calls,
             host_time_us: u64::try_from(outcome.host.time.as_micros()).unwrap_or(u64::MAX),
+            context: options.context.clone(),
         };
         // A pack that returned normally (even with its own error) left its instance sound;
         // any other failure may have left it mid-way, so its store and wasm instance are

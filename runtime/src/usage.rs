@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::options::LogLevel;
 
-/// The cost of one call. Every field is measured, never estimated.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The cost of one call, and whom it was for. Every number is measured, never estimated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Wall-clock time inside the engine, in microseconds.
     pub wall_time_us: u64,
@@ -22,6 +22,10 @@ pub struct Usage {
     /// Time spent inside host functions' handlers, in microseconds (part of
     /// `wall_time_us`).
     pub host_time_us: u64,
+    /// The `context` the caller passed (a tenant, a request id), `null` when none: a usage
+    /// record names whom the call was for, so billing needs nothing joined back to it.
+    #[serde(default)]
+    pub context: serde_json::Value,
 }
 
 /// One line a pack logged.

@@ -99,16 +99,23 @@ fn check_call(
         ("post", None) => pack.post(input.as_bytes()),
         (other, None) => pack.call(other, input.as_bytes()),
     };
+    let usage = match &result {
+        Ok(out) => Some(&out.usage),
+        Err(err) => err.report().map(|report| &report.usage),
+    };
     if let Some(want) = call.host_calls {
-        let usage = match &result {
-            Ok(out) => Some(out.usage),
-            Err(err) => err.report().map(|report| report.usage),
-        };
         if usage.map(|usage| usage.host_calls) != Some(want) {
             problems.push(format!(
                 "host calls {:?}, expected {want}",
                 usage.map(|u| u.host_calls)
             ));
+        }
+    }
+    // Every call's usage records whom it was for: the case's context, null when none.
+    if let Some(usage) = usage {
+        let want = call.context.clone().unwrap_or(Value::Null);
+        if usage.context != want {
+            problems.push(format!("usage context {}, expected {want}", usage.context));
         }
     }
     match (&result, &call.error) {

@@ -58,7 +58,7 @@ fn json_crosses_as_bytes_and_the_pack_keeps_logging() {
 }
 
 #[test]
-fn context_reaches_the_handler_and_defaults_to_null() {
+fn context_reaches_the_handler_and_the_usage_record_and_defaults_to_null() {
     for name in ENGINES {
         let pack = host_calls(name);
         let tenant = CallOptions {
@@ -70,7 +70,20 @@ fn context_reaches_the_handler_and_defaults_to_null() {
         let seen: Value = serde_json::from_slice(&out.output).unwrap();
         assert_eq!(seen["context"], tenant.context, "{name}");
         assert_eq!(seen["pack"], "host_calls", "{name}");
+        assert_eq!(
+            out.usage.context, tenant.context,
+            "{name}: the usage record names it"
+        );
+        let err = pack
+            .call_with_options("fail_via_host", b"gone", &tenant)
+            .unwrap_err();
+        assert_eq!(
+            err.report().unwrap().usage.context,
+            tenant.context,
+            "{name}: so does a failed call's"
+        );
         let out = pack.call("context_via_host", b"").unwrap();
+        assert_eq!(out.usage.context, Value::Null, "{name}");
         let seen: Value = serde_json::from_slice(&out.output).unwrap();
         assert_eq!(
             seen["context"],
@@ -134,7 +147,7 @@ fn a_handler_that_returns_after_the_deadline_ends_the_call_with_timeout() {
         .unwrap();
         let err = pack.call("reverse_repeatedly", b"abc").unwrap_err();
         assert_eq!(err.code(), "timeout", "{name}: {err}");
-        let usage = err.report().unwrap().usage;
+        let usage = &err.report().unwrap().usage;
         assert_eq!(
             usage.host_calls, 1,
             "{name}: no guest code ran after the late return"

@@ -27,7 +27,7 @@ fn endless_loop_ends_with_timeout_within_one_and_a_half_times_the_limit() {
         elapsed >= Duration::from_millis(400) && elapsed <= Duration::from_millis(600),
         "timeout after {elapsed:?}, limit 400 ms"
     );
-    let usage = err
+    let usage = &err
         .report()
         .expect("a failed call carries its report")
         .usage;
@@ -204,4 +204,56 @@ fn corrupted_packs_fail_cleanly() {
         }
     }
     assert!(loaded + rejected == 40 && rejected > 0);
+}
+
+/// A WASI pack that asks `poll_oneoff` to wait on the monotonic clock: `nap` for as many
+/// milliseconds as the input has bytes, `nap_an_hour` for an hour. Each returns the errno.
+const NAPPER: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (memory (export "memory") 1)
+  ;; One relative clock subscription at 0 (48 bytes); the event goes to 64, the count to 128.
+  (func $wait (param $nanos i64) (result i32)
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (local.get $nanos))
+    (i64.store (i32.const 32) (i64.const 0))
+    (i32.store16 (i32.const 40) (i32.const 0))
+    (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+  (func (export "nap") (result i32)
+    (call $wait (i64.mul (call $input_length) (i64.const 1000000))))
+  (func (export "nap_an_hour") (result i32)
+    (call $wait (i64.const 3600000000000))))
+"#;
+
+#[test]
+fn a_wasi_sleep_past_the_deadline_ends_with_timeout_on_time() {
+    let wasm = wat::parse_str(NAPPER).expect("the napper assembles");
+    let pack = Pack::load(
+        &wasm,
+        options(r#"{"allow_wasi": true, "limits": {"timeout_ms": 200}}"#),
+    )
+    .expect("the napper loads");
+    // A wait within the call's time is served as asked.
+    let started = Instant::now();
+    pack.call("nap", &[0; 20]).expect("a 20 ms nap");
+    assert!(started.elapsed() >= Duration::from_millis(20));
+    // The call runs on another thread, so a sleep nobody bounds fails the test instead of
+    // holding it for an hour.
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let result = pack.call("nap_an_hour", b"");
+        done.send((result, started.elapsed())).ok();
+    });
+    let (result, elapsed) = outcome
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a one-hour poll_oneoff ended within 10 s");
+    let err = result.expect_err("the nap cannot outlast the call's limit");
+    assert_eq!(err.code(), "timeout", "{err}");
+    assert!(
+        elapsed < Duration::from_millis(300),
+        "timed out after {elapsed:?}, limit 200 ms"
+    );
 }

@@ -101,10 +101,16 @@ function checkError(error, call, problems) {
   }
 }
 
-/** `host_calls`: the call's usage, of its result or its error, counts that many host calls. */
-function checkHostCalls(usage, call, problems) {
+/**
+ * `host_calls`: the call's usage, of its result or its error, counts that many host calls;
+ * and every usage records the call's context (null when the case has none).
+ */
+function checkUsage(usage, call, problems) {
   if (call.host_calls !== undefined && usage?.host_calls !== call.host_calls) {
     problems.push(`host calls ${usage?.host_calls}, expected ${call.host_calls}`)
+  }
+  if (usage !== undefined && !isDeepStrictEqual(usage.context, call.context ?? null)) {
+    problems.push(`usage context ${JSON.stringify(usage.context)}, expected ${JSON.stringify(call.context ?? null)}`)
   }
 }
 
@@ -119,7 +125,7 @@ async function checkCall(flavour, engine, pack, key, call) {
   const problems = []
   const input = (call.input ?? '').repeat(call.input_repeat ?? 1)
   const { result, error } = await settle(flavour.call(pack, call.export, input, callOptions(call)))
-  checkHostCalls((result ?? error).usage, call, problems)
+  checkUsage((result ?? error).usage, call, problems)
   if (error) {
     if (call.error === undefined) problems.push(`failed with ${error.code}: ${error.message}, expected success`)
     else checkError(error, call, problems)

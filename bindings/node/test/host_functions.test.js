@@ -6,6 +6,8 @@
  */
 'use strict'
 
+const { isDeepStrictEqual } = require('node:util')
+
 const { describe, test } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
@@ -146,7 +148,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(sums.callSync('add_via_host', { a: 4, b: 2 }).json(), { sum: 4002 })
     })
 
-    test('the call context, the pack name and id reach the handler', async () => {
+    test('the call context, the pack name and id reach the handler; usage records the context', async () => {
       const seen = []
       const pack = load(engine, {
         context_echo: {
@@ -168,6 +170,11 @@ for (const engine of ENGINES) {
         assert.equal(call.packId, pack.id)
         assert.equal(call.function, 'context_echo')
       }
+      // The usage record names whom each call was for, failed calls included.
+      assert.deepEqual(pack.callSync('context_via_host', '', { context }).usage.context, context)
+      assert.deepEqual((await pack.call('context_via_host', '', { context })).usage.context, context)
+      assert.equal(pack.callSync('context_via_host').usage.context, null)
+      assert.throws(() => pack.callSync('fail_via_host', 'x', { context }), (err) => isDeepStrictEqual(err.usage.context, context))
     })
 
     test('call options the core cannot read are an InvalidOptionsError', async () => {

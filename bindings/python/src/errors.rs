@@ -50,7 +50,7 @@ fn build_exception<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'py, P
         kwargs.set_item("error_class", class)?;
     }
     if let Some(report) = error.report() {
-        kwargs.set_item("usage", Usage::from(report.usage))?;
+        kwargs.set_item("usage", Usage::from(report.usage.clone()))?;
         kwargs.set_item("logs", log_records(py, &report.logs)?)?;
     }
     let exception = class.call((error.message(),), Some(&kwargs))?;

@@ -1,9 +1,11 @@
 //! What a call hands back to Python: `CallResult` (output, usage, logs), `Usage` and
 //! `LogRecord`, all immutable.
 
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 /// The result of a successful call: the pack's output with the call's usage and logs.
 #[pyclass(module = "packhost._native", frozen)]
@@ -60,7 +62,7 @@ impl CallResult {
     /// What the call cost.
     #[getter]
     fn usage(&self) -> Usage {
-        self.usage
+        self.usage.clone()
     }
 
     /// What the pack logged, in order (also sent to the `logging` module).
@@ -85,24 +87,33 @@ impl CallResult {
     }
 }
 
-/// The cost of one call, as the core measured it.
-#[pyclass(module = "packhost._native", frozen, get_all, eq)]
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The cost of one call, as the core measured it, and the context it was for.
+#[pyclass(module = "packhost._native", frozen, eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Usage {
     /// Wall-clock time inside the engine, in microseconds.
+    #[pyo3(get)]
     wall_time_us: u64,
     /// Fuel burnt by the call.
+    #[pyo3(get)]
     fuel_consumed: u64,
     /// Largest total linear memory of the instance during the call, in bytes.
+    #[pyo3(get)]
     peak_memory_bytes: u64,
     /// Size of the input, in bytes.
+    #[pyo3(get)]
     input_bytes: u64,
     /// Size of the output, in bytes (0 when the call failed).
+    #[pyo3(get)]
     output_bytes: u64,
     /// Host functions the pack called.
+    #[pyo3(get)]
     host_calls: u64,
     /// Time inside host functions' handlers, in microseconds.
+    #[pyo3(get)]
     host_time_us: u64,
+    /// The call's context as JSON text, `None` when it had none: parsed only when read.
+    context_json: Option<Arc<str>>,
 }
 
 impl From<packhost::Usage> for Usage {
@@ -115,15 +126,28 @@ impl From<packhost::Usage> for Usage {
             output_bytes: usage.output_bytes,
             host_calls: usage.host_calls,
             host_time_us: usage.host_time_us,
+            context_json: (!usage.context.is_null()).then(|| usage.context.to_string().into()),
         }
     }
 }
 
 #[pymethods]
 impl Usage {
+    /// The `context` the call was made with (parsed from JSON, so a fresh object each
+    /// time), `None` when none.
+    #[getter]
+    fn context<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        match &self.context_json {
+            Some(json) => JSON_LOADS.import(py, "json", "loads")?.call1((&**json,)),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+
     /// The fields as a plain dict, e.g. for a billing record or `json.dumps`.
-    fn as_dict(&self) -> std::collections::BTreeMap<&'static str, u64> {
-        [
+    fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let fields = PyDict::new(py);
+        for (name, value) in [
             ("wall_time_us", self.wall_time_us),
             ("fuel_consumed", self.fuel_consumed),
             ("peak_memory_bytes", self.peak_memory_bytes),
@@ -131,21 +155,24 @@ impl Usage {
             ("output_bytes", self.output_bytes),
             ("host_calls", self.host_calls),
             ("host_time_us", self.host_time_us),
-        ]
-        .into_iter()
-        .collect()
+        ] {
+            fields.set_item(name, value)?;
+        }
+        fields.set_item("context", self.context(py)?)?;
+        Ok(fields)
     }
 
     fn __repr__(&self) -> String {
         format!(
-            "Usage(wall_time_us={}, fuel_consumed={}, peak_memory_bytes={}, input_bytes={}, output_bytes={}, host_calls={}, host_time_us={})",
+            "Usage(wall_time_us={}, fuel_consumed={}, peak_memory_bytes={}, input_bytes={}, output_bytes={}, host_calls={}, host_time_us={}, context={})",
             self.wall_time_us,
             self.fuel_consumed,
             self.peak_memory_bytes,
             self.input_bytes,
             self.output_bytes,
             self.host_calls,
-            self.host_time_us
+            self.host_time_us,
+            self.context_json.as_deref().unwrap_or("null")
         )
     }
 }

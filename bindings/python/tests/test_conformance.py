@@ -114,7 +114,7 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
     except packhost.PackError as error:
         if "error" not in call:
             return [f"failed with {error.code}: {error.message}, expected success"]
-        return check_error(error, call) + check_logs(error.logs, call) + check_host_calls(error.usage, call)
+        return check_error(error, call) + check_logs(error.logs, call) + check_usage(error.usage, call)
     if "error" in call:
         return [f"succeeded with {result.output!r}, expected error {call['error']}"]
     problems = []
@@ -129,14 +129,19 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
             if actual != call["output_json"]:
                 problems.append(f"output_json {actual!r}, expected {call['output_json']!r}")
     return (problems + check_logs(result.logs, call) + check_fuel(result.usage, engine, key)
-            + check_host_calls(result.usage, call))
+            + check_usage(result.usage, call))
 
 
-def check_host_calls(usage: Any, expect: Dict[str, Any]) -> List[str]:
-    if "host_calls" not in expect:
-        return []
-    actual = None if usage is None else usage.host_calls
-    return [] if actual == expect["host_calls"] else [f"host calls {actual}, expected {expect['host_calls']}"]
+def check_usage(usage: Any, expect: Dict[str, Any]) -> List[str]:
+    """``host_calls`` when the case gives it; and every usage records the call's context."""
+    problems = []
+    if "host_calls" in expect:
+        actual = None if usage is None else usage.host_calls
+        if actual != expect["host_calls"]:
+            problems.append(f"host calls {actual}, expected {expect['host_calls']}")
+    if usage is not None and usage.context != expect.get("context"):
+        problems.append(f"usage context {usage.context!r}, expected {expect.get('context')!r}")
+    return problems
 
 
 def location(case: Dict[str, Any]) -> Path:

@@ -35,7 +35,7 @@ def test_a_plain_callable_and_a_decorated_one_serve_the_pack(host_calls_path: Pa
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_context_and_the_calling_pack_reach_the_handler(host_calls_path: Path, engine: str) -> None:
+def test_context_and_the_calling_pack_reach_the_handler_and_usage_records_the_context(host_calls_path: Path, engine: str) -> None:
     seen = []
 
     @packhost.host_fn(name="context_echo", output="str")
@@ -44,9 +44,15 @@ def test_context_and_the_calling_pack_reach_the_handler(host_calls_path: Path, e
         return "ok"
 
     pack = lend(host_calls_path, engine, context_echo=remember)
-    pack.call("context_via_host", context={"tenant": "acme"})
-    pack.call("context_via_host")
+    first = pack.call("context_via_host", context={"tenant": "acme"})
+    second = pack.call("context_via_host")
     assert [call.context for call in seen] == [{"tenant": "acme"}, None]
+    # The usage record names whom each call was for, a failed call's too.
+    assert first.usage.context == {"tenant": "acme"} and second.usage.context is None
+    assert first.usage.as_dict()["context"] == {"tenant": "acme"}
+    with pytest.raises(packhost.HostFunctionError) as failed:
+        pack.call("fail_via_host", "x", context=["req", 7])
+    assert failed.value.usage.context == ["req", 7]
     assert seen[0].pack_name == "host_calls" and seen[0].pack_id == pack.id
     assert seen[0].function == "context_echo"
 

@@ -86,14 +86,14 @@ class ConformanceTest < Minitest::Test
       flunk "#{label}: call failed unexpectedly: #{e.code}: #{e.message}" unless step.key?("error")
       assert_error_matches(step, e, label)
       assert_logs(step, e.logs, label)
-      assert_host_calls(step, e.usage, label)
+      assert_usage(step, e.usage, label)
       return
     end
     flunk "#{label}: expected error #{step['error']}, got output #{result.bytes.inspect[0, 200]}" if step.key?("error")
     assert_equal step["output"].b, result.bytes, "#{label}: output" if step.key?("output")
     assert_equal step["output_json"], JSON.parse(result.bytes), "#{label}: output_json" if step.key?("output_json")
     assert_logs(step, result.logs, label)
-    assert_host_calls(step, result.usage, label)
+    assert_usage(step, result.usage, label)
     assert expected_fuel.key?(key), "#{label}: no fuel.json entry (the Rust runner writes them)"
     assert_equal expected_fuel[key], result.usage.fuel_consumed, "#{label}: fuel (fuel.json)"
   end
@@ -116,11 +116,19 @@ class ConformanceTest < Minitest::Test
     assert_equal step["return_code"], error.return_code, "#{label}: return_code" if step.key?("return_code")
   end
 
-  def assert_host_calls(step, usage, label)
-    return unless step.key?("host_calls")
+  # `host_calls` when the case gives it; and every usage records the call's context.
+  def assert_usage(step, usage, label)
+    if step.key?("host_calls")
+      refute_nil usage, "#{label}: no usage to count host calls in"
+      assert_equal step["host_calls"], usage.host_calls, "#{label}: host_calls"
+    end
+    return if usage.nil?
 
-    refute_nil usage, "#{label}: no usage to count host calls in"
-    assert_equal step["host_calls"], usage.host_calls, "#{label}: host_calls"
+    if step["context"].nil?
+      assert_nil usage.context, "#{label}: usage context"
+    else
+      assert_equal step["context"], usage.context, "#{label}: usage context"
+    end
   end
 
   def assert_logs(step, logs, label)

@@ -75,17 +75,24 @@ class HostFunctionsTest < Minitest::Test
     end
   end
 
-  def test_the_context_reaches_the_handler_with_the_calling_pack
+  def test_the_context_reaches_the_handler_with_the_calling_pack_and_the_usage_record
     calls = []
     echo = Packhost::HostFunction.new(output: :json) do |_input, call|
       calls << call
       {"context" => call.context, "pack" => call.pack_name}
     end
     each_engine(functions: suite_functions.merge("context_echo" => echo)) do |pack, engine|
-      result = pack.call("context_via_host", context: {tenant: "acme", request: 7}).json
+      called = pack.call("context_via_host", context: {tenant: "acme", request: 7}, json: true)
+      result = called.output
       assert_equal({"context" => {"tenant" => "acme", "request" => 7}, "pack" => "host_calls"}, result, engine)
+      # The usage record names whom each call was for, a failed call's too.
+      assert_equal({"tenant" => "acme", "request" => 7}, called.usage.context, engine)
+      error = assert_raises(Packhost::HostFunctionError) { pack.call("fail_via_host", "x", context: ["req", 7]) }
+      assert_equal ["req", 7], error.usage.context, engine
       assert_equal [pack.id, "context_echo"], [calls.last.pack_id, calls.last.function]
-      assert_nil pack.call("context_via_host").json["context"], "#{engine}: the next call does not inherit it"
+      plain = pack.call("context_via_host")
+      assert_nil plain.json["context"], "#{engine}: the next call does not inherit it"
+      assert_nil plain.usage.context, engine
     end
   end
 

@@ -75,7 +75,7 @@ class CallResult:
 
 @final
 class Usage:
-    """The cost of one call, as the core measured it."""
+    """The cost of one call, as the core measured it, and the context it was for."""
 
     @property
     def wall_time_us(self) -> int: ...
@@ -91,7 +91,10 @@ class Usage:
     def host_calls(self) -> int: ...
     @property
     def host_time_us(self) -> int: ...
-    def as_dict(self) -> Dict[str, int]: ...
+    @property
+    def context(self) -> Any:
+        """The ``context`` the call was made with (parsed from JSON), ``None`` when none."""
+    def as_dict(self) -> Dict[str, Any]: ...
 
 @final
 class LogRecord:

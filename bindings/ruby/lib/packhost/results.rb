@@ -2,7 +2,8 @@
 
 # The values a call returns: its output, its usage record and the lines the pack logged.
 module Packhost
-  # What one call cost. Every field is measured by the core, never estimated.
+  # What one call cost, and whom it was for. Every number is measured by the core, never
+  # estimated.
   #
   # @!attribute [r] wall_time_us
   #   @return [Integer] wall-clock time inside the engine, in microseconds
@@ -19,8 +20,11 @@ module Packhost
   # @!attribute [r] host_time_us
   #   @return [Integer] time spent in host functions' handlers, in microseconds (part of
   #     wall_time_us)
+  # @!attribute [r] context
+  #   @return [Object, nil] the call's +context+ as the core recorded it (as JSON: Hash keys
+  #     are Strings), nil when it had none
   Usage = Struct.new(:wall_time_us, :fuel_consumed, :peak_memory_bytes, :input_bytes,
-                     :output_bytes, :host_calls, :host_time_us, keyword_init: true) do
+                     :output_bytes, :host_calls, :host_time_us, :context, keyword_init: true) do
     # Builds a Usage from the core's record; fields this version does not know are ignored.
     #
     # @param hash [Hash{String=>Integer}]
@@ -29,14 +33,14 @@ module Packhost
       new(**members.to_h { |field| [field, hash[field.to_s]] }).freeze
     end
 
-    # Builds a Usage from the core's numbers, in member order.
+    # Builds a Usage from the core's values, in member order.
     #
-    # @param numbers [Array<Integer>]
+    # @param values [Array<Integer, Object>] the numbers, then the context
     # @return [Usage]
-    def self.from_a(numbers)
-      new(wall_time_us: numbers[0], fuel_consumed: numbers[1], peak_memory_bytes: numbers[2],
-          input_bytes: numbers[3], output_bytes: numbers[4], host_calls: numbers[5],
-          host_time_us: numbers[6]).freeze
+    def self.from_a(values)
+      new(wall_time_us: values[0], fuel_consumed: values[1], peak_memory_bytes: values[2],
+          input_bytes: values[3], output_bytes: values[4], host_calls: values[5],
+          host_time_us: values[6], context: values[7]).freeze
     end
   end
 

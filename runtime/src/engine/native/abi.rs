@@ -254,7 +254,7 @@ mod tests {
                 &Default::default(),
             )),
         };
-        let state = HostState::new(0, grants.into(), LogBuffer::new(LogLevel::Off), None);
+        let state = HostState::new(0, grants.into(), LogBuffer::new(LogLevel::Off), false);
         let mut store = Store::new(code::engine(), state);
         let items: Vec<_> = linker
             .iter(&mut store)

@@ -12,6 +12,7 @@ mod host_fn;
 mod http;
 mod kernel;
 mod state;
+mod wasi;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -186,7 +187,7 @@ impl Instance {
             ticks = ticks.min(code::deadline_ticks(HOLD_AT_MOST));
         }
         let started = Instant::now();
-        state.call.deadline = Some(started + self.timeout);
+        state.set_deadline(started + self.timeout);
 
         let running = code::RunningCall::begin();
         let result = live
@@ -331,14 +332,11 @@ fn instantiate(
     memory_limit: u64,
     log_level: crate::options::LogLevel,
 ) -> Result<Live> {
-    let wasi = code
-        .wasi
-        .then(|| wasi_common::sync::WasiCtxBuilder::new().build());
     let state = HostState::new(
         memory_limit,
         code.grants.clone(),
         LogBuffer::new(log_level),
-        wasi,
+        code.wasi,
     );
     let mut store = Store::new(code::engine(), state);
     store.limiter(|state| &mut state.limiter);
@@ -346,8 +344,10 @@ fn instantiate(
     // Start-up code is the pack's, not a caller's: it runs under fixed generous limits.
     store.set_fuel(u64::MAX).map_err(internal("setting fuel"))?;
     store.set_epoch_deadline(code::deadline_ticks(STARTUP_TIMEOUT));
-    // Host functions that block (HTTP) honour the same bound during start-up.
-    store.data_mut().call.deadline = Some(std::time::Instant::now() + STARTUP_TIMEOUT);
+    // Host functions that block (HTTP, WASI's waits) honour the same bound during start-up.
+    store
+        .data_mut()
+        .set_deadline(std::time::Instant::now() + STARTUP_TIMEOUT);
     let _running = code::RunningCall::begin();
     let instance = catch_panic("instantiating", || code.pre.instantiate(&mut store))?
         .map_err(|err| start_error(&store, err))?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use wasmtime::ResourceLimiter;
 
 use super::kernel::Kernel;
+use super::wasi::CallDeadline;
 use crate::capabilities::host_fn::HostTally;
 use crate::capabilities::http::HttpGrant;
 use crate::engine::LogBuffer;
@@ -33,15 +34,13 @@ pub(crate) struct HostState {
     pub(super) grants: Arc<Grants>,
     pub(super) logs: LogBuffer,
     pub(super) wasi: Option<wasi_common::WasiCtx>,
+    /// The running call's deadline as the WASI scheduler sees it (WASI packs only).
+    pub(super) wasi_deadline: Option<Arc<CallDeadline>>,
 }
 
 impl HostState {
-    pub(super) fn new(
-        limit: u64,
-        grants: Arc<Grants>,
-        logs: LogBuffer,
-        wasi: Option<wasi_common::WasiCtx>,
-    ) -> Self {
+    pub(super) fn new(limit: u64, grants: Arc<Grants>, logs: LogBuffer, wasi: bool) -> Self {
+        let wasi_deadline = wasi.then(|| Arc::new(CallDeadline::default()));
         HostState {
             limiter: MemoryLimiter::new(limit),
             kernel: Kernel::default(),
@@ -49,7 +48,17 @@ impl HostState {
             vars: BTreeMap::new(),
             grants,
             logs,
-            wasi,
+            wasi: wasi_deadline.clone().map(super::wasi::context),
+            wasi_deadline,
+        }
+    }
+
+    /// Sets when the call (or start-up) about to run runs out of time, for every host
+    /// function that can block: HTTP, host functions and WASI's waits.
+    pub(super) fn set_deadline(&mut self, deadline: std::time::Instant) {
+        self.call.deadline = Some(deadline);
+        if let Some(wasi) = &self.wasi_deadline {
+            wasi.set(deadline);
         }
     }
 

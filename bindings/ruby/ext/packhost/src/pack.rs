@@ -5,8 +5,8 @@
 //! logging, host functions) is Ruby code in `lib/packhost/pack.rb` over these.
 
 use magnus::{
-    function, method, prelude::*, value::Opaque, value::ReprValue, Error, RArray, RModule, RString,
-    Ruby,
+    function, method, prelude::*, value::Opaque, value::ReprValue, Error, IntoValue, RArray,
+    RModule, RString, Ruby,
 };
 use packhost::{CallOptions, Pack, PackOptions};
 
@@ -106,7 +106,7 @@ fn load_with(
 
 impl RbPack {
     /// Calls an action and returns `[output, usage, logs]`: the output as a String, the
-    /// usage as an Array of integers and the log lines as an Array of Hashes (nil when
+    /// usage as an Array of integers and the context, and the log lines as an Array of Hashes (nil when
     /// none). `call_options` is the core's `CallOptions` as JSON text (nil for none);
     /// `adapters` is the pack's frozen Array of host-function adapters (nil for none).
     fn call(
@@ -143,17 +143,27 @@ impl RbPack {
                 Ok(text) => ruby.str_new(text),
                 Err(_) => ruby.str_from_slice(&output),
             };
-            // Usage as integers in `Usage`'s member order, and no log list when nothing was
-            // logged: the common call builds no Hash and no log objects.
-            let usage = ruby.ary_from_iter([
-                report.usage.wall_time_us,
-                report.usage.fuel_consumed,
-                report.usage.peak_memory_bytes,
-                report.usage.input_bytes,
-                report.usage.output_bytes,
-                report.usage.host_calls,
-                report.usage.host_time_us,
-            ]);
+            // Usage as integers in `Usage`'s member order, then the context (nil when none),
+            // and no log list when nothing was logged: the common call builds no Hash and no
+            // log objects.
+            let usage = &report.usage;
+            let mut values = [
+                usage.wall_time_us,
+                usage.fuel_consumed,
+                usage.peak_memory_bytes,
+                usage.input_bytes,
+                usage.output_bytes,
+                usage.host_calls,
+                usage.host_time_us,
+            ]
+            .map(|number| number.into_value_with(ruby))
+            .to_vec();
+            values.push(if usage.context.is_null() {
+                ruby.qnil().as_value()
+            } else {
+                to_ruby(ruby, &usage.context)?
+            });
+            let usage = ruby.ary_new_from_values(&values);
             let logs = if report.logs.is_empty() {
                 ruby.qnil().as_value()
             } else {
