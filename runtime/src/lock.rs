@@ -8,7 +8,9 @@
 //! long call releases it, so threads run packs in parallel. A call is expected to be short
 //! when the last locked call of the same action was; a call expected short that runs past
 //! [`HOLD_AT_MOST`] releases the lock from the engine's epoch callback, where the host can
-//! (CPython), so a misjudged call holds it for a millisecond or two, not to its end.
+//! (CPython), so a misjudged call holds it for a millisecond or two, not to its end. Where
+//! the host cannot (Ruby), an action that has once run past `HOLD_AT_MOST` never keeps the
+//! lock again, so a pack can hold the host's other threads up at most once per action.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,6 +29,11 @@ pub trait InterpreterLock {
     /// lock in the middle of a call (Ruby has no API for it) keeps this default, and such a
     /// call holds the lock to its end.
     fn release_for_rest_of_call(&mut self) {}
+
+    /// Whether [`InterpreterLock::release_for_rest_of_call`] really releases the lock.
+    fn releases_midway(&self) -> bool {
+        false
+    }
 }
 
 /// How long a call expected to be short may hold the lock before it is released (on the
@@ -38,11 +45,13 @@ pub const HOLD_AT_MOST: Duration = Duration::from_millis(1);
 /// gains on a longer call.
 pub(crate) const SHORT_CALL: Duration = Duration::from_micros(20);
 
-/// Per action of a pack, whether its last locked call was long. Written only when the
-/// answer changes, so threads calling the same short action share the line read-only.
+/// Per action of a pack, whether its last locked call was long, and whether any ran past
+/// [`HOLD_AT_MOST`]. Written only when an answer changes, so threads calling the same short
+/// action share the line read-only.
 #[derive(Debug)]
 pub(crate) struct CallLengths {
     long: Box<[AtomicBool]>,
+    ran_past_hold: Box<[AtomicBool]>,
 }
 
 impl CallLengths {
@@ -51,14 +60,19 @@ impl CallLengths {
     pub(crate) fn new(actions: usize) -> Self {
         CallLengths {
             long: (0..actions).map(|_| AtomicBool::new(true)).collect(),
+            ran_past_hold: (0..actions).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 
-    /// Whether the next call of the action at `index` should keep the lock.
-    pub(crate) fn expect_short(&self, index: usize) -> bool {
-        self.long
-            .get(index)
-            .is_some_and(|long| !long.load(Ordering::Relaxed))
+    /// Whether the next call of the action at `index` should keep a lock that the host
+    /// can (`releases_midway`) or cannot release in the middle of the call.
+    pub(crate) fn expect_short(&self, index: usize, releases_midway: bool) -> bool {
+        let (Some(long), Some(ran_past_hold)) =
+            (self.long.get(index), self.ran_past_hold.get(index))
+        else {
+            return false;
+        };
+        !long.load(Ordering::Relaxed) && (releases_midway || !ran_past_hold.load(Ordering::Relaxed))
     }
 
     /// Records how long a call of the action at `index` took.
@@ -67,6 +81,11 @@ impl CallLengths {
             let was_long = wall_time > SHORT_CALL;
             if long.load(Ordering::Relaxed) != was_long {
                 long.store(was_long, Ordering::Relaxed);
+            }
+        }
+        if let Some(ran_past_hold) = self.ran_past_hold.get(index) {
+            if wall_time > HOLD_AT_MOST && !ran_past_hold.load(Ordering::Relaxed) {
+                ran_past_hold.store(true, Ordering::Relaxed);
             }
         }
     }
@@ -79,12 +98,32 @@ mod tests {
     #[test]
     fn an_action_is_expected_short_only_after_a_short_call() {
         let lengths = CallLengths::new(2);
-        assert!(!lengths.expect_short(0));
+        assert!(!lengths.expect_short(0, true));
         lengths.record(0, Duration::from_micros(3));
-        assert!(lengths.expect_short(0));
-        assert!(!lengths.expect_short(1), "actions are judged apart");
-        lengths.record(0, Duration::from_millis(2));
-        assert!(!lengths.expect_short(0));
-        assert!(!lengths.expect_short(7), "an unknown index is never short");
+        assert!(lengths.expect_short(0, true));
+        assert!(lengths.expect_short(0, false));
+        assert!(!lengths.expect_short(1, true), "actions are judged apart");
+        lengths.record(0, Duration::from_micros(300));
+        assert!(!lengths.expect_short(0, true));
+        assert!(
+            !lengths.expect_short(7, true),
+            "an unknown index is never short"
+        );
+    }
+
+    #[test]
+    fn a_lock_that_cannot_release_midway_is_never_kept_again_after_a_long_call() {
+        let lengths = CallLengths::new(1);
+        lengths.record(0, Duration::from_micros(3));
+        lengths.record(0, Duration::from_millis(5));
+        lengths.record(0, Duration::from_micros(3));
+        assert!(
+            lengths.expect_short(0, true),
+            "CPython can release it midway"
+        );
+        assert!(
+            !lengths.expect_short(0, false),
+            "Ruby cannot: once is enough"
+        );
     }
 }

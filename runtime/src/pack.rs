@@ -40,6 +40,9 @@ struct PackInner {
     idle: Pool<Instance>,
     /// Which actions' calls hand an interpreter lock over ([`Pack::call_locked`]).
     lengths: CallLengths,
+    /// Whether the pack may block in the host outside its handlers' control (an HTTP grant,
+    /// WASI): its calls never keep an interpreter lock.
+    may_block: bool,
 }
 
 impl std::fmt::Debug for Pack {
@@ -163,6 +166,7 @@ impl Pack {
         // so load stays cheap for hosts that load many packs and call few.
         tracing::debug!(name = %manifest.name, version = %manifest.version, "pack loaded");
         let manifest_actions = manifest.actions.len();
+        let may_block = !spec.allowed_hosts.is_empty() || spec.wasi;
 
         Ok(Pack {
             inner: Arc::new(PackInner {
@@ -174,6 +178,7 @@ impl Pack {
                 spec,
                 idle: Pool::default(),
                 lengths: CallLengths::new(manifest_actions),
+                may_block,
             }),
         })
     }
@@ -291,7 +296,7 @@ impl Pack {
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<(R, CallReport)> {
         self.action_index(action)?;
-        self.run(action, input, options, None, read)
+        self.run(None, action, input, options, None, read)
     }
 
     /// [`Pack::call_reading`] for a host whose interpreter has a global lock, held by the
@@ -299,6 +304,10 @@ impl Pack {
     /// `lock` if it runs past [`HOLD_AT_MOST`](crate::HOLD_AT_MOST)); any other call runs
     /// inside [`InterpreterLock::run_released`]. What to expect is learnt per action from
     /// the calls made this way. `read` runs in either state, so it must not need the lock.
+    ///
+    /// Work that can take long outside the pack's own code never runs holding the lock: a
+    /// pack that may block in the host (HTTP, WASI) always releases it, and so does a call
+    /// that needs a new instance; a failed instance is rebuilt with the lock released.
     ///
     /// # Errors
     /// As [`Pack::call_with_options`].
@@ -311,17 +320,22 @@ impl Pack {
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<(R, CallReport)> {
         let index = self.action_index(action)?;
-        let lengths = &self.inner.lengths;
-        // Only the native engine can hand the lock over in the middle of a call.
-        let keep_lock = self.inner.spec.engine == EngineKind::Native && lengths.expect_short(index);
-        let result = if keep_lock {
-            self.run(action, input, options, Some(lock), read)
+        let inner = &*self.inner;
+        let lengths = &inner.lengths;
+        // Only the native engine hands the lock over in the middle of a call, and only an
+        // idle instance is ready without running start-up code.
+        let keep_lock = inner.spec.engine == EngineKind::Native
+            && !inner.may_block
+            && lengths.expect_short(index, lock.releases_midway());
+        let idle = if keep_lock { inner.idle.take() } else { None };
+        let result = if let Some(instance) = idle {
+            self.run(Some(instance), action, input, options, Some(lock), read)
         } else {
             let mut read = Some(read);
             let mut result = None;
             lock.run_released(&mut || {
                 if let Some(read) = read.take() {
-                    result = Some(self.run(action, input, options, None, read));
+                    result = Some(self.run(None, action, input, options, None, read));
                 }
             });
             result.unwrap_or_else(|| {
@@ -359,13 +373,16 @@ impl Pack {
             })
     }
 
-    /// One call of `action`, which the manifest names, on a pooled instance.
+    /// One call of `action`, which the manifest names, on `instance` or a pooled (or new)
+    /// one. A call given the caller's `lock` holds it; a failed instance is rebuilt with the
+    /// lock released.
     fn run<R>(
         &self,
+        instance: Option<Instance>,
         action: &str,
         input: &[u8],
         options: &CallOptions,
-        lock: Option<&mut dyn InterpreterLock>,
+        mut lock: Option<&mut dyn InterpreterLock>,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<(R, CallReport)> {
         let inner = &*self.inner;
@@ -384,9 +401,17 @@ impl Pack {
             ));
         }
 
-        let mut instance = self.checkout()?;
+        let mut instance = match instance {
+            Some(instance) => instance,
+            None => self.checkout()?,
+        };
         let mut output_bytes = 0;
-        let outcome = instance.call(action, input, &options.context, lock, |output| {
+        // Lent to the call for its duration only: the renewal below may need it again.
+        let held: Option<&mut dyn InterpreterLock> = match lock.as_mut() {
+            Some(lock) => Some(&mut **lock),
+            None => None,
+        };
+        let outcome = instance.call(action, input, &options.context, held, |output| {
             if output.len() as u64 > limits.max_output_bytes {
                 return Err(Error::new(
                     ErrorKind::OutputTooLarge,
@@ -420,7 +445,17 @@ impl Pack {
                 ErrorKind::PluginError { .. } | ErrorKind::OutputTooLarge
             ),
         };
-        if sound || instance.renew().is_ok() {
+        let renewed = sound || {
+            let mut renewed = false;
+            let mut renew = || renewed = instance.renew().is_ok();
+            match lock {
+                // Start-up code runs again: not with the caller's lock held.
+                Some(lock) => lock.run_released(&mut renew),
+                None => renew(),
+            }
+            renewed
+        };
+        if renewed {
             self.checkin(instance);
         }
         let report = CallReport {

@@ -421,7 +421,7 @@ fn call_json(call: &HostCall<'_>) -> String {
 
 fn dispatcher_failed(err: &napi::Error) -> HostFnError {
     HostFnError::new(format!(
-        "the host-function dispatcher threw: {}",
+        "the host-function dispatcher failed: {}",
         err.reason
     ))
 }

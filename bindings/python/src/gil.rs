@@ -58,6 +58,10 @@ impl SameThread<'_> {
 
 impl InterpreterLock for Gil<'_> {
     fn run_released(&mut self, call: &mut dyn FnMut()) {
+        if !RELEASED_MID_CALL.get().is_null() {
+            // Released midway by the call this work follows (rebuilding its instance).
+            return call();
+        }
         let call = SameThread(call);
         self.py.detach(move || call.run());
     }
@@ -66,6 +70,10 @@ impl InterpreterLock for Gil<'_> {
         // SAFETY: the core calls this on the calling thread, which holds the GIL (the call
         // was made holding it and nothing released it since); `take_back` restores it.
         RELEASED_MID_CALL.set(unsafe { ffi::PyEval_SaveThread() });
+    }
+
+    fn releases_midway(&self) -> bool {
+        true
     }
 }
 

@@ -60,9 +60,12 @@ class Pack:
     the pack host functions (``{name: handler}``, or ``@packhost.host_fn`` functions); a
     pack that imports one the host did not lend fails to load with ``InvalidPack``.
 
-    Calls release the GIL for their whole duration, so threads calling one pack run in
-    parallel; a host function takes the GIL only while its handler runs. The pack's log lines go to the logger ``packhost.plugin.<pack name>`` after each
-    call, at their level (``trace`` maps to level 5, below ``DEBUG``).
+    Calls release the GIL while the pack runs, so threads calling one pack run in parallel;
+    only calls the core expects to take a few microseconds keep it (handing it over would
+    cost more), and release it should one run past a millisecond. A host function's handler
+    runs holding the GIL. The pack's log lines go to the logger
+    ``packhost.plugin.<pack name>`` after each call, at their level (``trace`` maps to level
+    5, below ``DEBUG``).
     """
 
     __slots__ = ("_native", "_logger", "_manifest")

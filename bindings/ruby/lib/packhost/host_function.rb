@@ -4,7 +4,7 @@
 # them (`host_fn!` in Rust, `//go:wasmimport extism:host/user` in Go).
 #
 # Everything here is conversion. The native extension hands each function's adapter the
-# input bytes and the call's facts as JSON, holding the GVL only for that, and takes a
+# input bytes and the call's facts as JSON, holding the GVL for that, and takes a
 # String back; the core does the rest (limits, usage, the host_function_error a raised
 # exception becomes).
 module Packhost

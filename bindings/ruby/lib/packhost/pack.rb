@@ -4,7 +4,8 @@
 # and its low-level methods; this file adds the idiomatic API over them.
 module Packhost
   # A loaded, validated pack. Safe to share between threads: concurrent calls run in
-  # parallel (each gets its own instance) and release the GVL while the pack runs.
+  # parallel (each gets its own instance) and release the GVL while the pack runs, except
+  # calls the core expects to take a few microseconds, which keep it.
   #
   # @example Count vowels with the text_tools sample pack
   #   pack = Packhost::Pack.load("plugins/dist/text_tools.wasm", limits: {timeout_ms: 250})
@@ -79,8 +80,9 @@ module Packhost
 
     # Calls an action.
     #
-    # The GVL is released while the pack runs and taken back only while a host function's
-    # handler runs, on this thread; a handler may call packs itself, this one included.
+    # The GVL is released while the pack runs (unless the core expects the call to take a
+    # few microseconds) and held while a host function's handler runs, on this thread; a
+    # handler may call packs itself, this one included.
     # Interrupts (Thread#raise and #kill, Ctrl-C) wait for the call to end, or reach a handler.
     #
     # @param action [String, Symbol] the action (export) name

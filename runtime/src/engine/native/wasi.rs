@@ -98,7 +98,8 @@ impl WasiSched for BoundedSched {
         let clocks_only = poll.rw_subscriptions().next().is_none();
         if let (Some(wait), Some(left), true) = (wait, self.deadline.left(), clocks_only) {
             if left < wait {
-                // Nothing else can become ready first: the call's time runs out.
+                // Nothing else can become ready first (the instance has no files or sockets,
+                // so clocks are all it can wait on): the call's time runs out.
                 return self.sleep_within_deadline(wait);
             }
         }
