@@ -50,8 +50,14 @@ pub(crate) const SHORT_CALL: Duration = Duration::from_micros(20);
 /// action share the line read-only.
 #[derive(Debug)]
 pub(crate) struct CallLengths {
-    long: Box<[AtomicBool]>,
-    ran_past_hold: Box<[AtomicBool]>,
+    actions: Box<[ActionLengths]>,
+}
+
+/// What [`CallLengths`] knows of one action.
+#[derive(Debug)]
+struct ActionLengths {
+    last_was_long: AtomicBool,
+    ran_past_hold: AtomicBool,
 }
 
 impl CallLengths {
@@ -59,35 +65,40 @@ impl CallLengths {
     /// it is short.
     pub(crate) fn new(actions: usize) -> Self {
         CallLengths {
-            long: (0..actions).map(|_| AtomicBool::new(true)).collect(),
-            ran_past_hold: (0..actions).map(|_| AtomicBool::new(false)).collect(),
+            actions: (0..actions)
+                .map(|_| ActionLengths {
+                    last_was_long: AtomicBool::new(true),
+                    ran_past_hold: AtomicBool::new(false),
+                })
+                .collect(),
         }
     }
 
     /// Whether the next call of the action at `index` should keep a lock that the host
     /// can (`releases_midway`) or cannot release in the middle of the call.
     pub(crate) fn expect_short(&self, index: usize, releases_midway: bool) -> bool {
-        let (Some(long), Some(ran_past_hold)) =
-            (self.long.get(index), self.ran_past_hold.get(index))
-        else {
-            return false;
-        };
-        !long.load(Ordering::Relaxed) && (releases_midway || !ran_past_hold.load(Ordering::Relaxed))
+        self.actions.get(index).is_some_and(|action| {
+            !action.last_was_long.load(Ordering::Relaxed)
+                && (releases_midway || !action.ran_past_hold.load(Ordering::Relaxed))
+        })
     }
 
     /// Records how long a call of the action at `index` took.
     pub(crate) fn record(&self, index: usize, wall_time: Duration) {
-        if let Some(long) = self.long.get(index) {
-            let was_long = wall_time > SHORT_CALL;
-            if long.load(Ordering::Relaxed) != was_long {
-                long.store(was_long, Ordering::Relaxed);
+        if let Some(action) = self.actions.get(index) {
+            store_if_changed(&action.last_was_long, wall_time > SHORT_CALL);
+            if wall_time > HOLD_AT_MOST {
+                store_if_changed(&action.ran_past_hold, true);
             }
         }
-        if let Some(ran_past_hold) = self.ran_past_hold.get(index) {
-            if wall_time > HOLD_AT_MOST && !ran_past_hold.load(Ordering::Relaxed) {
-                ran_past_hold.store(true, Ordering::Relaxed);
-            }
-        }
+    }
+}
+
+/// Writes `value` only when it differs, so readers on other cores keep their copy of the
+/// line.
+fn store_if_changed(flag: &AtomicBool, value: bool) {
+    if flag.load(Ordering::Relaxed) != value {
+        flag.store(value, Ordering::Relaxed);
     }
 }
 

@@ -219,6 +219,11 @@ impl PackManifest {
 
     /// The action of that name, if declared.
     pub fn action(&self, name: &str) -> Option<&ActionSpec> {
-        self.actions.iter().find(|action| action.name == name)
+        self.action_index(name).map(|index| &self.actions[index])
+    }
+
+    /// Where the action of that name is in `actions`, if declared.
+    pub fn action_index(&self, name: &str) -> Option<usize> {
+        self.actions.iter().position(|action| action.name == name)
     }
 }

@@ -40,9 +40,6 @@ struct PackInner {
     idle: Pool<Instance>,
     /// Which actions' calls hand an interpreter lock over ([`Pack::call_locked`]).
     lengths: CallLengths,
-    /// Whether the pack may block in the host outside its handlers' control (an HTTP grant,
-    /// WASI): its calls never keep an interpreter lock.
-    may_block: bool,
 }
 
 impl std::fmt::Debug for Pack {
@@ -166,7 +163,6 @@ impl Pack {
         // so load stays cheap for hosts that load many packs and call few.
         tracing::debug!(name = %manifest.name, version = %manifest.version, "pack loaded");
         let manifest_actions = manifest.actions.len();
-        let may_block = !spec.allowed_hosts.is_empty() || spec.wasi;
 
         Ok(Pack {
             inner: Arc::new(PackInner {
@@ -178,7 +174,6 @@ impl Pack {
                 spec,
                 idle: Pool::default(),
                 lengths: CallLengths::new(manifest_actions),
-                may_block,
             }),
         })
     }
@@ -325,7 +320,7 @@ impl Pack {
         // Only the native engine hands the lock over in the middle of a call, and only an
         // idle instance is ready without running start-up code.
         let keep_lock = inner.spec.engine == EngineKind::Native
-            && !inner.may_block
+            && !inner.spec.may_block()
             && lengths.expect_short(index, lock.releases_midway());
         let idle = if keep_lock { inner.idle.take() } else { None };
         let result = if let Some(instance) = idle {
@@ -361,16 +356,12 @@ impl Pack {
     /// Where `action` is in the manifest, or `action_not_found`.
     fn action_index(&self, action: &str) -> Result<usize> {
         let manifest = &self.inner.manifest;
-        manifest
-            .actions
-            .iter()
-            .position(|spec| spec.name == action)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::ActionNotFound,
-                    format!("pack {:?} has no action {action:?}", manifest.name),
-                )
-            })
+        manifest.action_index(action).ok_or_else(|| {
+            Error::new(
+                ErrorKind::ActionNotFound,
+                format!("pack {:?} has no action {action:?}", manifest.name),
+            )
+        })
     }
 
     /// One call of `action`, which the manifest names, on `instance` or a pooled (or new)

@@ -88,8 +88,13 @@ impl Recorder {
 
     /// Calls `work` on `input` and takes the lock back as a host does afterwards.
     fn call(&mut self, pack: &Pack, input: &[u8]) -> packhost::Result<()> {
+        self.call_action(pack, "work", input)
+    }
+
+    /// Calls `action` on `input` and takes the lock back as a host does afterwards.
+    fn call_action(&mut self, pack: &Pack, action: &str, input: &[u8]) -> packhost::Result<()> {
         let result = pack
-            .call_locked("work", input, &CallOptions::default(), self, |_| ())
+            .call_locked(action, input, &CallOptions::default(), self, |_| ())
             .map(|_| ());
         self.held = true;
         result
@@ -202,15 +207,7 @@ fn packs_that_may_block_in_the_host_and_calls_without_an_idle_instance_release_t
     let pack = Pack::load_file(support::pack_path("hostile"), options(granted)).expect("loads");
     let mut lock = Recorder::holding();
     for _ in 0..5 {
-        pack.call_locked(
-            "busy",
-            br#"{"rounds":1}"#,
-            &CallOptions::default(),
-            &mut lock,
-            |_| (),
-        )
-        .unwrap();
-        lock.held = true;
+        lock.call_action(&pack, "busy", br#"{"rounds":1}"#).unwrap();
     }
     assert_eq!(lock.released_calls, 5, "a pack granted HTTP");
     // A second thread finds no idle instance: its first call makes one, lock released.

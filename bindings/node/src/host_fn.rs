@@ -85,10 +85,11 @@ impl HostReply {
     /// Fails the call with the handler's message and the class of what it threw.
     #[napi]
     pub fn fail(&self, message: String, error_class: Option<String>) {
-        self.send(Err(match error_class {
-            Some(class) => HostFnError::with_class(message, class),
-            None => HostFnError::new(message),
-        }));
+        self.send(Err(HostFailure {
+            message,
+            error_class,
+        }
+        .into()));
     }
 }
 
@@ -155,10 +156,16 @@ impl FromNapiValue for DirectAnswer {
         }
         // SAFETY: as above.
         let failure = unsafe { HostFailure::from_napi_value(env, value) }?;
-        Ok(DirectAnswer(Err(match failure.error_class {
+        Ok(DirectAnswer(Err(failure.into())))
+    }
+}
+
+impl From<HostFailure> for HostFnError {
+    fn from(failure: HostFailure) -> Self {
+        match failure.error_class {
             Some(class) => HostFnError::with_class(failure.message, class),
             None => HostFnError::new(failure.message),
-        })))
+        }
     }
 }
 

@@ -53,10 +53,7 @@ impl CallResult {
 
     /// The output parsed as JSON (with Python's `json.loads`).
     fn json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        JSON_LOADS
-            .import(py, "json", "loads")?
-            .call1((self.output.bind(py),))
+        json_loads(py, self.output.bind(py))
     }
 
     /// What the call cost.
@@ -137,9 +134,8 @@ impl Usage {
     /// time), `None` when none.
     #[getter]
     fn context<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         match &self.context_json {
-            Some(json) => JSON_LOADS.import(py, "json", "loads")?.call1((&**json,)),
+            Some(json) => json_loads(py, PyString::new(py, json).as_any()),
             None => Ok(py.None().into_bound(py)),
         }
     }
@@ -175,6 +171,12 @@ impl Usage {
             self.context_json.as_deref().unwrap_or("null")
         )
     }
+}
+
+/// `json.loads(text)`, with the function imported once.
+fn json_loads<'py>(py: Python<'py>, text: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    JSON_LOADS.import(py, "json", "loads")?.call1((text,))
 }
 
 /// One line a pack logged.

@@ -87,6 +87,14 @@ pub(crate) enum Instance {
     Extism(extism::Instance),
 }
 
+impl InstanceSpec {
+    /// Whether an instance may wait in the host outside its handlers' control: granted HTTP
+    /// hosts, or WASI (its sleeps).
+    pub(crate) fn may_block(&self) -> bool {
+        !self.allowed_hosts.is_empty() || self.wasi
+    }
+}
+
 impl Instance {
     /// Makes a ready instance (compiled, linked, start-up code run).
     ///

@@ -72,21 +72,22 @@ impl BoundedSched {
     /// Sleeps out `wait`, or until the deadline and then ends the call, whichever is first.
     fn sleep_within_deadline(&self, wait: Duration) -> Result<(), wasi_common::Error> {
         match self.deadline.left() {
-            Some(left) if left < wait => {
-                std::thread::sleep(left);
-                Err(wasi_common::Error::trap(wasmtime::Error::new(
-                    HostFailure {
-                        kind: ErrorKind::Timeout,
-                        message: "the call ran past its time limit (waiting in poll_oneoff)".into(),
-                    },
-                )))
-            }
+            Some(left) if left < wait => Err(time_out_after(left)),
             _ => {
                 std::thread::sleep(wait);
                 Ok(())
             }
         }
     }
+}
+
+/// Sleeps the `left` of the call's time, then ends the call with `timeout`.
+fn time_out_after(left: Duration) -> wasi_common::Error {
+    std::thread::sleep(left);
+    wasi_common::Error::trap(wasmtime::Error::new(HostFailure {
+        kind: ErrorKind::Timeout,
+        message: "the call ran past its time limit (waiting in poll_oneoff)".into(),
+    }))
 }
 
 #[async_trait::async_trait]
@@ -100,7 +101,7 @@ impl WasiSched for BoundedSched {
             if left < wait {
                 // Nothing else can become ready first (the instance has no files or sockets,
                 // so clocks are all it can wait on): the call's time runs out.
-                return self.sleep_within_deadline(wait);
+                return Err(time_out_after(left));
             }
         }
         wasi_common::sync::sched::poll_oneoff(poll).await

@@ -106,8 +106,9 @@ fn load_with(
 
 impl RbPack {
     /// Calls an action and returns `[output, usage, logs]`: the output as a String, the
-    /// usage as an Array of integers and the context, and the log lines as an Array of Hashes (nil when
-    /// none). `call_options` is the core's `CallOptions` as JSON text (nil for none);
+    /// usage as an Array of integers then the context, and the log lines as an Array of
+    /// Hashes (nil when none). `call_options` is the core's `CallOptions` as JSON text (nil
+    /// for none);
     /// `adapters` is the pack's frozen Array of host-function adapters (nil for none).
     fn call(
         ruby: &Ruby,
@@ -158,11 +159,7 @@ impl RbPack {
             ]
             .map(|number| number.into_value_with(ruby))
             .to_vec();
-            values.push(if usage.context.is_null() {
-                ruby.qnil().as_value()
-            } else {
-                to_ruby(ruby, &usage.context)?
-            });
+            values.push(to_ruby(ruby, &usage.context)?);
             let usage = ruby.ary_new_from_values(&values);
             let logs = if report.logs.is_empty() {
                 ruby.qnil().as_value()
