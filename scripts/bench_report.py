@@ -268,6 +268,27 @@ def main():
     if extism_engine is not None:
         say(f"\nRust on the extism engine: {fmt(extism_engine)} us.")
 
+    say("\n## Isolation\n")
+    say("What `isolation` costs, on the hostile pack (about 1 MiB of linear memory), Rust core: a good")
+    say("call (`busy` with no rounds) on one warm instance (`isolation: \"pack\"`) and on a fresh instance")
+    say("per call (`\"call\"`, the default: the instance is replaced after each call), and a call that")
+    say("traps, after which its instance is replaced. Targets: a fresh instance per call at most 5 us over")
+    say("a warm call; a failed call at most 20 us over a good one.\n")
+    say("| isolation | good call, us | failed call, us | failed - good, us | target |")
+    say("|---|---|---|---|---|")
+    warm_good = criterion_us(criterion_root, "isolation", "hostile", "pack-good")
+    for mode in ("pack", "call"):
+        good = criterion_us(criterion_root, "isolation", "hostile", f"{mode}-good")
+        failed = criterion_us(criterion_root, "isolation", "hostile", f"{mode}-failed")
+        if good is None or failed is None:
+            continue
+        verdicts = [check(f"isolation {mode}: a failed call at most 20 us over a good one",
+                          f"{failed - good:+.1f} us", failed - good <= 20)]
+        if mode == "call" and warm_good is not None:
+            verdicts.append(check("isolation call: a fresh instance per call at most 5 us over a warm call",
+                                  f"{good - warm_good:+.1f} us", good - warm_good <= 5))
+        say(f"| {mode} | {fmt(good)} | {fmt(failed)} | {failed - good:+.1f} | {', '.join(verdicts)} |")
+
     say("\n## Installed packages against the in-tree release builds\n")
     say("Each binding timed in this run on `bench.wasm` as built in the checkout with the release profile")
     say("and as a user installs it (`pip install .` into a fresh virtualenv, the `npm pack` tarball")

@@ -39,6 +39,13 @@ fn dist(file: &str) -> PathBuf {
     path
 }
 
+/// Options on `engine` with one warm instance shared by calls, as the extism crate keeps its
+/// plugin: the like-for-like comparison.
+fn warm(engine: &str) -> PackOptions {
+    PackOptions::from_json(&format!(r#"{{"engine": "{engine}", "isolation": "pack"}}"#))
+        .expect("bench options are valid")
+}
+
 /// The bare-wasmtime baseline: memory write, typed call, and for echo the read back.
 struct Bare {
     store: wasmtime::Store<()>,
@@ -92,8 +99,7 @@ fn per_call(c: &mut Criterion) {
         ("packhost-extism-engine", "bench.wasm", "extism"),
     ]
     .map(|(label, file, engine)| {
-        let options = PackOptions::from_json(&format!(r#"{{"engine": "{engine}"}}"#))
-            .expect("bench options are valid");
+        let options = warm(engine);
         (
             label,
             Pack::load_file(dist(file), options).expect("bench pack loads"),
@@ -197,8 +203,7 @@ fn host_function_round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("host_fn/64");
     group.throughput(Throughput::Bytes(64));
     for (label, engine) in [("packhost", "native"), ("packhost-extism-engine", "extism")] {
-        let options = PackOptions::from_json(&format!(r#"{{"engine": "{engine}"}}"#))
-            .expect("bench options are valid");
+        let options = warm(engine);
         let pack =
             Pack::load_file_with(dist("host_calls.wasm"), options, packhost_host_functions())
                 .expect("host_calls loads");
@@ -225,5 +230,25 @@ fn host_function_round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_call, host_function_round_trip);
+/// What isolation costs, on the hostile pack (about 1 MiB of linear memory): a good call
+/// (`busy` with no rounds) on a warm instance (`isolation: "pack"`) and on a fresh one per
+/// call (`"call"`), and a call that traps, after which the instance is replaced.
+fn isolation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("isolation/hostile");
+    let good = br#"{"rounds":0}"#.as_slice();
+    for mode in ["pack", "call"] {
+        let options = PackOptions::from_json(&format!(r#"{{"isolation": "{mode}"}}"#))
+            .expect("bench options are valid");
+        let pack = Pack::load_file(dist("hostile.wasm"), options).expect("hostile loads");
+        group.bench_function(BenchmarkId::from_parameter(format!("{mode}-good")), |b| {
+            b.iter(|| pack.call("busy", good).expect("busy succeeds").output.len())
+        });
+        group.bench_function(BenchmarkId::from_parameter(format!("{mode}-failed")), |b| {
+            b.iter(|| pack.call("trap", b"").expect_err("trap fails").code())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, per_call, host_function_round_trip, isolation);
 criterion_main!(benches);

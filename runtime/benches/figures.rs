@@ -25,8 +25,11 @@ fn payload(n: usize) -> Vec<u8> {
     b"hello world ".iter().copied().cycle().take(n).collect()
 }
 
+/// Options on `engine` with one warm instance shared by calls, as the official SDKs keep
+/// their plugin: the like-for-like comparison.
 fn options(engine: &str) -> PackOptions {
-    PackOptions::from_json(&format!(r#"{{"engine": "{engine}"}}"#)).expect("valid options")
+    PackOptions::from_json(&format!(r#"{{"engine": "{engine}", "isolation": "pack"}}"#))
+        .expect("valid options")
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

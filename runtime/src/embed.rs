@@ -49,6 +49,7 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
             functions: stubs,
             ..Default::default()
         }),
+        fuel_rates: Default::default(),
         native_code: Default::default(),
     };
     let manifest_json = Instance::new(&spec)?

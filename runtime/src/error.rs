@@ -158,6 +158,10 @@ impl Error {
         self
     }
 
+    pub(crate) fn report_mut(&mut self) -> Option<&mut CallReport> {
+        self.report.as_deref_mut()
+    }
+
     pub(crate) fn invalid_pack(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidPack, message)
     }

@@ -43,6 +43,8 @@ pub use manifest::{
     ActionSpec, Capabilities, Encoding, HostFunctionSpec, PackManifest, PayloadSpec,
 };
 pub use module::{embed_manifest, ModuleInfo};
-pub use options::{CallOptions, EngineKind, HttpOptions, Limits, LogLevel, PackOptions};
+pub use options::{
+    tenant_of, CallOptions, EngineKind, HttpOptions, Isolation, Limits, LogLevel, PackOptions,
+};
 pub use pack::Pack;
 pub use usage::{CallOutput, CallReport, LogRecord, Usage};

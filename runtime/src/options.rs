@@ -86,7 +86,7 @@ impl LogLevel {
 /// Which engine runs a pack's calls. Both implement the same Extism ABI and give the same
 /// outputs and error codes; fuel counts differ, because extism's kernel is itself WebAssembly
 /// and burns the pack's fuel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     /// packhost's own implementation of the ABI on wasmtime: the fast one.
@@ -104,6 +104,43 @@ impl EngineKind {
             EngineKind::Extism => "extism",
         }
     }
+}
+
+/// Which calls may share an instance (its linear memory, globals, vars and WASI state),
+/// and so see what an earlier call left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Every call runs on a fresh instance: nothing of one call (its input, what it wrote
+    /// to memory, vars) can reach the next. The default, because a pack serving several
+    /// callers could otherwise hand one caller's data to another; fresh instances come from
+    /// copy-on-write memory images, so this costs microseconds.
+    #[default]
+    Call,
+    /// Instances are reused only between calls for the same tenant: the call `context`'s
+    /// `tenant` field, or the whole `context` when it has none (see [`tenant_of`]).
+    Context,
+    /// Instances are reused by any call (warm state kept, as the official Extism hosts do):
+    /// for trusted packs that want caches or counters to outlive a call.
+    Pack,
+}
+
+impl Isolation {
+    /// The mode's lowercase name, as it appears in options.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Call => "call",
+            Isolation::Context => "context",
+            Isolation::Pack => "pack",
+        }
+    }
+}
+
+/// The tenant a call is for: its `context`'s `tenant` field when the context is an object
+/// that has one, else the whole context (`null` when there is none). Instances under
+/// `isolation: "context"` are shared only between calls with equal tenants.
+pub fn tenant_of(context: &serde_json::Value) -> &serde_json::Value {
+    context.get("tenant").unwrap_or(context)
 }
 
 /// How far a pack's HTTP may go beyond which hosts it reaches (`allowed_hosts`). The
@@ -157,6 +194,8 @@ pub struct PackOptions {
     pub allow_wasi: bool,
     /// The engine that runs calls. Default `native`.
     pub engine: EngineKind,
+    /// Which calls may share an instance. Default `call`: none.
+    pub isolation: Isolation,
 }
 
 impl PackOptions {
@@ -244,6 +283,20 @@ mod tests {
         assert_eq!(options.limits.timeout_ms, 1000);
         assert!(options.allowed_hosts.is_empty());
         assert!(!options.allow_wasi);
+        assert_eq!(options.isolation, Isolation::Call);
+    }
+
+    #[test]
+    fn isolation_is_named_in_lowercase_and_the_tenant_comes_from_the_context() {
+        let options = PackOptions::from_json(r#"{"isolation": "context"}"#).unwrap();
+        assert_eq!(options.isolation, Isolation::Context);
+        let err = PackOptions::from_json(r#"{"isolation": "none"}"#).unwrap_err();
+        assert_eq!(err.code(), "invalid_options");
+        let tenant = serde_json::json!({"tenant": "acme", "request": 7});
+        assert_eq!(tenant_of(&tenant), "acme");
+        let bare = serde_json::json!("acme");
+        assert_eq!(tenant_of(&bare), &bare);
+        assert!(tenant_of(&serde_json::Value::Null).is_null());
     }
 
     #[test]

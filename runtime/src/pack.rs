@@ -2,9 +2,12 @@
 //! and calls that return output with their usage.
 //!
 //! A [`Pack`] is cheap to clone and safe to share across threads. Each call borrows an idle
-//! instance or makes one; an instance that failed in a way that may have left it broken
-//! (trap, timeout, a limit) gets a fresh store and wasm instance before it returns to the
-//! pool, never reused as it was, so the next call starts clean.
+//! instance or makes one. Which idle instances a call may borrow is the `isolation` option:
+//! under `"call"` (the default) every instance is renewed (a fresh store and wasm instance)
+//! right after its call, so none serves two; under `"context"` an instance serves only calls
+//! for the tenant it last served; under `"pack"` any call. Under every mode an instance that
+//! failed in a way that may have left it broken (trap, timeout, a limit) is renewed before it
+//! returns to the pool, never reused as it was.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,7 +23,7 @@ use crate::hosts::effective_hosts;
 use crate::lock::{CallLengths, InterpreterLock};
 use crate::manifest::PackManifest;
 use crate::module::ModuleInfo;
-use crate::options::{CallOptions, EngineKind, PackOptions};
+use crate::options::{tenant_of, CallOptions, EngineKind, Isolation, PackOptions};
 use crate::pool::Pool;
 use crate::usage::{CallOutput, CallReport, Usage};
 
@@ -37,9 +40,16 @@ struct PackInner {
     module: Arc<ModuleInfo>,
     options: PackOptions,
     spec: InstanceSpec,
-    idle: Pool<Instance>,
+    idle: Pool<Idle>,
     /// Which actions' calls hand an interpreter lock over ([`Pack::call_locked`]).
     lengths: CallLengths,
+}
+
+/// An instance waiting for its next call, with the tenant whose calls it may serve under
+/// `isolation: "context"` (`null` under `"pack"`).
+struct Idle {
+    instance: Instance,
+    tenant: serde_json::Value,
 }
 
 impl std::fmt::Debug for Pack {
@@ -156,6 +166,7 @@ impl Pack {
                 pack_name: manifest.name.clone(),
                 pack_id: id.clone(),
             }),
+            fuel_rates: crate::engine::FuelRates::shared(&id, options.engine),
             native_code: Default::default(),
         };
         // Instances (and compilation) wait for the first call: everything that could stop a
@@ -322,7 +333,11 @@ impl Pack {
         let keep_lock = inner.spec.engine == EngineKind::Native
             && !inner.spec.may_block()
             && lengths.expect_short(index, lock.releases_midway());
-        let idle = if keep_lock { inner.idle.take() } else { None };
+        let idle = if keep_lock {
+            self.idle_instance(&options.context)
+        } else {
+            None
+        };
         let result = if let Some(instance) = idle {
             self.run(Some(instance), action, input, options, Some(lock), read)
         } else {
@@ -392,9 +407,16 @@ impl Pack {
             ));
         }
 
-        let mut instance = match instance {
+        let mut instance = match instance.or_else(|| self.idle_instance(&options.context)) {
             Some(instance) => instance,
-            None => self.checkout()?,
+            None => Instance::new(&inner.spec).map_err(|mut err| {
+                // A start-up that failed reports its cost as this call's.
+                if let Some(report) = err.report_mut() {
+                    report.usage.input_bytes = input.len() as u64;
+                    report.usage.context = options.context.clone();
+                }
+                err
+            })?,
         };
         let mut output_bytes = 0;
         // Lent to the call for its duration only: the renewal below may need it again.
@@ -428,7 +450,8 @@ impl Pack {
         };
         // A pack that returned normally (even with its own error) left its instance sound;
         // any other failure may have left it mid-way, so its store and wasm instance are
-        // replaced before anyone uses it again.
+        // replaced before anyone uses it again. Under `isolation: "call"` every instance is
+        // replaced after its call, so none serves two calls.
         let sound = match &outcome.result {
             Ok(_) => true,
             Err(err) => matches!(
@@ -436,7 +459,7 @@ impl Pack {
                 ErrorKind::PluginError { .. } | ErrorKind::OutputTooLarge
             ),
         };
-        let renewed = sound || {
+        let reusable = (sound && inner.options.isolation != Isolation::Call) || {
             let mut renewed = false;
             let mut renew = || renewed = instance.renew().is_ok();
             match lock {
@@ -446,8 +469,8 @@ impl Pack {
             }
             renewed
         };
-        if renewed {
-            self.checkin(instance);
+        if reusable {
+            self.checkin(instance, &options.context);
         }
         let report = CallReport {
             usage,
@@ -462,15 +485,28 @@ impl Pack {
         }
     }
 
-    fn checkout(&self) -> Result<Instance> {
-        match self.inner.idle.take() {
-            Some(instance) => Ok(instance),
-            None => Instance::new(&self.inner.spec),
-        }
+    /// An idle instance this call may use: one left by a call for the same tenant under
+    /// `isolation: "context"`, any under `"pack"`, and any under `"call"`, where every idle
+    /// instance is a fresh one no call has run on.
+    fn idle_instance(&self, context: &serde_json::Value) -> Option<Instance> {
+        let idle = &self.inner.idle;
+        let taken = match self.inner.options.isolation {
+            Isolation::Context => {
+                let tenant = tenant_of(context);
+                idle.take_if(|idle| idle.tenant == *tenant)
+            }
+            Isolation::Call | Isolation::Pack => idle.take_if(|_| true),
+        };
+        taken.map(|idle| idle.instance)
     }
 
-    fn checkin(&self, instance: Instance) {
-        self.inner.idle.give(instance);
+    /// Keeps `instance` for the next call that may use it (see [`Pack::idle_instance`]).
+    fn checkin(&self, instance: Instance, context: &serde_json::Value) {
+        let tenant = match self.inner.options.isolation {
+            Isolation::Context => tenant_of(context).clone(),
+            Isolation::Call | Isolation::Pack => serde_json::Value::Null,
+        };
+        self.inner.idle.give(Idle { instance, tenant });
     }
 }
 

@@ -29,11 +29,22 @@ impl<T> Default for Pool<T> {
 
 impl<T> Pool<T> {
     /// An idle item, preferring the one this thread left in its own slot.
+    #[cfg(test)]
     pub(crate) fn take(&self) -> Option<T> {
+        self.take_if(|_| true)
+    }
+
+    /// An idle item that `fits`, preferring the one this thread left in its own slot.
+    pub(crate) fn take_if(&self, fits: impl Fn(&T) -> bool) -> Option<T> {
         let home = home_slot();
         (0..SLOTS).find_map(|step| {
             let slot = &self.slots[(home + step) % SLOTS];
-            slot.0.try_lock().ok().and_then(|mut item| item.take())
+            let mut held = slot.0.try_lock().ok()?;
+            if held.as_ref().is_some_and(&fits) {
+                held.take()
+            } else {
+                None
+            }
         })
     }
 
@@ -84,6 +95,17 @@ mod tests {
         }
         let kept: Vec<usize> = std::iter::from_fn(|| pool.take()).collect();
         assert_eq!(kept.len(), SLOTS);
+    }
+
+    #[test]
+    fn only_an_item_that_fits_is_taken() {
+        let pool = Pool::default();
+        pool.give(("acme", 1));
+        assert_eq!(pool.take_if(|(tenant, _)| *tenant == "globex"), None);
+        assert_eq!(
+            pool.take_if(|(tenant, _)| *tenant == "acme"),
+            Some(("acme", 1))
+        );
     }
 
     #[test]

@@ -4,12 +4,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::options::LogLevel;
 
-/// The cost of one call, and whom it was for. Every number is measured, never estimated.
+/// The cost of one call, and whom it was for. The first call on an instance also pays for
+/// that instance's start-up code (its fuel, time and memory are included), which runs under
+/// the same limits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Wall-clock time inside the engine, in microseconds.
     pub wall_time_us: u64,
-    /// Fuel burnt by the call: the pack's instructions plus the Extism ABI's.
+    /// Fuel burnt by the call: the pack's instructions plus the Extism ABI's. A call ended by
+    /// its timeout is billed at least its CPU time in wasm at the fuel rate its action was
+    /// measured to burn (wasmtime does not count an interrupted function's last stretch).
     pub fuel_consumed: u64,
     /// Largest total linear memory of the instance during the call, in bytes.
     pub peak_memory_bytes: u64,

@@ -101,9 +101,27 @@ impl Recorder {
     }
 }
 
+/// The worker with one warm instance serving every call (`isolation: "pack"`): only an
+/// instance that is ready can run a call holding the lock.
 fn worker(options_json: &str) -> Pack {
     let wasm = wat::parse_str(WORKER).expect("the worker assembles");
-    Pack::load(&wasm, options(options_json)).expect("the worker loads")
+    let mut options = options(options_json);
+    options.isolation = packhost::Isolation::Pack;
+    Pack::load(&wasm, options).expect("the worker loads")
+}
+
+#[test]
+fn under_call_isolation_the_next_instance_is_prepared_with_the_lock_released() {
+    let wasm = wat::parse_str(WORKER).expect("the worker assembles");
+    let pack = Pack::load(&wasm, options("{}")).expect("the worker loads");
+    let mut lock = Recorder::holding();
+    for _ in 0..5 {
+        lock.call(&pack, b"").unwrap();
+    }
+    assert_eq!(
+        lock.released_calls, 5,
+        "one hand-over per call, for its new instance"
+    );
 }
 
 #[test]

@@ -257,3 +257,126 @@ fn a_wasi_sleep_past_the_deadline_ends_with_timeout_on_time() {
         "timed out after {elapsed:?}, limit 200 ms"
     );
 }
+
+/// Grows a table by ten million entries (80 MB of host pointers) and keeps a 600 KB var:
+/// host memory a pack makes the host hold outside its linear memory.
+const HOARDER: &str = r#"
+(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+  (memory (export "memory") 1)
+  (table $hoard 0 funcref)
+  (func (export "grow_table") (result i32)
+    (if (result i32)
+        (i32.eq (table.grow $hoard (ref.null func) (i32.const 10000000)) (i32.const -1))
+      (then (i32.const 7))
+      (else (i32.const 0))))
+  (func (export "keep_var") (result i32)
+    (call $var_set (call $alloc (i64.const 1)) (call $alloc (i64.const 600000)))
+    (i32.const 0)))
+"#;
+
+#[test]
+fn tables_and_vars_count_against_the_memory_limit() {
+    // The native engine counts these; the extism engine caps vars at extism's own 1 MiB.
+    let wasm = wat::parse_str(HOARDER).expect("the hoarder assembles");
+    let one_mib = r#"{"limits": {"memory_bytes": 1048576}}"#;
+    let pack = Pack::load(&wasm, options(one_mib)).expect("the hoarder loads");
+    // table.grow past the cap returns -1 to the pack, which reports it with code 7.
+    let refused = pack.call("grow_table", b"").unwrap_err();
+    assert_eq!(refused.return_code(), Some(7), "{refused}");
+    // 64 KiB of memory, a 600 KB block and its 600 KB copy as a var: past 1 MiB.
+    let err = pack.call("keep_var", b"").unwrap_err();
+    assert_eq!(err.code(), "memory_limit", "{err}");
+    // With room for them, both succeed.
+    let roomy = r#"{"limits": {"memory_bytes": 134217728}}"#;
+    let pack = Pack::load(&wasm, options(roomy)).expect("the hoarder loads");
+    pack.call("grow_table", b"")
+        .expect("80 MB of table fits in 128 MiB");
+    pack.call("keep_var", b"").expect("the var fits");
+    // A hundred tables of a million entries each cannot even start within 64 MiB.
+    let tables: String = (0..100)
+        .map(|_| "(table 1000000 funcref)")
+        .collect::<Vec<_>>()
+        .join(" ");
+    let wasm = wat::parse_str(format!(
+        r#"(module {tables} (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 0)))"#
+    ))
+    .expect("the table bomb assembles");
+    let pack = Pack::load(&wasm, options("{}")).expect("the table bomb loads");
+    let err = pack.call("run", b"").unwrap_err();
+    assert_eq!(err.code(), "memory_limit", "{err}");
+}
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through the valid pointer given.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) },
+        0
+    );
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// Fuel per CPU nanosecond of one call of `spin` that fails with `code`, after a call of
+/// `warm_up` has compiled the pack and readied an instance.
+fn spin_rate(pack: &Pack, warm_up: (&str, &[u8]), code: &str) -> f64 {
+    pack.call(warm_up.0, warm_up.1)
+        .expect("the warm-up call succeeds");
+    let before = thread_cpu();
+    let err = pack.call("spin", b"").unwrap_err();
+    let spent = thread_cpu() - before;
+    assert_eq!(err.code(), code, "{err}");
+    let fuel = err
+        .report()
+        .expect("a failed call reports")
+        .usage
+        .fuel_consumed;
+    fuel as f64 / spent.as_nanos() as f64
+}
+
+#[test]
+fn a_timed_out_spin_reports_the_fuel_it_burnt() {
+    for engine in ["native", "extism"] {
+        let by_fuel = options(&format!(
+            r#"{{"engine": "{engine}", "limits": {{"timeout_ms": 20000, "fuel": 300000000}}}}"#
+        ));
+        let by_time = options(&format!(
+            r#"{{"engine": "{engine}", "limits": {{"timeout_ms": 150, "fuel": null}}}}"#
+        ));
+        // The same loop ended by its fuel, whose count is exact, then by its timeout: the
+        // timed-out call is billed at the rate the loop was seen to burn.
+        let hostile_pack = |options| Pack::load_file(pack_path("hostile"), options).unwrap();
+        let busy = ("busy", BUSY_10);
+        let exact = spin_rate(&hostile_pack(by_fuel.clone()), busy, "out_of_fuel");
+        let timed = spin_rate(&hostile_pack(by_time.clone()), busy, "timeout");
+        assert!(
+            (timed / exact - 1.0).abs() <= 0.1,
+            "[{engine}] {timed:.3} fuel/ns billed for the timed-out spin, {exact:.3} when it ran out of fuel"
+        );
+        // A loop no call has measured yet (a module of its own per engine) is billed at the
+        // machine's calibrated rate, close to what it really burns.
+        let wasm = wat::parse_str(format!(
+            r#"(module (memory (export "memory") 1)
+                 (func (export "spin") (result i32) (local $i i64)
+                   (loop $again
+                     (i64.store (i32.const 8) (i64.add (i64.load (i32.const 8)) (local.get $i)))
+                     (local.set $i (i64.add (local.get $i) (i64.const 1)))
+                     (br $again))
+                   (i32.const 0))
+                 (func (export "{engine}") (result i32) (i32.const 0)))"#
+        ))
+        .unwrap();
+        let named = (engine, b"".as_slice());
+        let fresh = spin_rate(&Pack::load(&wasm, by_time).unwrap(), named, "timeout");
+        let exact = spin_rate(&Pack::load(&wasm, by_fuel).unwrap(), named, "out_of_fuel");
+        assert!(
+            (fresh / exact - 1.0).abs() <= 0.5,
+            "[{engine}] an unmeasured loop is billed {fresh:.3} fuel/ns, burns {exact:.3}"
+        );
+    }
+}

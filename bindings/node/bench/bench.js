@@ -17,6 +17,8 @@ const path = require('node:path')
 const { Pack } = require(process.env.PACKHOST_MODULE || path.join(__dirname, '..', '..', '..'))
 
 const HOST = 'packhost-node'
+// Calls share one warm instance, as the official SDK's plugin does: the like-for-like comparison.
+const WARM = { isolation: 'pack' }
 const payload = (n) => 'hello world '.repeat(Math.ceil(n / 12) + 1).slice(0, n)
 const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
@@ -67,11 +69,11 @@ function residentKib() {
 
 function perIdleInstanceKib(file, count) {
   const quiet = { onLog: null }
-  Pack.loadSync(file, {}, quiet).callSync('length', 'x')
+  Pack.loadSync(file, WARM, quiet).callSync('length', 'x')
   const before = residentKib()
   const packs = []
   for (let i = 0; i < count; i++) {
-    const pack = Pack.loadSync(file, {}, quiet)
+    const pack = Pack.loadSync(file, WARM, quiet)
     pack.callSync('length', 'x')
     packs.push(pack)
   }
@@ -82,7 +84,7 @@ async function main() {
   const file = process.argv[2]
   const smoke = process.argv.includes('--smoke')
   const [scale, rounds] = smoke ? [0.001, 1] : [1, 5]
-  const pack = Pack.loadSync(file, {}, { onLog: null })
+  const pack = Pack.loadSync(file, WARM, { onLog: null })
   const rows = ['length', 'echo'].flatMap((action) => [0, 1024, 102400].map((n) => [action, n]))
   for (const { action, n, us } of perCallRows(pack, rows, scale, rounds)) {
     console.log(`${HOST} ${action} bytes=${n} per_call_us=${us.toFixed(2)}`)
@@ -99,7 +101,7 @@ async function main() {
     throw new Error('not part of the benchmark')
   }
   const functions = { reverse: (input) => input.reverse(), add: unused, fail: unused, context_echo: unused }
-  const lent = Pack.loadSync(path.join(path.dirname(file), 'host_calls.wasm'), {}, { onLog: null, functions })
+  const lent = Pack.loadSync(path.join(path.dirname(file), 'host_calls.wasm'), WARM, { onLog: null, functions })
   const [{ us }] = perCallRows(lent, [['reverse_via_host', 64]], scale, rounds)
   console.log(`${HOST} host_fn bytes=64 per_call_us=${us.toFixed(2)}`)
 }

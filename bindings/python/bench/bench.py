@@ -64,12 +64,12 @@ def resident_kib():
 
 
 def per_idle_instance_kib(path, count):
-    warm = packhost.Pack(path)
+    warm = packhost.Pack(path, isolation="pack")
     warm.call("length", "x")
     before = resident_kib()
     packs = []
     for _ in range(count):
-        pack = packhost.Pack(path)
+        pack = packhost.Pack(path, isolation="pack")
         pack.call("length", "x")
         packs.append(pack)
     return (resident_kib() - before) / count
@@ -87,7 +87,9 @@ def host_fn_round_trip(folder, scale, rounds):
         "fail": not_benchmarked,
         "context_echo": not_benchmarked,
     }
-    pack = packhost.Pack(os.path.join(folder, "host_calls.wasm"), functions=functions)
+    pack = packhost.Pack(
+        os.path.join(folder, "host_calls.wasm"), isolation="pack", functions=functions
+    )
     return per_call(pack, "reverse_via_host", 64, scale, rounds)
 
 
@@ -95,7 +97,7 @@ def main():
     path = sys.argv[1]
     smoke = "--smoke" in sys.argv
     scale, rounds = (0.001, 1) if smoke else (1.0, 5)
-    pack = packhost.Pack(path)
+    pack = packhost.Pack(path, isolation="pack")
     for action, sizes in (("length", (0, 1024, 102400)), ("echo", (0, 1024, 102400))):
         for n in sizes:
             us = per_call(pack, action, n, scale, rounds)

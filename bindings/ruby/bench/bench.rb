@@ -61,10 +61,10 @@ def resident_kib
 end
 
 def per_idle_instance_kib(path, count)
-  Packhost::Pack.load(path).call("length", "x")
+  Packhost::Pack.load(path, isolation: "pack").call("length", "x")
   before = resident_kib
   packs = Array.new(count) do
-    pack = Packhost::Pack.load(path)
+    pack = Packhost::Pack.load(path, isolation: "pack")
     pack.call("length", "x")
     pack
   end
@@ -76,7 +76,7 @@ end
 path = ARGV.fetch(0)
 smoke = ARGV.include?("--smoke")
 scale, rounds = smoke ? [0.001, 1] : [1.0, 5]
-pack = Packhost::Pack.load(path)
+pack = Packhost::Pack.load(path, isolation: "pack")
 %w[length echo].each do |action|
   [0, 1024, 102_400].each do |size|
     puts format("%s %s bytes=%d per_call_us=%.2f", HOST, action, size, per_call(pack, action, size, scale, rounds))
@@ -99,6 +99,7 @@ puts format("%s idle_instance rss_kib=%.0f", HOST, per_idle_instance_kib(path, s
 unused = ->(_input) { raise "not part of the benchmark" }
 lent = Packhost::Pack.load(
   File.join(File.dirname(path), "host_calls.wasm"),
+  isolation: "pack",
   functions: {"reverse" => ->(input) { input.reverse }, "add" => unused, "fail" => unused, "context_echo" => unused}
 )
 puts format("%s host_fn bytes=64 per_call_us=%.2f", HOST, per_call(lent, "reverse_via_host", 64, scale, rounds))

@@ -105,8 +105,23 @@ fn busy(input: Work) -> Result<u64, Error> {
     Ok(state >> 11)
 }
 
+/// The input of the last call this instance served, kept in linear memory.
+static LAST_INPUT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// Keeps its input in linear memory and in a var, and returns what the previous call on
+/// the same instance left in both, as `memory|var`: what one caller could learn of another
+/// when calls share an instance.
+#[action]
+fn remember(input: String) -> Result<String, Error> {
+    let from_var = packhost_pdk::extism_pdk::var::get::<String>("last")?.unwrap_or_default();
+    packhost_pdk::extism_pdk::var::set("last", &input)?;
+    let mut last = LAST_INPUT.lock().unwrap_or_else(|e| e.into_inner());
+    let from_memory = std::mem::replace(&mut *last, input);
+    Ok(format!("{from_memory}|{from_var}"))
+}
+
 packhost_pdk::pack! {
-    actions: [spin, memory_bomb, recurse, trap, big_output, fetch, busy],
+    actions: [spin, memory_bomb, recurse, trap, big_output, fetch, busy, remember],
     // It asks for every address a pack could use against its host's network; the host's
     // grant and address rules must stop it (runtime/tests/http.rs, the conformance cases).
     http_hosts: ["*.example.com", "127.0.0.1", "localhost", "169.254.169.254", "10.1.2.3"],

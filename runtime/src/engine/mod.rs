@@ -9,6 +9,7 @@
 //! [`RawOutcome`] per call out.
 
 mod extism;
+mod fuel;
 mod native;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use crate::lock::InterpreterLock;
 use crate::options::{EngineKind, Limits, LogLevel};
 use crate::usage::{LogRecord, MAX_LOG_LINES, MAX_LOG_MESSAGE_BYTES};
 
+pub(crate) use fuel::FuelRates;
 pub use native::forget_compiled_code;
 
 /// Everything needed to make instances of one pack, fixed at load.
@@ -48,6 +50,8 @@ pub(crate) struct InstanceSpec {
     pub(crate) wasi: bool,
     /// The functions the host lends this pack, all checked against its imports.
     pub(crate) host_functions: Arc<HostFunctions>,
+    /// The pack's measured fuel rates, which bill calls that time out (see `engine::fuel`).
+    pub(crate) fuel_rates: Arc<fuel::FuelRates>,
     /// The native engine's compiled, linked pack, made by the first instance and shared by
     /// the rest (and by clones of the spec).
     pub(crate) native_code: Arc<OnceLock<Arc<native::PackCode>>>,
@@ -75,6 +79,58 @@ impl<R> RawOutcome<R> {
             host: HostTally::default(),
             logs: Vec::new(),
         }
+    }
+}
+
+/// Settles the fuel of a call of `action` that spent `cpu` on its thread: a call ended by
+/// its timeout is billed for that time at the action's rate (wasmtime does not count the
+/// last stretch of an interrupted function), any other call teaches the rate.
+fn settle_fuel<R>(
+    outcome: &mut RawOutcome<R>,
+    rates: &fuel::FuelRates,
+    action: &str,
+    cpu: Duration,
+) {
+    let in_wasm = cpu.saturating_sub(outcome.host.time);
+    match &outcome.result {
+        Err(err) if *err.kind() == ErrorKind::Timeout => {
+            outcome.fuel_consumed = rates.bill(
+                action,
+                outcome.fuel_consumed,
+                in_wasm,
+                native::calibrated_fuel_rate,
+            );
+        }
+        _ => rates.observe(action, outcome.fuel_consumed, in_wasm),
+    }
+}
+
+/// What making an instance cost: its start-up code (constructors, `_initialize`) runs under
+/// the call limits, and the first call on the instance reports it as part of its own usage.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StartupCost {
+    pub(crate) fuel: u64,
+    pub(crate) wall_time: Duration,
+    pub(crate) peak_memory_bytes: u64,
+}
+
+impl StartupCost {
+    /// Bills this start-up to `outcome`, the first call on the instance.
+    fn add_to<R>(self, outcome: &mut RawOutcome<R>) {
+        outcome.fuel_consumed = outcome.fuel_consumed.saturating_add(self.fuel);
+        outcome.wall_time += self.wall_time;
+        outcome.peak_memory_bytes = outcome.peak_memory_bytes.max(self.peak_memory_bytes);
+    }
+
+    /// `err`, a failed start-up, carrying what that start-up cost and logged.
+    fn report_on(self, err: Error, logs: Vec<LogRecord>) -> Error {
+        let usage = crate::usage::Usage {
+            wall_time_us: u64::try_from(self.wall_time.as_micros()).unwrap_or(u64::MAX),
+            fuel_consumed: self.fuel,
+            peak_memory_bytes: self.peak_memory_bytes,
+            ..Default::default()
+        };
+        err.with_report(crate::usage::CallReport { usage, logs })
     }
 }
 
@@ -120,7 +176,8 @@ impl Instance {
     }
 
     /// Runs one export on `input` and hands the output bytes, where the engine holds them,
-    /// to `read`; nothing is copied unless `read` copies. Host functions the pack calls see
+    /// to `read`; nothing is copied unless `read` copies. The first call on a new live
+    /// instance also reports its start-up. Host functions the pack calls see
     /// `context`. A call given the caller's `lock` holds it, and the native engine releases
     /// it if the call runs past [`HOLD_AT_MOST`](crate::HOLD_AT_MOST); the extism engine is
     /// never given one.
@@ -132,10 +189,20 @@ impl Instance {
         lock: Option<&mut dyn InterpreterLock>,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
-        match self {
-            Instance::Native(instance) => instance.call(action, input, context, lock, read),
-            Instance::Extism(instance) => instance.call(action, input, context, read),
+        let (mut outcome, startup) = match self {
+            Instance::Native(instance) => (
+                instance.call(action, input, context, lock, read),
+                instance.take_startup(),
+            ),
+            Instance::Extism(instance) => (
+                instance.call(action, input, context, read),
+                instance.take_startup(),
+            ),
+        };
+        if let Some(startup) = startup {
+            startup.add_to(&mut outcome);
         }
+        outcome
     }
 }
 
@@ -316,6 +383,9 @@ fn catch_panic<T>(doing: &str, work: impl FnOnce() -> T) -> Result<T> {
 ///
 /// It is `$PACKHOST_CACHE_DIR`, else `$XDG_CACHE_HOME/packhost`, else
 /// `$HOME/.cache/packhost`, read once per process. Only code this process compiled goes in.
+/// Missing levels are created `0700` on unix: the native engine's code cache refuses a root
+/// that other users can enter, and a directory made private from the start is never open,
+/// even for an instant. An existing directory is left as it is (the code cache checks it).
 fn cache_dir() -> Option<&'static PathBuf> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -328,7 +398,11 @@ fn cache_dir() -> Option<&'static PathBuf> {
             .or_else(|| env_dir("XDG_CACHE_HOME").map(|d| d.join("packhost")))
             .or_else(|| env_dir("HOME").map(|d| d.join(".cache").join("packhost")))?;
         let dir = std::path::absolute(dir).ok()?;
-        std::fs::create_dir_all(&dir).ok()?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).ok()?;
         Some(dir)
     })
     .as_ref()

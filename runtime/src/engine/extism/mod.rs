@@ -24,7 +24,11 @@ use std::time::{Duration, Instant};
 
 use extism::{CurrentPlugin, Function, UserData, Val, ValType, PTR};
 
-use super::{cache_dir, catch_panic, InstanceSpec, LogBuffer, RawOutcome, LOG_IMPORTS};
+use super::fuel::thread_cpu_time;
+use super::{
+    cache_dir, catch_panic, settle_fuel, InstanceSpec, LogBuffer, RawOutcome, StartupCost,
+    LOG_IMPORTS,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::module::EXTISM_ENV;
 use crate::options::LogLevel;
@@ -46,6 +50,9 @@ pub(crate) struct Instance {
     /// The call limits, to check extism's failure messages against what happened.
     timeout: Duration,
     fuel_limit: Option<u64>,
+    /// What the live plugin's start-up cost, until a call is billed for it.
+    startup: Option<StartupCost>,
+    fuel_rates: Arc<super::fuel::FuelRates>,
 }
 
 impl Instance {
@@ -100,6 +107,8 @@ impl Instance {
             host,
             timeout: Duration::from_millis(spec.limits.timeout_ms),
             fuel_limit: spec.limits.fuel,
+            startup: None,
+            fuel_rates: spec.fuel_rates.clone(),
         };
         instance.renew()?;
         Ok(instance)
@@ -112,14 +121,82 @@ impl Instance {
     /// `invalid_pack` when linking or the pack's start-up code fails.
     pub(crate) fn renew(&mut self) -> Result<()> {
         self.plugin = None;
+        self.meter.reset_peak();
+        let started = Instant::now();
         let compiled = &self.compiled;
-        let mut plugin = catch_panic("instantiating", || {
+        // Linking already runs a reactor's `_initialize` (wasmtime's linker does).
+        let linked = catch_panic("instantiating", || {
             extism::Plugin::new_from_compiled(compiled)
-        })?
-        .map_err(|err| Error::invalid_pack(format!("could not link the pack: {err:#}")))?;
-        instantiate_now(&mut plugin)?;
-        self.plugin = Some(plugin);
+        })?;
+        let plugin = match linked {
+            Ok(plugin) => plugin,
+            Err(err) => {
+                let ran_out = format!("{err:#}").contains(WASMTIME_OUT_OF_FUEL);
+                let cost = StartupCost {
+                    fuel: if ran_out {
+                        self.fuel_limit.unwrap_or(0)
+                    } else {
+                        0
+                    },
+                    wall_time: started.elapsed(),
+                    peak_memory_bytes: self.meter.peak(),
+                };
+                return Err(self.start_failure(&err, cost));
+            }
+        };
+        self.startup = Some(instantiate_now(self, plugin, started)?);
         Ok(())
+    }
+
+    /// The error of a start-up that failed with `err` after costing `cost`, classified as a
+    /// call's would be, and carrying that cost.
+    fn start_failure(&self, err: &extism::Error, cost: StartupCost) -> Error {
+        let facts = Facts {
+            deadline_passed: cost.wall_time + Duration::from_millis(2) >= self.timeout,
+            memory_refused: self.meter.refused_growth(),
+            fuel_exhausted: self.fuel_limit.is_some_and(|limit| cost.fuel >= limit),
+        };
+        // extism's limiter fails a refused `memory.grow` with a trap saying "oom" where the
+        // native engine lets `memory.grow` return -1; in start-up code, as in a call, that
+        // is the memory limit at work, not a broken pack.
+        let error = if err.root_cause().to_string() == "oom" {
+            Error::new(
+                ErrorKind::MemoryLimit,
+                "the pack tried to grow its memory past the limit while starting",
+            )
+        } else if facts.fuel_exhausted && format!("{err:#}").contains(WASMTIME_OUT_OF_FUEL) {
+            // A reactor's `_initialize` runs while linking, where extism does not rename
+            // wasmtime's trap.
+            Error::new(
+                ErrorKind::OutOfFuel,
+                "the call used up its fuel while the pack started",
+            )
+        } else {
+            match classify(err, -1, facts) {
+                err if matches!(err.kind(), ErrorKind::Timeout | ErrorKind::OutOfFuel) => {
+                    Error::new(
+                        err.kind().clone(),
+                        format!("{} while the pack started", err.message()),
+                    )
+                }
+                _ => Error::invalid_pack(format!("the pack failed to start: {err:#}")),
+            }
+        };
+        cost.report_on(error, self.take_logs())
+    }
+
+    /// The log lines recorded since the buffer was last emptied.
+    fn take_logs(&self) -> Vec<crate::usage::LogRecord> {
+        self.logs
+            .get()
+            .ok()
+            .and_then(|buffer| buffer.lock().ok().map(|mut b| std::mem::take(&mut b.lines)))
+            .unwrap_or_default()
+    }
+
+    /// What the live plugin's start-up cost, once: the first call on it reports it.
+    pub(crate) fn take_startup(&mut self) -> Option<StartupCost> {
+        self.startup.take()
     }
 
     /// Runs one export on `input`.
@@ -138,6 +215,7 @@ impl Instance {
         http::begin_call(&self.http);
         self.meter.reset_peak();
         let started = Instant::now();
+        let cpu_at_start = thread_cpu_time();
         host_fn::begin_call(&self.host, context, started + self.timeout);
         let Some(plugin) = self.plugin.as_mut() else {
             return RawOutcome::failed(Error::new(
@@ -180,48 +258,70 @@ impl Instance {
         });
         let wall_time = started.elapsed();
         let fuel_consumed = plugin.fuel_consumed().unwrap_or(0);
-        let logs = self
-            .logs
-            .get()
-            .ok()
-            .and_then(|buffer| buffer.lock().ok().map(|mut b| std::mem::take(&mut b.lines)))
-            .unwrap_or_default();
-        RawOutcome {
+        let logs = self.take_logs();
+        let mut outcome = RawOutcome {
             result,
             fuel_consumed,
             peak_memory_bytes: self.meter.peak(),
             wall_time,
             host: host_fn::tally(&self.host),
             logs,
+        };
+        if let Some((start, end)) = cpu_at_start.zip(thread_cpu_time()) {
+            settle_fuel(
+                &mut outcome,
+                &self.fuel_rates,
+                action,
+                end.saturating_sub(start),
+            );
         }
+        outcome
     }
 }
+
+/// How wasmtime describes its out-of-fuel trap.
+const WASMTIME_OUT_OF_FUEL: &str = "all fuel consumed by WebAssembly";
 
 /// Export name no module has: calling it makes extism instantiate the module and run its
 /// start-up code, then fail to find the function.
 const NO_SUCH_EXPORT: &str = "__packhost_instantiate";
 
 /// Instantiates the module and runs its start-up code (constructors, language runtime
-/// init) now, when the instance is made, instead of inside its first real call. That call
-/// would otherwise pay for it, so a caller's fuel and time would depend on whether the pool
-/// handed it a fresh instance or a used one.
-fn instantiate_now(plugin: &mut extism::Plugin) -> Result<()> {
+/// init) now, when the instance is made, under the call limits extism applies to every call
+/// (fuel, timeout, memory), instead of inside its first real call; the first call reports
+/// what it cost.
+fn instantiate_now(
+    instance: &mut Instance,
+    mut plugin: extism::Plugin,
+    started: Instant,
+) -> Result<StartupCost> {
     let outcome = catch_panic("instantiating", || {
         plugin.call::<&[u8], &[u8]>(NO_SUCH_EXPORT, &[]).map(|_| ())
-    })?;
+    });
+    let fuel = plugin.fuel_consumed().unwrap_or(0);
+    let wall_time = started.elapsed();
+    // Every extism call first runs its kernel's reset on the pack's fuel; a second call on
+    // the started plugin burns only that, which is extism's cost, not the pack's start-up.
+    let overhead = match catch_panic("instantiating", || {
+        plugin.call::<&[u8], &[u8]>(NO_SUCH_EXPORT, &[]).map(|_| ())
+    }) {
+        Ok(Err(_)) => plugin.fuel_consumed().unwrap_or(0),
+        _ => 0,
+    };
+    let cost = StartupCost {
+        fuel: fuel.saturating_sub(overhead),
+        wall_time,
+        peak_memory_bytes: instance.meter.peak(),
+    };
     match outcome {
-        Err(err) if err.to_string().starts_with("Function not found") => Ok(()),
-        // extism's limiter fails a refused `memory.grow` with a trap saying "oom" where the
-        // native engine lets `memory.grow` return -1; in start-up code, as in a call, that
-        // is the memory limit at work, not a broken pack.
-        Err(err) if err.root_cause().to_string() == "oom" => Err(Error::new(
-            ErrorKind::MemoryLimit,
-            "the pack tried to grow its memory past the limit while starting",
-        )),
-        Err(err) => Err(Error::invalid_pack(format!(
-            "the pack failed to start: {err:#}"
-        ))),
-        Ok(()) => Ok(()),
+        Err(err) => Err(err),
+        Ok(Err(err)) if !err.to_string().starts_with("Function not found") => {
+            Err(instance.start_failure(&err, cost))
+        }
+        Ok(_) => {
+            instance.plugin = Some(plugin);
+            Ok(cost)
+        }
     }
 }
 

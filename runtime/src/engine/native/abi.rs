@@ -7,7 +7,7 @@
 use wasmtime::{Caller, Linker};
 
 use super::http;
-use super::state::{HostFailure, HostState, MAX_VAR_BYTES};
+use super::state::{HostFailure, HostState};
 use crate::engine::LOG_IMPORTS;
 use crate::module::EXTISM_ENV;
 
@@ -164,39 +164,24 @@ fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(EXTISM_ENV, "var_set", |mut cx: Cx, key: i64, value: i64| {
         let state = cx.data_mut();
         let key = state.block_text(key as u64, "var key")?;
-        if value == 0 {
-            state.vars.remove(&key);
-            return Ok(());
-        }
-        let value = state
-            .kernel
-            .block(value as u64)
-            .ok_or_else(|| HostFailure::trap(format!("var value is not a valid block: {value}")))?
-            .to_vec();
-        let held: usize = state
-            .vars
-            .iter()
-            .filter(|(name, _)| **name != key)
-            .map(|(name, value)| name.len() + value.len())
-            .sum();
-        if held + key.len() + value.len() > MAX_VAR_BYTES {
-            return Err(HostFailure::trap(format!(
-                "vars would exceed {MAX_VAR_BYTES} bytes"
-            )));
-        }
-        state.vars.insert(key, value);
-        Ok(())
+        let value = match value {
+            0 => None,
+            value => Some(
+                state
+                    .kernel
+                    .block(value as u64)
+                    .ok_or_else(|| {
+                        HostFailure::trap(format!("var value is not a valid block: {value}"))
+                    })?
+                    .to_vec(),
+            ),
+        };
+        state.set_var(key, value)
     })?;
     for (name, level) in LOG_IMPORTS {
         linker.func_wrap(EXTISM_ENV, name, move |mut cx: Cx, offset: i64| {
-            let state = cx.data_mut();
             // The pack hands the message's block over to the host, which frees it.
-            if state.logs.wants(level) {
-                if let Some(message) = state.kernel.block(offset as u64) {
-                    state.logs.record(level, message);
-                }
-            }
-            state.kernel.free(offset as u64);
+            cx.data_mut().record_log(level, offset as u64);
         })?;
     }
     linker.func_wrap(EXTISM_ENV, "get_log_level", |cx: Cx| {

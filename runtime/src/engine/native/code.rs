@@ -1,16 +1,15 @@
 //! The native engine's process-wide pieces: the one wasmtime engine, the epoch ticker that
-//! enforces call timeouts, and the compiled-code caches (in memory and on disk).
+//! enforces call timeouts, and the in-memory compiled-code cache (the on-disk one is
+//! `cache.rs`).
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use wasmtime::{Config, Engine, Module};
 
-use crate::engine::cache_dir;
+use super::cache;
 use crate::error::{Error, Result};
 
 /// How often the ticker advances the engine's epoch: the resolution of call timeouts.
@@ -31,6 +30,9 @@ pub(super) fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| {
         let mut config = Config::new();
         config.consume_fuel(true).epoch_interruption(true);
+        // A trap's wasm backtrace is never shown (errors carry the trap's kind), and
+        // capturing one made every failed call pay for a stack walk.
+        config.wasm_backtrace_max_frames(None);
         let engine = Engine::new(&config).expect("packhost's wasmtime configuration is valid");
         start_ticker(&engine);
         watch_for_fork();
@@ -231,16 +233,13 @@ pub(super) fn compiled_module(id: &str, wasm: &[u8]) -> Result<Module> {
     {
         return Ok(module);
     }
-    let disk_path = disk_cache_path(id);
-    let module = match disk_path.as_ref().and_then(|path| load_from_disk(path)) {
+    let module = match cache::load(id, engine()) {
         Some(module) => module,
         None => {
             let module = Module::new(engine(), wasm).map_err(|err| {
                 Error::invalid_pack(format!("could not compile the pack: {err:#}"))
             })?;
-            if let Some(path) = &disk_path {
-                store_on_disk(path, &module);
-            }
+            cache::store(id, &module);
             module
         }
     };
@@ -253,63 +252,80 @@ pub(super) fn compiled_module(id: &str, wasm: &[u8]) -> Result<Module> {
     Ok(module)
 }
 
-/// `<cache>/native/<engine hash>/<pack id>.cwasm`. The engine hash covers wasmtime's
-/// version, the compiler settings and the host CPU features, so code compiled by another
-/// build or another machine is never offered to this one.
-fn disk_cache_path(id: &str) -> Option<PathBuf> {
-    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine().precompile_compatibility_hash().hash(&mut hasher);
-        env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        let dir = cache_dir()?
-            .join("native")
-            .join(format!("{:016x}", hasher.finish()));
-        std::fs::create_dir_all(&dir).ok()?;
-        restrict_to_owner(&dir);
-        Some(dir)
-    });
-    Some(dir.as_ref()?.join(format!("{id}.cwasm")))
+/// Fuel per nanosecond of CPU that plain wasm code burns on this machine, measured once per
+/// process on a counting loop (loads, adds, a store, a branch): the rate a timed-out call is
+/// billed at before its pack has a measured rate of its own (`engine::fuel`).
+pub(crate) fn calibrated_fuel_rate() -> f64 {
+    static RATE: OnceLock<f64> = OnceLock::new();
+    // A machine where the measurement fails is billed at a rate typical of today's CPUs.
+    *RATE.get_or_init(|| measure_fuel_rate().unwrap_or(1.0))
 }
 
-/// Keeps other local users from planting code in the cache: it is loaded as machine code.
-fn restrict_to_owner(dir: &std::path::Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
-fn load_from_disk(path: &std::path::Path) -> Option<Module> {
-    if !path.is_file() {
-        return None;
-    }
-    // SAFETY: wasmtime requires the file to hold code `Module::serialize` produced. Only
-    // `store_on_disk` writes this directory, with code this engine compiled from the pack
-    // whose hash names the file; packs can never supply precompiled code. wasmtime still
-    // checks the header and engine compatibility and fails (we then recompile) on mismatch.
-    match unsafe { Module::deserialize_file(engine(), path) } {
-        Ok(module) => Some(module),
-        Err(err) => {
-            tracing::debug!(path = %path.display(), "ignoring unusable cached code: {err:#}");
-            None
-        }
-    }
-}
-
-fn store_on_disk(path: &std::path::Path, module: &Module) {
-    let Ok(bytes) = module.serialize() else {
-        return;
+fn measure_fuel_rate() -> Option<f64> {
+    use wasm_encoder::{
+        CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, MemArg,
+        MemorySection, MemoryType, TypeSection,
     };
-    // Written aside and renamed, so a concurrent reader never maps half a file.
-    let staged = path.with_extension(format!("cwasm.{}.tmp", std::process::id()));
-    let stored = std::fs::write(&staged, bytes).and_then(|()| std::fs::rename(&staged, path));
-    if stored.is_err() {
-        let _ = std::fs::remove_file(&staged);
+    const BUDGET: u64 = 20_000_000;
+    let word = MemArg {
+        offset: 0,
+        align: 2,
+        memory_index: 0,
+    };
+    let mut body = Function::new([(1, wasm_encoder::ValType::I32)]);
+    for instruction in [
+        Instruction::Loop(wasm_encoder::BlockType::Empty),
+        Instruction::I32Const(0),
+        Instruction::I32Const(0),
+        Instruction::I32Load(word),
+        Instruction::LocalGet(0),
+        Instruction::I32Add,
+        Instruction::I32Store(word),
+        Instruction::LocalGet(0),
+        Instruction::I32Const(1),
+        Instruction::I32Add,
+        Instruction::LocalSet(0),
+        Instruction::Br(0),
+        Instruction::End,
+        Instruction::End,
+    ] {
+        body.instruction(&instruction);
     }
+    let mut module = wasm_encoder::Module::new();
+    let mut types = TypeSection::new();
+    types.ty().function([], []);
+    let mut functions = FunctionSection::new();
+    functions.function(0);
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: 1,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    let mut exports = ExportSection::new();
+    exports.export("spin", ExportKind::Func, 0);
+    let mut code = CodeSection::new();
+    code.function(&body);
+    module
+        .section(&types)
+        .section(&functions)
+        .section(&memories)
+        .section(&exports)
+        .section(&code);
+
+    let module = Module::new(engine(), module.finish()).ok()?;
+    let mut store = wasmtime::Store::new(engine(), ());
+    store.set_fuel(BUDGET).ok()?;
+    // Epoch deadlines are relative: a thousand seconds is never reached.
+    store.set_epoch_deadline(1_000_000);
+    let instance = wasmtime::Instance::new(&mut store, &module, &[]).ok()?;
+    let spin = instance.get_typed_func::<(), ()>(&mut store, "spin").ok()?;
+    let started = super::super::fuel::thread_cpu_time()?;
+    let _ = spin.call(&mut store, ());
+    let spent = super::super::fuel::thread_cpu_time()?.saturating_sub(started);
+    (!spent.is_zero()).then(|| BUDGET as f64 / spent.as_nanos() as f64)
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! so every access is a call into wasm. Here it is a plain byte vector with a small block
 //! table. Offsets are indices into that vector; offset 0 is never handed out, because the
 //! ABI uses it for "nothing". The whole of it is released at the start of every call, as
-//! the official hosts do; only vars outlive a call, and they live elsewhere.
+//! the official hosts do. What else an instance keeps between calls (linear memory, globals,
+//! tables, vars) is the pack's `isolation` option's business: by default no instance serves
+//! two calls.
 
 /// Where the first block starts: offset 0 means "no block", and 8 keeps blocks aligned.
 const FIRST_OFFSET: u64 = 8;

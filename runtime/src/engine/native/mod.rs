@@ -7,6 +7,7 @@
 //! moves input and output with one copy each; every other Extism plugin runs unchanged.
 
 mod abi;
+mod cache;
 mod code;
 mod host_fn;
 mod http;
@@ -18,13 +19,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Instance as WasmInstance, InstancePre, Linker, Memory, Store, Trap, TypedFunc};
+use wasmtime::{
+    ExternType, Instance as WasmInstance, InstancePre, Linker, Memory, Module, ModuleExport, Store,
+    Trap, TypedFunc, ValType,
+};
 
-use super::{catch_panic, InstanceSpec, LogBuffer, RawOutcome};
+use super::fuel::{CpuMark, FuelRates};
+use super::{catch_panic, settle_fuel, InstanceSpec, LogBuffer, RawOutcome, StartupCost};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{InterpreterLock, HOLD_AT_MOST};
 use state::{Grants, HeldLock, HostFailure, HostState};
 
+pub(crate) use code::calibrated_fuel_rate;
 pub use code::forget_compiled_code;
 
 /// packhost-pdk's bulk input export: `(len: i32) -> i32` returns the address of a guest
@@ -41,6 +47,105 @@ pub(crate) struct PackCode {
     pre: InstancePre<HostState>,
     grants: Arc<Grants>,
     wasi: bool,
+    exports: Exports,
+}
+
+/// Where the exports calls need are, found once per pack so that making an instance looks
+/// up nothing by name: an instance per call (`isolation: "call"`) must cost microseconds.
+struct Exports {
+    /// Callable exports by name, with their position in an instance's action table.
+    actions: HashMap<String, (usize, ModuleExport, ActionShape)>,
+    memory: Option<ModuleExport>,
+    /// packhost-pdk's bulk I/O pair, when the pack has both with the right types.
+    bulk: Option<(ModuleExport, ModuleExport)>,
+    /// The guest language's initialisers, in the order they run.
+    initializers: Vec<Initializer>,
+}
+
+/// The two export types an action may have.
+#[derive(Clone, Copy)]
+enum ActionShape {
+    /// `() -> i32`: a return code.
+    WithCode,
+    /// `() -> ()`.
+    Void,
+}
+
+/// A start-up export the official hosts call after instantiation.
+#[derive(Clone)]
+enum Initializer {
+    /// `() -> ()`: `_initialize`, `__wasm_call_ctors`.
+    Plain(ModuleExport),
+    /// Haskell's `hs_init(argc, argv)`, called with `(0, 0)`.
+    HsInit(ModuleExport),
+}
+
+impl Exports {
+    fn new(module: &Module) -> Self {
+        let func_type = |name: &str| match module.get_export(name) {
+            Some(ExternType::Func(ty)) => Some(ty),
+            _ => None,
+        };
+        let has_shape = |name: &str, params: &[ValType], results: &[ValType]| {
+            let same = |found: &mut dyn ExactSizeIterator<Item = ValType>, wanted: &[ValType]| {
+                found.len() == wanted.len()
+                    && found
+                        .zip(wanted)
+                        .all(|(found, wanted)| ValType::eq(&found, wanted))
+            };
+            func_type(name).is_some_and(|ty| {
+                same(&mut ty.params(), params) && same(&mut ty.results(), results)
+            })
+        };
+        let index = |name: &str| module.get_export_index(name);
+        let mut actions = HashMap::new();
+        for export in module.exports() {
+            let name = export.name();
+            let shape = if has_shape(name, &[], &[ValType::I32]) {
+                ActionShape::WithCode
+            } else if has_shape(name, &[], &[]) {
+                ActionShape::Void
+            } else {
+                continue;
+            };
+            if let Some(at) = index(name) {
+                let position = actions.len();
+                actions.insert(name.to_string(), (position, at, shape));
+            }
+        }
+        let memory = matches!(module.get_export("memory"), Some(ExternType::Memory(_)))
+            .then(|| index("memory"))
+            .flatten();
+        let bulk = (has_shape(BULK_INPUT_EXPORT, &[ValType::I32], &[ValType::I32])
+            && has_shape(BULK_OUTPUT_EXPORT, &[], &[ValType::I64]))
+        .then(|| index(BULK_INPUT_EXPORT).zip(index(BULK_OUTPUT_EXPORT)))
+        .flatten();
+        // Haskell's `hs_init` (after `_initialize`), else `__wasm_call_ctors`, else a WASI
+        // reactor's `_initialize`: what the official hosts run.
+        let plain = |name: &str| {
+            has_shape(name, &[], &[])
+                .then(|| index(name))
+                .flatten()
+                .map(Initializer::Plain)
+        };
+        let initializers = if has_shape("hs_init", &[ValType::I32, ValType::I32], &[]) {
+            plain("_initialize")
+                .into_iter()
+                .chain(index("hs_init").map(Initializer::HsInit))
+                .collect()
+        } else if func_type("__wasm_call_ctors").is_some() {
+            // As in extism: constructors exported with another type mean no start-up at all.
+            plain("__wasm_call_ctors").into_iter().collect()
+        } else {
+            plain("_initialize").into_iter().collect()
+        };
+        Exports {
+            actions,
+            memory,
+            bulk,
+            initializers,
+        }
+    }
 }
 
 impl std::fmt::Debug for PackCode {
@@ -75,6 +180,7 @@ impl PackCode {
             http: spec.http.clone(),
         };
         Ok(PackCode {
+            exports: Exports::new(&module),
             pre,
             grants: Arc::new(grants),
             wasi: spec.wasi,
@@ -101,26 +207,59 @@ enum Action {
 /// A live wasm instance with its store and the handles calls need.
 struct Live {
     store: Store<HostState>,
+    instance: WasmInstance,
     memory: Option<Memory>,
-    actions: HashMap<String, Action>,
+    /// Action handles by [`Exports::actions`] position, looked up on first use.
+    actions: Vec<Option<Action>>,
     bulk: Option<(TypedFunc<i32, i32>, TypedFunc<(), i64>)>,
+}
+
+impl Live {
+    /// The handle of the action at `position` of `at`, looked up once per instance.
+    fn action(&mut self, position: usize, at: &ModuleExport, shape: ActionShape) -> Option<Action> {
+        if let Some(action) = self.actions.get(position).cloned().flatten() {
+            return Some(action);
+        }
+        let func = self
+            .instance
+            .get_module_export(&mut self.store, at)?
+            .into_func()?;
+        let action = match shape {
+            ActionShape::WithCode => Action::WithCode(func.typed(&self.store).ok()?),
+            ActionShape::Void => Action::Void(func.typed(&self.store).ok()?),
+        };
+        if let Some(slot) = self.actions.get_mut(position) {
+            *slot = Some(action.clone());
+        }
+        Some(action)
+    }
 }
 
 /// One instance slot of a pack on the native engine.
 pub(crate) struct Instance {
     code: Arc<PackCode>,
     live: Live,
+    limits: CallLimits,
+    log_level: crate::options::LogLevel,
+    /// What the current live instance's start-up cost, until a call is billed for it.
+    startup: Option<StartupCost>,
+    fuel_rates: Arc<FuelRates>,
+}
+
+/// The limits every call, and every start-up, runs under.
+#[derive(Clone, Copy)]
+struct CallLimits {
     fuel: Option<u64>,
     timeout: Duration,
-    log_level: crate::options::LogLevel,
-    memory_limit: u64,
+    memory: u64,
 }
 
 impl Instance {
     /// Compiles (or finds compiled) the pack and makes a ready instance.
     ///
     /// # Errors
-    /// `invalid_pack` when the module cannot be compiled, linked or started.
+    /// `invalid_pack` when the module cannot be compiled, linked or started; `timeout`,
+    /// `out_of_fuel` or `memory_limit` when its start-up code breaks the call limits.
     pub(crate) fn new(spec: &InstanceSpec) -> Result<Self> {
         let code = match spec.native_code.get() {
             Some(code) => code.clone(),
@@ -129,25 +268,36 @@ impl Instance {
                 spec.native_code.get_or_init(|| code).clone()
             }
         };
-        let memory_limit = spec.limits.memory_pages() as u64 * 65536;
-        let live = instantiate(&code, memory_limit, spec.log_level)?;
+        let limits = CallLimits {
+            fuel: spec.limits.fuel,
+            timeout: Duration::from_millis(spec.limits.timeout_ms),
+            memory: spec.limits.memory_pages() as u64 * 65536,
+        };
+        let (live, startup) = instantiate(&code, limits, spec.log_level)?;
         Ok(Instance {
             code,
             live,
-            fuel: spec.limits.fuel,
-            timeout: Duration::from_millis(spec.limits.timeout_ms),
+            limits,
             log_level: spec.log_level,
-            memory_limit,
+            startup: Some(startup),
+            fuel_rates: spec.fuel_rates.clone(),
         })
     }
 
     /// Replaces the store and wasm instance with fresh ones from the same compiled code.
     ///
     /// # Errors
-    /// `invalid_pack` when the pack's start-up code fails.
+    /// As [`Instance::new`], for the pack's start-up code.
     pub(crate) fn renew(&mut self) -> Result<()> {
-        self.live = instantiate(&self.code, self.memory_limit, self.log_level)?;
+        let (live, startup) = instantiate(&self.code, self.limits, self.log_level)?;
+        self.live = live;
+        self.startup = Some(startup);
         Ok(())
+    }
+
+    /// What the live instance's start-up cost, once: the first call on it reports it.
+    pub(crate) fn take_startup(&mut self) -> Option<StartupCost> {
+        self.startup.take()
     }
 
     /// Runs one export on `input` and hands its output, read in place from guest or kernel
@@ -160,18 +310,24 @@ impl Instance {
         lock: Option<&mut dyn InterpreterLock>,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
-        let Some(func) = self.live.actions.get(action).cloned() else {
+        let found = self.code.exports.actions.get(action);
+        let Some(func) =
+            found.and_then(|(position, at, shape)| self.live.action(*position, at, *shape))
+        else {
             return RawOutcome::failed(Error::new(
                 ErrorKind::ActionNotFound,
                 format!("the pack exports no callable {action:?}"),
             ));
         };
-        let fuel_limit = self.fuel.unwrap_or(u64::MAX);
+        let fuel_limit = self.limits.fuel.unwrap_or(u64::MAX);
+        let timeout = self.limits.timeout;
         let live = &mut self.live;
         let state = live.store.data_mut();
         state.kernel.reset();
-        state.limiter.begin_call(state.kernel.size());
         state.logs.lines.clear();
+        state
+            .limiter
+            .begin_call(state.kernel.size(), state.vars_bytes);
         state.call = Default::default();
         if !context.is_null() {
             state.call.context = context.clone();
@@ -179,15 +335,18 @@ impl Instance {
         // SAFETY: `input` outlives this function, and the view is cleared below before it
         // returns, on every path (a panic is caught inside `run_action`).
         unsafe { state.call.input.set(input) };
-        let mut ticks = code::deadline_ticks(self.timeout);
+        // The first epoch callback comes after a millisecond whatever the timeout: it marks
+        // the thread's CPU clock (a call that times out is billed by it) and releases the
+        // caller's lock once the call has held it for `HOLD_AT_MOST`.
+        let ticks = code::deadline_ticks(timeout).min(code::deadline_ticks(CPU_MARK_AFTER));
         if let Some(lock) = lock {
             // SAFETY: the lock is cleared below, before this function returns, on every
             // path (a panic is caught inside `run_action`).
             state.call.lock = Some(unsafe { HeldLock::new(lock) });
-            ticks = ticks.min(code::deadline_ticks(HOLD_AT_MOST));
         }
         let started = Instant::now();
-        state.set_deadline(started + self.timeout);
+        state.call.started = Some(started);
+        state.set_deadline(started + timeout);
 
         let running = code::RunningCall::begin();
         let result = live
@@ -215,16 +374,25 @@ impl Instance {
                 err
             }
         });
-        RawOutcome {
+        let mut outcome = RawOutcome {
             result,
             fuel_consumed,
             peak_memory_bytes: state.limiter.peak(),
             wall_time,
             host,
             logs: std::mem::take(&mut state.logs.lines),
+        };
+        // Calls that ended before the first epoch callback are too short to need it.
+        if let Some(mark) = state.call.cpu_mark {
+            settle_fuel(&mut outcome, &self.fuel_rates, action, mark.elapsed());
         }
+        outcome
     }
 }
+
+/// When the first epoch callback of a call comes: the lock a call holds is released no
+/// later than this, and the CPU clock is marked.
+const CPU_MARK_AFTER: Duration = HOLD_AT_MOST;
 
 fn memory_limit_error(limit: u64) -> Error {
     Error::new(
@@ -325,15 +493,15 @@ fn call_error(err: wasmtime::Error) -> Error {
     }
 }
 
-/// Makes a store and instance, runs the pack's start-up code outside any call's metering,
-/// and looks up every handle calls need.
+/// Makes a store and instance and runs the pack's start-up code under the same limits as a
+/// call (fuel, deadline, memory), returning what it cost so the next call can report it.
 fn instantiate(
     code: &Arc<PackCode>,
-    memory_limit: u64,
+    limits: CallLimits,
     log_level: crate::options::LogLevel,
-) -> Result<Live> {
+) -> Result<(Live, StartupCost)> {
     let state = HostState::new(
-        memory_limit,
+        limits.memory,
         code.grants.clone(),
         LogBuffer::new(log_level),
         code.wasi,
@@ -341,42 +509,58 @@ fn instantiate(
     let mut store = Store::new(code::engine(), state);
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_callback(epoch_deadline_reached);
-    // Start-up code is the pack's, not a caller's: it runs under fixed generous limits.
-    store.set_fuel(u64::MAX).map_err(internal("setting fuel"))?;
-    store.set_epoch_deadline(code::deadline_ticks(STARTUP_TIMEOUT));
-    // Host functions that block (HTTP, WASI's waits) honour the same bound during start-up.
+    let fuel_limit = limits.fuel.unwrap_or(u64::MAX);
     store
-        .data_mut()
-        .set_deadline(std::time::Instant::now() + STARTUP_TIMEOUT);
-    let _running = code::RunningCall::begin();
-    let instance = catch_panic("instantiating", || code.pre.instantiate(&mut store))?
-        .map_err(|err| start_error(&store, err))?;
-    run_initializers(&mut store, &instance)?;
+        .set_fuel(fuel_limit)
+        .map_err(internal("setting fuel"))?;
+    store.set_epoch_deadline(code::deadline_ticks(limits.timeout));
+    let started = Instant::now();
+    // Host functions that block (HTTP, WASI's waits) honour the same bound during start-up.
+    store.data_mut().set_deadline(started + limits.timeout);
+    let running = code::RunningCall::begin();
+    let started_up = catch_panic("instantiating", || code.pre.instantiate(&mut store))
+        .and_then(|instance| instance.map_err(|err| start_error(&store, err)))
+        .and_then(|instance| {
+            run_initializers(&mut store, &instance, &code.exports.initializers)?;
+            Ok(instance)
+        });
+    drop(running);
+    let startup = StartupCost {
+        fuel: fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0)),
+        wall_time: started.elapsed(),
+        peak_memory_bytes: store.data().limiter.peak(),
+    };
+    // A start-up that failed still burnt what it burnt: its error carries the cost.
+    let instance = started_up
+        .map_err(|err| startup.report_on(err, std::mem::take(&mut store.data_mut().logs.lines)))?;
 
-    let memory = instance.get_memory(&mut store, "memory");
-    let mut actions = HashMap::new();
-    for export in code.pre.module().exports() {
-        let name = export.name();
-        if let Ok(func) = instance.get_typed_func::<(), i32>(&mut store, name) {
-            actions.insert(name.to_string(), Action::WithCode(func));
-        } else if let Ok(func) = instance.get_typed_func::<(), ()>(&mut store, name) {
-            actions.insert(name.to_string(), Action::Void(func));
-        }
-    }
-    let bulk = instance
-        .get_typed_func::<i32, i32>(&mut store, BULK_INPUT_EXPORT)
-        .ok()
-        .zip(
-            instance
-                .get_typed_func::<(), i64>(&mut store, BULK_OUTPUT_EXPORT)
-                .ok(),
-        );
-    Ok(Live {
+    let exports = &code.exports;
+    let memory = exports
+        .memory
+        .as_ref()
+        .and_then(|at| instance.get_module_export(&mut store, at))
+        .and_then(wasmtime::Extern::into_memory);
+    let bulk = exports.bulk.as_ref().and_then(|(input, output)| {
+        let typed_input = instance
+            .get_module_export(&mut store, input)?
+            .into_func()?
+            .typed(&store)
+            .ok()?;
+        let typed_output = instance
+            .get_module_export(&mut store, output)?
+            .into_func()?
+            .typed(&store)
+            .ok()?;
+        Some((typed_input, typed_output))
+    });
+    let live = Live {
         store,
+        instance,
         memory,
-        actions,
+        actions: vec![None; exports.actions.len()],
         bulk,
-    })
+    };
+    Ok((live, startup))
 }
 
 /// The store's epoch deadline came: either a call holding its caller's interpreter lock has
@@ -386,56 +570,62 @@ fn epoch_deadline_reached(
     mut store: wasmtime::StoreContextMut<'_, HostState>,
 ) -> wasmtime::Result<wasmtime::UpdateDeadline> {
     let call = &mut store.data_mut().call;
-    if let Some(lock) = call.lock.take() {
-        lock.release();
-        let left = call.deadline.map_or(Duration::ZERO, |deadline| {
-            deadline.saturating_duration_since(Instant::now())
-        });
-        if !left.is_zero() {
-            return Ok(wasmtime::UpdateDeadline::Continue(code::deadline_ticks(
-                left,
-            )));
+    let now = Instant::now();
+    if call.cpu_mark.is_none() {
+        if let Some(started) = call.started {
+            call.cpu_mark = CpuMark::take(now.saturating_duration_since(started));
         }
     }
-    Ok(wasmtime::UpdateDeadline::Interrupt)
+    if let Some(lock) = call.lock.take() {
+        lock.release();
+    }
+    let left = call.deadline.map_or(Duration::ZERO, |deadline| {
+        deadline.saturating_duration_since(now)
+    });
+    if left.is_zero() {
+        return Ok(wasmtime::UpdateDeadline::Interrupt);
+    }
+    Ok(wasmtime::UpdateDeadline::Continue(code::deadline_ticks(
+        left,
+    )))
 }
-
-/// Time a pack's start-up code may take.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn start_error(store: &Store<HostState>, err: wasmtime::Error) -> Error {
     if store.data().limiter.refused() {
         return memory_limit_error(store.data().limiter.limit());
     }
-    Error::invalid_pack(format!("the pack failed to start: {err:#}"))
+    match call_error(err) {
+        err if matches!(err.kind(), ErrorKind::Timeout | ErrorKind::OutOfFuel) => Error::new(
+            err.kind().clone(),
+            format!("{} while the pack started", err.message()),
+        ),
+        err => Error::invalid_pack(format!("the pack failed to start: {}", err.message())),
+    }
 }
 
-/// Runs the guest language's initialisers the way the official hosts do: Haskell's
-/// `hs_init` (after `_initialize`), else `__wasm_call_ctors`, else a WASI reactor's
-/// `_initialize`.
-fn run_initializers(store: &mut Store<HostState>, instance: &WasmInstance) -> Result<()> {
-    if let Ok(hs_init) = instance.get_typed_func::<(i32, i32), ()>(&mut *store, "hs_init") {
-        run_if_exported(store, instance, "_initialize")?;
-        return hs_init
-            .call(&mut *store, (0, 0))
-            .map_err(|err| start_error(store, err));
-    }
-    if !run_if_exported(store, instance, "__wasm_call_ctors")? {
-        run_if_exported(store, instance, "_initialize")?;
-    }
-    Ok(())
-}
-
-/// Calls the export `name` if the pack has it; true when it did.
-fn run_if_exported(
+/// Runs the guest language's initialisers the way the official hosts do.
+fn run_initializers(
     store: &mut Store<HostState>,
     instance: &WasmInstance,
-    name: &str,
-) -> Result<bool> {
-    let Ok(func) = instance.get_typed_func::<(), ()>(&mut *store, name) else {
-        return Ok(false);
-    };
-    func.call(&mut *store, ())
-        .map(|()| true)
-        .map_err(|err| start_error(store, err))
+    initializers: &[Initializer],
+) -> Result<()> {
+    for initializer in initializers {
+        let (Initializer::Plain(at) | Initializer::HsInit(at)) = initializer;
+        let Some(func) = instance
+            .get_module_export(&mut *store, at)
+            .and_then(wasmtime::Extern::into_func)
+        else {
+            continue;
+        };
+        let ran = match initializer {
+            Initializer::Plain(_) => func
+                .typed::<(), ()>(&*store)
+                .and_then(|func| func.call(&mut *store, ())),
+            Initializer::HsInit(_) => func
+                .typed::<(i32, i32), ()>(&*store)
+                .and_then(|func| func.call(&mut *store, (0, 0))),
+        };
+        ran.map_err(|err| start_error(store, err))?;
+    }
+    Ok(())
 }

@@ -31,6 +31,8 @@ pub(crate) struct HostState {
     pub(super) kernel: Kernel,
     pub(super) call: CallState,
     pub(super) vars: BTreeMap<String, Vec<u8>>,
+    /// Bytes `vars` hold, keys and values.
+    pub(super) vars_bytes: u64,
     pub(super) grants: Arc<Grants>,
     pub(super) logs: LogBuffer,
     pub(super) wasi: Option<wasi_common::WasiCtx>,
@@ -46,6 +48,7 @@ impl HostState {
             kernel: Kernel::default(),
             call: CallState::default(),
             vars: BTreeMap::new(),
+            vars_bytes: 0,
             grants,
             logs,
             wasi: wasi_deadline.clone().map(super::wasi::context),
@@ -71,6 +74,51 @@ impl HostState {
     /// Allocates a kernel block holding `data`, within the memory limit.
     pub(super) fn alloc_bytes(&mut self, data: &[u8]) -> u64 {
         self.within_limit(data.len() as u64, |kernel| kernel.alloc_bytes(data))
+    }
+
+    /// Sets var `key` to `value` (`None` removes it) within [`MAX_VAR_BYTES`] and the
+    /// memory limit, which counts every byte vars hold.
+    pub(super) fn set_var(&mut self, key: String, value: Option<Vec<u8>>) -> wasmtime::Result<()> {
+        let entry_bytes = |value: &Vec<u8>| (key.len() + value.len()) as u64;
+        let old = self.vars.get(&key).map_or(0, entry_bytes);
+        let new = value.as_ref().map_or(0, entry_bytes);
+        let total = self.vars_bytes - old + new;
+        if total > MAX_VAR_BYTES as u64 {
+            return Err(HostFailure::trap(format!(
+                "vars would exceed {MAX_VAR_BYTES} bytes"
+            )));
+        }
+        self.limiter.release(old);
+        if !self.limiter.hold(new) {
+            self.limiter.hold(old);
+            return Err(wasmtime::Error::new(HostFailure {
+                kind: ErrorKind::MemoryLimit,
+                message: format!(
+                    "vars would take the pack past its {} byte memory limit",
+                    self.limiter.limit()
+                ),
+            }));
+        }
+        self.vars_bytes = total;
+        match value {
+            Some(value) => self.vars.insert(key, value),
+            None => self.vars.remove(&key),
+        };
+        Ok(())
+    }
+
+    /// Records a log line the pack wrote, when its level is kept and its bytes fit under
+    /// the memory limit (a line that does not fit is dropped).
+    pub(super) fn record_log(&mut self, level: crate::options::LogLevel, offset: u64) {
+        if self.logs.wants(level) {
+            if let Some(message) = self.kernel.block(offset) {
+                let kept = message.len().min(crate::usage::MAX_LOG_MESSAGE_BYTES) as u64;
+                if self.limiter.hold(kept) {
+                    self.logs.record(level, message);
+                }
+            }
+        }
+        self.kernel.free(offset);
     }
 
     /// Runs `allocate` for a block of `len` bytes when the limiter admits the growth it
@@ -106,6 +154,10 @@ pub(super) struct CallState {
     pub(super) error_offset: u64,
     /// When the call runs out of time, for host functions that block (HTTP).
     pub(super) deadline: Option<std::time::Instant>,
+    /// When the call started (none during start-up).
+    pub(super) started: Option<std::time::Instant>,
+    /// The thread's CPU clock, read by the call's first epoch callback.
+    pub(super) cpu_mark: Option<crate::engine::fuel::CpuMark>,
     /// HTTP requests the call has made so far.
     pub(super) http_requests: u32,
     /// The last HTTP response's status code, or 0.
@@ -198,23 +250,32 @@ impl InputView {
     }
 }
 
-/// Counts every byte of memory an instance holds (its linear memories and the kernel)
-/// against one limit, and remembers the peak and whether growth was refused.
+/// Counts every byte of memory an instance makes the host hold (its linear memories, its
+/// tables, the kernel, vars and the call's log lines) against one limit, and remembers the
+/// peak and whether growth was refused.
 #[derive(Debug)]
 pub(super) struct MemoryLimiter {
     limit: u64,
     linear: u64,
+    tables: u64,
     kernel: u64,
+    /// Vars and the call's log lines: host memory the pack fills through the ABI.
+    held: u64,
     peak: u64,
     refused: bool,
 }
+
+/// Bytes the host holds per table element: wasmtime keeps one pointer per element.
+const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
 
 impl MemoryLimiter {
     fn new(limit: u64) -> Self {
         MemoryLimiter {
             limit,
             linear: 0,
+            tables: 0,
             kernel: 0,
+            held: 0,
             peak: 0,
             refused: false,
         }
@@ -224,15 +285,24 @@ impl MemoryLimiter {
         self.limit
     }
 
-    /// Bytes the instance may still take before it reaches its limit.
-    pub(super) fn remaining(&self) -> u64 {
-        self.limit.saturating_sub(self.linear + self.kernel)
+    fn total(&self) -> u64 {
+        self.linear
+            .saturating_add(self.tables)
+            .saturating_add(self.kernel)
+            .saturating_add(self.held)
     }
 
-    /// Starts a call: the peak restarts from what is held now.
-    pub(super) fn begin_call(&mut self, kernel_size: u64) {
+    /// Bytes the instance may still take before it reaches its limit.
+    pub(super) fn remaining(&self) -> u64 {
+        self.limit.saturating_sub(self.total())
+    }
+
+    /// Starts a call: the peak restarts from what is held now (the kernel is empty again,
+    /// the last call's log lines are gone, vars stay).
+    pub(super) fn begin_call(&mut self, kernel_size: u64, vars_bytes: u64) {
         self.kernel = kernel_size;
-        self.peak = self.linear + self.kernel;
+        self.held = vars_bytes;
+        self.peak = self.total();
         self.refused = false;
     }
 
@@ -244,23 +314,40 @@ impl MemoryLimiter {
         self.refused
     }
 
-    /// Whether the kernel may grow by `growth` from `kernel_size`.
-    fn admit(&mut self, growth: u64, kernel_size: u64) -> bool {
-        let total = self
-            .linear
-            .saturating_add(kernel_size)
-            .saturating_add(growth);
-        if total > self.limit {
+    /// Whether `growth` more bytes fit; refusing remembers the refusal.
+    fn fits(&mut self, growth: u64) -> bool {
+        if self.total().saturating_add(growth) > self.limit {
             self.refused = true;
             return false;
         }
         true
     }
 
+    /// Whether the kernel may grow by `growth` from `kernel_size`.
+    fn admit(&mut self, growth: u64, kernel_size: u64) -> bool {
+        self.kernel = kernel_size;
+        self.fits(growth)
+    }
+
     /// Records the kernel's new size.
     fn observe(&mut self, kernel_size: u64) {
         self.kernel = kernel_size;
-        self.peak = self.peak.max(self.linear + self.kernel);
+        self.peak = self.peak.max(self.total());
+    }
+
+    /// Takes `bytes` more of host memory for vars or log lines, when they fit.
+    pub(super) fn hold(&mut self, bytes: u64) -> bool {
+        if !self.fits(bytes) {
+            return false;
+        }
+        self.held += bytes;
+        self.peak = self.peak.max(self.total());
+        true
+    }
+
+    /// Gives back `bytes` taken with [`MemoryLimiter::hold`].
+    pub(super) fn release(&mut self, bytes: u64) {
+        self.held = self.held.saturating_sub(bytes);
     }
 }
 
@@ -272,28 +359,29 @@ impl ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let growth = desired.saturating_sub(current) as u64;
-        let total = self
-            .linear
-            .saturating_add(self.kernel)
-            .saturating_add(growth);
-        if total > self.limit {
-            self.refused = true;
+        if !self.fits(growth) {
             return Ok(false);
         }
         self.linear += growth;
-        self.peak = self.peak.max(total);
+        self.peak = self.peak.max(self.total());
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        // Table elements are pointers on the host; a million is far beyond any real pack
-        // and keeps a table bomb from eating host memory outside the linear-memory cap.
-        Ok(desired <= 1_000_000)
+        // Table elements are host memory too: counted under the same cap, so a hundred
+        // tables of a million entries cannot hold gigabytes outside it.
+        let growth = (desired.saturating_sub(current) as u64).saturating_mul(TABLE_ELEMENT_BYTES);
+        if !self.fits(growth) {
+            return Ok(false);
+        }
+        self.tables += growth;
+        self.peak = self.peak.max(self.total());
+        Ok(true)
     }
 }
 

@@ -2,6 +2,14 @@
 //! (and can run packs of their own) while a plugin call blocks this one; and taking the lock
 //! back for a moment inside such work, which is how a host function's Ruby handler runs.
 //! [`Gvl`] lends the first to the core, which decides which calls release the lock.
+//!
+//! Ruby delivers an interrupt (`Thread#raise`, `Thread#kill`, `Timeout.timeout`, Ctrl-C) by
+//! longjmp. None may cross the Rust frames between a native method and the work it runs:
+//! the jump skips their destructors, so the pack call's input and result would leak, and
+//! any guard in the binding or the core would be skipped. So [`without_gvl`] releases the
+//! GVL in the one way where Ruby checks for no interrupt: each waits for the native method
+//! to return, and Ruby raises it at its next safe point, in Ruby code, as if it had arrived
+//! just then. [`with_gvl`] cannot turn Ruby's check off; its doc says what guards it.
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,8 +24,8 @@ pub(crate) struct Gvl;
 
 impl InterpreterLock for Gvl {
     fn run_released(&mut self, call: &mut dyn FnMut()) {
-        // The core catches panics inside `call`; a panic here would be a core bug, and the
-        // core reports a call that never ran as an internal error.
+        // The core catches panics inside `call`, so a panic here would be a core bug; and
+        // `without_gvl` always runs the work, so the core never sees a call that did not.
         let _ = without_gvl(call);
     }
 }
@@ -28,35 +36,77 @@ struct Job<F, R> {
     outcome: Option<std::thread::Result<R>>,
 }
 
+impl<F, R> Job<F, R>
+where
+    F: FnOnce() -> R,
+{
+    fn new(work: F) -> Self {
+        Job {
+            work: Some(work),
+            outcome: None,
+        }
+    }
+
+    /// Runs the work unless it already ran, keeping its result or the payload of its panic:
+    /// a panic must never unwind into Ruby's C frames.
+    fn run(&mut self) {
+        if let Some(work) = self.work.take() {
+            self.outcome = Some(catch_unwind(AssertUnwindSafe(work)));
+        }
+    }
+
+    /// The work's result, or the payload of its panic.
+    fn into_outcome(self) -> std::thread::Result<R> {
+        self.outcome
+            .unwrap_or_else(|| Err(Box::new("the work never ran")))
+    }
+}
+
 /// Runs `work` without the GVL and returns its result, or the payload of its panic.
 ///
 /// `work` must not touch any Ruby object except inside [`with_gvl`]: without the GVL another
 /// thread may be running the garbage collector. Callers copy what they need out of Ruby
 /// values first.
 ///
-/// No unblocking function is given: a plugin call cannot be cut short from outside, so a
-/// `Thread#kill` or an interrupt waits for the call to end, which the pack's own timeout
-/// bounds.
+/// No unblocking function is given: a plugin call cannot be cut short from outside, so an
+/// interrupt waits for the call to end, which the pack's own timeout bounds.
+///
+/// Ruby's `rb_thread_call_without_gvl` checks for interrupts before the work and again after
+/// it, and raises a pending one there, by a longjmp through this function and every Rust
+/// frame up to the native method: the call's input and result leaked, the host-function
+/// frame never popped. So this calls `rb_nogvl` with `RB_NOGVL_INTR_FAIL`, which checks for
+/// none: the work returns here normally, the method returns normally, and Ruby raises the
+/// interrupt at its next safe point, in Ruby code.
+///
+/// With that flag Ruby also declines to release the GVL while any interrupt flag of this
+/// thread is set, and then does not run the work at all. That flag is not only a pending
+/// exception: the scheduler's time-slice timer, a deferred (`Thread.handle_interrupt`)
+/// exception and a wake-up set it too, and none of those may fail a call. So the work then
+/// runs here, holding the GVL, as a call the core expects to be short does: the call runs
+/// as it would have, only the other Ruby threads wait for it this once, and whatever was
+/// pending still reaches Ruby at its next safe point. Host-function handlers notice that
+/// the GVL is held (`magnus::Ruby::get`) and do not take it again.
 pub(crate) fn without_gvl<F, R>(work: F) -> std::thread::Result<R>
 where
     F: FnOnce() -> R,
 {
-    let mut job = Job {
-        work: Some(work),
-        outcome: None,
-    };
+    let mut job = Job::new(work);
     // SAFETY: `run_job::<F, R>` receives a pointer to `job`, which outlives the call;
-    // `rb_thread_call_without_gvl` runs it once, on this thread, before returning.
+    // `rb_nogvl` runs it at most once, on this thread, before returning. The caller holds
+    // the GVL, as every native method does. `RB_NOGVL_INTR_FAIL` (a small bindgen constant)
+    // fits the C `int` the flags are.
     unsafe {
-        rb_sys::rb_thread_call_without_gvl(
+        rb_sys::rb_nogvl(
             Some(run_job::<F, R>),
             (&mut job as *mut Job<F, R>).cast::<c_void>(),
             None,
             null_mut(),
+            rb_sys::RB_NOGVL_INTR_FAIL as _,
         );
     }
-    job.outcome
-        .unwrap_or_else(|| Err(Box::new("the work never ran")))
+    // Ruby declined to release the GVL (see above): run the work holding it.
+    job.run();
+    job.into_outcome()
 }
 
 /// Runs `work` with the GVL taken back, from inside [`without_gvl`] on the same thread, and
@@ -64,19 +114,26 @@ where
 ///
 /// Only for a Ruby thread that released the GVL through [`without_gvl`]: Ruby aborts the
 /// process when any other thread calls `rb_thread_call_with_gvl`, and reports a bug when
-/// the caller still holds the GVL. Callers check with `magnus::Ruby::get` first.
+/// the caller still holds the GVL (as it does when `without_gvl` ran its work holding it).
+/// Callers check with `magnus::Ruby::get` first.
 ///
 /// `work` must not let a Ruby exception or `throw` unwind out of it (it calls Ruby only
 /// through magnus's protected calls): the longjmp would cross the Rust and wasm frames
 /// between here and [`without_gvl`] without running their destructors.
+///
+/// Unlike [`without_gvl`], Ruby checks for interrupts as `rb_thread_call_with_gvl` releases
+/// the GVL again after `work`, with no flag to turn that off, and raises a pending one
+/// there, through those frames. The Ruby half guards against it: a call that lends host
+/// functions runs under `Thread.handle_interrupt(Object => :never)`, and each handler under
+/// `:immediate` (`lib/packhost/host_function.rb`), so `Thread#raise` and `#kill` reach a
+/// handler or wait for the call to end. Ruby does not apply that mask to signals on the
+/// main thread (its default Ctrl-C handler and `trap` handlers), so one arriving after a
+/// handler's last Ruby code and before the GVL is released again is still raised there.
 pub(crate) fn with_gvl<F, R>(work: F) -> std::thread::Result<R>
 where
     F: FnOnce() -> R,
 {
-    let mut job = Job {
-        work: Some(work),
-        outcome: None,
-    };
+    let mut job = Job::new(work);
     // SAFETY: as in `without_gvl`: `run_job::<F, R>` receives a pointer to `job`, which
     // outlives the call, and `rb_thread_call_with_gvl` runs it once, on this thread, holding
     // the GVL, before it returns.
@@ -86,20 +143,16 @@ where
             (&mut job as *mut Job<F, R>).cast::<c_void>(),
         );
     }
-    job.outcome
-        .unwrap_or_else(|| Err(Box::new("the work never ran")))
+    job.into_outcome()
 }
 
-/// The C-callable trampoline of both directions. A panic must never unwind into Ruby's C
-/// frames, so it is caught here and carried back as data.
+/// The C-callable trampoline of both directions.
 unsafe extern "C" fn run_job<F, R>(data: *mut c_void) -> *mut c_void
 where
     F: FnOnce() -> R,
 {
     // SAFETY: `data` is the `&mut Job<F, R>` that `without_gvl` or `with_gvl` passed in.
     let job = unsafe { &mut *data.cast::<Job<F, R>>() };
-    if let Some(work) = job.work.take() {
-        job.outcome = Some(catch_unwind(AssertUnwindSafe(work)));
-    }
+    job.run();
     null_mut()
 }

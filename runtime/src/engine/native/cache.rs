@@ -1,0 +1,843 @@
+//! The native engine's on-disk code cache: `<cache>/native/<engine hash>/<pack id>.cwasm`
+//! files, each bound by an HMAC to this user and to its pack, kept under a size cap that
+//! evicts the least recently used.
+//!
+//! Loading a cached file runs the machine code in it, so a file that another local user or a
+//! compromised process could plant, swap or edit would be code execution in every host that
+//! loads packs. The cache therefore trusts nothing it cannot tie to this user:
+//!
+//! * every directory level is created `0700`, and used only while it is a real directory (not
+//!   a symbolic link) owned by the effective user with no group or other permission bits;
+//!   packhost never loosens or repairs one, it refuses the disk cache and compiles in memory;
+//! * files are written to an unpredictable temporary name opened with `O_EXCL | O_NOFOLLOW`
+//!   and mode `0600`, then renamed into place, so a reader never sees half a file and nobody
+//!   can pre-create or redirect the file being written;
+//! * each file carries an HMAC-SHA256, under a per-user secret kept in `<cache>/key`, over a
+//!   magic, the pack id and the code: a file written by anyone without the key, edited after
+//!   it was written, or copied to another pack's name is refused and the pack recompiled.
+//!
+//! On other platforms there is no disk cache: packs are compiled in every process.
+
+use wasmtime::{Engine, Module};
+
+/// The compiled module for pack `id` from the disk cache, or `None` when it is not cached,
+/// fails a check (then a warning names the file and the caller recompiles, and `store`
+/// replaces the file), or there is no usable disk cache.
+#[cfg(unix)]
+pub(super) fn load(id: &str, engine: &Engine) -> Option<Module> {
+    disk::shared(engine)?.load(id, engine)
+}
+
+/// Without the unix permission and `O_NOFOLLOW` checks there is no safe disk cache.
+#[cfg(not(unix))]
+pub(super) fn load(_id: &str, _engine: &Engine) -> Option<Module> {
+    None
+}
+
+/// Writes `module`, compiled for pack `id`, to the disk cache when there is a usable one,
+/// then evicts the least recently used files past the cap. Failures only cost the cache.
+#[cfg(unix)]
+pub(super) fn store(id: &str, module: &Module) {
+    if let Some(cache) = disk::shared(module.engine()) {
+        cache.store(id, module);
+    }
+}
+
+/// Without the unix permission and `O_NOFOLLOW` checks there is no safe disk cache.
+#[cfg(not(unix))]
+pub(super) fn store(_id: &str, _module: &Module) {}
+
+/// The cache itself; unix only, because its safety rests on file ownership, permission bits
+/// and `O_NOFOLLOW`.
+#[cfg(unix)]
+mod disk {
+    use std::fs::{self, DirBuilder, File, OpenOptions};
+    use std::hash::{Hash, Hasher};
+    use std::io::{self, Read, Write};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    use std::path::{Path, PathBuf};
+    use std::sync::OnceLock;
+    use std::time::{Duration, SystemTime};
+
+    use hmac::{Hmac, Mac};
+    use wasmtime::{Engine, Module};
+
+    use crate::engine::cache_dir;
+
+    /// The first bytes of every cached file. The version byte changes with the layout, so an
+    /// older layout fails the magic check instead of being misread.
+    pub(super) const MAGIC: &[u8] = b"packhost-cwasm\x01";
+
+    /// Length of a pack id: the SHA-256 of the module bytes in lowercase hex.
+    const ID_LEN: usize = 64;
+
+    /// Length of the HMAC-SHA256 tag.
+    const TAG_LEN: usize = 32;
+
+    /// Bytes before the serialized module: magic, pack id, tag.
+    pub(super) const HEADER_LEN: usize = MAGIC.len() + ID_LEN + TAG_LEN;
+
+    /// Length of the per-user secret.
+    pub(super) const KEY_LEN: usize = 32;
+
+    /// The per-user secret's file name in the cache root.
+    pub(super) const KEY_FILE: &str = "key";
+
+    /// Default cap on the cached files of one engine directory: 1 GiB.
+    const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+
+    /// Environment variable that overrides the cap, in bytes.
+    const MAX_BYTES_VAR: &str = "PACKHOST_CACHE_MAX_BYTES";
+
+    /// Reads of a key file shorter than a key before giving up: it may be another process's,
+    /// created an instant ago and not yet written. Bounded so a truncated key never hangs.
+    const KEY_READ_ATTEMPTS: u32 = 10;
+
+    /// Pause between those reads.
+    const KEY_READ_PAUSE: Duration = Duration::from_millis(5);
+
+    /// Age past which a temporary file is taken for one a crashed writer left behind.
+    const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+    type HmacSha256 = Hmac<sha2::Sha256>;
+
+    /// Why a file whose HMAC does not match is refused.
+    const TAMPERED: &str =
+        "its HMAC does not match: it was changed after it was written, or written without this \
+         user's key";
+
+    /// This process's disk cache, built once from `cache_dir()`, or `None` when there is no
+    /// cache directory or a check failed (then one warning says why). There is one engine per
+    /// process, so the engine of the first call names the directory for all of them.
+    pub(super) fn shared(engine: &Engine) -> Option<&'static DiskCache> {
+        static CACHE: OnceLock<Option<DiskCache>> = OnceLock::new();
+        CACHE
+            .get_or_init(|| {
+                let root = cache_dir()?;
+                match DiskCache::open(root, engine, max_bytes_from_env()) {
+                    Ok(cache) => Some(cache),
+                    Err(why) => {
+                        tracing::warn!(
+                            "not caching compiled code on disk, packs are compiled in every \
+                             process: {why}"
+                        );
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    /// The cap from `PACKHOST_CACHE_MAX_BYTES`, else 1 GiB; read once, with the cache.
+    fn max_bytes_from_env() -> u64 {
+        let Some(value) = std::env::var_os(MAX_BYTES_VAR).filter(|v| !v.is_empty()) else {
+            return DEFAULT_MAX_BYTES;
+        };
+        let Some(bytes) = value.to_str().and_then(|v| v.trim().parse::<u64>().ok()) else {
+            tracing::warn!(
+                "{MAX_BYTES_VAR}={value:?} is not a number of bytes; the code cache keeps its \
+                 default cap of {DEFAULT_MAX_BYTES} bytes"
+            );
+            return DEFAULT_MAX_BYTES;
+        };
+        bytes
+    }
+
+    /// One engine's directory of the disk cache, with the key that signs its files.
+    ///
+    /// The process uses one, built by [`shared`]; tests build their own on scratch
+    /// directories, so nothing here depends on process-wide state.
+    pub(super) struct DiskCache {
+        /// `<root>/native/<engine hash>`: where the `.cwasm` files live.
+        pub(super) dir: PathBuf,
+        /// The per-user secret from `<root>/key`.
+        pub(super) key: [u8; KEY_LEN],
+        /// Cap on the total size of the `.cwasm` files in `dir`.
+        pub(super) max_bytes: u64,
+    }
+
+    impl DiskCache {
+        /// Creates (level by level, `0700`) and checks `root`, `root/native` and
+        /// `root/native/<engine hash>`, then reads or creates the key in `root`.
+        ///
+        /// The engine hash covers wasmtime's version, the compiler settings, the host CPU
+        /// features and packhost's version, so code compiled by another build or another
+        /// machine is never offered to this one.
+        ///
+        /// # Errors
+        /// Why the disk cache must not be used: a level that is a symbolic link, not a
+        /// directory, owned by another user, or open to group or others; a key that cannot
+        /// be made or read, or fails its own checks.
+        pub(super) fn open(root: &Path, engine: &Engine, max_bytes: u64) -> Result<Self, String> {
+            let native = root.join("native");
+            let dir = native.join(engine_tag(engine));
+            for level in [root, native.as_path(), dir.as_path()] {
+                make_private_dir(level)?;
+            }
+            let key = read_or_create_key(&root.join(KEY_FILE))?;
+            Ok(DiskCache {
+                dir,
+                key,
+                max_bytes,
+            })
+        }
+
+        /// Where pack `id`'s compiled code is kept.
+        pub(super) fn path(&self, id: &str) -> PathBuf {
+            self.dir.join(format!("{id}.cwasm"))
+        }
+
+        /// The module cached for pack `id`, or `None` when there is none or the file fails a
+        /// check (warned, with its path). A file that loads gets its modification time set
+        /// to now, so that eviction reads mtime as "last used".
+        pub(super) fn load(&self, id: &str, engine: &Engine) -> Option<Module> {
+            if !is_pack_id(id) {
+                return None;
+            }
+            let path = self.path(id);
+            // Group-readable would be harmless, group-writable is what lets code be planted.
+            let mut file = match open_for_reading(&path, 0o022) {
+                Ok(file) => file,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
+                Err(err) => {
+                    refuse_file(&path, &err.to_string());
+                    return None;
+                }
+            };
+            let mut bytes = Vec::new();
+            if let Err(err) = file.read_to_end(&mut bytes) {
+                refuse_file(&path, &format!("it cannot be read: {err}"));
+                return None;
+            }
+            let code = match self.verify(id, &bytes) {
+                Ok(code) => code,
+                Err(why) => {
+                    refuse_file(&path, why);
+                    return None;
+                }
+            };
+            // SAFETY: wasmtime requires bytes that `Module::serialize` produced. These carry
+            // a valid HMAC under this user's secret, which only `store` uses, over code that
+            // an engine of this very configuration (the directory's hash) compiled from the
+            // pack whose id they name; packs never supply precompiled code. The bytes were
+            // read into memory first, so the file changing now cannot affect them. wasmtime
+            // still checks its own header and engine compatibility.
+            let module = match unsafe { Module::deserialize(engine, code) } {
+                Ok(module) => module,
+                Err(err) => {
+                    refuse_file(&path, &format!("wasmtime cannot use it: {err:#}"));
+                    return None;
+                }
+            };
+            // Failing only makes the file look older to eviction.
+            let _ = file.set_modified(SystemTime::now());
+            Some(module)
+        }
+
+        /// The serialized module inside `bytes`, or why the file is not one `store` wrote for
+        /// pack `id` with this key. The id is compared before the HMAC so the warning can say
+        /// which check failed; both must pass.
+        pub(super) fn verify<'a>(
+            &self,
+            id: &str,
+            bytes: &'a [u8],
+        ) -> Result<&'a [u8], &'static str> {
+            if bytes.len() < HEADER_LEN {
+                return Err("it is shorter than its header");
+            }
+            let (magic, rest) = bytes.split_at(MAGIC.len());
+            if magic != MAGIC {
+                return Err("it does not start with packhost's cache header");
+            }
+            let (stored_id, rest) = rest.split_at(ID_LEN);
+            if stored_id != id.as_bytes() {
+                return Err("it was stored for another pack");
+            }
+            let (tag, code) = rest.split_at(TAG_LEN);
+            // `verify_slice` compares in constant time, so timing tells nothing about the tag.
+            if self.mac(id, code).verify_slice(tag).is_err() {
+                return Err(TAMPERED);
+            }
+            Ok(code)
+        }
+
+        /// Writes `module` for pack `id`, then evicts past the cap. The file goes to a random
+        /// temporary name first and is renamed over the final one, so readers see the old
+        /// file or the new one, never half of one. Any failure removes the temporary file and
+        /// leaves the pack uncached.
+        pub(super) fn store(&self, id: &str, module: &Module) {
+            if !is_pack_id(id) {
+                return;
+            }
+            let code = match module.serialize() {
+                Ok(code) => code,
+                Err(err) => {
+                    tracing::debug!("cannot serialize compiled code for the cache: {err:#}");
+                    return;
+                }
+            };
+            let tag = self.mac(id, &code).finalize().into_bytes();
+            let path = self.path(id);
+            let Some(staged) = self.temp_path(id) else {
+                return;
+            };
+            let mut file = match create_private_file(&staged) {
+                Ok(file) => file,
+                Err(err) => {
+                    // Not ours to remove: create_new failed, so we did not make it.
+                    tracing::debug!(path = %staged.display(), "cannot cache compiled code: {err}");
+                    return;
+                }
+            };
+            // No fsync: a file torn by a crash fails its HMAC and is recompiled.
+            let written = [MAGIC, id.as_bytes(), &tag[..], &code[..]]
+                .iter()
+                .try_for_each(|part| file.write_all(part));
+            drop(file);
+            if let Err(err) = written.and_then(|()| fs::rename(&staged, &path)) {
+                let _ = fs::remove_file(&staged);
+                tracing::debug!(path = %path.display(), "cannot cache compiled code: {err}");
+                return;
+            }
+            self.evict();
+        }
+
+        /// Removes the least recently used `.cwasm` files (oldest mtime first) until the rest
+        /// fit in `max_bytes`, and temporary files that crashed writers left behind. Errors
+        /// are ignored: another process may be evicting or storing at the same moment.
+        pub(super) fn evict(&self) {
+            let Ok(entries) = fs::read_dir(&self.dir) else {
+                return;
+            };
+            let now = SystemTime::now();
+            let mut files = Vec::new();
+            for entry in entries.flatten() {
+                // Does not follow symbolic links, which are never counted or removed.
+                let Ok(meta) = entry.metadata() else {
+                    continue;
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else {
+                    continue;
+                };
+                let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                if name.ends_with(".cwasm") {
+                    files.push((modified, meta.len(), entry.path()));
+                } else if name.ends_with(".tmp")
+                    && now
+                        .duration_since(modified)
+                        .is_ok_and(|age| age > STALE_TEMP_AGE)
+                {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+            let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+            files.sort();
+            for (_, len, path) in files {
+                if total <= self.max_bytes {
+                    break;
+                }
+                let _ = fs::remove_file(path);
+                total = total.saturating_sub(len);
+            }
+        }
+
+        /// The HMAC over magic, pack id and code, keyed by this user's secret: what ties a
+        /// file to both the user and the pack.
+        fn mac(&self, id: &str, code: &[u8]) -> HmacSha256 {
+            let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key)
+                .expect("HMAC accepts keys of any length");
+            mac.update(MAGIC);
+            mac.update(id.as_bytes());
+            mac.update(code);
+            mac
+        }
+
+        /// A fresh temporary name next to pack `id`'s file, random so that nobody can
+        /// predict it, or `None` without randomness (then the pack is not cached).
+        fn temp_path(&self, id: &str) -> Option<PathBuf> {
+            let mut nonce = [0u8; 8];
+            getrandom::getrandom(&mut nonce).ok()?;
+            let nonce = u64::from_ne_bytes(nonce);
+            Some(self.dir.join(format!("{id}.{nonce:016x}.tmp")))
+        }
+    }
+
+    /// True for a pack id as packhost makes them, 64 lowercase hex digits; anything else is
+    /// never turned into a file name (no separators, no `..`).
+    fn is_pack_id(id: &str) -> bool {
+        id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    /// The directory name for `engine`: a hash of its compatibility hash and packhost's
+    /// version.
+    fn engine_tag(engine: &Engine) -> String {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        env!("CARGO_PKG_VERSION").hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    }
+
+    /// The effective user, who must own everything the cache uses.
+    fn euid() -> libc::uid_t {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() }
+    }
+
+    /// Creates `path` with mode `0700` unless it exists, then checks it with
+    /// [`check_private_dir`]. An existing directory is never chmodded: one that is loose was
+    /// open to others already, and what they may have left inside cannot be known.
+    fn make_private_dir(path: &Path) -> Result<(), String> {
+        match DirBuilder::new().mode(0o700).create(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(format!("cannot create {}: {err}", path.display())),
+        }
+        check_private_dir(path)
+    }
+
+    /// Checks that `path` itself (not what a symbolic link there points to) is a directory
+    /// owned by the effective user with no group or other permission bits, so only this user
+    /// can put files in it or swap the ones there.
+    fn check_private_dir(path: &Path) -> Result<(), String> {
+        let shown = path.display();
+        let meta =
+            fs::symlink_metadata(path).map_err(|err| format!("cannot inspect {shown}: {err}"))?;
+        if meta.file_type().is_symlink() {
+            return Err(format!(
+                "{shown} is a symbolic link; the code cache uses only real directories"
+            ));
+        }
+        if !meta.is_dir() {
+            return Err(format!("{shown} is not a directory"));
+        }
+        let me = euid();
+        if meta.uid() != me {
+            return Err(format!(
+                "{shown} is owned by uid {}, not by this user (uid {me})",
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(format!(
+                "{shown} is open to other users (mode {:o}); run `chmod 700 {shown}` to cache \
+                 compiled code there",
+                meta.mode() & 0o7777
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates `path` for writing, failing if anything exists there (`O_EXCL`), a symbolic
+    /// link included (`O_NOFOLLOW`), readable and writable by this user only.
+    fn create_private_file(path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    }
+
+    /// Opens `path` for reading without following a symbolic link, and checks that what was
+    /// opened is a regular file owned by the effective user with none of `forbidden_mode`'s
+    /// bits. The checks are made on the open file, so the path cannot be swapped between
+    /// check and read.
+    fn open_for_reading(path: &Path, forbidden_mode: u32) -> io::Result<File> {
+        // O_NONBLOCK so that a FIFO left here cannot hang the open; only regular files pass
+        // the checks below, and on them the flag changes nothing.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|err| {
+                if err.raw_os_error() == Some(libc::ELOOP) {
+                    io::Error::other("it is a symbolic link")
+                } else {
+                    err
+                }
+            })?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::other("it is not a regular file"));
+        }
+        let me = euid();
+        if meta.uid() != me {
+            return Err(io::Error::other(format!(
+                "it is owned by uid {}, not by this user (uid {me})",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & forbidden_mode != 0 {
+            return Err(io::Error::other(format!(
+                "its mode {:o} opens it to other users",
+                meta.mode() & 0o7777
+            )));
+        }
+        Ok(file)
+    }
+
+    /// Warns that the cached file at `path` is not loaded, and why; the pack is recompiled
+    /// and the file replaced.
+    fn refuse_file(path: &Path, why: &str) {
+        tracing::warn!(
+            path = %path.display(),
+            "ignoring cached compiled code, compiling the pack again: {why}"
+        );
+    }
+
+    /// The per-user secret at `path`: created with 32 random bytes when missing, else read
+    /// and checked like a cached file but stricter (no group or other bits at all, since
+    /// whoever reads it can sign code). When two processes create it at once, the loser reads
+    /// the winner's, waiting briefly for it to be written.
+    fn read_or_create_key(path: &Path) -> Result<[u8; KEY_LEN], String> {
+        let mut key = [0u8; KEY_LEN];
+        getrandom::getrandom(&mut key)
+            .map_err(|err| format!("no randomness for the code cache's key: {err}"))?;
+        match create_private_file(path) {
+            Ok(mut file) => match file.write_all(&key).and_then(|()| file.sync_all()) {
+                Ok(()) => Ok(key),
+                Err(err) => {
+                    let _ = fs::remove_file(path);
+                    Err(format!("cannot write {}: {err}", path.display()))
+                }
+            },
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => read_key(path),
+            Err(err) => Err(format!("cannot create {}: {err}", path.display())),
+        }
+    }
+
+    /// Reads an existing key file, retrying a bounded number of times while it is shorter
+    /// than a key (another process may still be writing it).
+    fn read_key(path: &Path) -> Result<[u8; KEY_LEN], String> {
+        let refuse = |why: String| {
+            format!(
+                "the code cache's key {} {why}; delete it to start a new cache",
+                path.display()
+            )
+        };
+        let mut attempts = 0;
+        loop {
+            let mut bytes = Vec::with_capacity(KEY_LEN + 1);
+            open_for_reading(path, 0o077)
+                .and_then(|file| file.take(KEY_LEN as u64 + 1).read_to_end(&mut bytes))
+                .map_err(|err| refuse(format!("cannot be used: {err}")))?;
+            if let Ok(key) = <[u8; KEY_LEN]>::try_from(bytes.as_slice()) {
+                return Ok(key);
+            }
+            attempts += 1;
+            if bytes.len() > KEY_LEN || attempts >= KEY_READ_ATTEMPTS {
+                return Err(refuse(format!(
+                    "holds {} bytes instead of {KEY_LEN}",
+                    bytes.len()
+                )));
+            }
+            std::thread::sleep(KEY_READ_PAUSE);
+        }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::fs::{self, File};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, SystemTime};
+
+    use wasmtime::Module;
+
+    use super::super::code::engine;
+    use super::disk::{DiskCache, HEADER_LEN, KEY_FILE, KEY_LEN, MAGIC};
+
+    /// A small module with an export, so a round trip can be checked for more than loading.
+    const WAT: &str = r#"(module (func (export "answer") (result i32) i32.const 42))"#;
+
+    /// A directory under the system's temp dir, unique to the test, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        /// A fresh path (not yet created) named after the test.
+        fn new(name: &str) -> Self {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "packhost-cache-test-{}-{}-{name}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&path);
+            Scratch(path)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A cache with no size cap in a fresh root.
+    fn cache_in(scratch: &Scratch) -> DiskCache {
+        DiskCache::open(&scratch.0, engine(), u64::MAX).expect("a fresh root makes a usable cache")
+    }
+
+    /// The test module, compiled.
+    fn module() -> Module {
+        Module::new(engine(), wat::parse_str(WAT).unwrap()).unwrap()
+    }
+
+    /// A valid pack id made of one repeated hex digit.
+    fn id(digit: char) -> String {
+        digit.to_string().repeat(64)
+    }
+
+    /// Why `open` refused `root`; panics if it did not.
+    fn refusal(root: &Path) -> String {
+        match DiskCache::open(root, engine(), u64::MAX) {
+            Ok(_) => panic!("{} was accepted", root.display()),
+            Err(why) => why,
+        }
+    }
+
+    /// Sets the modification time of `path` to `ago` before now.
+    fn age(path: &Path, ago: Duration) {
+        let file = File::options().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() - ago).unwrap();
+    }
+
+    #[test]
+    fn a_stored_module_loads_back() {
+        let scratch = Scratch::new("round-trip");
+        let cache = cache_in(&scratch);
+        let pack = id('a');
+        assert!(cache.load(&pack, engine()).is_none(), "nothing cached yet");
+        cache.store(&pack, &module());
+
+        let loaded = cache
+            .load(&pack, engine())
+            .expect("the stored module loads");
+        let exports: Vec<&str> = loaded.exports().map(|export| export.name()).collect();
+        assert_eq!(exports, ["answer"]);
+        let meta = fs::metadata(cache.path(&pack)).unwrap();
+        assert_eq!(meta.mode() & 0o077, 0, "cached files are the user's only");
+        for dir in [&scratch.0, &scratch.0.join("native"), &cache.dir] {
+            assert_eq!(fs::metadata(dir).unwrap().mode() & 0o777, 0o700, "{dir:?}");
+        }
+    }
+
+    #[test]
+    fn a_changed_file_or_one_keyed_by_another_user_is_refused() {
+        let scratch = Scratch::new("tampered");
+        let cache = cache_in(&scratch);
+        let pack = id('b');
+        let path = cache.path(&pack);
+        cache.store(&pack, &module());
+        let stored = fs::read(&path).unwrap();
+        assert_eq!(&stored[..MAGIC.len()], MAGIC);
+
+        // One bit of the code flipped after the header, then one bit of the tag.
+        for position in [HEADER_LEN + (stored.len() - HEADER_LEN) / 2, HEADER_LEN - 1] {
+            let mut changed = stored.clone();
+            changed[position] ^= 1;
+            fs::write(&path, &changed).unwrap();
+            assert!(
+                cache.load(&pack, engine()).is_none(),
+                "byte {position} changed"
+            );
+        }
+
+        // Written by someone holding another key: a well-formed file with a valid-looking tag.
+        let stranger = DiskCache {
+            dir: cache.dir.clone(),
+            key: [7; KEY_LEN],
+            max_bytes: u64::MAX,
+        };
+        stranger.store(&pack, &module());
+        assert!(
+            stranger.load(&pack, engine()).is_some(),
+            "valid under its own key"
+        );
+        assert!(cache.load(&pack, engine()).is_none());
+
+        // Storing again (what the caller does after recompiling) repairs the entry.
+        cache.store(&pack, &module());
+        assert!(cache.load(&pack, engine()).is_some());
+    }
+
+    #[test]
+    fn a_file_stored_for_one_pack_is_refused_for_another() {
+        let scratch = Scratch::new("other-pack");
+        let cache = cache_in(&scratch);
+        let (first, second) = (id('c'), id('d'));
+        cache.store(&first, &module());
+
+        // Copied as it is: its header still names the first pack.
+        fs::copy(cache.path(&first), cache.path(&second)).unwrap();
+        assert!(cache.load(&second, engine()).is_none());
+
+        // With the header rewritten to name the second pack: the HMAC covers the id.
+        let mut renamed = fs::read(cache.path(&first)).unwrap();
+        renamed[MAGIC.len()..MAGIC.len() + second.len()].copy_from_slice(second.as_bytes());
+        fs::write(cache.path(&second), &renamed).unwrap();
+        assert!(cache.load(&second, engine()).is_none());
+
+        assert!(
+            cache.load(&first, engine()).is_some(),
+            "the original still loads"
+        );
+    }
+
+    #[test]
+    fn a_cache_directory_open_to_other_users_is_refused() {
+        let scratch = Scratch::new("loose");
+        fs::create_dir(&scratch.0).unwrap();
+        fs::set_permissions(&scratch.0, fs::Permissions::from_mode(0o755)).unwrap();
+        let why = refusal(&scratch.0);
+        assert!(why.contains("chmod 700"), "{why}");
+        assert_eq!(
+            fs::metadata(&scratch.0).unwrap().mode() & 0o777,
+            0o755,
+            "packhost never changes the mode of a directory it did not create"
+        );
+        assert!(
+            fs::read_dir(&scratch.0).unwrap().next().is_none(),
+            "nothing (no key, no native/) is created in a refused root"
+        );
+
+        // A loose level below a private root is refused as well.
+        fs::set_permissions(&scratch.0, fs::Permissions::from_mode(0o700)).unwrap();
+        let native = scratch.0.join("native");
+        fs::create_dir(&native).unwrap();
+        fs::set_permissions(&native, fs::Permissions::from_mode(0o775)).unwrap();
+        let why = refusal(&scratch.0);
+        assert!(why.contains("native"), "{why}");
+
+        // So is a symbolic link where a directory should be, even to a private directory.
+        fs::remove_dir(&native).unwrap();
+        let elsewhere = Scratch::new("elsewhere");
+        fs::create_dir(&elsewhere.0).unwrap();
+        fs::set_permissions(&elsewhere.0, fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere.0, &native).unwrap();
+        let why = refusal(&scratch.0);
+        assert!(why.contains("symbolic link"), "{why}");
+    }
+
+    #[test]
+    fn a_symbolic_link_in_place_of_a_cached_file_is_refused() {
+        let scratch = Scratch::new("symlink");
+        let cache = cache_in(&scratch);
+        let (real, linked) = (id('e'), id('f'));
+        cache.store(&real, &module());
+        // The target is a valid file of this cache, so only the link itself can be refused.
+        let copy = scratch.0.join("outside.cwasm");
+        fs::copy(cache.path(&real), &copy).unwrap();
+        fs::remove_file(cache.path(&real)).unwrap();
+        std::os::unix::fs::symlink(&copy, cache.path(&real)).unwrap();
+        assert!(cache.load(&real, engine()).is_none());
+
+        std::os::unix::fs::symlink(&copy, cache.path(&linked)).unwrap();
+        assert!(cache.load(&linked, engine()).is_none());
+    }
+
+    #[test]
+    fn eviction_removes_the_least_recently_used_until_under_the_cap() {
+        let scratch = Scratch::new("evict");
+        let cache = cache_in(&scratch);
+        let packs = ['a', 'b', 'c', 'd'].map(id);
+        for pack in &packs {
+            cache.store(pack, &module());
+        }
+        let size = fs::metadata(cache.path(&packs[0])).unwrap().len();
+        // 'a' was used longest ago, 'd' most recently.
+        for (rank, pack) in packs.iter().enumerate() {
+            age(
+                &cache.path(pack),
+                Duration::from_secs(600 - 100 * rank as u64),
+            );
+        }
+
+        let capped = DiskCache {
+            dir: cache.dir.clone(),
+            key: cache.key,
+            max_bytes: 2 * size + size / 2,
+        };
+        capped.evict();
+        let kept: Vec<bool> = packs.iter().map(|p| capped.path(p).exists()).collect();
+        assert_eq!(kept, [false, false, true, true]);
+        let total: u64 = fs::read_dir(&capped.dir)
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.metadata().unwrap().len())
+            .sum();
+        assert!(total <= capped.max_bytes, "{total} > {}", capped.max_bytes);
+    }
+
+    #[test]
+    fn a_load_marks_the_file_as_recently_used() {
+        let scratch = Scratch::new("touch");
+        let cache = cache_in(&scratch);
+        let pack = id('a');
+        cache.store(&pack, &module());
+        let path = cache.path(&pack);
+        age(&path, Duration::from_secs(86_400));
+        assert!(cache.load(&pack, engine()).is_some());
+        let modified = fs::metadata(&path).unwrap().modified().unwrap();
+        let since = SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or_default();
+        assert!(since < Duration::from_secs(3600), "mtime is {since:?} old");
+    }
+
+    #[test]
+    fn storing_never_leaves_temporary_files_behind() {
+        let scratch = Scratch::new("temp");
+        let cache = cache_in(&scratch);
+        for digit in ['1', '2', '3'] {
+            cache.store(&id(digit), &module());
+        }
+        // A store whose rename fails (a directory holds the final name) cleans up as well.
+        fs::create_dir(cache.path(&id('4'))).unwrap();
+        cache.store(&id('4'), &module());
+
+        let leftovers: Vec<PathBuf> = fs::read_dir(&cache.dir)
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert!(cache.path(&id('3')).is_file());
+    }
+
+    #[test]
+    fn the_key_is_private_and_shared_by_every_open() {
+        let scratch = Scratch::new("key");
+        let first = cache_in(&scratch);
+        let second = cache_in(&scratch);
+        assert_eq!(first.key, second.key);
+        let meta = fs::metadata(scratch.0.join(KEY_FILE)).unwrap();
+        assert_eq!(meta.len(), KEY_LEN as u64);
+        assert_eq!(meta.mode() & 0o077, 0);
+    }
+
+    #[test]
+    fn a_key_open_to_others_or_of_the_wrong_size_is_refused() {
+        let scratch = Scratch::new("bad-key");
+        cache_in(&scratch);
+        let key = scratch.0.join(KEY_FILE);
+
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+        let why = refusal(&scratch.0);
+        assert!(why.contains("delete it"), "{why}");
+
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        for length in [0, KEY_LEN / 2, KEY_LEN + 1] {
+            fs::write(&key, vec![1; length]).unwrap();
+            let why = refusal(&scratch.0);
+            assert!(why.contains("bytes instead of"), "{length}: {why}");
+        }
+    }
+}
