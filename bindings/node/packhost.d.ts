@@ -31,6 +31,11 @@ export interface PackOptions {
   log_level?: LogLevel | 'off'
   /** Let the pack import WASI (with no files, environment or network). */
   allow_wasi?: boolean
+  /**
+   * Which calls may share an instance: `call` (default: none), `context` (calls for the same
+   * tenant, the call context's `tenant` field), `pack` (any, keeping warm state).
+   */
+  isolation?: 'call' | 'context' | 'pack'
   /** Options added to the core later pass through unchanged. */
   [option: string]: unknown
 }

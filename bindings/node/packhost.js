@@ -487,7 +487,7 @@ class Pack {
   /**
    * Loads a pack on the libuv thread pool.
    * @param {string | URL | Buffer | Uint8Array | ArrayBuffer} source a .wasm path or the module's bytes
-   * @param {object} [options] limits, allowed_hosts, config, log_level, allow_wasi: read by the core
+   * @param {object} [options] limits, allowed_hosts, config, log_level, allow_wasi, isolation: read by the core
    * @param {{
    *   onLog?: ((record: {level: string, message: string}, pack: Pack) => void) | null,
    *   functions?: Record<string, Function | {handler: Function, namespace?: string, input?: string, output?: string}>,

@@ -301,8 +301,8 @@ impl Pack {
         options: &CallOptions,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<(R, CallReport)> {
-        self.action_index(action)?;
-        self.run(None, action, input, options, None, read)
+        let index = self.action_index(action)?;
+        self.run(None, index, input, options, None, read)
     }
 
     /// [`Pack::call_reading`] for a host whose interpreter has a global lock, held by the
@@ -338,14 +338,14 @@ impl Pack {
         } else {
             None
         };
-        let result = if let Some(instance) = idle {
-            self.run(Some(instance), action, input, options, Some(lock), read)
+        if let Some(instance) = idle {
+            self.run(Some(instance), index, input, options, Some(lock), read)
         } else {
             let mut read = Some(read);
             let mut result = None;
             lock.run_released(&mut || {
                 if let Some(read) = read.take() {
-                    result = Some(self.run(None, action, input, options, None, read));
+                    result = Some(self.run(None, index, input, options, None, read));
                 }
             });
             result.unwrap_or_else(|| {
@@ -354,18 +354,7 @@ impl Pack {
                     "packhost bug: the host's lock never ran the call",
                 ))
             })
-        };
-        let report = match &result {
-            Ok((_, report)) => Some(report),
-            Err(err) => err.report(),
-        };
-        if let Some(report) = report {
-            lengths.record(
-                index,
-                std::time::Duration::from_micros(report.usage.wall_time_us),
-            );
         }
-        result
     }
 
     /// Where `action` is in the manifest, or `action_not_found`.
@@ -379,19 +368,21 @@ impl Pack {
         })
     }
 
-    /// One call of `action`, which the manifest names, on `instance` or a pooled (or new)
-    /// one. A call given the caller's `lock` holds it; a failed instance is rebuilt with the
-    /// lock released.
+    /// One call of the manifest's action at `index`, on `instance` or a pooled (or new) one.
+    /// A call given the caller's `lock` holds it; a failed instance is rebuilt with the lock
+    /// released. The call's own length (its instance's start-up aside) is recorded for
+    /// [`Pack::call_locked`].
     fn run<R>(
         &self,
         instance: Option<Instance>,
-        action: &str,
+        index: usize,
         input: &[u8],
         options: &CallOptions,
         mut lock: Option<&mut dyn InterpreterLock>,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<(R, CallReport)> {
         let inner = &*self.inner;
+        let action = inner.manifest.actions[index].name.as_str();
         let span = tracing::debug_span!("packhost.call", pack = %inner.manifest.name, action);
         let _entered = span.enter();
 
@@ -438,6 +429,10 @@ impl Pack {
             output_bytes = output.len() as u64;
             Ok(read(output))
         });
+        inner.lengths.record(
+            index,
+            outcome.wall_time.saturating_sub(outcome.startup_time),
+        );
         let usage = Usage {
             wall_time_us: u64::try_from(outcome.wall_time.as_micros()).unwrap_or(u64::MAX),
             fuel_consumed: outcome.fuel_consumed,

@@ -48,8 +48,9 @@ impl<T> Pool<T> {
         })
     }
 
-    /// Keeps `item` for a later call, in this thread's slot when it is free; drops it when
-    /// every slot is taken.
+    /// Keeps `item` for a later call, in this thread's slot when it is free, else in any
+    /// free slot; when every slot is taken it replaces the item in this thread's slot (which
+    /// is dropped), so a newer item (a tenant calling now) wins over an older one.
     pub(crate) fn give(&self, item: T) {
         let home = home_slot();
         let mut item = Some(item);
@@ -62,6 +63,12 @@ impl<T> Pool<T> {
                 }
             }
         }
+        let replaced = match self.slots[home].0.try_lock() {
+            Ok(mut held) => std::mem::replace(&mut *held, item),
+            Err(_) => item,
+        };
+        // Dropped outside the slot's lock: dropping an instance unmaps its memory.
+        drop(replaced);
     }
 }
 
@@ -88,13 +95,17 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_keeps_at_most_one_item_per_slot() {
+    fn the_pool_keeps_at_most_one_item_per_slot_and_the_newest_wins() {
         let pool = Pool::default();
         for item in 0..SLOTS + 5 {
             pool.give(item);
         }
         let kept: Vec<usize> = std::iter::from_fn(|| pool.take()).collect();
         assert_eq!(kept.len(), SLOTS);
+        assert!(
+            kept.contains(&(SLOTS + 4)),
+            "the last item given is kept: {kept:?}"
+        );
     }
 
     #[test]

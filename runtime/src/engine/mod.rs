@@ -66,6 +66,8 @@ pub(crate) struct RawOutcome<R> {
     pub(crate) wall_time: Duration,
     pub(crate) host: HostTally,
     pub(crate) logs: Vec<LogRecord>,
+    /// The part of `wall_time` that was the instance's start-up, billed to this call.
+    pub(crate) startup_time: Duration,
 }
 
 impl<R> RawOutcome<R> {
@@ -78,30 +80,39 @@ impl<R> RawOutcome<R> {
             wall_time: Duration::ZERO,
             host: HostTally::default(),
             logs: Vec::new(),
+            startup_time: Duration::ZERO,
         }
     }
 }
 
-/// Settles the fuel of a call of `action` that spent `cpu` on its thread: a call ended by
-/// its timeout is billed for that time at the action's rate (wasmtime does not count the
-/// last stretch of an interrupted function), any other call teaches the rate.
+/// Settles the fuel of a call of `action` that spent `cpu` on its thread, under a fuel
+/// limit of `fuel_limit`: a call ended by its timeout is billed for that time at the
+/// action's rate, at most the limit (wasmtime does not count the last stretch of an
+/// interrupted function). A call whose count is exact and that called no host function
+/// (whose CPU time would count as the pack's) teaches the rate; a trap's count is not exact.
 fn settle_fuel<R>(
     outcome: &mut RawOutcome<R>,
     rates: &fuel::FuelRates,
     action: &str,
     cpu: Duration,
+    fuel_limit: Option<u64>,
 ) {
-    let in_wasm = cpu.saturating_sub(outcome.host.time);
-    match &outcome.result {
-        Err(err) if *err.kind() == ErrorKind::Timeout => {
-            outcome.fuel_consumed = rates.bill(
+    match outcome.result.as_ref().map_err(Error::kind) {
+        Err(ErrorKind::Timeout) => {
+            let billed = rates.bill(
                 action,
                 outcome.fuel_consumed,
-                in_wasm,
+                cpu,
                 native::calibrated_fuel_rate,
             );
+            outcome.fuel_consumed = billed.min(fuel_limit.unwrap_or(u64::MAX));
         }
-        _ => rates.observe(action, outcome.fuel_consumed, in_wasm),
+        Ok(_) | Err(ErrorKind::PluginError { .. } | ErrorKind::OutOfFuel)
+            if outcome.host.calls == 0 =>
+        {
+            rates.observe(action, outcome.fuel_consumed, cpu);
+        }
+        _ => {}
     }
 }
 
@@ -119,6 +130,7 @@ impl StartupCost {
     fn add_to<R>(self, outcome: &mut RawOutcome<R>) {
         outcome.fuel_consumed = outcome.fuel_consumed.saturating_add(self.fuel);
         outcome.wall_time += self.wall_time;
+        outcome.startup_time = self.wall_time;
         outcome.peak_memory_bytes = outcome.peak_memory_bytes.max(self.peak_memory_bytes);
     }
 

@@ -27,8 +27,9 @@ module Packhost
       # Options are handed to the core unchanged (as JSON), which applies its defaults and
       # rejects unknown fields. See the core's PackOptions: +limits+ (+memory_bytes+,
       # +timeout_ms+, +fuel+, +max_input_bytes+, +max_output_bytes+), +allowed_hosts+,
-      # +config+, +log_level+, +allow_wasi+. Give them as keywords, as a Hash (string keys
-      # are fine, e.g. straight from a JSON or YAML config file), or both.
+      # +config+, +log_level+, +allow_wasi+, +isolation+ (+"call"+, the default: no
+      # instance serves two calls; +"context"+; +"pack"+). Give them as keywords, as a Hash
+      # (string keys are fine, e.g. straight from a JSON or YAML config file), or both.
       #
       # Host functions the pack imports are lent with +functions:+, a Hash of import names
       # to handlers (see {HostFunction}), with the block ({HostFunctions}), or both. Every

@@ -266,14 +266,11 @@ impl Instance {
             wall_time,
             host: host_fn::tally(&self.host),
             logs,
+            startup_time: Duration::ZERO,
         };
         if let Some((start, end)) = cpu_at_start.zip(thread_cpu_time()) {
-            settle_fuel(
-                &mut outcome,
-                &self.fuel_rates,
-                action,
-                end.saturating_sub(start),
-            );
+            let cpu = end.saturating_sub(start);
+            settle_fuel(&mut outcome, &self.fuel_rates, action, cpu, self.fuel_limit);
         }
         outcome
     }
@@ -295,30 +292,31 @@ fn instantiate_now(
     mut plugin: extism::Plugin,
     started: Instant,
 ) -> Result<StartupCost> {
+    // A reactor's `_initialize` already ran while linking; each extism call resets the fuel.
+    let linking = plugin.fuel_consumed().unwrap_or(0);
     let outcome = catch_panic("instantiating", || {
         plugin.call::<&[u8], &[u8]>(NO_SUCH_EXPORT, &[]).map(|_| ())
-    });
-    let fuel = plugin.fuel_consumed().unwrap_or(0);
-    let wall_time = started.elapsed();
-    // Every extism call first runs its kernel's reset on the pack's fuel; a second call on
-    // the started plugin burns only that, which is extism's cost, not the pack's start-up.
-    let overhead = match catch_panic("instantiating", || {
-        plugin.call::<&[u8], &[u8]>(NO_SUCH_EXPORT, &[]).map(|_| ())
-    }) {
-        Ok(Err(_)) => plugin.fuel_consumed().unwrap_or(0),
-        _ => 0,
-    };
-    let cost = StartupCost {
-        fuel: fuel.saturating_sub(overhead),
-        wall_time,
+    })?;
+    let fuel = linking.saturating_add(plugin.fuel_consumed().unwrap_or(0));
+    let mut cost = StartupCost {
+        fuel,
+        wall_time: started.elapsed(),
         peak_memory_bytes: instance.meter.peak(),
     };
     match outcome {
-        Err(err) => Err(err),
-        Ok(Err(err)) if !err.to_string().starts_with("Function not found") => {
+        Err(err) if !err.to_string().starts_with("Function not found") => {
             Err(instance.start_failure(&err, cost))
         }
-        Ok(_) => {
+        _ => {
+            // Every extism call first runs its kernel's reset on the pack's fuel; a second
+            // call on the started plugin burns only that, which is extism's, not the pack's.
+            let probe = catch_panic("instantiating", || {
+                plugin.call::<&[u8], &[u8]>(NO_SUCH_EXPORT, &[]).map(|_| ())
+            });
+            if let Ok(Err(_)) = probe {
+                let overhead = plugin.fuel_consumed().unwrap_or(0);
+                cost.fuel = cost.fuel.saturating_sub(overhead);
+            }
             instance.plugin = Some(plugin);
             Ok(cost)
         }

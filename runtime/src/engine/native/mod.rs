@@ -381,17 +381,25 @@ impl Instance {
             wall_time,
             host,
             logs: std::mem::take(&mut state.logs.lines),
+            startup_time: Duration::ZERO,
         };
         // Calls that ended before the first epoch callback are too short to need it.
         if let Some(mark) = state.call.cpu_mark {
-            settle_fuel(&mut outcome, &self.fuel_rates, action, mark.elapsed());
+            let cpu = mark.elapsed();
+            settle_fuel(
+                &mut outcome,
+                &self.fuel_rates,
+                action,
+                cpu,
+                self.limits.fuel,
+            );
         }
         outcome
     }
 }
 
-/// When the first epoch callback of a call comes: the lock a call holds is released no
-/// later than this, and the CPU clock is marked.
+/// When the first epoch callback of a call comes (within one more tick): the lock a call
+/// holds is released then, and the CPU clock is marked.
 const CPU_MARK_AFTER: Duration = HOLD_AT_MOST;
 
 fn memory_limit_error(limit: u64) -> Error {

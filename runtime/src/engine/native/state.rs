@@ -113,7 +113,7 @@ impl HostState {
         if self.logs.wants(level) {
             if let Some(message) = self.kernel.block(offset) {
                 let kept = message.len().min(crate::usage::MAX_LOG_MESSAGE_BYTES) as u64;
-                if self.limiter.hold(kept) {
+                if self.limiter.hold_if_room(kept) {
                     self.logs.record(level, message);
                 }
             }
@@ -335,9 +335,16 @@ impl MemoryLimiter {
         self.peak = self.peak.max(self.total());
     }
 
-    /// Takes `bytes` more of host memory for vars or log lines, when they fit.
+    /// Takes `bytes` more of host memory for vars, when they fit; a refusal is remembered
+    /// (the call fails at its memory limit).
     pub(super) fn hold(&mut self, bytes: u64) -> bool {
-        if !self.fits(bytes) {
+        self.fits(bytes) && self.hold_if_room(bytes)
+    }
+
+    /// Takes `bytes` more of host memory for a log line when there is room, and otherwise
+    /// takes nothing and remembers nothing: a dropped log line fails nothing.
+    pub(super) fn hold_if_room(&mut self, bytes: u64) -> bool {
+        if self.total().saturating_add(bytes) > self.limit {
             return false;
         }
         self.held += bytes;
