@@ -137,6 +137,9 @@ pub struct ModuleInfo {
     pub manifest_section: Option<Vec<u8>>,
     /// True when the module has a start function (run as it is instantiated).
     pub has_start: bool,
+    /// The most elements the module's own tables can ever hold together: the sum of their
+    /// declared maxima, or `None` when one of them declares no maximum.
+    pub table_elements_max: Option<u64>,
 }
 
 impl ModuleInfo {
@@ -157,6 +160,7 @@ impl ModuleInfo {
         let mut manifest_section = None;
         let mut memories = 0;
         let mut has_start = false;
+        let mut table_elements_max = Some(0u64);
 
         for payload in Parser::new(0).parse_all(bytes) {
             let payload = payload.map_err(|err| Error::invalid_pack(err.to_string()))?;
@@ -198,6 +202,14 @@ impl ModuleInfo {
                 }
                 Payload::MemorySection(reader) => memories += reader.count(),
                 Payload::StartSection { .. } => has_start = true,
+                Payload::TableSection(reader) => {
+                    for table in reader {
+                        let table = table.map_err(|err| Error::invalid_pack(err.to_string()))?;
+                        table_elements_max = table_elements_max
+                            .zip(table.ty.maximum)
+                            .map(|(sum, max)| sum.saturating_add(max));
+                    }
+                }
                 Payload::FunctionSection(reader) => {
                     for index in reader {
                         func_type_of
@@ -261,6 +273,7 @@ impl ModuleInfo {
             exports,
             manifest_section,
             has_start,
+            table_elements_max,
         })
     }
 
@@ -284,6 +297,26 @@ impl ModuleInfo {
         self.imports.iter().filter(|import| {
             import.kind == "func" && import.module != EXTISM_ENV && import.module != WASI_PREVIEW1
         })
+    }
+
+    /// True when instantiating the module runs code of its own: a start function, or one of
+    /// the initialisers the Extism hosts call (`_initialize`, `__wasm_call_ctors`,
+    /// `hs_init`).
+    pub fn has_start_up_code(&self) -> bool {
+        self.has_start
+            || self.exports.iter().any(|export| {
+                matches!(
+                    export.name.as_str(),
+                    "_initialize" | "__wasm_call_ctors" | "hs_init"
+                )
+            })
+    }
+
+    /// True when the module imports WASI's `name`.
+    pub fn imports_wasi_function(&self, name: &str) -> bool {
+        self.imports
+            .iter()
+            .any(|import| import.module == WASI_PREVIEW1 && import.name == name)
     }
 
     /// True when some import comes from WASI.

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::capabilities::host_fn::{check_registrations, HostFunction, HostFunctions};
 use crate::capabilities::http::HttpGrant;
-use crate::engine::{Instance, InstanceSpec};
+use crate::engine::{refuse_what_extism_cannot_bound, Instance, InstanceSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hosts::effective_hosts;
 use crate::lock::{CallLengths, InterpreterLock};
@@ -129,6 +129,9 @@ impl Pack {
         check_registrations(&functions)?;
         let module = read_module_cached(&id, bytes)?;
         module.check_imports(options.allow_wasi, &functions)?;
+        if options.engine == EngineKind::Extism {
+            refuse_what_extism_cannot_bound(&module, options.allow_wasi, &options.limits)?;
+        }
         let (manifest, manifest_embedded) = match &module.manifest_section {
             Some(section) => (PackManifest::parse(section, &module)?, true),
             None => (PackManifest::synthesize(fallback_name, &module), false),

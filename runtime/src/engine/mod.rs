@@ -24,6 +24,7 @@ use crate::lock::InterpreterLock;
 use crate::options::{EngineKind, Limits, LogLevel};
 use crate::usage::{LogRecord, MAX_LOG_LINES, MAX_LOG_MESSAGE_BYTES};
 
+pub(crate) use extism::refuse_unbounded as refuse_what_extism_cannot_bound;
 pub(crate) use fuel::FuelRates;
 pub use native::forget_compiled_code;
 

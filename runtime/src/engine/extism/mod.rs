@@ -30,11 +30,45 @@ use super::{
     LOG_IMPORTS,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::module::EXTISM_ENV;
-use crate::options::LogLevel;
+use crate::module::{ModuleInfo, EXTISM_ENV};
+use crate::options::{Limits, LogLevel};
 
 use classify::{classify, Facts};
 use memory::{MemoryMeter, MeteredMemoryCreator};
+
+/// Refuses, at load, a pack the extism engine could not hold to the limits the native engine
+/// enforces, naming the native engine as the way out:
+/// - a WASI pack importing `poll_oneoff`: extism's WASI scheduler sleeps as long as the pack
+///   asks, out of reach of any deadline, and extism 1.30 offers no way to replace it;
+/// - tables that can grow without a declared maximum, or past `memory_bytes` (one host
+///   pointer an element): extism's limiter lets any table grow;
+/// - start-up code with `fuel: null`: extism starts its timer only after start-up, so fuel
+///   is start-up's only bound there.
+///
+/// # Errors
+/// `invalid_options` saying which and why.
+pub(crate) fn refuse_unbounded(module: &ModuleInfo, wasi: bool, limits: &Limits) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(Error::invalid_options(format!(
+            "the extism engine cannot bound {why}; the native engine (the default) can"
+        )))
+    };
+    if wasi && module.imports_wasi_function("poll_oneoff") {
+        return refuse("a WASI pack's waits (poll_oneoff) by the call's time limit");
+    }
+    let table_bytes = module
+        .table_elements_max
+        .map(|elements| elements.saturating_mul(std::mem::size_of::<usize>() as u64));
+    if table_bytes.is_none_or(|bytes| bytes > limits.memory_bytes) {
+        return refuse("this pack's tables (one without a maximum, or larger than memory_bytes)");
+    }
+    if limits.fuel.is_none() && module.has_start_up_code() {
+        return refuse(
+            "start-up code without fuel (its timer starts after start-up); set limits.fuel",
+        );
+    }
+    Ok(())
+}
 
 /// One instance slot: a compiled plugin with an engine of its own, and the live plugin
 /// (store and wasm instance) made from it. After a failure only the live plugin is replaced
