@@ -30,6 +30,22 @@ impl InterpreterLock for Gvl {
     }
 }
 
+/// Delivers, as an `Err`, an interrupt Ruby held back while a call ran without the GVL
+/// (`Thread#raise`, `Timeout.timeout`, `Thread#kill`). A native method calls this as soon
+/// as the call returns, before it runs any Ruby code of its own: that code would otherwise
+/// receive the interrupt, and a protected call there would swallow it. Returning the `Err`
+/// makes Ruby raise (or throw) it as the method returns, replacing the call's result, as
+/// the interrupt would have if it had arrived in Ruby code.
+pub(crate) fn deliver_held_interrupts() -> Result<(), magnus::Error> {
+    magnus::rb_sys::protect(|| {
+        // SAFETY: called by a native method on a Ruby thread holding the GVL; a pending
+        // interrupt unwinds only as far as `protect`, which catches it.
+        unsafe { rb_sys::rb_thread_check_ints() };
+        rb_sys::Qnil as rb_sys::VALUE
+    })
+    .map(|_| ())
+}
+
 /// The work to run and, once it ran, its result (or the panic it raised).
 struct Job<F, R> {
     work: Option<F>,

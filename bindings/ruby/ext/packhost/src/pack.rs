@@ -12,7 +12,7 @@ use packhost::{CallOptions, Pack, PackOptions};
 
 use crate::convert::to_ruby;
 use crate::errors::{guard, panic_error, raise, raise_with};
-use crate::gvl::{without_gvl, Gvl};
+use crate::gvl::{deliver_held_interrupts, without_gvl, Gvl};
 use crate::host_fn::{host_functions, scope, Failure};
 
 /// A loaded pack, owned by a Ruby object. Freed when Ruby collects the object.
@@ -133,6 +133,7 @@ impl RbPack {
             let (outcome, failure) = scope(adapters, || {
                 pack.call_locked(&action, &input, &options, &mut Gvl, <[u8]>::to_vec)
             });
+            deliver_held_interrupts()?;
             let result = outcome.unwrap_or_else(|payload| Err(panic_error(payload)));
             let (output, report) = match result {
                 Ok(done) => done,
