@@ -483,28 +483,30 @@ impl Pack {
         }
     }
 
-    /// An idle instance this call may use: one left by a call for the same tenant under
-    /// `isolation: "context"`, any under `"pack"`, and any under `"call"`, where every idle
+    /// An idle instance this call may use: one tagged with the call's tenant under
+    /// `isolation: "context"`; any under `"pack"`, and any under `"call"`, where every idle
     /// instance is a fresh one no call has run on.
     fn idle_instance(&self, context: &serde_json::Value) -> Option<Instance> {
-        let idle = &self.inner.idle;
-        let taken = match self.inner.options.isolation {
-            Isolation::Context => {
-                let tenant = tenant_of(context);
-                idle.take_if(|idle| idle.tenant == *tenant)
-            }
-            Isolation::Call | Isolation::Pack => idle.take_if(|_| true),
-        };
-        taken.map(|idle| idle.instance)
+        let tag = self.instance_tag(context);
+        let idle = self.inner.idle.take_if(|idle| idle.tenant == *tag)?;
+        Some(idle.instance)
     }
 
     /// Keeps `instance` for the next call that may use it (see [`Pack::idle_instance`]).
     fn checkin(&self, instance: Instance, context: &serde_json::Value) {
-        let tenant = match self.inner.options.isolation {
-            Isolation::Context => tenant_of(context).clone(),
-            Isolation::Call | Isolation::Pack => serde_json::Value::Null,
-        };
+        let tenant = self.instance_tag(context).clone();
         self.inner.idle.give(Idle { instance, tenant });
+    }
+
+    /// The tag of the idle instances a call for `context` may take, and that it leaves its
+    /// instance under: its tenant under `isolation: "context"`, `null` (one tag for all)
+    /// under the other modes.
+    fn instance_tag<'a>(&self, context: &'a serde_json::Value) -> &'a serde_json::Value {
+        static ANY_CALL: serde_json::Value = serde_json::Value::Null;
+        match self.inner.options.isolation {
+            Isolation::Context => tenant_of(context),
+            Isolation::Call | Isolation::Pack => &ANY_CALL,
+        }
     }
 }
 

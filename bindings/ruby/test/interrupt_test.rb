@@ -31,9 +31,7 @@ class InterruptTest < Minitest::Test
   def test_thread_raise_during_a_call_ends_the_thread_with_that_exception
     pack = spinning_pack
     expected = pack.call("busy", BUSY_INPUT).output
-    worker = Thread.new { pack.call("spin") }
-    worker.report_on_exception = false
-    wait_until_inside_a_call(worker)
+    worker = spinning_worker(pack)
     worker.raise(Stop, "stopped mid-call")
     error = assert_raises(Stop) { worker.join(WAIT_SECONDS) }
     assert_instance_of Stop, error, "the thread ends with the exception sent, not another"
@@ -55,9 +53,7 @@ class InterruptTest < Minitest::Test
   def test_a_thread_killed_during_a_call_dies_quietly
     pack = spinning_pack
     expected = pack.call("busy", BUSY_INPUT).output
-    worker = Thread.new { pack.call("spin") }
-    worker.report_on_exception = false
-    wait_until_inside_a_call(worker)
+    worker = spinning_worker(pack)
     worker.kill
     assert worker.join(WAIT_SECONDS), "the killed thread did not end within #{WAIT_SECONDS} s"
     assert_equal false, worker.status, "killed, not ended by an exception"
@@ -120,6 +116,14 @@ class InterruptTest < Minitest::Test
 
   def now
     Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+
+  # A thread calling `spin` on `pack`, once it is inside the call.
+  def spinning_worker(pack)
+    worker = Thread.new { pack.call("spin") }
+    worker.report_on_exception = false
+    wait_until_inside_a_call(worker)
+    worker
   end
 
   # Waits until `worker` is inside a pack call, which runs with the GVL released

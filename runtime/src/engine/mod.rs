@@ -117,6 +117,23 @@ fn settle_fuel<R>(
     }
 }
 
+/// Bytes the host holds per table element: wasmtime keeps one pointer per element. Both
+/// engines count tables against `memory_bytes` by it.
+const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
+
+/// The error of a start-up that failed with `err`, already classified as a call's failure
+/// would be: a limit keeps its code and says it was hit while the pack started; anything
+/// else means the pack cannot start, with `detail` saying why.
+fn start_failed(err: Error, detail: impl std::fmt::Display) -> Error {
+    match err.kind() {
+        ErrorKind::Timeout | ErrorKind::OutOfFuel => Error::new(
+            err.kind().clone(),
+            format!("{} while the pack started", err.message()),
+        ),
+        _ => Error::invalid_pack(format!("the pack failed to start: {detail}")),
+    }
+}
+
 /// What making an instance cost: its start-up code (constructors, `_initialize`) runs under
 /// the call limits, and the first call on the instance reports it as part of its own usage.
 #[derive(Debug, Clone, Copy, Default)]

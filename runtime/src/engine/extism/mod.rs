@@ -26,8 +26,8 @@ use extism::{CurrentPlugin, Function, UserData, Val, ValType, PTR};
 
 use super::fuel::thread_cpu_time;
 use super::{
-    cache_dir, catch_panic, settle_fuel, InstanceSpec, LogBuffer, RawOutcome, StartupCost,
-    LOG_IMPORTS,
+    cache_dir, catch_panic, settle_fuel, start_failed, InstanceSpec, LogBuffer, RawOutcome,
+    StartupCost, LOG_IMPORTS, TABLE_ELEMENT_BYTES,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::module::{ModuleInfo, EXTISM_ENV};
@@ -58,7 +58,7 @@ pub(crate) fn refuse_unbounded(module: &ModuleInfo, wasi: bool, limits: &Limits)
     }
     let table_bytes = module
         .table_elements_max
-        .map(|elements| elements.saturating_mul(std::mem::size_of::<usize>() as u64));
+        .map(|elements| elements.saturating_mul(TABLE_ELEMENT_BYTES));
     if table_bytes.is_none_or(|bytes| bytes > limits.memory_bytes) {
         return refuse("this pack's tables (one without a maximum, or larger than memory_bytes)");
     }
@@ -201,20 +201,12 @@ impl Instance {
         } else if facts.fuel_exhausted && format!("{err:#}").contains(WASMTIME_OUT_OF_FUEL) {
             // A reactor's `_initialize` runs while linking, where extism does not rename
             // wasmtime's trap.
-            Error::new(
-                ErrorKind::OutOfFuel,
-                "the call used up its fuel while the pack started",
+            start_failed(
+                Error::new(ErrorKind::OutOfFuel, "the call used up its fuel"),
+                "",
             )
         } else {
-            match classify(err, -1, facts) {
-                err if matches!(err.kind(), ErrorKind::Timeout | ErrorKind::OutOfFuel) => {
-                    Error::new(
-                        err.kind().clone(),
-                        format!("{} while the pack started", err.message()),
-                    )
-                }
-                _ => Error::invalid_pack(format!("the pack failed to start: {err:#}")),
-            }
+            start_failed(classify(err, -1, facts), format_args!("{err:#}"))
         };
         cost.report_on(error, self.take_logs())
     }

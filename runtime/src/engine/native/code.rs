@@ -262,60 +262,16 @@ pub(crate) fn calibrated_fuel_rate() -> f64 {
 }
 
 fn measure_fuel_rate() -> Option<f64> {
-    use wasm_encoder::{
-        CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, MemArg,
-        MemorySection, MemoryType, TypeSection,
-    };
     const BUDGET: u64 = 20_000_000;
-    let word = MemArg {
-        offset: 0,
-        align: 2,
-        memory_index: 0,
-    };
-    let mut body = Function::new([(1, wasm_encoder::ValType::I32)]);
-    for instruction in [
-        Instruction::Loop(wasm_encoder::BlockType::Empty),
-        Instruction::I32Const(0),
-        Instruction::I32Const(0),
-        Instruction::I32Load(word),
-        Instruction::LocalGet(0),
-        Instruction::I32Add,
-        Instruction::I32Store(word),
-        Instruction::LocalGet(0),
-        Instruction::I32Const(1),
-        Instruction::I32Add,
-        Instruction::LocalSet(0),
-        Instruction::Br(0),
-        Instruction::End,
-        Instruction::End,
-    ] {
-        body.instruction(&instruction);
-    }
-    let mut module = wasm_encoder::Module::new();
-    let mut types = TypeSection::new();
-    types.ty().function([], []);
-    let mut functions = FunctionSection::new();
-    functions.function(0);
-    let mut memories = MemorySection::new();
-    memories.memory(MemoryType {
-        minimum: 1,
-        maximum: None,
-        memory64: false,
-        shared: false,
-        page_size_log2: None,
-    });
-    let mut exports = ExportSection::new();
-    exports.export("spin", ExportKind::Func, 0);
-    let mut code = CodeSection::new();
-    code.function(&body);
-    module
-        .section(&types)
-        .section(&functions)
-        .section(&memories)
-        .section(&exports)
-        .section(&code);
-
-    let module = Module::new(engine(), module.finish()).ok()?;
+    // wasmtime reads the text format through its default `wat` feature, which extism's
+    // `wasmtime-default-features` enables.
+    const COUNTING_LOOP: &str = r#"(module (memory 1)
+        (func (export "spin") (local $i i32)
+          (loop $again
+            (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (local.get $i)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $again))))"#;
+    let module = Module::new(engine(), COUNTING_LOOP).ok()?;
     let mut store = wasmtime::Store::new(engine(), ());
     store.set_fuel(BUDGET).ok()?;
     // Epoch deadlines are relative: a thousand seconds is never reached.

@@ -21,11 +21,13 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{
     ExternType, Instance as WasmInstance, InstancePre, Linker, Memory, Module, ModuleExport, Store,
-    Trap, TypedFunc, ValType,
+    Trap, TypedFunc, ValType, WasmParams, WasmResults,
 };
 
 use super::fuel::{CpuMark, FuelRates};
-use super::{catch_panic, settle_fuel, InstanceSpec, LogBuffer, RawOutcome, StartupCost};
+use super::{
+    catch_panic, settle_fuel, start_failed, InstanceSpec, LogBuffer, RawOutcome, StartupCost,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{InterpreterLock, HOLD_AT_MOST};
 use state::{Grants, HeldLock, HostFailure, HostState};
@@ -214,19 +216,26 @@ struct Live {
     bulk: Option<(TypedFunc<i32, i32>, TypedFunc<(), i64>)>,
 }
 
+/// The exported function at `at` of `instance` with the signature `P -> R`, or `None`.
+fn typed_export<P: WasmParams, R: WasmResults>(
+    instance: &WasmInstance,
+    store: &mut Store<HostState>,
+    at: &ModuleExport,
+) -> Option<TypedFunc<P, R>> {
+    let func = instance.get_module_export(&mut *store, at)?.into_func()?;
+    func.typed(&*store).ok()
+}
+
 impl Live {
     /// The handle of the action at `position` of `at`, looked up once per instance.
     fn action(&mut self, position: usize, at: &ModuleExport, shape: ActionShape) -> Option<Action> {
         if let Some(action) = self.actions.get(position).cloned().flatten() {
             return Some(action);
         }
-        let func = self
-            .instance
-            .get_module_export(&mut self.store, at)?
-            .into_func()?;
+        let (instance, store) = (&self.instance, &mut self.store);
         let action = match shape {
-            ActionShape::WithCode => Action::WithCode(func.typed(&self.store).ok()?),
-            ActionShape::Void => Action::Void(func.typed(&self.store).ok()?),
+            ActionShape::WithCode => Action::WithCode(typed_export(instance, store, at)?),
+            ActionShape::Void => Action::Void(typed_export(instance, store, at)?),
         };
         if let Some(slot) = self.actions.get_mut(position) {
             *slot = Some(action.clone());
@@ -549,17 +558,8 @@ fn instantiate(
         .and_then(|at| instance.get_module_export(&mut store, at))
         .and_then(wasmtime::Extern::into_memory);
     let bulk = exports.bulk.as_ref().and_then(|(input, output)| {
-        let typed_input = instance
-            .get_module_export(&mut store, input)?
-            .into_func()?
-            .typed(&store)
-            .ok()?;
-        let typed_output = instance
-            .get_module_export(&mut store, output)?
-            .into_func()?
-            .typed(&store)
-            .ok()?;
-        Some((typed_input, typed_output))
+        let input = typed_export(&instance, &mut store, input)?;
+        Some((input, typed_export(&instance, &mut store, output)?))
     });
     let live = Live {
         store,
@@ -602,13 +602,9 @@ fn start_error(store: &Store<HostState>, err: wasmtime::Error) -> Error {
     if store.data().limiter.refused() {
         return memory_limit_error(store.data().limiter.limit());
     }
-    match call_error(err) {
-        err if matches!(err.kind(), ErrorKind::Timeout | ErrorKind::OutOfFuel) => Error::new(
-            err.kind().clone(),
-            format!("{} while the pack started", err.message()),
-        ),
-        err => Error::invalid_pack(format!("the pack failed to start: {}", err.message())),
-    }
+    let err = call_error(err);
+    let detail = err.message().to_string();
+    start_failed(err, detail)
 }
 
 /// Runs the guest language's initialisers the way the official hosts do.
@@ -618,22 +614,17 @@ fn run_initializers(
     initializers: &[Initializer],
 ) -> Result<()> {
     for initializer in initializers {
-        let (Initializer::Plain(at) | Initializer::HsInit(at)) = initializer;
-        let Some(func) = instance
-            .get_module_export(&mut *store, at)
-            .and_then(wasmtime::Extern::into_func)
-        else {
-            continue;
-        };
+        // `Exports` found each with its type, so a lookup that fails means nothing to run.
         let ran = match initializer {
-            Initializer::Plain(_) => func
-                .typed::<(), ()>(&*store)
-                .and_then(|func| func.call(&mut *store, ())),
-            Initializer::HsInit(_) => func
-                .typed::<(i32, i32), ()>(&*store)
-                .and_then(|func| func.call(&mut *store, (0, 0))),
+            Initializer::Plain(at) => {
+                typed_export::<(), ()>(instance, store, at).map(|func| func.call(&mut *store, ()))
+            }
+            Initializer::HsInit(at) => typed_export::<(i32, i32), ()>(instance, store, at)
+                .map(|func| func.call(&mut *store, (0, 0))),
         };
-        ran.map_err(|err| start_error(store, err))?;
+        if let Some(ran) = ran {
+            ran.map_err(|err| start_error(store, err))?;
+        }
     }
     Ok(())
 }

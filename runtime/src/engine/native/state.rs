@@ -11,7 +11,7 @@ use super::kernel::Kernel;
 use super::wasi::CallDeadline;
 use crate::capabilities::host_fn::HostTally;
 use crate::capabilities::http::HttpGrant;
-use crate::engine::LogBuffer;
+use crate::engine::{LogBuffer, TABLE_ELEMENT_BYTES};
 use crate::error::ErrorKind;
 use crate::lock::InterpreterLock;
 
@@ -264,9 +264,6 @@ pub(super) struct MemoryLimiter {
     peak: u64,
     refused: bool,
 }
-
-/// Bytes the host holds per table element: wasmtime keeps one pointer per element.
-const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
 
 impl MemoryLimiter {
     fn new(limit: u64) -> Self {
