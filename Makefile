@@ -10,7 +10,7 @@ WASM_OUT := $(TARGET_DIR)/wasm32-unknown-unknown/release
 PACKHOST := $(TARGET_DIR)/debug/packhost
 # Packs built with packhost-pdk get their manifest embedded; `plain` is a plain extism-pdk
 # plugin and ships as cargo built it.
-PDK_PACKS := api_errors text_tools hostile bench host_calls_pdk
+PDK_PACKS := api_errors text_tools hostile bench host_calls_pdk kv_probe webhook_guard
 PLAIN_PACKS := plain bench_plain host_calls
 
 .PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates lint fmt bench release fuzz

@@ -9,3 +9,10 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+# The Redis key-value backend's tests talk to a real server, which they start themselves on a
+# free loopback port; only the binary is needed.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if ! dpkg-query -W -f='${Status}' redis-server 2>/dev/null | grep -q "ok installed"; then
+    apt-get update && apt-get install -y redis-server
+  fi
+fi

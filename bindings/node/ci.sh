@@ -19,7 +19,7 @@ fi
 echo "node $(node --version), npm $(npm --version 2>/dev/null), $(cargo --version)"
 
 missing=()
-for pack in api_errors hostile plain text_tools host_calls host_calls_pdk; do
+for pack in api_errors hostile plain text_tools host_calls host_calls_pdk kv_probe webhook_guard; do
     [ -f "plugins/dist/$pack.wasm" ] || missing+=("plugins/dist/$pack.wasm")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -35,10 +35,10 @@ export declare class NativePack {
   /**
    * Calls `action` on the calling thread, blocking it for up to the call's timeout. On
    * success the usage goes into `usage` (wall_time_us, fuel_consumed, peak_memory_bytes,
-   * input_bytes, output_bytes, host_calls, host_time_us, 1 when log lines wait in
-   * `takeLogsJson`, then the output length) and the output into `scratch` when it fits,
-   * in which case nothing is returned: the hot path creates no JavaScript object at all.
-   * A larger output comes back as a Buffer, a failure as the full outcome.
+   * input_bytes, output_bytes, host_calls, host_time_us, kv_ops, 1 when log lines wait
+   * in `takeLogsJson`, then the output length) and the output into `scratch` when it
+   * fits, in which case nothing is returned: the hot path creates no JavaScript object at
+   * all. A larger output comes back as a Buffer, a failure as the full outcome.
    * `options_json` is the call options as JSON text, absent for the defaults. Host
    * functions the pack calls meanwhile run their handlers on this thread.
    */

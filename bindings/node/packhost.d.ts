@@ -36,8 +36,35 @@ export interface PackOptions {
    * tenant, the call context's `tenant` field), `pack` (any, keeping warm state).
    */
   isolation?: 'call' | 'context' | 'pack'
+  /**
+   * Key-value storage for packs whose manifest asks for `kv`, scoped to the call's tenant and
+   * the pack. Absent (the default): not granted.
+   */
+  kv?: KvOptions | null
   /** Options added to the core later pass through unchanged. */
   [option: string]: unknown
+}
+
+/** Where a pack's key-value entries are kept and how much a tenant and a call may use. */
+export interface KvOptions {
+  /** `sqlite` (default: a file), `memory` (this process only) or a backend a crate registers. */
+  backend?: string
+  /** `sqlite`: the database file. `memory`: the store's name in this process. */
+  path?: string
+  /** A network backend's address, e.g. `redis://127.0.0.1:6379/0`. */
+  url?: string
+  /** Longest key, in bytes of UTF-8. Default 256. */
+  max_key_bytes?: number
+  /** Largest value, in bytes. Default 1 MiB. */
+  max_value_bytes?: number
+  /** Most bytes (keys plus values, over all packs) one tenant may keep. Default 64 MiB. */
+  max_bytes_per_tenant?: number
+  /** Most keys (over all packs) one tenant may keep. Default 10,000. */
+  max_keys_per_tenant?: number
+  /** Most key-value operations one call may make. Default 1,000. */
+  max_ops_per_call?: number
+  /** Most keys one `list` returns. Default 1,000. */
+  max_list_keys?: number
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error'
@@ -59,6 +86,11 @@ export interface Usage {
   host_calls: number
   /** Time spent in host functions' handlers, in microseconds (part of `wall_time_us`). */
   host_time_us: number
+  /**
+   * Key-value operations the pack made (`get`, `set`, `delete`, `list`, `compare_and_set`),
+   * refused ones included.
+   */
+  kv_ops: number
   /** The call's `context` as the core recorded it (as JSON), `null` when it had none. */
   context: unknown
 }
@@ -139,7 +171,7 @@ export interface PackManifest {
   version: string
   description?: string
   actions: ActionSpec[]
-  capabilities: { http_hosts?: string[]; config?: string[] }
+  capabilities: { http_hosts?: string[]; config?: string[]; kv?: boolean }
   [field: string]: unknown
 }
 
@@ -209,6 +241,7 @@ export type ErrorCode =
   | 'trap'
   | 'plugin_error'
   | 'host_function_error'
+  | 'quota_exceeded'
   | 'io'
   | 'internal'
 
@@ -250,6 +283,11 @@ export declare class HostFunctionError extends PackError {
   /** The class of what the handler threw: its `name`, else its constructor's name. */
   readonly errorClass?: string
 }
+/**
+ * The pack went past a quota of a capability: a key or value too large, a tenant's storage
+ * full, too many operations in one call.
+ */
+export declare class QuotaExceededError extends PackError {}
 export declare class IoError extends PackError {}
 export declare class InternalError extends PackError {}
 
@@ -291,6 +329,7 @@ declare const packhost: {
   TrapError: typeof TrapError
   PluginError: typeof PluginError
   HostFunctionError: typeof HostFunctionError
+  QuotaExceededError: typeof QuotaExceededError
   IoError: typeof IoError
   InternalError: typeof InternalError
   ERROR_CLASSES: typeof ERROR_CLASSES

@@ -51,6 +51,11 @@ const OutputTooLargeError = errorClass('OutputTooLargeError', 'output_too_large'
 const HostDeniedError = errorClass('HostDeniedError', 'host_denied')
 const TrapError = errorClass('TrapError', 'trap')
 const PluginError = errorClass('PluginError', 'plugin_error')
+/**
+ * The pack went past a quota of a capability: a key or value too large, a tenant's storage
+ * full, too many operations in one call.
+ */
+const QuotaExceededError = errorClass('QuotaExceededError', 'quota_exceeded')
 const IoError = errorClass('IoError', 'io')
 const InternalError = errorClass('InternalError', 'internal')
 
@@ -90,6 +95,7 @@ const ERROR_CLASSES = Object.freeze(
       TrapError,
       PluginError,
       HostFunctionError,
+      QuotaExceededError,
       IoError,
       InternalError,
     ].map((Class) => [Class.code, Class]),
@@ -134,7 +140,7 @@ class CallResult {
     this.bytes = bytes
     /**
      * What the call cost: wall_time_us, fuel_consumed, peak_memory_bytes, input_bytes,
-     * output_bytes, host_calls, host_time_us.
+     * output_bytes, host_calls, host_time_us, kv_ops, and the call's context.
      */
     this.usage = usage
     /** What the pack logged at or above the pack's log level: `{level, message}` records. */
@@ -213,10 +219,10 @@ function toInput(input) {
 }
 
 /**
- * How many numbers a sync call leaves in its usage array: the seven usage fields, a flag for
+ * How many numbers a sync call leaves in its usage array: the eight usage fields, a flag for
  * waiting log lines, then the output length.
  */
-const SYNC_USAGE_SLOTS = 9
+const SYNC_USAGE_SLOTS = 10
 
 /**
  * Where sync calls leave their usage numbers and their output (when it fits), so a call
@@ -487,7 +493,7 @@ class Pack {
   /**
    * Loads a pack on the libuv thread pool.
    * @param {string | URL | Buffer | Uint8Array | ArrayBuffer} source a .wasm path or the module's bytes
-   * @param {object} [options] limits, allowed_hosts, config, log_level, allow_wasi, isolation: read by the core
+   * @param {object} [options] limits, allowed_hosts, config, log_level, allow_wasi, isolation, kv: read by the core
    * @param {{
    *   onLog?: ((record: {level: string, message: string}, pack: Pack) => void) | null,
    *   functions?: Record<string, Function | {handler: Function, namespace?: string, input?: string, output?: string}>,
@@ -571,7 +577,7 @@ class Pack {
     // failure comes back as a full outcome.
     let bytes
     if (outcome === undefined || outcome === null) {
-      const length = usage[8]
+      const length = usage[9]
       bytes = Buffer.allocUnsafe(length)
       scratch.copy(bytes, 0, 0, length)
     } else if (Buffer.isBuffer(outcome)) {
@@ -580,7 +586,7 @@ class Pack {
       return this.#finish(outcome)
     }
     let logs = NO_LOGS
-    if (usage[7] === 1) {
+    if (usage[8] === 1) {
       logs = JSON.parse(this.#native.takeLogsJson())
       this.#forwardLogs(logs)
     }
@@ -592,6 +598,7 @@ class Pack {
       output_bytes: usage[4],
       host_calls: usage[5],
       host_time_us: usage[6],
+      kv_ops: usage[7],
       // The core records the call's context with its usage. It is the options' own, so it
       // is read back from the JSON sent rather than carried back across the boundary.
       context: optionsJson === undefined ? null : (JSON.parse(optionsJson).context ?? null),
@@ -653,6 +660,7 @@ module.exports = {
   TrapError,
   PluginError,
   HostFunctionError,
+  QuotaExceededError,
   IoError,
   InternalError,
   ERROR_CLASSES,

@@ -21,6 +21,7 @@ export const {
   TrapError,
   PluginError,
   HostFunctionError,
+  QuotaExceededError,
   IoError,
   InternalError,
   ERROR_CLASSES,

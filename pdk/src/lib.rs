@@ -50,6 +50,8 @@ pub fn config(key: &str) -> Option<String> {
     extism_pdk::config::get(key).ok().flatten()
 }
 
+pub mod kv;
+
 /// Bulk I/O with packhost's native engine, used by the macros; not a stable API.
 #[doc(hidden)]
 pub mod bulk;
@@ -187,6 +189,9 @@ pub mod __private {
         /// Host functions the pack imports.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         pub host_functions: Vec<HostFunctionSpec>,
+        /// Key-value storage.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        pub kv: bool,
     }
 
     /// Runs one export: reads the input, applies `body`, writes the output or the error.
@@ -243,6 +248,7 @@ pub mod __private {
 ///     http_hosts: ["api.example.com"],
 ///     config: ["api_key"],
 ///     host_functions: [lookup_customer],
+///     kv: true,
 /// }
 /// ```
 #[macro_export]
@@ -254,6 +260,7 @@ macro_rules! pack {
         $(, http_hosts: [$($host:expr),* $(,)?])?
         $(, config: [$($key:expr),* $(,)?])?
         $(, host_functions: [$($host_function:ident),* $(,)?])?
+        $(, kv: $kv:expr)?
         $(,)?
     ) => {
         #[doc(hidden)]
@@ -286,6 +293,7 @@ macro_rules! pack {
                     http_hosts: vec![$($($host),*)?],
                     config: vec![$($($key),*)?],
                     host_functions: vec![$($($host_function::__packhost_describe_host_function()),*)?],
+                    kv: false $(|| $kv)?,
                 },
             })
         }

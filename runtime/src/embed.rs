@@ -25,10 +25,11 @@ use crate::options::{EngineKind, Limits, LogLevel};
 /// the generated manifest does not match the module; any call error of the export itself.
 pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
     let info = ModuleInfo::read(module)?;
-    let stubs = unavailable_host_functions(
+    let mut stubs = unavailable_host_functions(
         &info,
         "host functions are not available while the manifest is generated",
     );
+    stubs.extend(crate::capabilities::kv::functions_for(&info, None));
     info.check_imports(false, &stubs)?;
     if !info.exports_function(MANIFEST_EXPORT) {
         return Err(Error::invalid_pack(format!(

@@ -47,7 +47,10 @@ pub enum ErrorKind {
         /// The class of the exception the handler raised, where the host has one.
         class: Option<String>,
     },
-    /// Reading a pack from disk failed.
+    /// The pack went past a quota of a capability: a key or value too large, a tenant's
+    /// storage full, too many operations in one call.
+    QuotaExceeded,
+    /// Reading a pack from disk failed, or a capability's storage did.
     Io,
     /// A fault inside packhost itself; a bug to report, never the pack's doing.
     Internal,
@@ -70,6 +73,7 @@ impl ErrorKind {
             ErrorKind::Trap => "trap",
             ErrorKind::PluginError { .. } => "plugin_error",
             ErrorKind::HostFunctionError { .. } => "host_function_error",
+            ErrorKind::QuotaExceeded => "quota_exceeded",
             ErrorKind::Io => "io",
             ErrorKind::Internal => "internal",
         }
@@ -91,6 +95,7 @@ pub const ERROR_CODES: &[&str] = &[
     "trap",
     "plugin_error",
     "host_function_error",
+    "quota_exceeded",
     "io",
     "internal",
 ];
@@ -209,6 +214,7 @@ mod tests {
                 function: "lookup".into(),
                 class: None,
             },
+            ErrorKind::QuotaExceeded,
             ErrorKind::Io,
             ErrorKind::Internal,
         ];

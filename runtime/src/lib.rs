@@ -35,6 +35,10 @@ pub use capabilities::host_fn::{
     unavailable_host_functions, HostCall, HostFnError, HostFunction, KernelMemory, ValueType,
     WasmValue, EXTISM_USER,
 };
+pub use capabilities::kv::{
+    backend_failed, quota_exceeded, register_kv_backend, Expect, KvBackendFactory, KvOptions,
+    KvStore, Moment, Put, Quota, Scope, TenantUsage, Write, KV_FUNCTIONS, KV_NAMESPACE,
+};
 pub use embed::embed_generated_manifest;
 pub use engine::forget_compiled_code;
 pub use error::{Error, ErrorKind, Result, ERROR_CODES};

@@ -31,7 +31,7 @@ pub struct EnvFunction {
     pub results: &'static [&'static str],
 }
 
-const fn env(
+pub(crate) const fn env(
     name: &'static str,
     params: &'static [&'static str],
     results: &'static [&'static str],
@@ -292,10 +292,14 @@ impl ModuleInfo {
             .any(|export| export.kind == "func" && export.name == name)
     }
 
-    /// The function imports a host must lend: every one outside the Extism ABI and WASI.
+    /// The function imports a host must lend: every one outside the Extism ABI, WASI and
+    /// packhost's own capabilities (`packhost:*`).
     pub fn host_function_imports(&self) -> impl Iterator<Item = &Import> {
         self.imports.iter().filter(|import| {
-            import.kind == "func" && import.module != EXTISM_ENV && import.module != WASI_PREVIEW1
+            import.kind == "func"
+                && import.module != EXTISM_ENV
+                && import.module != WASI_PREVIEW1
+                && !crate::capabilities::host_fn::is_packhost_namespace(&import.module)
         })
     }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::capabilities::kv::KvOptions;
 use crate::error::{Error, Result};
 use crate::hosts::HostPattern;
 
@@ -196,6 +197,9 @@ pub struct PackOptions {
     pub engine: EngineKind,
     /// Which calls may share an instance. Default `call`: none.
     pub isolation: Isolation,
+    /// Key-value storage for packs whose manifest asks for `kv`: where it is kept and its
+    /// quotas. Default `null`: not granted.
+    pub kv: Option<KvOptions>,
 }
 
 impl PackOptions {

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::capabilities::host_fn::{check_registrations, HostFunction, HostFunctions};
 use crate::capabilities::http::HttpGrant;
+use crate::capabilities::kv;
 use crate::engine::{refuse_what_extism_cannot_bound, Instance, InstanceSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hosts::effective_hosts;
@@ -128,16 +129,26 @@ impl Pack {
         options.validate()?;
         check_registrations(&functions)?;
         let module = read_module_cached(&id, bytes)?;
-        module.check_imports(options.allow_wasi, &functions)?;
-        if options.engine == EngineKind::Extism {
-            refuse_what_extism_cannot_bound(&module, options.allow_wasi, &options.limits)?;
-        }
         let (manifest, manifest_embedded) = match &module.manifest_section {
             Some(section) => (PackManifest::parse(section, &module)?, true),
             None => (PackManifest::synthesize(fallback_name, &module), false),
         };
-
         let asked = &manifest.capabilities;
+        // A pack may import key-value functions without being granted them; its calls are
+        // then refused one by one, as HTTP to a host outside the grant is.
+        let kv_grant = match (&options.kv, asked.kv) {
+            (Some(kv_options), true) => {
+                Some(Arc::new(kv::KvGrant::open(kv_options, &manifest.name)?))
+            }
+            _ => None,
+        };
+        let mut functions = functions;
+        functions.extend(kv::functions_for(&module, kv_grant));
+        module.check_imports(options.allow_wasi, &functions)?;
+        if options.engine == EngineKind::Extism {
+            refuse_what_extism_cannot_bound(&module, options.allow_wasi, &options.limits)?;
+        }
+
         let hosts = effective_hosts(&asked.http_hosts, &options.allowed_hosts);
         let spec = InstanceSpec {
             id: id.clone(),
@@ -444,6 +455,7 @@ impl Pack {
             output_bytes,
             host_calls: outcome.host.calls,
             host_time_us: u64::try_from(outcome.host.time.as_micros()).unwrap_or(u64::MAX),
+            kv_ops: outcome.host.kv_ops,
             context: options.context.clone(),
         };
         // A pack that returned normally (even with its own error) left its instance sound;

@@ -26,6 +26,10 @@ pub struct Usage {
     /// Time spent inside host functions' handlers, in microseconds (part of
     /// `wall_time_us`).
     pub host_time_us: u64,
+    /// Key-value operations the pack made (`get`, `set`, `delete`, `list`,
+    /// `compare_and_set`), refused ones included.
+    #[serde(default)]
+    pub kv_ops: u64,
     /// The `context` the caller passed (a tenant, a request id), `null` when none: a usage
     /// record names whom the call was for, so billing needs nothing joined back to it.
     #[serde(default)]

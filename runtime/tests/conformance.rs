@@ -36,6 +36,8 @@ struct Case {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Call {
+    /// In a `then` step: call this sample pack, loaded with the case's options, instead.
+    pack: Option<String>,
     export: Option<String>,
     #[serde(default)]
     input: String,
@@ -48,6 +50,7 @@ struct Call {
     logs: Option<Vec<Value>>,
     context: Option<Value>,
     host_calls: Option<u64>,
+    kv_ops: Option<u64>,
 }
 
 fn conformance_dir() -> PathBuf {
@@ -108,6 +111,14 @@ fn check_call(
             problems.push(format!(
                 "host calls {:?}, expected {want}",
                 usage.map(|u| u.host_calls)
+            ));
+        }
+    }
+    if let Some(want) = call.kv_ops {
+        if usage.map(|usage| usage.kv_ops) != Some(want) {
+            problems.push(format!(
+                "kv ops {:?}, expected {want}",
+                usage.map(|u| u.kv_ops)
             ));
         }
     }
@@ -207,8 +218,18 @@ const ENGINES: [&str; 2] = ["native", "extism"];
 /// Fuel per engine, then per case key.
 type FuelTable = BTreeMap<String, BTreeMap<String, u64>>;
 
-/// The case's options with `engine` set, unless the case chose one itself.
-fn options_for(case: &Case, engine: &str) -> Value {
+/// The key-value backends a case with a `kv` option runs on, in order: the two every host
+/// runs, then Redis (crate packhost-redis), on a server this runner starts.
+const KV_BACKENDS: [&str; 3] = ["memory", "sqlite", "redis"];
+
+/// The URL of the Redis server of this run.
+static REDIS_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The case's options with `engine` set, unless the case chose one itself, and for a case
+/// with a `kv` option, `kv.backend` and a fresh `kv.path` (a new store name for `memory`,
+/// a new file for `sqlite`) unless the case chose them.
+fn options_for(case: &Case, engine: &str, kv_backend: &str) -> Value {
+    static FRESH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let mut options = case
         .options
         .clone()
@@ -216,24 +237,65 @@ fn options_for(case: &Case, engine: &str) -> Value {
     if let Value::Object(map) = &mut options {
         map.entry("engine")
             .or_insert_with(|| Value::String(engine.to_string()));
+        if let Some(Value::Object(kv)) = map.get_mut("kv") {
+            let fresh = FRESH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            kv.entry("backend")
+                .or_insert_with(|| Value::String(kv_backend.to_string()));
+            let path = match kv_backend {
+                "sqlite" => kv_folder()
+                    .join(format!("{fresh}.sqlite3"))
+                    .display()
+                    .to_string(),
+                // A memory store's name; for Redis, the prefix of every key of the store.
+                _ => format!("conformance-{fresh}"),
+            };
+            kv.entry("path").or_insert(Value::String(path));
+            if kv_backend == "redis" {
+                let url = REDIS_URL.get().expect("the runner started redis").clone();
+                kv.entry("url").or_insert(Value::String(url));
+            }
+        }
     }
     options
+}
+
+/// A folder of this run's sqlite stores.
+fn kv_folder() -> &'static Path {
+    static FOLDER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FOLDER.get_or_init(|| support::scratch_folder("conformance-kv"))
+}
+
+/// The backends `case` runs on: each KV backend for a case with a `kv` option, else one run.
+fn kv_backends(case: &Case) -> &'static [&'static str] {
+    let has_kv = case
+        .options
+        .as_ref()
+        .is_some_and(|options| options.get("kv").is_some_and(Value::is_object));
+    if has_kv {
+        &KV_BACKENDS
+    } else {
+        &["none"]
+    }
 }
 
 fn run_case(
     case: &Case,
     engine: &str,
+    kv_backend: &str,
     fuel: &mut BTreeMap<String, u64>,
     expected_fuel: &BTreeMap<String, u64>,
 ) -> Vec<String> {
-    let options = options_for(case, engine);
+    let options = options_for(case, engine, kv_backend);
     let functions = if case.host_functions {
         support::conformance_functions()
     } else {
         Vec::new()
     };
-    let loaded = PackOptions::from_value(options)
-        .and_then(|options| Pack::load_file_with(pack_location(case), options, functions));
+    let load = |location: PathBuf, functions| {
+        PackOptions::from_value(options.clone())
+            .and_then(|options| Pack::load_file_with(location, options, functions))
+    };
+    let loaded = load(pack_location(case), functions);
     let pack = match loaded {
         Ok(pack) => pack,
         Err(err) => {
@@ -265,8 +327,23 @@ fn run_case(
     }
     for (index, call) in case.then.iter().enumerate() {
         let key = format!("{}/then/{index}", case.name);
+        let other = call
+            .pack
+            .as_ref()
+            .map(|name| load(support::pack_path(name), Vec::new()));
+        let target = match &other {
+            None => &pack,
+            Some(Ok(other)) => other,
+            Some(Err(err)) => {
+                problems.push(format!(
+                    "then[{index}]: loading {:?} failed with {err}",
+                    call.pack
+                ));
+                continue;
+            }
+        };
         problems.extend(
-            check_call(&pack, &key, call, fuel, expected_fuel)
+            check_call(target, &key, call, fuel, expected_fuel)
                 .into_iter()
                 .map(|p| format!("then[{index}]: {p}")),
         );
@@ -276,6 +353,9 @@ fn run_case(
 
 #[test]
 fn every_conformance_case_passes() {
+    let redis = support::RedisServer::start();
+    REDIS_URL.get_or_init(|| redis.url());
+    packhost_redis::register();
     let fuel_file = conformance_dir().join("fuel.json");
     let expected_fuel: FuelTable = std::fs::read_to_string(&fuel_file)
         .ok()
@@ -299,8 +379,14 @@ fn every_conformance_case_passes() {
         for engine in ENGINES {
             let expected = expected_fuel.get(engine).cloned().unwrap_or_default();
             let recorded = fuel.entry(engine.to_string()).or_default();
-            for problem in run_case(case, engine, recorded, &expected) {
-                failures.push(format!("{} [{engine}]: {problem}", case.name));
+            for backend in kv_backends(case) {
+                let label = match *backend {
+                    "none" => engine.to_string(),
+                    kv => format!("{engine}, kv {kv}"),
+                };
+                for problem in run_case(case, engine, backend, recorded, &expected) {
+                    failures.push(format!("{} [{label}]: {problem}", case.name));
+                }
             }
         }
     }

@@ -5,7 +5,8 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use packhost::module::{ModuleInfo, EXTISM_ENV, EXTISM_ENV_FUNCTIONS};
+use packhost::module::{EnvFunction, ModuleInfo, EXTISM_ENV, EXTISM_ENV_FUNCTIONS};
+use packhost::{KV_FUNCTIONS, KV_NAMESPACE};
 use wit_parser::{Resolve, Type, WorldItem, WorldKey};
 
 type Signature = (Vec<String>, Vec<String>);
@@ -28,19 +29,20 @@ fn resolve() -> (Resolve, wit_parser::PackageId) {
     (resolve, package)
 }
 
-/// The `extism:host/env` interface from WIT, as snake_case name to core signature.
-fn wit_env_functions(resolve: &Resolve) -> BTreeMap<String, Signature> {
+/// The interface of import module `module` (`extism:host/env`) from WIT, as snake_case
+/// name to core signature.
+fn wit_functions(resolve: &Resolve, module: &str) -> BTreeMap<String, Signature> {
     let (_, interface) = resolve
         .interfaces
         .iter()
         .find(|(_, iface)| {
-            iface.name.as_deref() == Some("env")
-                && iface.package.is_some_and(|p| {
-                    let name = &resolve.packages[p].name;
-                    name.namespace == "extism" && name.name == "host"
-                })
+            iface.package.is_some_and(|p| {
+                let name = &resolve.packages[p].name;
+                let iface_name = iface.name.as_deref().unwrap_or_default();
+                format!("{}:{}/{iface_name}", name.namespace, name.name) == module
+            })
         })
-        .expect("wit declares extism:host/env");
+        .unwrap_or_else(|| panic!("wit declares {module}"));
     interface
         .functions
         .values()
@@ -56,18 +58,29 @@ fn wit_env_functions(resolve: &Resolve) -> BTreeMap<String, Signature> {
         .collect()
 }
 
-#[test]
-fn wit_env_interface_equals_the_runtime_import_table() {
-    let (resolve, _) = resolve();
-    let from_wit = wit_env_functions(&resolve);
-    let from_runtime: BTreeMap<String, Signature> = EXTISM_ENV_FUNCTIONS
+fn table(functions: &[EnvFunction]) -> BTreeMap<String, Signature> {
+    functions
         .iter()
         .map(|f| {
             let own = |types: &[&str]| types.iter().map(|t| t.to_string()).collect();
             (f.name.to_string(), (own(f.params), own(f.results)))
         })
-        .collect();
-    assert_eq!(from_wit, from_runtime);
+        .collect()
+}
+
+#[test]
+fn wit_env_interface_equals_the_runtime_import_table() {
+    let (resolve, _) = resolve();
+    assert_eq!(
+        wit_functions(&resolve, EXTISM_ENV),
+        table(EXTISM_ENV_FUNCTIONS)
+    );
+}
+
+#[test]
+fn wit_kv_interface_equals_the_runtime_kv_functions() {
+    let (resolve, _) = resolve();
+    assert_eq!(wit_functions(&resolve, KV_NAMESPACE), table(KV_FUNCTIONS));
 }
 
 #[test]
@@ -111,7 +124,10 @@ fn pack_world_imports_the_abi_and_exports_the_hooks() {
 #[test]
 fn pdk_built_packs_import_only_what_wit_declares() {
     let (resolve, _) = resolve();
-    let declared = wit_env_functions(&resolve);
+    let declared: BTreeMap<&str, _> = [EXTISM_ENV, KV_NAMESPACE]
+        .into_iter()
+        .map(|module| (module, wit_functions(&resolve, module)))
+        .collect();
     for pack in [
         "api_errors",
         "text_tools",
@@ -119,14 +135,16 @@ fn pdk_built_packs_import_only_what_wit_declares() {
         "plain",
         "bench",
         "bench_plain",
+        "webhook_guard",
     ] {
         let info = ModuleInfo::read(&support::pack_bytes(pack)).unwrap();
         for import in &info.imports {
-            assert_eq!(
-                import.module, EXTISM_ENV,
-                "{pack} imports from {}",
-                import.module
-            );
+            let declared = declared.get(import.module.as_str()).unwrap_or_else(|| {
+                panic!(
+                    "{pack} imports from {}, which wit/ does not declare",
+                    import.module
+                )
+            });
             let signature = declared.get(&import.name).unwrap_or_else(|| {
                 panic!("{pack} imports {} which wit/ does not declare", import.name)
             });

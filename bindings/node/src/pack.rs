@@ -168,9 +168,9 @@ fn input_bytes(input: Either<String, Buffer>) -> Vec<u8> {
     }
 }
 
-/// How many numbers `call_sync` writes into its `usage` array: the seven usage fields, the
+/// How many numbers `call_sync` writes into its `usage` array: the eight usage fields, the
 /// log flag and the output length.
-const USAGE_FIELDS: usize = 9;
+const USAGE_FIELDS: usize = 10;
 
 fn write_usage(usage: &packhost::Usage, into: &mut [f64]) {
     // Counters stay exact as f64 up to 2^53, far beyond any one call's fuel or bytes.
@@ -181,6 +181,7 @@ fn write_usage(usage: &packhost::Usage, into: &mut [f64]) {
     into[4] = usage.output_bytes as f64;
     into[5] = usage.host_calls as f64;
     into[6] = usage.host_time_us as f64;
+    into[7] = usage.kv_ops as f64;
 }
 
 /// Call options from the JSON text the wrapper sends, absent for the defaults.
@@ -225,10 +226,10 @@ impl NativePack {
 
     /// Calls `action` on the calling thread, blocking it for up to the call's timeout. On
     /// success the usage goes into `usage` (wall_time_us, fuel_consumed, peak_memory_bytes,
-    /// input_bytes, output_bytes, host_calls, host_time_us, 1 when log lines wait in
-    /// `takeLogsJson`, then the output length) and the output into `scratch` when it fits,
-    /// in which case nothing is returned: the hot path creates no JavaScript object at all.
-    /// A larger output comes back as a Buffer, a failure as the full outcome.
+    /// input_bytes, output_bytes, host_calls, host_time_us, kv_ops, 1 when log lines wait
+    /// in `takeLogsJson`, then the output length) and the output into `scratch` when it
+    /// fits, in which case nothing is returned: the hot path creates no JavaScript object at
+    /// all. A larger output comes back as a Buffer, a failure as the full outcome.
     /// `options_json` is the call options as JSON text, absent for the defaults. Host
     /// functions the pack calls meanwhile run their handlers on this thread.
     #[napi(ts_return_type = "Buffer | NativeCallOutcome | undefined")]
@@ -268,14 +269,14 @@ impl NativePack {
         match called {
             Ok((output, report)) => {
                 write_usage(&report.usage, usage);
-                usage[7] = if report.logs.is_empty() {
+                usage[8] = if report.logs.is_empty() {
                     0.0
                 } else {
                     let logs = serde_json::to_string(&report.logs).unwrap_or_default();
                     *self.waiting_logs.lock().unwrap_or_else(|e| e.into_inner()) = Some(logs);
                     1.0
                 };
-                usage[8] = report.usage.output_bytes as f64;
+                usage[9] = report.usage.output_bytes as f64;
                 output.transpose().map(|buffer| buffer.map(Either::A))
             }
             Err(err) => Ok(Some(Either::B(Err(err).into()))),

@@ -109,6 +109,7 @@ describe('calling', () => {
     assert.equal(typeof result.usage.wall_time_us, 'number')
     assert.equal(result.usage.host_calls, 0)
     assert.equal(result.usage.host_time_us, 0)
+    assert.equal(result.usage.kv_ops, 0)
   })
 
   test('sync and async calls on fresh packs burn the same fuel', async () => {

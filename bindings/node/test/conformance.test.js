@@ -3,13 +3,15 @@
  * every cases/*.json on each engine, through the async API and through the sync API, with
  * the same outputs, error codes and fuel counts as the Rust runner. Cases with
  * `host_functions` lend the suite's four host functions: plain functions through the sync
- * API, async ones through the async API.
+ * API, async ones through the async API. Cases with a `kv` option run once per key-value
+ * backend, each run on a fresh store.
  */
 'use strict'
 
 const { describe, test } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const { isDeepStrictEqual } = require('node:util')
 
@@ -33,11 +35,57 @@ const EXPECTED_FUEL = JSON.parse(fs.readFileSync(path.join(CONFORMANCE_DIR, 'fue
 /** Every case runs on each engine. */
 const ENGINES = ['native', 'extism']
 
-/** The case's options with `engine` set, unless the case chose one itself. */
-function optionsFor(testCase, engine) {
+/** The key-value backends a case with a `kv` option runs on, in order. */
+const KV_BACKENDS = ['memory', 'sqlite']
+
+/** Stores handed out so far: every run of a case with a `kv` option gets a new one. */
+let freshStores = 0
+
+/** The folder of this process's sqlite stores, made on first use. */
+let kvFolder
+
+function isObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/** A folder for this run's sqlite stores, removed when the process exits. */
+function kvFolderPath() {
+  if (kvFolder === undefined) {
+    kvFolder = fs.mkdtempSync(path.join(os.tmpdir(), 'packhost-kv-'))
+    process.once('exit', () => {
+      try {
+        fs.rmSync(kvFolder, { recursive: true, force: true })
+      } catch {
+        // A leftover folder under the system's temporary folder does no harm.
+      }
+    })
+  }
+  return kvFolder
+}
+
+/** The backends `testCase` runs on: each KV backend for a case with a `kv` option, else one run. */
+function kvBackends(testCase) {
+  return isObject(testCase.options) && isObject(testCase.options.kv) ? KV_BACKENDS : [undefined]
+}
+
+/**
+ * The case's options with `engine` set, unless the case chose one itself, and for a case with
+ * a `kv` option, `kv.backend` and a fresh `kv.path` (a new store name for `memory`, a new file
+ * for `sqlite`) unless the case chose them. The case itself is left as it is.
+ */
+function optionsFor(testCase, engine, kvBackend) {
   const options = testCase.options ?? {}
-  if (options === null || typeof options !== 'object' || Array.isArray(options) || 'engine' in options) return options
-  return { ...options, engine }
+  if (!isObject(options)) return options
+  const chosen = structuredClone(options)
+  if (!('engine' in chosen)) chosen.engine = engine
+  if (isObject(chosen.kv)) {
+    const fresh = freshStores++
+    if (!('backend' in chosen.kv)) chosen.kv.backend = kvBackend
+    if (!('path' in chosen.kv)) {
+      chosen.kv.path = kvBackend === 'sqlite' ? path.join(kvFolderPath(), `${fresh}.sqlite3`) : `conformance-${process.pid}-${fresh}`
+    }
+  }
+  return chosen
 }
 
 function packSource(testCase) {
@@ -102,12 +150,16 @@ function checkError(error, call, problems) {
 }
 
 /**
- * `host_calls`: the call's usage, of its result or its error, counts that many host calls;
- * and every usage records the call's context (null when the case has none).
+ * `host_calls` and `kv_ops`: the call's usage, of its result or its error, counts that many
+ * host calls and key-value operations; and every usage records the call's context (null
+ * when the case has none).
  */
 function checkUsage(usage, call, problems) {
   if (call.host_calls !== undefined && usage?.host_calls !== call.host_calls) {
     problems.push(`host calls ${usage?.host_calls}, expected ${call.host_calls}`)
+  }
+  if (call.kv_ops !== undefined && usage?.kv_ops !== call.kv_ops) {
+    problems.push(`kv ops ${usage?.kv_ops}, expected ${call.kv_ops}`)
   }
   if (usage !== undefined && !isDeepStrictEqual(usage.context, call.context ?? null)) {
     problems.push(`usage context ${JSON.stringify(usage.context)}, expected ${JSON.stringify(call.context ?? null)}`)
@@ -156,9 +208,11 @@ async function checkCall(flavour, engine, pack, key, call) {
   return problems
 }
 
-async function runCase(flavour, engine, testCase) {
-  // Options go to the binding as the plain object the case holds, with only the engine added.
-  const { result: pack, error } = await settle(flavour.load(packSource(testCase), optionsFor(testCase, engine), testCase))
+async function runCase(flavour, engine, kvBackend, testCase) {
+  // Options go to the binding as a copy of the plain object the case holds, with only the
+  // engine (and for a `kv` case, the backend and a fresh store) added.
+  const options = optionsFor(testCase, engine, kvBackend)
+  const { result: pack, error } = await settle(flavour.load(packSource(testCase), options, testCase))
   if (error) {
     if (testCase.error === undefined) return [`load failed with ${error.code}: ${error.message}`]
     const problems = []
@@ -175,7 +229,18 @@ async function runCase(flavour, engine, testCase) {
     problems.push(`loaded, expected error ${testCase.error}`)
   }
   for (const [index, call] of (testCase.then ?? []).entries()) {
-    const found = await checkCall(flavour, engine, pack, `${testCase.name}/then/${index}`, call)
+    // A step naming a `pack` calls that sample pack instead, loaded with the same options
+    // (the same store, for a `kv` case) and no host functions.
+    let target = pack
+    if (call.pack !== undefined) {
+      const other = await settle(flavour.load(packPath(call.pack), options, { host_functions: false }))
+      if (other.error) {
+        problems.push(`then[${index}]: loading ${JSON.stringify(call.pack)} failed with ${other.error.code}: ${other.error.message}`)
+        continue
+      }
+      target = other.result
+    }
+    const found = await checkCall(flavour, engine, target, `${testCase.name}/then/${index}`, call)
     problems.push(...found.map((problem) => `then[${index}]: ${problem}`))
   }
   return problems
@@ -192,9 +257,12 @@ for (const engine of ENGINES) {
   for (const [flavourName, flavour] of Object.entries(FLAVOURS)) {
     describe(`conformance on the ${engine} engine through the ${flavourName} API`, () => {
       for (const { testCase } of CASES) {
-        test(`${testCase.name} [${engine}]`, async () => {
-          assert.deepEqual(await runCase(flavour, engine, testCase), [])
-        })
+        for (const kvBackend of kvBackends(testCase)) {
+          const label = kvBackend === undefined ? engine : `${engine}, kv ${kvBackend}`
+          test(`${testCase.name} [${label}]`, async () => {
+            assert.deepEqual(await runCase(flavour, engine, kvBackend, testCase), [])
+          })
+        }
       }
     })
   }

@@ -109,6 +109,9 @@ pub struct Usage {
     /// Time inside host functions' handlers, in microseconds.
     #[pyo3(get)]
     host_time_us: u64,
+    /// Key-value operations the pack made, refused ones included.
+    #[pyo3(get)]
+    kv_ops: u64,
     /// The call's context as JSON text, `None` when it had none: parsed only when read.
     context_json: Option<Arc<str>>,
 }
@@ -123,6 +126,7 @@ impl From<packhost::Usage> for Usage {
             output_bytes: usage.output_bytes,
             host_calls: usage.host_calls,
             host_time_us: usage.host_time_us,
+            kv_ops: usage.kv_ops,
             context_json: (!usage.context.is_null()).then(|| usage.context.to_string().into()),
         }
     }
@@ -151,6 +155,7 @@ impl Usage {
             ("output_bytes", self.output_bytes),
             ("host_calls", self.host_calls),
             ("host_time_us", self.host_time_us),
+            ("kv_ops", self.kv_ops),
         ] {
             fields.set_item(name, value)?;
         }
@@ -160,7 +165,7 @@ impl Usage {
 
     fn __repr__(&self) -> String {
         format!(
-            "Usage(wall_time_us={}, fuel_consumed={}, peak_memory_bytes={}, input_bytes={}, output_bytes={}, host_calls={}, host_time_us={}, context={})",
+            "Usage(wall_time_us={}, fuel_consumed={}, peak_memory_bytes={}, input_bytes={}, output_bytes={}, host_calls={}, host_time_us={}, kv_ops={}, context={})",
             self.wall_time_us,
             self.fuel_consumed,
             self.peak_memory_bytes,
@@ -168,6 +173,7 @@ impl Usage {
             self.output_bytes,
             self.host_calls,
             self.host_time_us,
+            self.kv_ops,
             self.context_json.as_deref().unwrap_or("null")
         )
     }

@@ -1,15 +1,20 @@
 """The Python runner of the shared conformance suite (tests/conformance/README.md).
 
 Every case in every ``cases/*.json`` runs on each engine through the public ``packhost.Pack``
-API and must give the outputs, error codes, logs and fuel counts the Rust runner gives.
-Options are handed to ``Pack`` as the dict the case holds, with only ``engine`` added.
+API and must give the outputs, error codes, logs and fuel counts the Rust runner gives; a
+case with a ``kv`` option runs on each engine once per key-value backend (``memory``, then
+``sqlite``). Options are handed to ``Pack`` as the dict the case holds, with only ``engine``
+added and, for a ``kv`` case, ``kv.backend`` and a fresh ``kv.path`` (each unless the case
+set it).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -19,11 +24,13 @@ from conftest import CONFORMANCE, SUITE_FUNCTIONS, pack_path
 CASE_FIELDS = {
     "name", "pack", "pack_file", "options", "actions", "then", "host_functions",
     "export", "input", "input_repeat", "output", "output_json", "error",
-    "message_contains", "return_code", "logs", "context", "host_calls",
+    "message_contains", "return_code", "logs", "context", "host_calls", "kv_ops",
 }
 CALL_FIELDS = CASE_FIELDS - {
     "name", "pack", "pack_file", "options", "actions", "then", "host_functions",
 }
+# A ``then`` step may also name a sample pack to call instead of the case's.
+STEP_FIELDS = CALL_FIELDS | {"pack"}
 
 
 def load_cases() -> List[Dict[str, Any]]:
@@ -43,17 +50,51 @@ def expected_fuel() -> Dict[str, Dict[str, int]]:
 CASES = load_cases()
 FUEL = expected_fuel()
 ENGINES = ("native", "extism")
+# The key-value backends a case with a ``kv`` option runs on, in order.
+KV_BACKENDS = ("memory", "sqlite")
+# Numbers the fresh key-value stores of this process, so no two runs share one.
+FRESH = itertools.count()
 
 
-def options_for(case: Dict[str, Any], engine: str) -> Any:
-    """The case's options with ``engine`` set, unless the case chose one itself."""
+def kv_backends(case: Dict[str, Any]) -> Tuple[Optional[str], ...]:
+    """Each KV backend for a case whose options hold a ``kv`` dict; else one run (``None``)."""
+    options = case.get("options")
+    if isinstance(options, dict) and isinstance(options.get("kv"), dict):
+        return KV_BACKENDS
+    return (None,)
+
+
+def options_for(
+    case: Dict[str, Any], engine: str, kv_backend: Optional[str], kv_folder: Path
+) -> Any:
+    """The case's options with ``engine`` set, unless the case chose one itself, and for a
+    case with a ``kv`` option, ``kv.backend`` and a fresh ``kv.path`` (a new store name for
+    ``memory``, a new file in ``kv_folder`` for ``sqlite``) unless the case chose them. The
+    case itself is left as it is."""
     # A null ``options`` means defaults, as an absent one does in the Rust runner.
     options = case.get("options")
     if options is None:
         options = {}
-    if isinstance(options, dict) and "engine" not in options:
-        return {**options, "engine": engine}
+    if not isinstance(options, dict):
+        return options
+    options = {**options}
+    options.setdefault("engine", engine)
+    if isinstance(options.get("kv"), dict):
+        fresh = next(FRESH)
+        kv = {**options["kv"]}
+        kv.setdefault("backend", kv_backend)
+        if kv_backend == "sqlite":
+            kv.setdefault("path", str(kv_folder / f"{fresh}.sqlite3"))
+        else:
+            kv.setdefault("path", f"conformance-{os.getpid()}-{fresh}")
+        options["kv"] = kv
     return options
+
+
+@pytest.fixture(scope="session")
+def kv_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this session's sqlite stores."""
+    return tmp_path_factory.mktemp("conformance-kv")
 
 
 def test_the_suite_is_not_empty_and_names_are_unique() -> None:
@@ -133,12 +174,17 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
 
 
 def check_usage(usage: Any, expect: Dict[str, Any]) -> List[str]:
-    """``host_calls`` when the case gives it; and every usage records the call's context."""
+    """``host_calls`` and ``kv_ops`` when the case gives them; and every usage records the
+    call's context."""
     problems = []
     if "host_calls" in expect:
         actual = None if usage is None else usage.host_calls
         if actual != expect["host_calls"]:
             problems.append(f"host calls {actual}, expected {expect['host_calls']}")
+    if "kv_ops" in expect:
+        actual = None if usage is None else usage.kv_ops
+        if actual != expect["kv_ops"]:
+            problems.append(f"kv ops {actual}, expected {expect['kv_ops']}")
     if usage is not None and usage.context != expect.get("context"):
         problems.append(f"usage context {usage.context!r}, expected {expect.get('context')!r}")
     return problems
@@ -152,14 +198,30 @@ def location(case: Dict[str, Any]) -> Path:
     return CONFORMANCE / case["pack_file"]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
-def test_conformance(case: Dict[str, Any], engine: str) -> None:
+def runs() -> List[Any]:
+    """Every case on each engine, and a ``kv`` case on each backend too, labelled as the
+    Rust runner reports them: ``NAME [ENGINE]`` or ``NAME [ENGINE, kv BACKEND]``."""
+    params = []
+    for case in CASES:
+        for engine in ENGINES:
+            for backend in kv_backends(case):
+                label = engine if backend is None else f"{engine}, kv {backend}"
+                params.append(pytest.param(case, engine, backend, id=f"{case['name']} [{label}]"))
+    return params
+
+
+@pytest.mark.parametrize(("case", "engine", "kv_backend"), runs())
+def test_conformance(
+    case: Dict[str, Any], engine: str, kv_backend: Optional[str], kv_folder: Path
+) -> None:
     unknown = set(case) - CASE_FIELDS
     assert not unknown, f"fields this runner does not know: {sorted(unknown)}"
+    # One options dict for the case's pack and any pack a ``then`` step names, so they
+    # share the key-value store.
+    options = options_for(case, engine, kv_backend, kv_folder)
     try:
         functions = SUITE_FUNCTIONS if case.get("host_functions") else None
-        pack = packhost.Pack(location(case), options_for(case, engine), functions=functions)
+        pack = packhost.Pack(location(case), options, functions=functions)
     except packhost.PackError as error:
         assert "error" in case, f"load failed with {error.code}: {error.message}"
         problems = check_error(error, case)
@@ -175,5 +237,17 @@ def test_conformance(case: Dict[str, Any], engine: str) -> None:
         problems.append(f"loaded, expected error {case['error']}")
     for index, step in enumerate(case.get("then", [])):
         key = f"{case['name']}/then/{index}"
-        problems += [f"then[{index}]: {p}" for p in run_call(pack, engine, key, step)]
+        unknown = set(step) - STEP_FIELDS
+        assert not unknown, f"{key}: fields this runner does not know: {sorted(unknown)}"
+        target = pack
+        if "pack" in step:
+            # Another sample pack, loaded with the case's options and no host functions.
+            try:
+                target = packhost.Pack(pack_path(step["pack"]), options)
+            except packhost.PackError as error:
+                problems.append(f"then[{index}]: loading {step['pack']!r} failed with "
+                                f"{error.code}: {error.message}")
+                continue
+        call = {k: v for k, v in step.items() if k != "pack"}
+        problems += [f"then[{index}]: {p}" for p in run_call(target, engine, key, call)]
     assert not problems, "\n".join(problems)

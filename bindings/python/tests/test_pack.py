@@ -63,9 +63,10 @@ def test_usage_is_measured_for_every_call(text_tools_path: Path) -> None:
     assert usage.as_dict()["fuel_consumed"] == usage.fuel_consumed
     assert set(usage.as_dict()) == {
         "wall_time_us", "fuel_consumed", "peak_memory_bytes", "input_bytes", "output_bytes",
-        "host_calls", "host_time_us", "context",
+        "host_calls", "host_time_us", "kv_ops", "context",
     }
-    assert usage.host_calls == 0 and usage.host_time_us == 0 and usage.context is None
+    assert usage.host_calls == 0 and usage.host_time_us == 0 and usage.kv_ops == 0
+    assert usage.context is None
     # Identical calls burn identical fuel: the number billing is built on is deterministic.
     # (A pack's first call also pays its instance's start-up, so compare like with like.)
     assert packhost.Pack(text_tools_path).call("uppercase", "abc").usage.fuel_consumed == usage.fuel_consumed

@@ -2,11 +2,16 @@
 
 # Runs the shared conformance suite (tests/conformance/cases/*.json) through the Ruby
 # binding: one test per case and engine, named after both, with the same expectations as the
-# Rust runner (outputs, error codes, return codes, messages, logs, actions, host calls), and
-# every successful call burning exactly the fuel tests/conformance/fuel.json records for its
-# engine. Cases with `host_functions` lend the suite's functions (test_helper.rb), and a
-# call's `context` goes through the `context:` keyword.
+# Rust runner (outputs, error codes, return codes, messages, logs, actions, host calls,
+# key-value operations), and every successful call burning exactly the fuel
+# tests/conformance/fuel.json records for its engine. Cases with `host_functions` lend the
+# suite's functions (test_helper.rb), and a call's `context` goes through the `context:`
+# keyword. A case with a `kv` option runs once per KV backend on each engine, each run on a
+# fresh store; a `then` step with a `pack` calls that sample pack, loaded with the run's
+# options, instead of the case's.
 
+require "fileutils"
+require "tmpdir"
 require_relative "test_helper"
 
 class ConformanceTest < Minitest::Test
@@ -24,19 +29,54 @@ class ConformanceTest < Minitest::Test
   # Every case runs on each engine.
   ENGINES = %w[native extism].freeze
 
+  # The key-value backends a case with a `kv` option runs on, in order.
+  KV_BACKENDS = %w[memory sqlite].freeze
+
+  # This process's sqlite stores, one file per run; removed once the tests have run.
+  KV_FOLDER = Dir.mktmpdir("packhost-conformance-kv")
+  Minitest.after_run { FileUtils.rm_rf(KV_FOLDER) }
+
+  # Runs on a KV backend so far, numbering each run's fresh store.
+  @kv_stores = 0
+
+  class << self
+    # The KV backends `kase` runs on: each of KV_BACKENDS for a case whose options have a
+    # `kv` object, else one run without (nil).
+    def kv_backends(kase)
+      options = kase["options"]
+      options.is_a?(Hash) && options["kv"].is_a?(Hash) ? KV_BACKENDS : [nil]
+    end
+
+    # How messages and test names name a run: its engine, and its KV backend if any.
+    def run_label(engine, backend)
+      backend ? "#{engine}, kv #{backend}" : engine
+    end
+
+    # The number of a new KV store of this process.
+    def next_kv_store
+      @kv_stores += 1
+    end
+  end
+
   CASE_FILES.each do |file|
     JSON.parse(File.read(file)).fetch("cases").each do |kase|
       ENGINES.each do |engine|
-        define_method("test_#{kase.fetch('name')} [#{engine}]") { run_case(kase, engine) }
+        kv_backends(kase).each do |backend|
+          define_method("test_#{kase.fetch('name')} [#{run_label(engine, backend)}]") do
+            run_case(kase, engine, backend)
+          end
+        end
       end
     end
   end
 
   private
 
-  def run_case(kase, engine)
+  def run_case(kase, engine, backend)
     @engine = engine
-    pack = load_pack(kase)
+    @label = self.class.run_label(engine, backend)
+    options = options_for(kase, backend)
+    pack = load_pack(kase, options)
     return if pack.nil? # The expected load error happened and was checked.
 
     assert_equal kase["actions"], pack.actions, "actions" if kase.key?("actions")
@@ -46,27 +86,59 @@ class ConformanceTest < Minitest::Test
       assert_expectation_met_without_call(kase)
     end
     kase.fetch("then", []).each_with_index do |step, index|
-      check_call(pack, step, "#{kase['name']}/then/#{index}")
+      key = "#{kase['name']}/then/#{index}"
+      target = step["pack"] ? load_step_pack(step, options, key) : pack
+      check_call(target, step, key)
     end
   end
 
+  # The options the case's pack loads with. A null "options" means defaults, as an absent
+  # one does in the Rust runner; the engine is added unless the case chose one itself, and
+  # on a KV backend, `kv.backend` and a fresh `kv.path` (a new store name for memory, a new
+  # file for sqlite) unless the case chose them. The case's own data is never changed.
+  def options_for(kase, backend)
+    options = kase["options"] || {}
+    return options unless options.is_a?(Hash)
+
+    options = { "engine" => @engine }.merge(Marshal.load(Marshal.dump(options)))
+    if backend
+      kv = options["kv"]
+      store = self.class.next_kv_store
+      kv["backend"] = backend unless kv.key?("backend")
+      kv["path"] = fresh_kv_path(backend, store) unless kv.key?("path")
+    end
+    options
+  end
+
+  # Where a new store lives: a name no other store of this process has for memory, a new
+  # file in KV_FOLDER for sqlite.
+  def fresh_kv_path(backend, store)
+    return File.join(KV_FOLDER, "#{store}.sqlite3") if backend == "sqlite"
+
+    "conformance-#{Process.pid}-#{store}"
+  end
+
   # Loads the case's pack; returns nil when loading failed as the case expects.
-  def load_pack(kase)
+  def load_pack(kase, options)
     path = if kase.key?("pack_file")
              File.join(PackhostTestSupport::CONFORMANCE_DIR, kase["pack_file"])
            else
              sample_pack(kase.fetch("pack"))
            end
-    # A null "options" means defaults, as an absent one does in the Rust runner; the engine
-    # is added unless the case chose one itself.
-    options = kase["options"] || {}
-    options = { "engine" => @engine }.merge(options) if options.is_a?(Hash)
     Packhost::Pack.load(path, options, functions: kase["host_functions"] ? suite_functions : nil)
   rescue Packhost::Error => e
     raise Minitest::Assertion, "load failed unexpectedly: #{e.code}: #{e.message}" unless kase["error"]
 
-    assert_error_matches(kase, e, "#{kase['name']} (load)")
+    assert_error_matches(kase, e, "#{kase['name']} (load) [#{@label}]")
     nil
+  end
+
+  # Loads the sample pack a `then` step names, with the run's options (its KV store
+  # included) and no host functions.
+  def load_step_pack(step, options, key)
+    Packhost::Pack.load(sample_pack(step["pack"]), options)
+  rescue Packhost::Error => e
+    flunk "#{key} [#{@label}]: loading #{step['pack']} failed: #{e.code}: #{e.message}"
   end
 
   def assert_expectation_met_without_call(kase)
@@ -77,7 +149,7 @@ class ConformanceTest < Minitest::Test
 
   # Runs one call and checks it; `key` names the call in fuel.json and in messages.
   def check_call(pack, step, key)
-    label = "#{key} [#{@engine}]"
+    label = "#{key} [#{@label}]"
     expected_fuel = EXPECTED_FUEL.fetch(@engine, {})
     input = step.fetch("input", "") * step.fetch("input_repeat", 1)
     begin
@@ -116,11 +188,16 @@ class ConformanceTest < Minitest::Test
     assert_equal step["return_code"], error.return_code, "#{label}: return_code" if step.key?("return_code")
   end
 
-  # `host_calls` when the case gives it; and every usage records the call's context.
+  # `host_calls` and `kv_ops` when the case gives them; and every usage records the call's
+  # context.
   def assert_usage(step, usage, label)
     if step.key?("host_calls")
       refute_nil usage, "#{label}: no usage to count host calls in"
       assert_equal step["host_calls"], usage.host_calls, "#{label}: host_calls"
+    end
+    if step.key?("kv_ops")
+      refute_nil usage, "#{label}: no usage to count kv ops in"
+      assert_equal step["kv_ops"], usage.kv_ops, "#{label}: kv_ops"
     end
     return if usage.nil?
 

@@ -120,9 +120,40 @@ fn remember(input: String) -> Result<String, Error> {
     Ok(format!("{from_memory}|{from_var}"))
 }
 
+/// Writes 64 KiB values under new keys until the host refuses: the tenant's quota must.
+#[action]
+fn kv_flood() -> Result<(), Error> {
+    let value = vec![b'x'; 64 << 10];
+    for index in 0u64.. {
+        packhost_pdk::kv::set(&format!("flood/{index}"), &value)?;
+    }
+    Ok(())
+}
+
+/// Reads one key forever: the operations per call must run out.
+#[action]
+fn kv_chatter() -> Result<(), Error> {
+    loop {
+        packhost_pdk::kv::get("chatter")?;
+    }
+}
+
+/// Reads each input key and returns what it found: with keys shaped like another tenant's
+/// or another pack's entries (separators, JSON, NUL bytes), it must find nothing of theirs.
+#[action]
+fn kv_snoop(keys: Vec<String>) -> Result<Vec<Option<String>>, Error> {
+    keys.iter()
+        .map(|key| {
+            let found = packhost_pdk::kv::get(key)?;
+            Ok(found.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+        })
+        .collect()
+}
+
 packhost_pdk::pack! {
-    actions: [spin, memory_bomb, recurse, trap, big_output, fetch, busy, remember],
+    actions: [spin, memory_bomb, recurse, trap, big_output, fetch, busy, remember, kv_flood, kv_chatter, kv_snoop],
     // It asks for every address a pack could use against its host's network; the host's
     // grant and address rules must stop it (runtime/tests/http.rs, the conformance cases).
     http_hosts: ["*.example.com", "127.0.0.1", "localhost", "169.254.169.254", "10.1.2.3"],
+    kv: true,
 }

@@ -145,6 +145,45 @@ pub struct HostCall<'a> {
     pub memory: &'a mut dyn KernelMemory,
 }
 
+/// A capability packhost itself lends (key-value storage, secrets) as it sees one import
+/// call: the pack's call as a host function sees it, plus the call's tally and deadline,
+/// which the capability's own limits need.
+pub(crate) struct BuiltinCall<'c, 'm> {
+    pub(crate) call: &'c mut HostCall<'m>,
+    pub(crate) tally: &'c mut HostTally,
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl BuiltinCall<'_, '_> {
+    /// Hands `data` to the pack as a new block (0 for no bytes, as in every Extism kernel).
+    ///
+    /// # Errors
+    /// `memory_limit` when the block does not fit in the pack's memory limit.
+    pub(crate) fn give(&mut self, data: &[u8]) -> Result<i64, Error> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let function = self.call.function;
+        self.call
+            .memory
+            .alloc_bytes(data)
+            .map(|offset| offset as i64)
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::MemoryLimit,
+                    format!(
+                        "the {} bytes {function:?} returns do not fit in the pack's memory limit",
+                        data.len()
+                    ),
+                )
+            })
+    }
+}
+
+type BuiltinHandler = dyn Fn(&mut BuiltinCall<'_, '_>, &[WasmValue], &mut [WasmValue]) -> Result<(), Error>
+    + Send
+    + Sync;
+
 type BytesHandler = dyn Fn(&mut HostCall<'_>, &[u8]) -> Result<Vec<u8>, HostFnError> + Send + Sync;
 type GeneralHandler = dyn Fn(&mut HostCall<'_>, &[WasmValue], &mut [WasmValue]) -> Result<(), HostFnError>
     + Send
@@ -160,6 +199,13 @@ pub(crate) enum Shape {
         params: Vec<ValueType>,
         results: Vec<ValueType>,
         handler: Arc<GeneralHandler>,
+    },
+    /// One of packhost's own capabilities: its failures are packhost errors with their own
+    /// codes (`host_denied`, `quota_exceeded`), and it is not counted as a host call.
+    Builtin {
+        params: Vec<ValueType>,
+        results: Vec<ValueType>,
+        handler: Arc<BuiltinHandler>,
     },
 }
 
@@ -224,6 +270,28 @@ impl HostFunction {
         }
     }
 
+    /// A function of packhost's own, imported from `namespace` (one of packhost's).
+    pub(crate) fn builtin(
+        namespace: &str,
+        name: &str,
+        params: Vec<ValueType>,
+        results: Vec<ValueType>,
+        handler: impl Fn(&mut BuiltinCall<'_, '_>, &[WasmValue], &mut [WasmValue]) -> Result<(), Error>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        HostFunction {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            shape: Shape::Builtin {
+                params,
+                results,
+                handler: Arc::new(handler),
+            },
+        }
+    }
+
     /// The same function imported from another module name.
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
@@ -246,6 +314,9 @@ impl HostFunction {
             Shape::Bytes(_) => (vec![ValueType::I64], vec![ValueType::I64]),
             Shape::General {
                 params, results, ..
+            }
+            | Shape::Builtin {
+                params, results, ..
             } => (params.clone(), results.clone()),
         }
     }
@@ -261,6 +332,35 @@ impl HostFunction {
         deadline: Option<Instant>,
         tally: &mut HostTally,
     ) -> Result<(), Error> {
+        if let Shape::Builtin {
+            results: types,
+            handler,
+            ..
+        } = &self.shape
+        {
+            for (slot, ty) in results.iter_mut().zip(types) {
+                *slot = WasmValue::zero(*ty);
+            }
+            let mut builtin = BuiltinCall {
+                call,
+                tally,
+                deadline,
+            };
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handler(&mut builtin, args, results)
+            }));
+            return outcome.unwrap_or_else(|payload| {
+                Err(Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "packhost bug: {}::{} panicked: {}",
+                        self.namespace,
+                        self.name,
+                        panic_text(&payload)
+                    ),
+                ))
+            });
+        }
         let started = Instant::now();
         tally.calls += 1;
         let mut ended = Ended {
@@ -320,6 +420,10 @@ impl HostFunction {
                 results[0] = WasmValue::I64(offset as i64);
                 Ok(())
             }
+            Shape::Builtin { .. } => Err(Error::new(
+                ErrorKind::Internal,
+                "packhost bug: a builtin ran as a host function",
+            )),
             Shape::General {
                 results: types,
                 handler,
@@ -397,6 +501,8 @@ fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
 pub(crate) struct HostTally {
     pub(crate) calls: u64,
     pub(crate) time: Duration,
+    /// Key-value operations, which count against `kv.max_ops_per_call`.
+    pub(crate) kv_ops: u64,
 }
 
 /// The host functions lent to one pack, with the pack's name and id that their calls see.
@@ -405,6 +511,12 @@ pub(crate) struct HostFunctions {
     pub(crate) functions: Vec<HostFunction>,
     pub(crate) pack_name: String,
     pub(crate) pack_id: String,
+}
+
+/// True for the import modules of packhost's own capabilities (`packhost:kv`), which no
+/// host may register functions in.
+pub(crate) fn is_packhost_namespace(namespace: &str) -> bool {
+    namespace.starts_with("packhost:")
 }
 
 /// Checks a host's registrations: no two under one import name, none in the ABI's own
@@ -417,6 +529,13 @@ pub(crate) fn check_registrations(functions: &[HostFunction]) -> Result<(), Erro
         if function.namespace == crate::module::EXTISM_ENV {
             return Err(Error::invalid_options(format!(
                 "host function {:?} cannot be registered in {:?}, the Extism ABI's own module",
+                function.name, function.namespace
+            )));
+        }
+        if is_packhost_namespace(&function.namespace) {
+            return Err(Error::invalid_options(format!(
+                "host function {:?} cannot be registered in {:?}: modules named packhost:* \
+                 are packhost's own capabilities",
                 function.name, function.namespace
             )));
         }

@@ -4,3 +4,4 @@
 
 pub(crate) mod host_fn;
 pub(crate) mod http;
+pub(crate) mod kv;

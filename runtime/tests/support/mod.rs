@@ -69,3 +69,79 @@ pub fn conformance_functions() -> Vec<packhost::HostFunction> {
         }),
     ]
 }
+
+/// A new, empty folder for one test's files under cargo's temporary folder for integration
+/// tests (inside the target dir), named after `label` and this process.
+pub fn scratch_folder(label: &str) -> PathBuf {
+    let folder =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).expect("scratch folder can be made");
+    folder
+}
+
+/// A `redis-server` of this test's own, on a free loopback port with its files in a scratch
+/// folder and append-only persistence fsynced on every write; stopped when dropped.
+pub struct RedisServer {
+    process: std::process::Child,
+    port: u16,
+}
+
+impl RedisServer {
+    /// Starts the server and waits (at most ten seconds) until it answers.
+    pub fn start() -> RedisServer {
+        let folder = scratch_folder("redis");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let process = std::process::Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&folder)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (`make setup` installs Debian's redis-server)");
+        let server = RedisServer { process, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !server.answers() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Its URL, database 0.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn answers(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let mut reply = [0u8; 5];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG"
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}

@@ -4,6 +4,7 @@ import {
   HostFunctionError,
   Pack,
   PackError,
+  QuotaExceededError,
   TimeoutError,
   type CallResult,
   type HostFunctions,
@@ -27,6 +28,7 @@ async function tour(): Promise<number> {
     await pack.call('spin')
   } catch (err) {
     if (err instanceof TimeoutError) return err.usage?.wall_time_us ?? 0
+    if (err instanceof QuotaExceededError) return err.usage?.kv_ops ?? 0
     if (err instanceof PackError && err.code === 'plugin_error') return err.returnCode ?? 1
     throw err
   }
@@ -59,7 +61,7 @@ async function hostFunctions(): Promise<number> {
     throw err
   }
   const tenant: unknown = echoed.usage.context
-  return echoed.json<{ pack: string }>().pack.length + usage.host_calls + usage.host_time_us + (tenant === null ? 0 : 1)
+  return echoed.json<{ pack: string }>().pack.length + usage.host_calls + usage.host_time_us + usage.kv_ops + (tenant === null ? 0 : 1)
 }
 
 void tour

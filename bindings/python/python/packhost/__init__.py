@@ -28,6 +28,7 @@ from .errors import (
     OutputTooLarge,
     PackError,
     PluginError,
+    QuotaExceeded,
     Timeout,
     Trap,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "Trap",
     "PluginError",
     "HostFunctionError",
+    "QuotaExceeded",
     "Io",
     "Internal",
     "__version__",

@@ -28,6 +28,7 @@ __all__ = [
     "Trap",
     "PluginError",
     "HostFunctionError",
+    "QuotaExceeded",
     "Io",
     "Internal",
     "ERROR_CLASSES",
@@ -164,8 +165,15 @@ class HostFunctionError(PackError):
         self.error_class = error_class
 
 
+class QuotaExceeded(PackError):
+    """The pack went past a quota of a capability: a key or value too large, a tenant's
+    storage full, too many operations in one call."""
+
+    code = "quota_exceeded"
+
+
 class Io(PackError):
-    """Reading the pack file failed."""
+    """Reading the pack file failed, or a capability's storage did."""
 
     code = "io"
 
@@ -193,6 +201,7 @@ ERROR_CLASSES: Mapping[str, Type[PackError]] = MappingProxyType(
             Trap,
             PluginError,
             HostFunctionError,
+            QuotaExceeded,
             Io,
             Internal,
         )

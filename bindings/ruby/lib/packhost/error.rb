@@ -172,7 +172,13 @@ module Packhost
     end
   end
 
-  # Reading a pack from disk failed.
+  # The pack went past a quota of a capability: a key or value too large, a tenant's
+  # storage full, too many operations in one call.
+  class QuotaExceededError < Error
+    code_is "quota_exceeded"
+  end
+
+  # Reading a pack from disk failed, or a capability's storage did.
   class IOError < Error
     code_is "io"
   end

@@ -28,8 +28,10 @@ module Packhost
       # rejects unknown fields. See the core's PackOptions: +limits+ (+memory_bytes+,
       # +timeout_ms+, +fuel+, +max_input_bytes+, +max_output_bytes+), +allowed_hosts+,
       # +config+, +log_level+, +allow_wasi+, +isolation+ (+"call"+, the default: no
-      # instance serves two calls; +"context"+; +"pack"+). Give them as keywords, as a Hash
-      # (string keys are fine, e.g. straight from a JSON or YAML config file), or both.
+      # instance serves two calls; +"context"+; +"pack"+), +kv+ (key-value storage for packs
+      # whose manifest asks for it: +backend+, +path+ and its quotas; nil, the default: not
+      # granted). Give them as keywords, as a Hash (string keys are fine, e.g. straight from
+      # a JSON or YAML config file), or both.
       #
       # Host functions the pack imports are lent with +functions:+, a Hash of import names
       # to handlers (see {HostFunction}), with the block ({HostFunctions}), or both. Every
@@ -95,8 +97,8 @@ module Packhost
     # @return [CallResult] the output with the call's usage and log lines
     # @raise [Error] a subclass per failure: {ActionNotFoundError}, {TimeoutError},
     #   {OutOfFuelError}, {MemoryLimitError}, {InputTooLargeError}, {OutputTooLargeError},
-    #   {HostDeniedError}, {TrapError}, {PluginError} or {HostFunctionError}; each carries
-    #   the call's usage and logs. A +throw+ out of a handler, or an exception outside
+    #   {HostDeniedError}, {TrapError}, {PluginError}, {HostFunctionError},
+    #   {QuotaExceededError} or {IOError}; each carries the call's usage and logs. A +throw+ out of a handler, or an exception outside
     #   StandardError (Interrupt, SystemExit), ends the call and then goes on as it began.
     def call(action, input = "", json: false, context: nil)
       action = action.to_s

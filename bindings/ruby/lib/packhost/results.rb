@@ -20,11 +20,15 @@ module Packhost
   # @!attribute [r] host_time_us
   #   @return [Integer] time spent in host functions' handlers, in microseconds (part of
   #     wall_time_us)
+  # @!attribute [r] kv_ops
+  #   @return [Integer] key-value operations the pack made (get, set, delete, list,
+  #     compare_and_set), refused ones included
   # @!attribute [r] context
   #   @return [Object, nil] the call's +context+ as the core recorded it (as JSON: Hash keys
   #     are Strings), nil when it had none
   Usage = Struct.new(:wall_time_us, :fuel_consumed, :peak_memory_bytes, :input_bytes,
-                     :output_bytes, :host_calls, :host_time_us, :context, keyword_init: true) do
+                     :output_bytes, :host_calls, :host_time_us, :kv_ops, :context,
+                     keyword_init: true) do
     # Builds a Usage from the core's record; fields this version does not know are ignored.
     #
     # @param hash [Hash{String=>Integer}]
@@ -40,7 +44,7 @@ module Packhost
     def self.from_a(values)
       new(wall_time_us: values[0], fuel_consumed: values[1], peak_memory_bytes: values[2],
           input_bytes: values[3], output_bytes: values[4], host_calls: values[5],
-          host_time_us: values[6], context: values[7]).freeze
+          host_time_us: values[6], kv_ops: values[7], context: values[8]).freeze
     end
   end
 

@@ -42,6 +42,9 @@ pub(super) fn link(
             }
             Shape::General {
                 params, results, ..
+            }
+            | Shape::Builtin {
+                params, results, ..
             } => {
                 let ty = FuncType::new(
                     linker.engine(),

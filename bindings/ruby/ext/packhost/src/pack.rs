@@ -157,6 +157,7 @@ impl RbPack {
                 usage.output_bytes,
                 usage.host_calls,
                 usage.host_time_us,
+                usage.kv_ops,
             ]
             .map(|number| number.into_value_with(ruby))
             .to_vec();

@@ -1,0 +1,305 @@
+//! The `sqlite` key-value backend, the embedded durable default: one SQLite file in WAL
+//! mode, which several processes of one application (gunicorn, Puma or Node cluster
+//! workers) may open at once. Every write is one `BEGIN IMMEDIATE` transaction, so two
+//! processes racing on a compare-and-set are serialised by SQLite's write lock, and a write
+//! whose call returned is in the WAL, where a killed process cannot lose it.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{backend_failed, Expect, KvStore, Moment, Put, Quota, Scope, TenantUsage, Write};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Longest a write waits for another process's lock when the call has no deadline.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Idle connections kept for the next operation; more are opened under contention.
+const IDLE_CONNECTIONS: usize = 8;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS packhost_kv (
+    tenant TEXT NOT NULL,
+    pack TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    expires_at_ms INTEGER,
+    PRIMARY KEY (tenant, pack, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS packhost_kv_tenants (
+    tenant TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL,
+    keys INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// A database file and a few open connections to it.
+pub(crate) struct SqliteStore {
+    path: String,
+    idle: Mutex<Vec<Connection>>,
+}
+
+fn failed(err: impl std::fmt::Display) -> Error {
+    backend_failed("sqlite", err)
+}
+
+/// A busy database past the call's deadline is the call's timeout, not a storage fault.
+fn classify(err: rusqlite::Error, at: &Moment) -> Error {
+    let busy = matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    if busy && at.remaining(LOCK_WAIT).is_zero() {
+        return Error::new(
+            ErrorKind::Timeout,
+            "the call ran past its time limit waiting for the kv store",
+        );
+    }
+    failed(err)
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database at `path` and its tables.
+    ///
+    /// # Errors
+    /// `invalid_options` without a path; `io` when the file cannot be opened or set up.
+    pub(crate) fn open(path: &str) -> Result<Self> {
+        if path.is_empty() {
+            return Err(Error::invalid_options(
+                "kv.path: the sqlite backend needs the database file's path",
+            ));
+        }
+        let store = SqliteStore {
+            path: path.to_string(),
+            idle: Mutex::new(Vec::new()),
+        };
+        let connection = store.connect()?;
+        connection.execute_batch(SCHEMA).map_err(failed)?;
+        store.give_back(connection);
+        Ok(store)
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let connection =
+            Connection::open(&self.path).map_err(|err| failed(format!("{}: {err}", self.path)))?;
+        connection.busy_timeout(LOCK_WAIT).map_err(failed)?;
+        // WAL: readers never block the writer, and other processes see each commit.
+        // synchronous=NORMAL: a commit is in the WAL before it returns, which survives the
+        // process being killed; only a power cut can lose the last commits.
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(failed)?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(failed)?;
+        Ok(connection)
+    }
+
+    /// Runs `work` on an idle connection (or a new one), waiting for locks no longer than
+    /// the call may.
+    fn with_connection<R>(
+        &self,
+        at: &Moment,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
+    ) -> Result<R> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut connection = match idle {
+            Some(connection) => connection,
+            None => self.connect()?,
+        };
+        let wait = at.remaining(LOCK_WAIT);
+        connection.busy_timeout(wait).map_err(failed)?;
+        let result = work(&mut connection).map_err(|err| classify(err, at));
+        self.give_back(connection);
+        result
+    }
+
+    fn give_back(&self, connection: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < IDLE_CONNECTIONS {
+                idle.push(connection);
+            }
+        }
+    }
+}
+
+fn live(expires_at_ms: Option<i64>, now_ms: u64) -> bool {
+    expires_at_ms.is_none_or(|at| at > now_ms as i64)
+}
+
+fn tenant_usage(tx: &rusqlite::Transaction<'_>, tenant: &str) -> rusqlite::Result<TenantUsage> {
+    let row = tx
+        .prepare_cached("SELECT bytes, keys FROM packhost_kv_tenants WHERE tenant = ?1")?
+        .query_row(params![tenant], |row| {
+            Ok(TenantUsage {
+                bytes: row.get::<_, i64>(0)? as u64,
+                keys: row.get::<_, i64>(1)? as u64,
+            })
+        })
+        .optional()?;
+    Ok(row.unwrap_or_default())
+}
+
+/// Drops the tenant's expired entries and gives their bytes back.
+fn sweep(tx: &rusqlite::Transaction<'_>, tenant: &str, now_ms: u64) -> rusqlite::Result<()> {
+    let (bytes, keys): (i64, i64) = tx
+        .prepare_cached(
+            "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0), COUNT(*)
+             FROM packhost_kv WHERE tenant = ?1 AND expires_at_ms <= ?2",
+        )?
+        .query_row(params![tenant, now_ms as i64], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    if keys > 0 {
+        tx.prepare_cached("DELETE FROM packhost_kv WHERE tenant = ?1 AND expires_at_ms <= ?2")?
+            .execute(params![tenant, now_ms as i64])?;
+        tx.prepare_cached(
+            "UPDATE packhost_kv_tenants SET bytes = max(bytes - ?2, 0), keys = max(keys - ?3, 0)
+             WHERE tenant = ?1",
+        )?
+        .execute(params![tenant, bytes, keys])?;
+    }
+    Ok(())
+}
+
+/// The outcome of a write inside its transaction: a quota refusal rolls it back.
+enum Attempt {
+    Done(Put),
+    OverQuota(Error),
+}
+
+fn entry_bytes(key: &str, value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
+}
+
+impl KvStore for SqliteStore {
+    fn get(&self, scope: Scope<'_>, key: &str, at: Moment) -> Result<Option<Vec<u8>>> {
+        self.with_connection(&at, |connection| {
+            let row = connection
+                .prepare_cached(
+                    "SELECT value, expires_at_ms FROM packhost_kv
+                     WHERE tenant = ?1 AND pack = ?2 AND key = ?3",
+                )?
+                .query_row(params![scope.tenant, scope.pack, key], |row| {
+                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Option<i64>>(1)?))
+                })
+                .optional()?;
+            Ok(row
+                .filter(|(_, expires)| live(*expires, at.now_ms))
+                .map(|(value, _)| value))
+        })
+    }
+
+    fn put(&self, scope: Scope<'_>, write: Write<'_>, quota: &Quota, at: Moment) -> Result<Put> {
+        let attempt = self.with_connection(&at, |connection| {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: Option<(Vec<u8>, Option<i64>)> = tx
+                .prepare_cached(
+                    "SELECT value, expires_at_ms FROM packhost_kv
+                     WHERE tenant = ?1 AND pack = ?2 AND key = ?3",
+                )?
+                .query_row(params![scope.tenant, scope.pack, write.key], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            let live_value = current
+                .as_ref()
+                .filter(|(_, expires)| live(*expires, at.now_ms))
+                .map(|(value, _)| value.as_slice());
+            let existed = live_value.is_some();
+            let holds = match write.expect {
+                Expect::Any => true,
+                Expect::Absent => live_value.is_none(),
+                Expect::Value(bytes) => live_value == Some(bytes),
+            };
+            if !holds {
+                return Ok(Attempt::Done(Put { applied: false, existed }));
+            }
+            let new = write.value.map(|value| entry_bytes(write.key, value));
+            let mut old = current.as_ref().map(|(value, _)| entry_bytes(write.key, value));
+            let mut usage = tenant_usage(&tx, scope.tenant)?.replace(old, new, quota);
+            if usage.is_err() {
+                sweep(&tx, scope.tenant, at.now_ms)?;
+                // The sweep may have taken the replaced entry itself.
+                if current.as_ref().is_some_and(|(_, expires)| !live(*expires, at.now_ms)) {
+                    old = None;
+                }
+                usage = tenant_usage(&tx, scope.tenant)?.replace(old, new, quota);
+            }
+            let usage = match usage {
+                Ok(usage) => usage,
+                Err(err) => return Ok(Attempt::OverQuota(err)),
+            };
+            match write.value {
+                Some(value) => {
+                    tx.prepare_cached(
+                        "INSERT INTO packhost_kv (tenant, pack, key, value, expires_at_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (tenant, pack, key)
+                         DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
+                    )?
+                    .execute(params![
+                        scope.tenant,
+                        scope.pack,
+                        write.key,
+                        value,
+                        write.expires_at_ms.map(|at| at as i64)
+                    ])?;
+                }
+                None => {
+                    tx.prepare_cached(
+                        "DELETE FROM packhost_kv WHERE tenant = ?1 AND pack = ?2 AND key = ?3",
+                    )?
+                    .execute(params![scope.tenant, scope.pack, write.key])?;
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO packhost_kv_tenants (tenant, bytes, keys) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant) DO UPDATE SET bytes = excluded.bytes, keys = excluded.keys",
+            )?
+            .execute(params![scope.tenant, usage.bytes as i64, usage.keys as i64])?;
+            tx.commit()?;
+            Ok(Attempt::Done(Put { applied: true, existed }))
+        })?;
+        match attempt {
+            Attempt::Done(put) => Ok(put),
+            Attempt::OverQuota(err) => Err(err),
+        }
+    }
+
+    fn list(
+        &self,
+        scope: Scope<'_>,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        at: Moment,
+    ) -> Result<Vec<String>> {
+        self.with_connection(&at, |connection| {
+            // Keys compare as text in byte order (SQLite's BINARY collation), so the prefix
+            // is a range: no LIKE, whose wildcards a key could carry.
+            let start = after.map_or(prefix, |after| after.max(prefix));
+            let mut statement = connection.prepare_cached(
+                "SELECT key, expires_at_ms FROM packhost_kv
+                 WHERE tenant = ?1 AND pack = ?2 AND key >= ?3
+                 ORDER BY key",
+            )?;
+            let mut rows = statement.query(params![scope.tenant, scope.pack, start])?;
+            let mut keys = Vec::new();
+            while let Some(row) = rows.next()? {
+                let key: String = row.get(0)?;
+                if !key.starts_with(prefix) || keys.len() >= limit {
+                    break;
+                }
+                if after.is_some_and(|after| key.as_str() <= after) {
+                    continue;
+                }
+                if live(row.get(1)?, at.now_ms) {
+                    keys.push(key);
+                }
+            }
+            Ok(keys)
+        })
+    }
+}
