@@ -36,6 +36,7 @@ demo: packs ## The main job: build the packs, run one from the command line and 
 	@echo
 	cargo run -q -p packhost --example quickstart
 	cargo run -q -p packhost --example host_functions
+	cargo run -q -p packhost --example webhook_guard
 
 test: test-rust test-node test-python test-ruby test-crates ## Every test: Rust, each host binding on its installed package, the crates.
 

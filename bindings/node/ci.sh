@@ -69,7 +69,7 @@ tarball="$(bash bindings/node/package.sh)"
 echo "$tarball"
 app="$snapshot/app"
 mkdir -p "$app"
-cp examples/node/api_errors.mjs plugins/dist/api_errors.wasm "$app/"
+cp examples/node/api_errors.mjs examples/node/webhook_guard.mjs plugins/dist/api_errors.wasm plugins/dist/webhook_guard.wasm "$app/"
 (
     cd "$app"
     echo '{"name": "packhost-example", "private": true, "type": "module"}' >package.json
@@ -83,6 +83,7 @@ cp examples/node/api_errors.mjs plugins/dist/api_errors.wasm "$app/"
             process.exit(1)
         }'
     node api_errors.mjs ./api_errors.wasm >/dev/null
+    node webhook_guard.mjs . >/dev/null
     echo "the installed tarball is optimised and ran the example"
 )
 

@@ -35,16 +35,21 @@ export declare class NativePack {
   /**
    * Calls `action` on the calling thread, blocking it for up to the call's timeout. On
    * success the usage goes into `usage` (wall_time_us, fuel_consumed, peak_memory_bytes,
-   * input_bytes, output_bytes, host_calls, host_time_us, kv_ops, 1 when log lines wait
-   * in `takeLogsJson`, then the output length) and the output into `scratch` when it
+   * input_bytes, output_bytes, host_calls, host_time_us, kv_ops, http_requests,
+   * http_bytes_sent, http_bytes_received, 1 when log lines or audit entries wait in
+   * `takeReportJson`, then the output length) and the output into `scratch` when it
    * fits, in which case nothing is returned: the hot path creates no JavaScript object at
-   * all. A larger output comes back as a Buffer, a failure as the full outcome.
-   * `options_json` is the call options as JSON text, absent for the defaults. Host
-   * functions the pack calls meanwhile run their handlers on this thread.
+   * all. The usage's context, pack names and action do not cross: the wrapper knows them.
+   * A larger output comes back as a Buffer, a failure as the full outcome. `options_json`
+   * is the call options as JSON text, absent for the defaults. Host functions the pack
+   * calls meanwhile run their handlers on this thread.
    */
   callSync(action: string, input: string | Buffer, usage: Float64Array, scratch: Buffer, optionsJson?: string | undefined | null): Buffer | NativeCallOutcome | undefined
-  /** The log lines of the last sync call, as JSON, when its usage said some were waiting. */
-  takeLogsJson(): string | null
+  /**
+   * The log lines and audit entries of the last sync call, as JSON (`{"logs": [...],
+   * "audit": [...]}`), when its usage said some were waiting.
+   */
+  takeReportJson(): string | null
   /**
    * Calls `action` on the libuv thread pool; the promise resolves with the outcome.
    * `options_json` is the call options as JSON text, absent for the defaults. Host
@@ -52,6 +57,11 @@ export declare class NativePack {
    * the pool thread waits.
    */
   call(action: string, input: string | Buffer, optionsJson?: string | undefined | null): Promise<NativeCallOutcome>
+  /**
+   * Counts and totals of this pack's calls since it was loaded (failed ones included, by
+   * error code), as JSON text the core serialized.
+   */
+  statsJson(): string
 }
 
 /** How the core was built (`packhost::build_info`), as JSON text the wrapper parses. */
@@ -88,7 +98,7 @@ export declare function loadPackSync(source: string | Buffer, optionsJson?: stri
 export interface NativeCallOutcome {
   /** The bytes the pack returned; absent when the call failed. */
   output?: Buffer
-  /** `{"usage": ..., "logs": [...]}` of a successful call. */
+  /** `{"usage": ..., "logs": [...], "audit": [...]}` of a successful call. */
   reportJson?: string
   /** What went wrong; absent when the call succeeded. */
   error?: NativeError
@@ -109,7 +119,10 @@ export interface NativeError {
    * `host_function_error` when there was one.
    */
   errorClass?: string
-  /** `{"usage": ..., "logs": [...]}` of the failed call, when the failure happened in one. */
+  /**
+   * `{"usage": ..., "logs": [...], "audit": [...]}` of the failed call, when the failure
+   * happened in one.
+   */
   reportJson?: string
 }
 

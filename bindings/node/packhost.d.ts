@@ -91,8 +91,74 @@ export interface Usage {
    * refused ones included.
    */
   kv_ops: number
+  /** HTTP requests the pack made, refused ones included. */
+  http_requests: number
+  /** Bytes of HTTP request bodies the pack sent. */
+  http_bytes_sent: number
+  /** Bytes of HTTP response bodies the pack received. */
+  http_bytes_received: number
   /** The call's `context` as the core recorded it (as JSON), `null` when it had none. */
   context: unknown
+  /** The pack's name, from its manifest. */
+  pack_name: string
+  /** The pack's version, from its manifest. */
+  pack_version: string
+  /** The pack's id: the SHA-256 of its module, in lowercase hex. */
+  pack_id: string
+  /** The action called. */
+  action: string
+}
+
+/** One use of a capability during a call, refusals included. */
+export interface AuditEntry {
+  /** The capability used. */
+  capability: 'http' | 'kv' | 'secret' | 'host_function'
+  /**
+   * What was done: the HTTP method; `get`, `set`, `delete`, `list` or `compare_and_set`;
+   * `read` for a secret; `call` for a host function.
+   */
+  operation: string
+  /**
+   * What it was done to: the HTTP host; the key (a `list`'s prefix); the secret's name (never
+   * its value); the host function's name. Empty when the pack's request could not be read.
+   */
+  target: string
+  /** `ok`: allowed and done; `denied`: refused by a grant or a quota; `failed`: allowed and failed. */
+  outcome: 'ok' | 'denied' | 'failed'
+  /** The HTTP response's status, when there was one. */
+  status?: number
+  /** Bytes the pack sent: an HTTP request body, a value written. */
+  bytes_sent: number
+  /** Bytes the pack received: an HTTP response body, a value read. */
+  bytes_received: number
+  /** Why it was refused or failed (the error's code and message), when it was. */
+  reason?: string
+}
+
+/** Counts and totals of a loaded pack's calls since it was loaded, sync and async alike. */
+export interface PackStats {
+  /** Calls made, failed ones included. */
+  calls: number
+  /** Calls that failed, by error code. */
+  errors: Partial<Record<ErrorCode, number>>
+  /** Sum of the calls' `wall_time_us`. */
+  wall_time_us: number
+  /** Sum of the calls' `fuel_consumed`. */
+  fuel_consumed: number
+  /** Sum of the calls' `input_bytes`. */
+  input_bytes: number
+  /** Sum of the calls' `output_bytes`. */
+  output_bytes: number
+  /** Sum of the calls' `host_calls`. */
+  host_calls: number
+  /** Sum of the calls' `kv_ops`. */
+  kv_ops: number
+  /** Sum of the calls' `http_requests`. */
+  http_requests: number
+  /** Sum of the calls' `http_bytes_sent`. */
+  http_bytes_sent: number
+  /** Sum of the calls' `http_bytes_received`. */
+  http_bytes_received: number
 }
 
 /** What one call carries besides its input. Unknown fields are an `InvalidOptionsError`. */
@@ -186,6 +252,8 @@ export declare class CallResult {
   readonly usage: Usage
   /** What the pack logged at or above the pack's log level. */
   readonly logs: LogRecord[]
+  /** Every capability the pack used (HTTP, key-value, secrets, host functions), in order. */
+  readonly audit: AuditEntry[]
   /** The output parsed as JSON; throws a SyntaxError when it is not JSON. */
   json<T = unknown>(): T
   toString(): string
@@ -216,6 +284,8 @@ export declare class Pack {
    * must answer synchronously. Throws a PackError.
    */
   callSync(action: string, input?: CallInput, options?: CallOptions | null): CallResult
+  /** Counts and totals of this pack's calls since it was loaded, failed ones included. */
+  stats(): PackStats
   /** Runs the `pre` hook (over an outgoing request) on the thread pool. */
   pre(input?: CallInput, options?: CallOptions | null): Promise<CallResult>
   /** Runs the `pre` hook on the calling thread. */
@@ -247,7 +317,10 @@ export type ErrorCode =
 
 /** Base class of every failure packhost reports. */
 export declare class PackError extends Error {
-  constructor(message: string, details?: { code?: ErrorCode; returnCode?: number; usage?: Usage; logs?: LogRecord[] })
+  constructor(
+    message: string,
+    details?: { code?: ErrorCode; returnCode?: number; usage?: Usage; logs?: LogRecord[]; audit?: AuditEntry[] },
+  )
   /** The core's stable snake_case code. */
   readonly code: ErrorCode
   /** The export's own non-zero return code, for `plugin_error`. */
@@ -256,6 +329,8 @@ export declare class PackError extends Error {
   readonly usage?: Usage
   /** What the failed call logged, when the failure happened during a call. */
   readonly logs?: LogRecord[]
+  /** Every capability the failed call used, refusals included, when the failure happened during a call. */
+  readonly audit?: AuditEntry[]
   /** The code this class stands for. */
   static readonly code?: ErrorCode
 }
@@ -276,7 +351,14 @@ export declare class PluginError extends PackError {}
 export declare class HostFunctionError extends PackError {
   constructor(
     message: string,
-    details?: { code?: ErrorCode; usage?: Usage; logs?: LogRecord[]; function?: string; errorClass?: string },
+    details?: {
+      code?: ErrorCode
+      usage?: Usage
+      logs?: LogRecord[]
+      audit?: AuditEntry[]
+      function?: string
+      errorClass?: string
+    },
   )
   /** The host function's import name. */
   readonly function?: string

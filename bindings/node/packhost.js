@@ -17,7 +17,7 @@ const native = require('./index.js')
 class PackError extends Error {
   /**
    * @param {string} message
-   * @param {{code?: string, returnCode?: number, usage?: object, logs?: object[]}} [details]
+   * @param {{code?: string, returnCode?: number, usage?: object, logs?: object[], audit?: object[]}} [details]
    */
   constructor(message, details = {}) {
     super(message)
@@ -26,6 +26,7 @@ class PackError extends Error {
     if (details.returnCode !== undefined) this.returnCode = details.returnCode
     if (details.usage !== undefined) this.usage = details.usage
     if (details.logs !== undefined) this.logs = details.logs
+    if (details.audit !== undefined) this.audit = details.audit
   }
 }
 
@@ -125,26 +126,38 @@ function toPackError(failure) {
     errorClass: failure.errorClass ?? undefined,
     usage: report.usage,
     logs: report.logs,
+    audit: report.audit,
   })
 }
 
-/** What one successful call returned: the output bytes, the call's usage and its log lines. */
+/**
+ * What one successful call returned: the output bytes, the call's usage, its log lines and
+ * its audit trail.
+ */
 class CallResult {
   /**
    * @param {Buffer} bytes
    * @param {object} usage
    * @param {object[]} logs
+   * @param {object[]} audit
    */
-  constructor(bytes, usage, logs) {
+  constructor(bytes, usage, logs, audit) {
     /** The bytes the pack returned. */
     this.bytes = bytes
     /**
      * What the call cost: wall_time_us, fuel_consumed, peak_memory_bytes, input_bytes,
-     * output_bytes, host_calls, host_time_us, kv_ops, and the call's context.
+     * output_bytes, host_calls, host_time_us, kv_ops, http_requests, http_bytes_sent,
+     * http_bytes_received; and whom and what it was for: context, pack_name, pack_version,
+     * pack_id, action.
      */
     this.usage = usage
     /** What the pack logged at or above the pack's log level: `{level, message}` records. */
     this.logs = logs
+    /**
+     * Every capability the pack used, refusals included, in order: `{capability, operation,
+     * target, outcome, status?, bytes_sent, bytes_received, reason?}` records.
+     */
+    this.audit = audit
   }
 
   /** The output decoded as UTF-8. */
@@ -219,10 +232,16 @@ function toInput(input) {
 }
 
 /**
- * How many numbers a sync call leaves in its usage array: the eight usage fields, a flag for
- * waiting log lines, then the output length.
+ * How many numbers a sync call leaves in its usage array: the eleven numeric usage fields, a
+ * flag for waiting log lines or audit entries, then the output length.
  */
-const SYNC_USAGE_SLOTS = 10
+const SYNC_USAGE_SLOTS = 13
+
+/** The slot of that flag: 1 when `takeReportJson` holds the call's log lines and audit trail. */
+const SYNC_REPORT_WAITING = 11
+
+/** The slot of the output's length. */
+const SYNC_OUTPUT_LENGTH = 12
 
 /**
  * Where sync calls leave their usage numbers and their output (when it fits), so a call
@@ -239,6 +258,9 @@ let syncDepth = 0
 
 /** The logs of a call that logged nothing: one shared, frozen empty list. */
 const NO_LOGS = Object.freeze([])
+
+/** The audit trail of a call that used no capability: one shared, frozen empty list. */
+const NO_AUDIT = Object.freeze([])
 
 const CONSOLE_METHODS = { trace: 'debug', debug: 'debug', info: 'info', warn: 'warn', error: 'error' }
 
@@ -476,6 +498,8 @@ class Pack {
   #native
   #onLog
   #manifest
+  // The pack's name, version and id as sync calls' usage records give them; read once.
+  #names
   // Held for the pack's lifetime: the addon finds the handlers through it, by id only.
   #host
 
@@ -572,12 +596,12 @@ class Pack {
     } finally {
       syncDepth -= 1
     }
-    // On success the usage (with a flag for waiting log lines and the output length) is in
-    // `usage` and the output in `scratch`, or returned as a Buffer when it did not fit; a
-    // failure comes back as a full outcome.
+    // On success the usage (with a flag for waiting log lines or audit entries, and the
+    // output length) is in `usage` and the output in `scratch`, or returned as a Buffer when
+    // it did not fit; a failure comes back as a full outcome.
     let bytes
     if (outcome === undefined || outcome === null) {
-      const length = usage[9]
+      const length = usage[SYNC_OUTPUT_LENGTH]
       bytes = Buffer.allocUnsafe(length)
       scratch.copy(bytes, 0, 0, length)
     } else if (Buffer.isBuffer(outcome)) {
@@ -586,10 +610,14 @@ class Pack {
       return this.#finish(outcome)
     }
     let logs = NO_LOGS
-    if (usage[8] === 1) {
-      logs = JSON.parse(this.#native.takeLogsJson())
+    let audit = NO_AUDIT
+    if (usage[SYNC_REPORT_WAITING] === 1) {
+      const waiting = JSON.parse(this.#native.takeReportJson())
+      logs = waiting.logs
+      audit = waiting.audit
       this.#forwardLogs(logs)
     }
+    const names = this.#names ?? this.#usageNames()
     return new CallResult(bytes, {
       wall_time_us: usage[0],
       fuel_consumed: usage[1],
@@ -599,10 +627,40 @@ class Pack {
       host_calls: usage[5],
       host_time_us: usage[6],
       kv_ops: usage[7],
+      http_requests: usage[8],
+      http_bytes_sent: usage[9],
+      http_bytes_received: usage[10],
       // The core records the call's context with its usage. It is the options' own, so it
-      // is read back from the JSON sent rather than carried back across the boundary.
+      // is read back from the JSON sent rather than carried back across the boundary. The
+      // pack's names and the action are known on this side too, so they do not cross either.
       context: optionsJson === undefined ? null : (JSON.parse(optionsJson).context ?? null),
-    }, logs)
+      pack_name: names.name,
+      pack_version: names.version,
+      pack_id: names.id,
+      action,
+    }, logs, audit)
+  }
+
+  /**
+   * The pack's name and version (from the core's manifest) and id, as usage records name
+   * them. Read once, and from the core rather than `this.manifest`, which its holder may
+   * have changed.
+   */
+  #usageNames() {
+    const { name, version } = JSON.parse(this.#native.manifestJson)
+    this.#names = { name, version, id: this.#native.id }
+    return this.#names
+  }
+
+  /**
+   * Counts and totals of this pack's calls since it was loaded, over sync and async calls
+   * alike: `calls`, `errors` (failed calls by error code) and the sums of the calls' usage
+   * numbers (wall_time_us, fuel_consumed, input_bytes, output_bytes, host_calls, kv_ops,
+   * http_requests, http_bytes_sent, http_bytes_received).
+   * @returns {object}
+   */
+  stats() {
+    return JSON.parse(this.#native.statsJson())
   }
 
   /** Runs the pack's `pre` hook (conventionally over an outgoing request) on the thread pool. */
@@ -634,7 +692,7 @@ class Pack {
     }
     const report = JSON.parse(outcome.reportJson)
     this.#forwardLogs(report.logs)
-    return new CallResult(outcome.output, report.usage, report.logs)
+    return new CallResult(outcome.output, report.usage, report.logs, report.audit)
   }
 
   #forwardLogs(logs) {

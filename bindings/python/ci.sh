@@ -12,7 +12,7 @@ cd "$ROOT"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-for pack in text_tools api_errors hostile plain; do
+for pack in text_tools api_errors hostile plain kv_probe webhook_guard; do
   if [[ ! -f "plugins/dist/$pack.wasm" ]]; then
     echo "plugins/dist/$pack.wasm is missing: build the sample packs first (make packs)" >&2
     exit 1
@@ -53,6 +53,7 @@ assert info["debug_assertions"] is False, info
 PY
   )
   (cd "$SCRATCH" && "$venv/bin/python" "$ROOT/examples/python/quickstart.py" "$ROOT/plugins/dist" >/dev/null)
+  (cd "$SCRATCH" && "$venv/bin/python" "$ROOT/examples/python/webhook_guard.py" "$ROOT/plugins/dist" >/dev/null)
   echo "$("$venv/bin/python" --version): installed build is optimised, the example ran"
 }
 

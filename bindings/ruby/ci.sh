@@ -73,4 +73,5 @@ ruby -e '
   end
 '
 ruby "$repo_root/examples/ruby/quickstart.rb" "$repo_root/plugins/dist" >/dev/null
+ruby "$repo_root/examples/ruby/webhook_guard.rb" "$repo_root/plugins/dist" >/dev/null
 echo "ci.sh: the installed gem is optimised and ran the example"

@@ -236,6 +236,8 @@ fn inspect(path: &Path, as_json: bool) -> Result<(), Failure> {
     println!("asks for");
     println!("  http hosts  {}", list_or_none(&caps.http_hosts));
     println!("  config keys {}", list_or_none(&caps.config));
+    println!("  secrets     {}", list_or_none(&caps.secrets));
+    println!("  kv storage  {}", if caps.kv { "yes" } else { "no" });
     let functions: Vec<String> = caps
         .host_functions
         .iter()
@@ -311,11 +313,13 @@ fn call(
         }
     }
     let out = result?;
+    // A secret the pack read stays off the terminal, as it stays out of logs and errors.
+    let output = pack.redactor().redact_bytes(&out.output);
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_all(&out.output)
+        .write_all(&output)
         .and_then(|()| {
-            if std::io::stdout().is_terminal() && !out.output.ends_with(b"\n") {
+            if std::io::stdout().is_terminal() && !output.ends_with(b"\n") {
                 stdout.write_all(b"\n")
             } else {
                 Ok(())

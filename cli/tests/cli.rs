@@ -239,3 +239,29 @@ fn version_verbose_says_how_the_binary_was_built() {
     // --verbose alone is a usage error, not a silent no-op.
     assert_eq!(packhost(&["--verbose"], None).status.code(), Some(2));
 }
+
+#[test]
+fn call_never_prints_a_secret_the_pack_read() {
+    let options = r#"{"secrets": {"api_key": "sk_live_4242"}}"#;
+    let out = packhost(
+        &[
+            "call",
+            &pack("hostile"),
+            "leak_secret",
+            "api_key",
+            "--options",
+            options,
+            "--logs",
+            "--usage",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let printed = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!printed.contains("sk_live_4242"), "{printed}");
+    assert!(printed.contains("the api_key is [redacted]"), "{printed}");
+    assert!(
+        printed.contains("error[plugin_error]: leaking api_key=[redacted]!"),
+        "{printed}"
+    );
+}

@@ -52,6 +52,34 @@ pub fn config(key: &str) -> Option<String> {
 
 pub mod kv;
 
+#[link(wasm_import_module = "packhost:host/secrets")]
+extern "C" {
+    #[link_name = "get"]
+    fn secrets_get(name: u64) -> i64;
+}
+
+/// Reads the secret `name`, which the pack must declare (`secrets: [...]` in [`pack!`]) and
+/// the host must supply; otherwise the call ends with `host_denied`. Never log it: packhost
+/// replaces the value with `[redacted]` in log lines and errors, but not in the output.
+pub fn secret(name: &str) -> Result<String, Error> {
+    let block = extism_pdk::Memory::from_bytes(name)?;
+    // SAFETY: the import is packhost's `packhost:host/secrets::get`; the block outlives it.
+    let offset = unsafe { secrets_get(block.offset()) };
+    block.free();
+    let value = match offset {
+        0 => Vec::new(),
+        offset => match extism_pdk::Memory::find(offset as u64) {
+            Some(memory) => {
+                let bytes = memory.to_vec();
+                memory.free();
+                bytes
+            }
+            None => Vec::new(),
+        },
+    };
+    String::from_utf8(value).map_err(|_| fail(format!("secret {name:?} is not UTF-8")))
+}
+
 /// Bulk I/O with packhost's native engine, used by the macros; not a stable API.
 #[doc(hidden)]
 pub mod bulk;
@@ -192,6 +220,9 @@ pub mod __private {
         /// Key-value storage.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         pub kv: bool,
+        /// Secret names.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub secrets: Vec<&'static str>,
     }
 
     /// Runs one export: reads the input, applies `body`, writes the output or the error.
@@ -249,6 +280,7 @@ pub mod __private {
 ///     config: ["api_key"],
 ///     host_functions: [lookup_customer],
 ///     kv: true,
+///     secrets: ["api_key"],
 /// }
 /// ```
 #[macro_export]
@@ -261,6 +293,7 @@ macro_rules! pack {
         $(, config: [$($key:expr),* $(,)?])?
         $(, host_functions: [$($host_function:ident),* $(,)?])?
         $(, kv: $kv:expr)?
+        $(, secrets: [$($secret:expr),* $(,)?])?
         $(,)?
     ) => {
         #[doc(hidden)]
@@ -294,6 +327,7 @@ macro_rules! pack {
                     config: vec![$($($key),*)?],
                     host_functions: vec![$($($host_function::__packhost_describe_host_function()),*)?],
                     kv: false $(|| $kv)?,
+                    secrets: vec![$($($secret),*)?],
                 },
             })
         }

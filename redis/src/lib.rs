@@ -18,6 +18,9 @@ use packhost::{
 };
 use redis::{Connection, Script};
 
+/// The Redis client this backend is built on, for hosts that talk to the same server.
+pub use redis;
+
 /// Longest an operation waits for the server when the call has no deadline.
 const SERVER_WAIT: Duration = Duration::from_secs(5);
 
@@ -324,5 +327,85 @@ impl KvStore for RedisStore {
                 .arg(at.now_ms)
                 .invoke(connection)
         })
+    }
+}
+
+/// A private `redis-server` for tests and benchmarks: started on a free loopback port with
+/// its files in a new temporary folder and append-only persistence fsynced on every write,
+/// stopped (and its folder removed) when dropped. Needs `redis-server` on the `PATH`.
+pub struct LocalServer {
+    process: std::process::Child,
+    port: u16,
+    folder: std::path::PathBuf,
+}
+
+impl LocalServer {
+    /// Starts the server and waits (at most ten seconds) until it answers `PING`.
+    ///
+    /// # Errors
+    /// When `redis-server` cannot be started or does not answer in time.
+    pub fn start() -> std::io::Result<LocalServer> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let folder = std::env::temp_dir().join(format!(
+            "packhost-redis-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&folder)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let process = std::process::Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&folder)
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let server = LocalServer {
+            process,
+            port,
+            folder,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !server.answers() {
+            if std::time::Instant::now() >= deadline {
+                return Err(std::io::Error::other("redis-server did not answer in 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+
+    /// Its URL, database 0.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn answers(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let mut reply = [0u8; 5];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG"
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.folder);
     }
 }

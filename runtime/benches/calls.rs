@@ -250,5 +250,154 @@ fn isolation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_call, host_function_round_trip, isolation);
+/// Key-value operations per call in the `kv/<backend>` benchmarks: one call times this many.
+const KV_OPS_PER_CALL: usize = 100;
+
+/// A key-value get and set of 64 bytes from inside a pack (`kv_probe`, `KV_OPS_PER_CALL`
+/// operations per call, so the call's own cost is spread thin), per backend, next to the
+/// same operation done directly from Rust on the same store: rusqlite on the same database
+/// file, the redis client on the same server, a locked map for memory.
+fn key_value(c: &mut Criterion) {
+    let folder = std::env::temp_dir().join(format!("packhost-kv-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).expect("bench folder");
+    let database = folder.join("kv.sqlite3");
+    let redis = packhost_redis::LocalServer::start().expect("redis-server runs");
+    packhost_redis::register();
+    let times = KV_OPS_PER_CALL.to_string();
+    for backend in ["memory", "sqlite", "redis"] {
+        let options = PackOptions::from_value(serde_json::json!({
+            "isolation": "pack",
+            "kv": {"backend": backend, "path": database, "url": redis.url()},
+        }))
+        .expect("bench options are valid");
+        let pack = Pack::load_file(dist("kv_probe.wasm"), options).expect("kv_probe loads");
+        pack.call("set_repeatedly", b"1").expect("the key is set");
+        let mut group = c.benchmark_group(format!("kv/{backend}"));
+        group.throughput(Throughput::Elements(KV_OPS_PER_CALL as u64));
+        group.bench_function(BenchmarkId::from_parameter("pack-get"), |b| {
+            b.iter(|| {
+                pack.call("get_repeatedly", times.as_bytes())
+                    .expect("gets")
+                    .output
+                    .len()
+            })
+        });
+        group.bench_function(BenchmarkId::from_parameter("pack-set"), |b| {
+            b.iter(|| {
+                pack.call("set_repeatedly", times.as_bytes())
+                    .expect("sets")
+                    .output
+                    .len()
+            })
+        });
+        let mut direct = Direct::open(backend, &database, &redis.url());
+        group.bench_function(BenchmarkId::from_parameter("direct-get"), |b| {
+            b.iter(|| (0..KV_OPS_PER_CALL).map(|_| direct.get()).sum::<usize>())
+        });
+        group.bench_function(BenchmarkId::from_parameter("direct-set"), |b| {
+            b.iter(|| (0..KV_OPS_PER_CALL).for_each(|_| direct.set()))
+        });
+        group.finish();
+    }
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+/// The reference: one get or set of 64 bytes done straight on a backend's store. The memory
+/// reference takes a lock per operation, as the memory backend must.
+#[allow(clippy::mut_mutex_lock)]
+enum Direct {
+    Memory(std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>),
+    Sqlite(rusqlite::Connection),
+    Redis(packhost_redis::redis::Connection),
+}
+
+#[allow(clippy::mut_mutex_lock)]
+impl Direct {
+    fn open(backend: &str, database: &std::path::Path, url: &str) -> Self {
+        match backend {
+            "sqlite" => {
+                let connection = rusqlite::Connection::open(database).expect("sqlite opens");
+                connection
+                    .pragma_update(None, "journal_mode", "WAL")
+                    .unwrap();
+                connection
+                    .pragma_update(None, "synchronous", "NORMAL")
+                    .unwrap();
+                connection
+                    .execute_batch(
+                        "CREATE TABLE IF NOT EXISTS direct (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+                         INSERT OR REPLACE INTO direct VALUES ('bench', zeroblob(64));",
+                    )
+                    .unwrap();
+                Direct::Sqlite(connection)
+            }
+            "redis" => {
+                let client = packhost_redis::redis::Client::open(url).expect("redis url");
+                let mut connection = client.get_connection().expect("redis connects");
+                packhost_redis::redis::cmd("SET")
+                    .arg("direct")
+                    .arg([b'v'; 64].as_slice())
+                    .query::<()>(&mut connection)
+                    .unwrap();
+                Direct::Redis(connection)
+            }
+            _ => Direct::Memory(std::sync::Mutex::new(
+                [("bench".to_string(), vec![b'v'; 64])]
+                    .into_iter()
+                    .collect(),
+            )),
+        }
+    }
+
+    fn get(&mut self) -> usize {
+        match self {
+            Direct::Memory(map) => map.lock().unwrap().get("bench").map_or(0, Vec::len),
+            Direct::Sqlite(connection) => connection
+                .prepare_cached("SELECT value FROM direct WHERE key = ?1")
+                .unwrap()
+                .query_row(["bench"], |row| row.get::<_, Vec<u8>>(0))
+                .unwrap()
+                .len(),
+            Direct::Redis(connection) => packhost_redis::redis::cmd("GET")
+                .arg("direct")
+                .query::<Vec<u8>>(connection)
+                .unwrap()
+                .len(),
+        }
+    }
+
+    fn set(&mut self) {
+        let value = [b'v'; 64];
+        match self {
+            Direct::Memory(map) => {
+                map.lock()
+                    .unwrap()
+                    .insert("bench".to_string(), value.to_vec());
+            }
+            Direct::Sqlite(connection) => {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO direct (key, value) VALUES (?1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    )
+                    .unwrap()
+                    .execute(rusqlite::params!["bench", value.as_slice()])
+                    .unwrap();
+            }
+            Direct::Redis(connection) => packhost_redis::redis::cmd("SET")
+                .arg("direct")
+                .arg(value.as_slice())
+                .query::<()>(connection)
+                .unwrap(),
+        }
+    }
+}
+
+criterion_group!(
+    benches,
+    per_call,
+    host_function_round_trip,
+    isolation,
+    key_value
+);
 criterion_main!(benches);

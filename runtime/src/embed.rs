@@ -29,7 +29,14 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
         &info,
         "host functions are not available while the manifest is generated",
     );
-    stubs.extend(crate::capabilities::kv::functions_for(&info, None));
+    stubs.extend(crate::capabilities::builtin_functions(
+        &info,
+        None,
+        Arc::new(crate::capabilities::secrets::SecretGrant::new(
+            &[],
+            &Default::default(),
+        )),
+    ));
     info.check_imports(false, &stubs)?;
     if !info.exports_function(MANIFEST_EXPORT) {
         return Err(Error::invalid_pack(format!(
@@ -45,6 +52,7 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
         config: BTreeMap::new(),
         limits: Limits::default(),
         log_level: LogLevel::Off,
+        redactor: Default::default(),
         wasi: false,
         host_functions: Arc::new(HostFunctions {
             functions: stubs,

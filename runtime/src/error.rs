@@ -110,6 +110,14 @@ pub struct Error {
 }
 
 impl Error {
+    /// The same error with every secret value in its message replaced by `[redacted]`.
+    pub(crate) fn redacted(mut self, redactor: &crate::capabilities::secrets::Redactor) -> Self {
+        if !redactor.is_empty() {
+            self.message = redactor.redact(&self.message);
+        }
+        self
+    }
+
     /// Makes an error of `kind` with a message for people.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {

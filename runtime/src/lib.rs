@@ -31,6 +31,7 @@ mod pool;
 mod usage;
 
 pub use build_info::{build_info, BuildInfo};
+pub use capabilities::audit::{AuditEntry, AuditOutcome, Capability, MAX_AUDIT_ENTRIES};
 pub use capabilities::host_fn::{
     unavailable_host_functions, HostCall, HostFnError, HostFunction, KernelMemory, ValueType,
     WasmValue, EXTISM_USER,
@@ -38,6 +39,9 @@ pub use capabilities::host_fn::{
 pub use capabilities::kv::{
     backend_failed, quota_exceeded, register_kv_backend, Expect, KvBackendFactory, KvOptions,
     KvStore, Moment, Put, Quota, Scope, TenantUsage, Write, KV_FUNCTIONS, KV_NAMESPACE,
+};
+pub use capabilities::secrets::{
+    Redactor, Secrets, REDACTED, SECRETS_FUNCTIONS, SECRETS_NAMESPACE,
 };
 pub use embed::embed_generated_manifest;
 pub use engine::forget_compiled_code;
@@ -51,4 +55,4 @@ pub use options::{
     tenant_of, CallOptions, EngineKind, HttpOptions, Isolation, Limits, LogLevel, PackOptions,
 };
 pub use pack::Pack;
-pub use usage::{CallOutput, CallReport, LogRecord, Usage};
+pub use usage::{CallOutput, CallReport, LogRecord, PackStats, Usage};

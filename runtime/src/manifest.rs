@@ -96,9 +96,12 @@ pub struct Capabilities {
     /// Host functions the pack imports; a host must lend each one to load the pack.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_functions: Vec<HostFunctionSpec>,
-    /// Key-value storage (`packhost:kv`), scoped to the calling tenant and this pack.
+    /// Key-value storage (`packhost:host/kv`), scoped to the calling tenant and this pack.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kv: bool,
+    /// Names of the secrets the pack reads (`packhost:host/secrets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 /// One host function a pack imports, as its manifest describes it.

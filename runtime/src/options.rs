@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::capabilities::kv::KvOptions;
+use crate::capabilities::secrets::Secrets;
 use crate::error::{Error, Result};
 use crate::hosts::HostPattern;
 
@@ -188,6 +189,10 @@ pub struct PackOptions {
     pub http: HttpOptions,
     /// Config values; the pack sees only keys its manifest declares.
     pub config: BTreeMap<String, String>,
+    /// Secret values by name, kept apart from `config`: a pack reads one (through
+    /// `packhost:host/secrets`) only when its manifest declares the name, and every value
+    /// is replaced by `[redacted]` in the log lines and error messages of its calls.
+    pub secrets: Secrets,
     /// Lowest plugin log level recorded. Default `info`.
     pub log_level: LogLevel,
     /// Let the pack import WASI (`wasi_snapshot_preview1`), needed by some guest languages.
@@ -200,6 +205,12 @@ pub struct PackOptions {
     /// Key-value storage for packs whose manifest asks for `kv`: where it is kept and its
     /// quotas. Default `null`: not granted.
     pub kv: Option<KvOptions>,
+    /// A JSON Lines file each call's usage record is appended to (created `0600` when
+    /// missing), for billing without wrapping every call. Default `null`: none.
+    pub usage_log: Option<String>,
+    /// A JSON Lines file each call's audit entries are appended to, one per line with the
+    /// pack, action and context. Default `null`: none.
+    pub audit_log: Option<String>,
 }
 
 impl PackOptions {

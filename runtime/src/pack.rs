@@ -15,9 +15,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
+use crate::capabilities::audit::{AuditEntry, Capability};
+use crate::capabilities::builtin_functions;
 use crate::capabilities::host_fn::{check_registrations, HostFunction, HostFunctions};
 use crate::capabilities::http::HttpGrant;
 use crate::capabilities::kv;
+use crate::capabilities::secrets::{Redactor, SecretGrant};
 use crate::engine::{refuse_what_extism_cannot_bound, Instance, InstanceSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hosts::effective_hosts;
@@ -26,7 +29,7 @@ use crate::manifest::PackManifest;
 use crate::module::ModuleInfo;
 use crate::options::{tenant_of, CallOptions, EngineKind, Isolation, PackOptions};
 use crate::pool::Pool;
-use crate::usage::{CallOutput, CallReport, Usage};
+use crate::usage::{CallOutput, CallReport, PackStats, Usage};
 
 /// A loaded, validated pack. Clones share the compiled pack and its instances.
 #[derive(Clone)]
@@ -44,6 +47,59 @@ struct PackInner {
     idle: Pool<Idle>,
     /// Which actions' calls hand an interpreter lock over ([`Pack::call_locked`]).
     lengths: CallLengths,
+    /// Every call since load, summed.
+    stats: Mutex<PackStats>,
+    /// Where each call's usage record is appended, when the host asked.
+    usage_log: Option<JsonLines>,
+    /// Where each call's audit entries are appended, when the host asked.
+    audit_log: Option<JsonLines>,
+}
+
+/// One audit entry as `audit_log` holds it: which call it belongs to, then the entry.
+#[derive(serde::Serialize)]
+struct AuditLine<'a> {
+    pack_name: &'a str,
+    pack_version: &'a str,
+    pack_id: &'a str,
+    action: &'a str,
+    context: &'a serde_json::Value,
+    #[serde(flatten)]
+    entry: &'a AuditEntry,
+}
+
+/// A JSON Lines file a pack appends one record per line to. Each line goes out in one
+/// `write` on a file opened for appending, so lines from several processes never
+/// interleave and a crash loses at most the line being written.
+struct JsonLines {
+    path: String,
+    file: std::fs::File,
+}
+
+impl JsonLines {
+    fn open(path: &str) -> Result<Self> {
+        let mut open = std::fs::OpenOptions::new();
+        open.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+        let file = open
+            .open(path)
+            .map_err(|err| Error::new(ErrorKind::Io, format!("{path}: {err}")))?;
+        Ok(JsonLines {
+            path: path.to_string(),
+            file,
+        })
+    }
+
+    fn append(&self, record: &impl serde::Serialize) {
+        use std::io::Write;
+        let Ok(mut line) = serde_json::to_vec(record) else {
+            return;
+        };
+        line.push(b'\n');
+        if let Err(err) = (&self.file).write_all(&line) {
+            tracing::warn!(path = %self.path, "could not append to the log: {err}");
+        }
+    }
 }
 
 /// An instance waiting for its next call, with the tenant whose calls it may serve under
@@ -142,8 +198,10 @@ impl Pack {
             }
             _ => None,
         };
+        let secrets = Arc::new(SecretGrant::new(&asked.secrets, &options.secrets));
+        let redactor = Arc::new(Redactor::new(&options.secrets));
         let mut functions = functions;
-        functions.extend(kv::functions_for(&module, kv_grant));
+        functions.extend(builtin_functions(&module, kv_grant, secrets));
         module.check_imports(options.allow_wasi, &functions)?;
         if options.engine == EngineKind::Extism {
             refuse_what_extism_cannot_bound(&module, options.allow_wasi, &options.limits)?;
@@ -164,6 +222,7 @@ impl Pack {
                 .collect(),
             limits: options.limits.clone(),
             log_level: options.log_level,
+            redactor: redactor.clone(),
             wasi: options.allow_wasi && module.imports_wasi(),
             host_functions: Arc::new(HostFunctions {
                 // Only what the pack imports is linked: the rest would be dead weight in
@@ -188,6 +247,16 @@ impl Pack {
         // so load stays cheap for hosts that load many packs and call few.
         tracing::debug!(name = %manifest.name, version = %manifest.version, "pack loaded");
         let manifest_actions = manifest.actions.len();
+        let usage_log = options
+            .usage_log
+            .as_deref()
+            .map(JsonLines::open)
+            .transpose()?;
+        let audit_log = options
+            .audit_log
+            .as_deref()
+            .map(JsonLines::open)
+            .transpose()?;
 
         Ok(Pack {
             inner: Arc::new(PackInner {
@@ -199,6 +268,9 @@ impl Pack {
                 spec,
                 idle: Pool::default(),
                 lengths: CallLengths::new(manifest_actions),
+                stats: Mutex::new(PackStats::default()),
+                usage_log,
+                audit_log,
             }),
         })
     }
@@ -236,6 +308,12 @@ impl Pack {
             .iter()
             .map(|action| action.name.as_str())
             .collect()
+    }
+
+    /// What hides the host's secret values (`options.secrets`) in text from this pack; the
+    /// `packhost` command runs a call's output through it before printing.
+    pub fn redactor(&self) -> &Redactor {
+        &self.inner.spec.redactor
     }
 
     /// HTTP host patterns the pack may reach: what it asked for, narrowed by the host's grant.
@@ -285,6 +363,7 @@ impl Pack {
             output,
             usage: report.usage,
             logs: report.logs,
+            audit: report.audit,
         })
     }
 
@@ -416,11 +495,14 @@ impl Pack {
             Some(instance) => instance,
             None => Instance::new(&inner.spec).map_err(|mut err| {
                 // A start-up that failed reports its cost as this call's.
+                let code = err.code();
                 if let Some(report) = err.report_mut() {
                     report.usage.input_bytes = input.len() as u64;
                     report.usage.context = options.context.clone();
+                    self.name_usage(&mut report.usage, action);
+                    self.account(&report.usage, &report.audit, Some(code));
                 }
-                err
+                err.redacted(&inner.spec.redactor)
             })?,
         };
         let mut output_bytes = 0;
@@ -447,7 +529,19 @@ impl Pack {
             index,
             outcome.wall_time.saturating_sub(outcome.startup_time),
         );
-        let usage = Usage {
+        let http = outcome
+            .audit
+            .iter()
+            .filter(|entry| entry.capability == Capability::Http);
+        let (http_requests, http_bytes_sent, http_bytes_received) =
+            http.fold((0, 0, 0), |(n, sent, received), entry| {
+                (
+                    n + 1,
+                    sent + entry.bytes_sent,
+                    received + entry.bytes_received,
+                )
+            });
+        let mut usage = Usage {
             wall_time_us: u64::try_from(outcome.wall_time.as_micros()).unwrap_or(u64::MAX),
             fuel_consumed: outcome.fuel_consumed,
             peak_memory_bytes: outcome.peak_memory_bytes,
@@ -456,8 +550,13 @@ impl Pack {
             host_calls: outcome.host.calls,
             host_time_us: u64::try_from(outcome.host.time.as_micros()).unwrap_or(u64::MAX),
             kv_ops: outcome.host.kv_ops,
+            http_requests,
+            http_bytes_sent,
+            http_bytes_received,
             context: options.context.clone(),
+            ..Usage::default()
         };
+        self.name_usage(&mut usage, action);
         // A pack that returned normally (even with its own error) left its instance sound;
         // any other failure may have left it mid-way, so its store and wasm instance are
         // replaced before anyone uses it again. Under `isolation: "call"` every instance is
@@ -482,17 +581,73 @@ impl Pack {
         if reusable {
             self.checkin(instance, &options.context);
         }
+        let audit = outcome
+            .audit
+            .into_iter()
+            .map(|entry| {
+                let entry = redact_entry(entry, &inner.spec.redactor);
+                emit_audit(&inner.manifest, action, &options.context, &entry);
+                entry
+            })
+            .collect();
         let report = CallReport {
             usage,
             logs: outcome.logs,
+            audit,
         };
+        let failed = outcome.result.as_ref().err().map(Error::code);
+        self.account(&report.usage, &report.audit, failed);
         match outcome.result {
             Ok(output) => Ok((output, report)),
             Err(err) => {
+                // The pack's own error text may quote a secret it read.
+                let err = err.redacted(&inner.spec.redactor);
                 tracing::debug!(code = err.code(), "call failed: {}", err.message());
                 Err(err.with_report(report))
             }
         }
+    }
+
+    /// Names the pack and the action in a call's usage record.
+    fn name_usage(&self, usage: &mut Usage, action: &str) {
+        let inner = &*self.inner;
+        usage.pack_name.clone_from(&inner.manifest.name);
+        usage.pack_version.clone_from(&inner.manifest.version);
+        usage.pack_id.clone_from(&inner.id);
+        usage.action = action.to_string();
+    }
+
+    /// Counts a finished call in the pack's stats and appends it to the host's logs
+    /// (`usage_log`, `audit_log`), one JSON line each.
+    fn account(&self, usage: &Usage, audit: &[AuditEntry], error: Option<&str>) {
+        let inner = &*self.inner;
+        if let Ok(mut stats) = inner.stats.lock() {
+            stats.add(usage, error);
+        }
+        if let Some(log) = &inner.usage_log {
+            log.append(usage);
+        }
+        if let Some(log) = &inner.audit_log {
+            for entry in audit {
+                log.append(&AuditLine {
+                    pack_name: &usage.pack_name,
+                    pack_version: &usage.pack_version,
+                    pack_id: &usage.pack_id,
+                    action: &usage.action,
+                    context: &usage.context,
+                    entry,
+                });
+            }
+        }
+    }
+
+    /// Counts and totals of this pack's calls since it was loaded, across its clones.
+    pub fn stats(&self) -> PackStats {
+        self.inner
+            .stats
+            .lock()
+            .map(|stats| stats.clone())
+            .unwrap_or_default()
     }
 
     /// An idle instance this call may use: one tagged with the call's tenant under
@@ -520,6 +675,40 @@ impl Pack {
             Isolation::Call | Isolation::Pack => &ANY_CALL,
         }
     }
+}
+
+/// `entry` with secret values hidden: a pack can put one in a key or a failed request.
+fn redact_entry(mut entry: AuditEntry, redactor: &Redactor) -> AuditEntry {
+    if !redactor.is_empty() {
+        entry.target = redactor.redact(&entry.target);
+        entry.reason = entry.reason.map(|reason| redactor.redact(&reason));
+    }
+    entry
+}
+
+/// Sends one audit entry to `tracing` (target `packhost::audit`), with whom it was for.
+fn emit_audit(
+    manifest: &PackManifest,
+    action: &str,
+    context: &serde_json::Value,
+    entry: &AuditEntry,
+) {
+    tracing::info!(
+        target: "packhost::audit",
+        pack = %manifest.name,
+        version = %manifest.version,
+        action,
+        context = %context,
+        capability = ?entry.capability,
+        operation = %entry.operation,
+        subject = %entry.target,
+        outcome = ?entry.outcome,
+        status = entry.status,
+        bytes_sent = entry.bytes_sent,
+        bytes_received = entry.bytes_received,
+        reason = entry.reason.as_deref(),
+        "capability used"
+    );
 }
 
 /// Most validated modules remembered; past this the memory is cleared and refilled.

@@ -51,6 +51,7 @@ struct Call {
     context: Option<Value>,
     host_calls: Option<u64>,
     kv_ops: Option<u64>,
+    audit: Option<Vec<Value>>,
 }
 
 fn conformance_dir() -> PathBuf {
@@ -122,6 +123,19 @@ fn check_call(
             ));
         }
     }
+    if let Some(expected) = &call.audit {
+        let report = match &result {
+            Ok(out) => Some(out.audit.as_slice()),
+            Err(err) => err.report().map(|report| report.audit.as_slice()),
+        };
+        let actual = serde_json::to_value(report.unwrap_or_default()).unwrap();
+        if !audit_matches(&actual, expected) {
+            problems.push(format!(
+                "audit {actual}, expected {}",
+                Value::Array(expected.clone())
+            ));
+        }
+    }
     // Every call's usage records whom it was for: the case's context, null when none.
     if let Some(usage) = usage {
         let want = call.context.clone().unwrap_or(Value::Null);
@@ -181,6 +195,20 @@ fn check_call(
         (Err(err), Some(code)) => problems.extend(check_error(err, code, call)),
     }
     problems
+}
+
+/// True when `actual` (the call's audit entries) has as many entries as `expected` and
+/// each holds every field its expected entry names, with that value.
+fn audit_matches(actual: &Value, expected: &[Value]) -> bool {
+    let actual = actual.as_array().map(Vec::as_slice).unwrap_or_default();
+    actual.len() == expected.len()
+        && actual.iter().zip(expected).all(|(entry, want)| {
+            want.as_object().is_some_and(|fields| {
+                fields
+                    .iter()
+                    .all(|(key, value)| entry.get(key) == Some(value))
+            })
+        })
 }
 
 fn check_error(err: &Error, code: &str, call: &Call) -> Vec<String> {
@@ -353,7 +381,8 @@ fn run_case(
 
 #[test]
 fn every_conformance_case_passes() {
-    let redis = support::RedisServer::start();
+    let redis = packhost_redis::LocalServer::start()
+        .expect("redis-server runs (`make setup` installs Debian's redis-server)");
     REDIS_URL.get_or_init(|| redis.url());
     packhost_redis::register();
     let fuel_file = conformance_dir().join("fuel.json");

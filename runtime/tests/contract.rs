@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use packhost::module::{EnvFunction, ModuleInfo, EXTISM_ENV, EXTISM_ENV_FUNCTIONS};
-use packhost::{KV_FUNCTIONS, KV_NAMESPACE};
+use packhost::{KV_FUNCTIONS, KV_NAMESPACE, SECRETS_FUNCTIONS, SECRETS_NAMESPACE};
 use wit_parser::{Resolve, Type, WorldItem, WorldKey};
 
 type Signature = (Vec<String>, Vec<String>);
@@ -78,9 +78,13 @@ fn wit_env_interface_equals_the_runtime_import_table() {
 }
 
 #[test]
-fn wit_kv_interface_equals_the_runtime_kv_functions() {
+fn wit_capability_interfaces_equal_the_runtime_tables() {
     let (resolve, _) = resolve();
     assert_eq!(wit_functions(&resolve, KV_NAMESPACE), table(KV_FUNCTIONS));
+    assert_eq!(
+        wit_functions(&resolve, SECRETS_NAMESPACE),
+        table(SECRETS_FUNCTIONS)
+    );
 }
 
 #[test]
@@ -124,7 +128,7 @@ fn pack_world_imports_the_abi_and_exports_the_hooks() {
 #[test]
 fn pdk_built_packs_import_only_what_wit_declares() {
     let (resolve, _) = resolve();
-    let declared: BTreeMap<&str, _> = [EXTISM_ENV, KV_NAMESPACE]
+    let declared: BTreeMap<&str, _> = [EXTISM_ENV, KV_NAMESPACE, SECRETS_NAMESPACE]
         .into_iter()
         .map(|module| (module, wit_functions(&resolve, module)))
         .collect();

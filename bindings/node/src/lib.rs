@@ -3,11 +3,11 @@
 //!
 //! Nothing here decides anything. Options and call options arrive as JSON text for
 //! [`packhost::PackOptions::from_json`] and [`packhost::CallOptions::from_json`]; outputs
-//! leave as bytes, and usage, logs and manifests leave as JSON text the core serialized.
-//! Core failures are never thrown from Rust: they come back as a [`outcome::NativeError`]
-//! so the wrapper turns every one into a `PackError` in one place, with its usage and logs
-//! attached. Host functions cross as bytes in and bytes out (`host_fn`); the wrapper owns
-//! their encodings and reads what a handler threw.
+//! leave as bytes, and usage, logs, audit trails, stats and manifests leave as JSON text the
+//! core serialized. Core failures are never thrown from Rust: they come back as a
+//! [`outcome::NativeError`] so the wrapper turns every one into a `PackError` in one place,
+//! with its usage, logs and audit trail attached. Host functions cross as bytes in and bytes
+//! out (`host_fn`); the wrapper owns their encodings and reads what a handler threw.
 
 mod host_fn;
 mod outcome;

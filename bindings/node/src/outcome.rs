@@ -21,7 +21,8 @@ pub struct NativeError {
     /// The class of what its handler threw (`TypeError`, a custom error's name), for
     /// `host_function_error` when there was one.
     pub error_class: Option<String>,
-    /// `{"usage": ..., "logs": [...]}` of the failed call, when the failure happened in one.
+    /// `{"usage": ..., "logs": [...], "audit": [...]}` of the failed call, when the failure
+    /// happened in one.
     pub report_json: Option<String>,
 }
 
@@ -44,7 +45,7 @@ impl From<&Error> for NativeError {
 pub struct NativeCallOutcome {
     /// The bytes the pack returned; absent when the call failed.
     pub output: Option<Buffer>,
-    /// `{"usage": ..., "logs": [...]}` of a successful call.
+    /// `{"usage": ..., "logs": [...], "audit": [...]}` of a successful call.
     pub report_json: Option<String>,
     /// What went wrong; absent when the call succeeded.
     pub error: Option<NativeError>,
@@ -57,6 +58,7 @@ impl From<packhost::Result<CallOutput>> for NativeCallOutcome {
                 let report = CallReport {
                     usage: out.usage,
                     logs: out.logs,
+                    audit: out.audit,
                 };
                 NativeCallOutcome {
                     output: Some(out.output.into()),
@@ -117,6 +119,41 @@ mod tests {
         assert_eq!(failure.return_code, Some(7));
         assert!(failure.report_json.is_none());
         assert!(failure.function.is_none() && failure.error_class.is_none());
+    }
+
+    #[test]
+    fn a_successful_outcome_reports_usage_logs_and_audit_trail() {
+        let entry = packhost::AuditEntry {
+            capability: packhost::Capability::Kv,
+            operation: "get".into(),
+            target: "a".into(),
+            outcome: packhost::AuditOutcome::Ok,
+            status: None,
+            bytes_sent: 0,
+            bytes_received: 3,
+            reason: None,
+        };
+        let called: packhost::Result<CallOutput> = Ok(CallOutput {
+            output: b"xyz".to_vec(),
+            usage: packhost::Usage {
+                action: "run".into(),
+                ..Default::default()
+            },
+            logs: Vec::new(),
+            audit: vec![entry],
+        });
+        let outcome = NativeCallOutcome::from(called);
+        let report: serde_json::Value =
+            serde_json::from_str(outcome.report_json.as_deref().unwrap()).unwrap();
+        assert_eq!(report["usage"]["action"], "run");
+        assert_eq!(report["logs"], serde_json::json!([]));
+        assert_eq!(
+            report["audit"],
+            serde_json::json!([{
+                "capability": "kv", "operation": "get", "target": "a", "outcome": "ok",
+                "bytes_sent": 0, "bytes_received": 3
+            }])
+        );
     }
 
     #[test]

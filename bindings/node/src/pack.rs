@@ -5,7 +5,7 @@ use napi::bindgen_prelude::{
 };
 use napi::{sys, Env, Task, ValueType};
 use napi_derive::napi;
-use packhost::{CallOptions, CallOutput, Pack, PackOptions};
+use packhost::{CallOptions, CallOutput, CallReport, Pack, PackOptions};
 
 use crate::host_fn::{Dispatcher, HostBridge, NativeHostFunctions, SyncCall};
 use crate::outcome::{guarded, NativeCallOutcome, NativeError};
@@ -15,8 +15,8 @@ use crate::outcome::{guarded, NativeCallOutcome, NativeError};
 #[napi]
 pub struct NativePack {
     pack: Pack,
-    /// Log lines of the last sync call, kept until JavaScript takes them.
-    waiting_logs: std::sync::Mutex<Option<String>>,
+    /// Log lines and audit entries of the last sync call, kept until JavaScript takes them.
+    waiting_report: std::sync::Mutex<Option<String>>,
 }
 
 /// A sync call's input: text (sent as UTF-8) or a Buffer, told apart by one type check. An
@@ -89,7 +89,7 @@ fn loaded(result: packhost::Result<Pack>) -> Either<NativePack, NativeError> {
     match result {
         Ok(pack) => Either::A(NativePack {
             pack,
-            waiting_logs: Default::default(),
+            waiting_report: Default::default(),
         }),
         Err(err) => Either::B(NativeError::from(&err)),
     }
@@ -168,9 +168,16 @@ fn input_bytes(input: Either<String, Buffer>) -> Vec<u8> {
     }
 }
 
-/// How many numbers `call_sync` writes into its `usage` array: the eight usage fields, the
-/// log flag and the output length.
-const USAGE_FIELDS: usize = 10;
+/// How many numbers `call_sync` writes into its `usage` array: the eleven numeric usage
+/// fields, the flag for a waiting report and the output length.
+const USAGE_FIELDS: usize = 13;
+
+/// Where `call_sync` writes the flag saying log lines or audit entries wait in
+/// `take_report_json`.
+const REPORT_WAITING: usize = 11;
+
+/// Where `call_sync` writes the output's length.
+const OUTPUT_LENGTH: usize = 12;
 
 fn write_usage(usage: &packhost::Usage, into: &mut [f64]) {
     // Counters stay exact as f64 up to 2^53, far beyond any one call's fuel or bytes.
@@ -182,6 +189,19 @@ fn write_usage(usage: &packhost::Usage, into: &mut [f64]) {
     into[5] = usage.host_calls as f64;
     into[6] = usage.host_time_us as f64;
     into[7] = usage.kv_ops as f64;
+    into[8] = usage.http_requests as f64;
+    into[9] = usage.http_bytes_sent as f64;
+    into[10] = usage.http_bytes_received as f64;
+}
+
+/// A sync call's log lines and audit entries as the JSON object `take_report_json` hands
+/// over, `{"logs": [...], "audit": [...]}`: the rest of its report (usage) crossed as numbers.
+fn waiting_report_json(report: &CallReport) -> String {
+    // Serializing plain structs of numbers and strings cannot fail; empty lists keep the
+    // wrapper working should it ever.
+    let logs = serde_json::to_string(&report.logs).unwrap_or_else(|_| "[]".to_string());
+    let audit = serde_json::to_string(&report.audit).unwrap_or_else(|_| "[]".to_string());
+    format!(r#"{{"logs":{logs},"audit":{audit}}}"#)
 }
 
 /// Call options from the JSON text the wrapper sends, absent for the defaults.
@@ -226,12 +246,14 @@ impl NativePack {
 
     /// Calls `action` on the calling thread, blocking it for up to the call's timeout. On
     /// success the usage goes into `usage` (wall_time_us, fuel_consumed, peak_memory_bytes,
-    /// input_bytes, output_bytes, host_calls, host_time_us, kv_ops, 1 when log lines wait
-    /// in `takeLogsJson`, then the output length) and the output into `scratch` when it
+    /// input_bytes, output_bytes, host_calls, host_time_us, kv_ops, http_requests,
+    /// http_bytes_sent, http_bytes_received, 1 when log lines or audit entries wait in
+    /// `takeReportJson`, then the output length) and the output into `scratch` when it
     /// fits, in which case nothing is returned: the hot path creates no JavaScript object at
-    /// all. A larger output comes back as a Buffer, a failure as the full outcome.
-    /// `options_json` is the call options as JSON text, absent for the defaults. Host
-    /// functions the pack calls meanwhile run their handlers on this thread.
+    /// all. The usage's context, pack names and action do not cross: the wrapper knows them.
+    /// A larger output comes back as a Buffer, a failure as the full outcome. `options_json`
+    /// is the call options as JSON text, absent for the defaults. Host functions the pack
+    /// calls meanwhile run their handlers on this thread.
     #[napi(ts_return_type = "Buffer | NativeCallOutcome | undefined")]
     pub fn call_sync<'env>(
         &self,
@@ -269,24 +291,28 @@ impl NativePack {
         match called {
             Ok((output, report)) => {
                 write_usage(&report.usage, usage);
-                usage[8] = if report.logs.is_empty() {
+                usage[REPORT_WAITING] = if report.logs.is_empty() && report.audit.is_empty() {
                     0.0
                 } else {
-                    let logs = serde_json::to_string(&report.logs).unwrap_or_default();
-                    *self.waiting_logs.lock().unwrap_or_else(|e| e.into_inner()) = Some(logs);
+                    let waiting = waiting_report_json(&report);
+                    *self
+                        .waiting_report
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(waiting);
                     1.0
                 };
-                usage[9] = report.usage.output_bytes as f64;
+                usage[OUTPUT_LENGTH] = report.usage.output_bytes as f64;
                 output.transpose().map(|buffer| buffer.map(Either::A))
             }
             Err(err) => Ok(Some(Either::B(Err(err).into()))),
         }
     }
 
-    /// The log lines of the last sync call, as JSON, when its usage said some were waiting.
+    /// The log lines and audit entries of the last sync call, as JSON (`{"logs": [...],
+    /// "audit": [...]}`), when its usage said some were waiting.
     #[napi]
-    pub fn take_logs_json(&self) -> Option<String> {
-        self.waiting_logs
+    pub fn take_report_json(&self) -> Option<String> {
+        self.waiting_report
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
@@ -309,6 +335,13 @@ impl NativePack {
             input: input_bytes(input),
             options_json,
         })
+    }
+
+    /// Counts and totals of this pack's calls since it was loaded (failed ones included, by
+    /// error code), as JSON text the core serialized.
+    #[napi]
+    pub fn stats_json(&self) -> String {
+        serde_json::to_string(&self.pack.stats()).unwrap_or_else(|_| "{}".to_string())
     }
 }
 
@@ -336,5 +369,51 @@ impl Task for CallTask {
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
         Ok(output.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_numbers_fill_their_slots_in_order_before_the_flag_and_the_length() {
+        let usage = packhost::Usage {
+            wall_time_us: 1,
+            fuel_consumed: 2,
+            peak_memory_bytes: 3,
+            input_bytes: 4,
+            output_bytes: 5,
+            host_calls: 6,
+            host_time_us: 7,
+            kv_ops: 8,
+            http_requests: 9,
+            http_bytes_sent: 10,
+            http_bytes_received: 11,
+            ..Default::default()
+        };
+        let mut slots = [0.0; USAGE_FIELDS];
+        write_usage(&usage, &mut slots);
+        let written: Vec<f64> = (1..=11).map(f64::from).collect();
+        assert_eq!(slots[..REPORT_WAITING], written[..]);
+        assert_eq!(slots[REPORT_WAITING..], [0.0, 0.0]);
+        assert_eq!(OUTPUT_LENGTH, USAGE_FIELDS - 1);
+    }
+
+    #[test]
+    fn a_waiting_report_holds_the_logs_and_the_audit_trail() {
+        let report = CallReport {
+            logs: vec![packhost::LogRecord {
+                level: packhost::LogLevel::Info,
+                message: "hi".into(),
+            }],
+            ..Default::default()
+        };
+        let waiting: serde_json::Value =
+            serde_json::from_str(&waiting_report_json(&report)).unwrap();
+        assert_eq!(
+            waiting,
+            serde_json::json!({"logs": [{"level": "info", "message": "hi"}], "audit": []})
+        );
     }
 }

@@ -11,8 +11,8 @@ const fs = require('node:fs')
 const { pathToFileURL } = require('node:url')
 
 const packhost = require('packhost')
-const { Pack, CallResult, PackError, PluginError, InvalidOptionsError, IoError, ActionNotFoundError } = packhost
-const { packPath, quiet } = require('./support.js')
+const { Pack, CallResult, PackError, PluginError, InvalidOptionsError, IoError, ActionNotFoundError, HostFunctionError } = packhost
+const { packPath, quiet, suiteFunctions } = require('./support.js')
 
 describe('loading', () => {
   test('from a path, a file: URL, a Buffer and an ArrayBuffer gives the same pack', async () => {
@@ -110,6 +110,48 @@ describe('calling', () => {
     assert.equal(result.usage.host_calls, 0)
     assert.equal(result.usage.host_time_us, 0)
     assert.equal(result.usage.kv_ops, 0)
+    assert.equal(result.usage.http_requests, 0)
+    assert.equal(result.usage.http_bytes_sent, 0)
+    assert.equal(result.usage.http_bytes_received, 0)
+    assert.equal(result.usage.context, null)
+    assert.equal(result.usage.pack_name, 'text-tools')
+    assert.equal(result.usage.pack_version, pack.manifest.version)
+    assert.equal(result.usage.pack_id, pack.id)
+    assert.equal(result.usage.action, 'count_vowels')
+    assert.deepEqual(result.audit, [])
+  })
+
+  test('a sync result carries the same usage record and audit trail as an async one', async () => {
+    const input = { text: 'hello world' }
+    const options = { context: { tenant: 'acme' } }
+    const viaSync = pack.callSync('count_vowels', input, options)
+    const viaAsync = await pack.call('count_vowels', input, options)
+    // The same fields, in the core's order: a slot added on one side only shows here.
+    assert.deepEqual(Object.keys(viaSync.usage), Object.keys(viaAsync.usage))
+    for (const field of ['input_bytes', 'output_bytes', 'host_calls', 'kv_ops', 'http_requests', 'http_bytes_sent', 'http_bytes_received']) {
+      assert.equal(viaSync.usage[field], viaAsync.usage[field], field)
+    }
+    assert.equal(viaSync.usage.output_bytes, viaSync.bytes.length)
+    assert.equal(viaSync.usage.http_requests, 0)
+    assert.deepEqual(viaSync.usage.context, { tenant: 'acme' })
+    assert.equal(viaSync.usage.pack_name, 'text-tools')
+    assert.equal(viaSync.usage.pack_version, pack.manifest.version)
+    assert.equal(viaSync.usage.pack_id, pack.id)
+    assert.equal(viaSync.usage.action, 'count_vowels')
+    assert.deepEqual(viaSync.audit, [])
+    assert.deepEqual(viaAsync.audit, [])
+  })
+
+  test('a result\'s audit trail lists every capability the call used, sync and async', async () => {
+    const lent = Pack.loadSync(packPath('host_calls'), {}, { ...quiet, functions: suiteFunctions() })
+    const reversed = { capability: 'host_function', operation: 'call', target: 'reverse', outcome: 'ok', bytes_sent: 0, bytes_received: 0 }
+    const viaSync = lent.callSync('reverse_via_host', 'hello')
+    assert.equal(viaSync.text, 'olleh')
+    assert.deepEqual(viaSync.audit, [reversed])
+    assert.equal(viaSync.usage.action, 'reverse_via_host')
+    const viaAsync = await lent.call('reverse_via_host', 'hello')
+    assert.deepEqual(viaAsync.audit, [reversed])
+    assert.equal(lent.stats().host_calls, 2)
   })
 
   test('sync and async calls on fresh packs burn the same fuel', async () => {
@@ -154,21 +196,69 @@ describe('errors', () => {
       assert.equal(err.message, 'card declined')
       assert.equal(err.returnCode, 1)
       assert.ok(err.usage.fuel_consumed > 0)
+      assert.equal(err.usage.action, 'fail_with')
+      assert.equal(err.usage.pack_name, 'text-tools')
+      assert.equal(err.usage.http_requests, 0)
       assert.deepEqual(err.logs, [])
+      assert.deepEqual(err.audit, [])
       return true
     })
+    assert.throws(() => pack.callSync('fail_with', 'card declined'), (err) => {
+      assert.ok(err instanceof PluginError)
+      assert.equal(err.usage.action, 'fail_with')
+      assert.equal(err.usage.pack_id, pack.id)
+      assert.deepEqual(err.audit, [])
+      return true
+    })
+  })
+
+  test('a failed call\'s error carries the audit trail, the failed use included', async () => {
+    const lent = Pack.loadSync(packPath('host_calls'), {}, { ...quiet, functions: suiteFunctions() })
+    const check = (err) => {
+      assert.ok(err instanceof HostFunctionError)
+      assert.equal(err.audit.length, 1)
+      const [entry] = err.audit
+      assert.deepEqual(
+        [entry.capability, entry.operation, entry.target, entry.outcome],
+        ['host_function', 'call', 'fail', 'failed'],
+      )
+      assert.equal(typeof entry.reason, 'string')
+      return true
+    }
+    assert.throws(() => lent.callSync('fail_via_host', 'c42'), check)
+    await assert.rejects(lent.call('fail_via_host', 'c42'), check)
   })
 
   test('an unknown action is an ActionNotFoundError without usage', () => {
     assert.throws(
       () => pack.callSync('nope', ''),
-      (err) => err instanceof ActionNotFoundError && err.usage === undefined,
+      (err) => err instanceof ActionNotFoundError && err.usage === undefined && err.audit === undefined,
     )
   })
 
   test('an input that cannot become bytes is a TypeError, not a call', () => {
     assert.throws(() => pack.callSync('echo', () => 1), TypeError)
   })
+})
+
+test('stats count a pack\'s calls, failed ones by code, over sync and async calls', async () => {
+  const pack = Pack.loadSync(packPath('text_tools'), {}, quiet)
+  assert.equal(pack.stats().calls, 0)
+  pack.callSync('uppercase', 'abc')
+  await pack.call('uppercase', 'def')
+  await assert.rejects(pack.call('fail_with', 'card declined'), PluginError)
+  const stats = pack.stats()
+  assert.equal(stats.calls, 3)
+  assert.deepEqual(stats.errors, { plugin_error: 1 })
+  assert.ok(stats.output_bytes > 0)
+  assert.equal(stats.output_bytes, 6)
+  assert.equal(stats.input_bytes, 3 + 3 + Buffer.byteLength('card declined'))
+  assert.ok(stats.fuel_consumed > 0)
+  assert.equal(stats.http_requests, 0)
+  assert.equal(stats.kv_ops, 0)
+  // An unknown action is refused before any call is made, so it is not counted.
+  assert.throws(() => pack.callSync('nope', ''), ActionNotFoundError)
+  assert.equal(pack.stats().calls, 3)
 })
 
 describe('plugin log lines', () => {

@@ -1,7 +1,7 @@
 /**
  * The Node runner of the shared conformance suite in tests/conformance/: every case of
  * every cases/*.json on each engine, through the async API and through the sync API, with
- * the same outputs, error codes and fuel counts as the Rust runner. Cases with
+ * the same outputs, error codes, audit trails and fuel counts as the Rust runner. Cases with
  * `host_functions` lend the suite's four host functions: plain functions through the sync
  * API, async ones through the async API. Cases with a `kv` option run once per key-value
  * backend, each run on a fresh store.
@@ -166,6 +166,22 @@ function checkUsage(usage, call, problems) {
   }
 }
 
+/**
+ * `audit`: the call's audit trail, of its result or its error (none for an error without a
+ * report), has as many entries as the list, and each entry holds every field its expected
+ * counterpart names, with the same value; fields the expected entry leaves out are not checked.
+ */
+function checkAudit(audit, call, problems) {
+  if (call.audit === undefined) return
+  const actual = audit ?? []
+  const matches =
+    actual.length === call.audit.length &&
+    actual.every((entry, index) =>
+      Object.entries(call.audit[index]).every(([key, value]) => Object.hasOwn(entry, key) && isDeepStrictEqual(entry[key], value)),
+    )
+  if (!matches) problems.push(`audit ${JSON.stringify(actual)}, expected ${JSON.stringify(call.audit)}`)
+}
+
 /** A missing entry fails, as in the Rust runner, so a stale fuel.json cannot pass unnoticed. */
 function checkFuel(engine, key, fuel, problems) {
   const wanted = EXPECTED_FUEL[engine]?.[key]
@@ -178,6 +194,7 @@ async function checkCall(flavour, engine, pack, key, call) {
   const input = (call.input ?? '').repeat(call.input_repeat ?? 1)
   const { result, error } = await settle(flavour.call(pack, call.export, input, callOptions(call)))
   checkUsage((result ?? error).usage, call, problems)
+  checkAudit((result ?? error).audit, call, problems)
   if (error) {
     if (call.error === undefined) problems.push(`failed with ${error.code}: ${error.message}, expected success`)
     else checkError(error, call, problems)

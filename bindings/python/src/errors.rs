@@ -13,14 +13,14 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyMapping};
 
 use crate::host_fn::take_handler_exception;
-use crate::result::{log_records, Usage};
+use crate::result::{audit_entries, log_records, Usage};
 
 /// `packhost.errors.ERROR_CLASSES`, the code-to-class table, imported on first use.
 static ERROR_CLASSES: PyOnceLock<Py<PyMapping>> = PyOnceLock::new();
 
 /// Builds the Python exception for `error`: the class registered for its code (the base
 /// `PackError` for a code this package does not know yet), with message, code, usage,
-/// logs and return code as attributes.
+/// logs, audit trail and return code as attributes.
 pub fn to_py_err(py: Python<'_>, error: &Error) -> PyErr {
     match build_exception(py, error) {
         Ok(exception) => PyErr::from_value(exception),
@@ -52,6 +52,7 @@ fn build_exception<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'py, P
     if let Some(report) = error.report() {
         kwargs.set_item("usage", Usage::from(report.usage.clone()))?;
         kwargs.set_item("logs", log_records(py, &report.logs)?)?;
+        kwargs.set_item("audit", audit_entries(py, &report.audit)?)?;
     }
     let exception = class.call((error.message(),), Some(&kwargs))?;
     if error.host_function().is_some() {

@@ -108,6 +108,13 @@ impl NativePack {
             .map_err(|err| PyTypeError::new_err(format!("options do not serialize: {err}")))
     }
 
+    /// Counts and totals of this pack's calls since it was loaded (`packhost::PackStats`),
+    /// as JSON text.
+    fn stats_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.pack.stats())
+            .map_err(|err| PyTypeError::new_err(format!("stats do not serialize: {err}")))
+    }
+
     /// Runs `action` on `input` (`bytes`, or `str` sent as UTF-8), with call options
     /// (the `context`) as JSON text when given.
     #[pyo3(signature = (action, input, call_options_json=None))]

@@ -1,20 +1,25 @@
-//! What a call hands back to Python: `CallResult` (output, usage, logs), `Usage` and
-//! `LogRecord`, all immutable.
+//! What a call hands back to Python: `CallResult` (output, usage, logs, audit trail),
+//! `Usage` and `LogRecord`, all immutable.
 
 use std::sync::Arc;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-/// The result of a successful call: the pack's output with the call's usage and logs.
+/// The result of a successful call: the pack's output with the call's usage, logs and
+/// audit trail.
 #[pyclass(module = "packhost._native", frozen)]
 pub struct CallResult {
     output: Py<PyBytes>,
-    /// Kept as plain numbers: the Python `Usage` object is made only when asked for, which
-    /// keeps one allocation off every call.
+    /// Kept as plain Rust values: the Python `Usage` object is made only when asked for,
+    /// which keeps one allocation off every call.
     usage: Usage,
     logs: Py<PyTuple>,
+    /// Kept as the core's entries: they become dicts only when asked for (most calls use
+    /// no capability, and most callers never read the trail).
+    audit: Vec<packhost::AuditEntry>,
 }
 
 impl CallResult {
@@ -24,6 +29,7 @@ impl CallResult {
             output: PyBytes::new(py, output).unbind(),
             usage: Usage::from(report.usage),
             logs: log_records(py, &report.logs)?.unbind(),
+            audit: report.audit,
         })
     }
 }
@@ -66,6 +72,13 @@ impl CallResult {
     #[getter]
     fn logs(&self, py: Python<'_>) -> Py<PyTuple> {
         self.logs.clone_ref(py)
+    }
+
+    /// Every capability the pack used (HTTP, key-value, secrets, host functions), refusals
+    /// included, in order: a fresh list of plain dicts each time.
+    #[getter]
+    fn audit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        audit_entries(py, &self.audit)
     }
 
     fn __bytes__(&self, py: Python<'_>) -> Py<PyBytes> {
@@ -112,8 +125,29 @@ pub struct Usage {
     /// Key-value operations the pack made, refused ones included.
     #[pyo3(get)]
     kv_ops: u64,
+    /// HTTP requests the pack made, refused ones included.
+    #[pyo3(get)]
+    http_requests: u64,
+    /// Bytes of HTTP request bodies the pack sent.
+    #[pyo3(get)]
+    http_bytes_sent: u64,
+    /// Bytes of HTTP response bodies the pack received.
+    #[pyo3(get)]
+    http_bytes_received: u64,
     /// The call's context as JSON text, `None` when it had none: parsed only when read.
     context_json: Option<Arc<str>>,
+    /// The pack's name, from its manifest.
+    #[pyo3(get)]
+    pack_name: String,
+    /// The pack's version, from its manifest.
+    #[pyo3(get)]
+    pack_version: String,
+    /// The pack's id: the SHA-256 of its module, in lowercase hex.
+    #[pyo3(get)]
+    pack_id: String,
+    /// The action called.
+    #[pyo3(get)]
+    action: String,
 }
 
 impl From<packhost::Usage> for Usage {
@@ -127,7 +161,14 @@ impl From<packhost::Usage> for Usage {
             host_calls: usage.host_calls,
             host_time_us: usage.host_time_us,
             kv_ops: usage.kv_ops,
+            http_requests: usage.http_requests,
+            http_bytes_sent: usage.http_bytes_sent,
+            http_bytes_received: usage.http_bytes_received,
             context_json: (!usage.context.is_null()).then(|| usage.context.to_string().into()),
+            pack_name: usage.pack_name,
+            pack_version: usage.pack_version,
+            pack_id: usage.pack_id,
+            action: usage.action,
         }
     }
 }
@@ -156,16 +197,27 @@ impl Usage {
             ("host_calls", self.host_calls),
             ("host_time_us", self.host_time_us),
             ("kv_ops", self.kv_ops),
+            ("http_requests", self.http_requests),
+            ("http_bytes_sent", self.http_bytes_sent),
+            ("http_bytes_received", self.http_bytes_received),
         ] {
             fields.set_item(name, value)?;
         }
         fields.set_item("context", self.context(py)?)?;
+        for (name, value) in [
+            ("pack_name", &self.pack_name),
+            ("pack_version", &self.pack_version),
+            ("pack_id", &self.pack_id),
+            ("action", &self.action),
+        ] {
+            fields.set_item(name, value)?;
+        }
         Ok(fields)
     }
 
     fn __repr__(&self) -> String {
         format!(
-            "Usage(wall_time_us={}, fuel_consumed={}, peak_memory_bytes={}, input_bytes={}, output_bytes={}, host_calls={}, host_time_us={}, kv_ops={}, context={})",
+            "Usage(wall_time_us={}, fuel_consumed={}, peak_memory_bytes={}, input_bytes={}, output_bytes={}, host_calls={}, host_time_us={}, kv_ops={}, http_requests={}, http_bytes_sent={}, http_bytes_received={}, context={}, pack_name={:?}, pack_version={:?}, pack_id={:?}, action={:?})",
             self.wall_time_us,
             self.fuel_consumed,
             self.peak_memory_bytes,
@@ -174,7 +226,14 @@ impl Usage {
             self.host_calls,
             self.host_time_us,
             self.kv_ops,
-            self.context_json.as_deref().unwrap_or("null")
+            self.http_requests,
+            self.http_bytes_sent,
+            self.http_bytes_received,
+            self.context_json.as_deref().unwrap_or("null"),
+            self.pack_name,
+            self.pack_version,
+            self.pack_id,
+            self.action
         )
     }
 }
@@ -183,6 +242,21 @@ impl Usage {
 fn json_loads<'py>(py: Python<'py>, text: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     JSON_LOADS.import(py, "json", "loads")?.call1((text,))
+}
+
+/// The core's audit entries as a new list of plain dicts, with the keys and values the
+/// core's serde form gives them (`capability`, `operation`, `target`, `outcome`, `status`
+/// when set, `bytes_sent`, `bytes_received`, `reason` when set).
+pub fn audit_entries<'py>(
+    py: Python<'py>,
+    entries: &[packhost::AuditEntry],
+) -> PyResult<Bound<'py, PyAny>> {
+    if entries.is_empty() {
+        return Ok(PyList::empty(py).into_any());
+    }
+    let json = serde_json::to_string(entries)
+        .map_err(|err| PyTypeError::new_err(format!("audit trail does not serialize: {err}")))?;
+    json_loads(py, PyString::new(py, &json).as_any())
 }
 
 /// One line a pack logged.

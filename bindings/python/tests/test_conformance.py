@@ -24,7 +24,7 @@ from conftest import CONFORMANCE, SUITE_FUNCTIONS, pack_path
 CASE_FIELDS = {
     "name", "pack", "pack_file", "options", "actions", "then", "host_functions",
     "export", "input", "input_repeat", "output", "output_json", "error",
-    "message_contains", "return_code", "logs", "context", "host_calls", "kv_ops",
+    "message_contains", "return_code", "logs", "context", "host_calls", "kv_ops", "audit",
 }
 CALL_FIELDS = CASE_FIELDS - {
     "name", "pack", "pack_file", "options", "actions", "then", "host_functions",
@@ -155,7 +155,8 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
     except packhost.PackError as error:
         if "error" not in call:
             return [f"failed with {error.code}: {error.message}, expected success"]
-        return check_error(error, call) + check_logs(error.logs, call) + check_usage(error.usage, call)
+        return (check_error(error, call) + check_logs(error.logs, call)
+                + check_usage(error.usage, call) + check_audit(error.audit, call))
     if "error" in call:
         return [f"succeeded with {result.output!r}, expected error {call['error']}"]
     problems = []
@@ -170,7 +171,7 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
             if actual != call["output_json"]:
                 problems.append(f"output_json {actual!r}, expected {call['output_json']!r}")
     return (problems + check_logs(result.logs, call) + check_fuel(result.usage, engine, key)
-            + check_usage(result.usage, call))
+            + check_usage(result.usage, call) + check_audit(result.audit, call))
 
 
 def check_usage(usage: Any, expect: Dict[str, Any]) -> List[str]:
@@ -188,6 +189,20 @@ def check_usage(usage: Any, expect: Dict[str, Any]) -> List[str]:
     if usage is not None and usage.context != expect.get("context"):
         problems.append(f"usage context {usage.context!r}, expected {expect.get('context')!r}")
     return problems
+
+
+def check_audit(audit: List[Dict[str, Any]], expect: Dict[str, Any]) -> List[str]:
+    """``audit`` when the case gives it: the call's trail has as many entries as the list,
+    and each entry holds every key its expected counterpart names, with that value (keys
+    the case leaves out are not checked)."""
+    if "audit" not in expect:
+        return []
+    wanted = expect["audit"]
+    matches = len(audit) == len(wanted) and all(
+        all(key in entry and entry[key] == value for key, value in want.items())
+        for entry, want in zip(audit, wanted)
+    )
+    return [] if matches else [f"audit {audit}, expected {wanted}"]
 
 
 def location(case: Dict[str, Any]) -> Path:

@@ -27,6 +27,8 @@ def test_a_plugin_error_carries_message_return_code_and_usage(text_tools_path: P
     assert error.return_code == 1
     assert error.usage is not None and error.usage.fuel_consumed > 0
     assert error.usage.output_bytes == 0
+    assert error.usage.action == "fail_with"
+    assert error.audit == []
 
 
 def test_a_timeout_is_catchable_by_class_and_the_pack_stays_usable(hostile_path: Path) -> None:
@@ -49,6 +51,7 @@ def test_load_errors_have_no_call_report(tmp_path: Path) -> None:
     with pytest.raises(packhost.Io) as missing:
         packhost.Pack(tmp_path / "nothing.wasm")
     assert missing.value.usage is None and missing.value.logs == ()
+    assert missing.value.audit == []
     with pytest.raises(packhost.InvalidPack):
         packhost.Pack(b"definitely not wasm")
 

@@ -31,6 +31,10 @@ def test_a_plain_callable_and_a_decorated_one_serve_the_pack(host_calls_path: Pa
     result = pack.call("reverse_via_host", "hello")
     assert result.output == b"olleh"
     assert result.usage.host_calls == 1
+    assert result.audit == [{
+        "capability": "host_function", "operation": "call", "target": "reverse",
+        "outcome": "ok", "bytes_sent": 0, "bytes_received": 0,
+    }]
     assert pack.call("add_via_host", {"a": 2, "b": 40}).json() == {"sum": 42}
 
 
@@ -70,6 +74,9 @@ def test_an_exception_becomes_host_function_error_and_is_kept_as_its_cause(
     assert "no such customer" in error.message
     assert isinstance(error.__cause__, LookupError)
     assert error.usage is not None and error.usage.host_calls == 1
+    # The failed call's audit trail records the function and why it failed.
+    assert [(entry["target"], entry["outcome"]) for entry in error.audit] == [("fail", "failed")]
+    assert "no such customer" in error.audit[0]["reason"]
     assert pack.call("reverse_via_host", "ok").output == b"ko"
 
 

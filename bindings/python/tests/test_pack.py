@@ -63,15 +63,48 @@ def test_usage_is_measured_for_every_call(text_tools_path: Path) -> None:
     assert usage.as_dict()["fuel_consumed"] == usage.fuel_consumed
     assert set(usage.as_dict()) == {
         "wall_time_us", "fuel_consumed", "peak_memory_bytes", "input_bytes", "output_bytes",
-        "host_calls", "host_time_us", "kv_ops", "context",
+        "host_calls", "host_time_us", "kv_ops", "http_requests", "http_bytes_sent",
+        "http_bytes_received", "context", "pack_name", "pack_version", "pack_id", "action",
     }
     assert usage.host_calls == 0 and usage.host_time_us == 0 and usage.kv_ops == 0
+    assert usage.http_requests == 0 and usage.http_bytes_sent == 0 and usage.http_bytes_received == 0
     assert usage.context is None
+    # The record names the pack and the action, so billing needs nothing joined back to it.
+    assert usage.pack_name == pack.name == "text-tools"
+    assert usage.pack_version == pack.version and usage.pack_id == pack.id
+    assert usage.action == "uppercase"
+    assert usage.as_dict()["action"] == "uppercase" and usage.as_dict()["pack_id"] == pack.id
+    # A call that uses no capability leaves an empty audit trail.
+    assert result.audit == []
     # Identical calls burn identical fuel: the number billing is built on is deterministic.
     # (A pack's first call also pays its instance's start-up, so compare like with like.)
     assert packhost.Pack(text_tools_path).call("uppercase", "abc").usage.fuel_consumed == usage.fuel_consumed
     warm = pack.call("uppercase", "abc").usage.fuel_consumed
     assert pack.call("uppercase", "abc").usage.fuel_consumed == warm
+
+
+def test_stats_count_every_call_since_loading(text_tools_path: Path) -> None:
+    pack = packhost.Pack(text_tools_path)
+    assert pack.stats()["calls"] == 0
+    pack.call("uppercase", "abc")
+    pack.call("uppercase", "def")
+    with pytest.raises(packhost.PluginError):
+        pack.call("fail_with", "no")
+    # An unknown action fails before the pack runs: not a call.
+    with pytest.raises(packhost.ActionNotFound):
+        pack.call("no_such_action")
+    stats = pack.stats()
+    assert set(stats) == {
+        "calls", "errors", "wall_time_us", "fuel_consumed", "input_bytes", "output_bytes",
+        "host_calls", "kv_ops", "http_requests", "http_bytes_sent", "http_bytes_received",
+    }
+    assert stats["calls"] == 3
+    assert stats["errors"] == {"plugin_error": 1}
+    assert stats["output_bytes"] > 0 and stats["fuel_consumed"] > 0
+    assert stats["input_bytes"] == len("abc") + len("def") + len("no")
+    assert stats["http_requests"] == 0
+    # Another load of the same module starts from nothing.
+    assert packhost.Pack(text_tools_path).stats()["calls"] == 0
 
 
 def test_options_as_a_dict_keywords_or_both(text_tools_path: Path) -> None:

@@ -59,6 +59,10 @@ copy_tree(ruby_dir, in_dir(ruby_dir, ["packhost.gemspec", "README.md", "lib/**/*
 runtime = File.join(repo_root, "runtime")
 copy_tree(runtime, in_dir(runtime, ["**/*"]).reject { |path| path.start_with?("target/") },
           File.join(ext_stage, "runtime"))
+# Dev-dependencies on sibling crates (packhost-redis, for the core's own tests) are not in the
+# stage, and the gem never builds the core's tests: they go, as `cargo package` drops them.
+staged_core = File.join(ext_stage, "runtime", "Cargo.toml")
+File.write(staged_core, File.read(staged_core).lines.reject { |line| line.match?(/path = "\.\.\//) }.join)
 
 # The stage's workspace manifest.
 ext_manifest = File.read(File.join(ruby_dir, "ext", "packhost", "Cargo.toml"))

@@ -3,7 +3,7 @@
 # Runs the shared conformance suite (tests/conformance/cases/*.json) through the Ruby
 # binding: one test per case and engine, named after both, with the same expectations as the
 # Rust runner (outputs, error codes, return codes, messages, logs, actions, host calls,
-# key-value operations), and every successful call burning exactly the fuel
+# key-value operations, audit trails), and every successful call burning exactly the fuel
 # tests/conformance/fuel.json records for its engine. Cases with `host_functions` lend the
 # suite's functions (test_helper.rb), and a call's `context` goes through the `context:`
 # keyword. A case with a `kv` option runs once per KV backend on each engine, each run on a
@@ -159,6 +159,7 @@ class ConformanceTest < Minitest::Test
       assert_error_matches(step, e, label)
       assert_logs(step, e.logs, label)
       assert_usage(step, e.usage, label)
+      assert_audit(step, e.audit, label)
       return
     end
     flunk "#{label}: expected error #{step['error']}, got output #{result.bytes.inspect[0, 200]}" if step.key?("error")
@@ -166,6 +167,7 @@ class ConformanceTest < Minitest::Test
     assert_equal step["output_json"], JSON.parse(result.bytes), "#{label}: output_json" if step.key?("output_json")
     assert_logs(step, result.logs, label)
     assert_usage(step, result.usage, label)
+    assert_audit(step, result.audit, label)
     assert expected_fuel.key?(key), "#{label}: no fuel.json entry (the Rust runner writes them)"
     assert_equal expected_fuel[key], result.usage.fuel_consumed, "#{label}: fuel (fuel.json)"
   end
@@ -205,6 +207,20 @@ class ConformanceTest < Minitest::Test
       assert_nil usage.context, "#{label}: usage context"
     else
       assert_equal step["context"], usage.context, "#{label}: usage context"
+    end
+  end
+
+  # `audit` when the step gives it: as many entries as the list, and each actual entry
+  # holds every key of its expected counterpart with the same value (keys the expected
+  # entry leaves out are not checked).
+  def assert_audit(step, audit, label)
+    return unless step.key?("audit")
+
+    expected = step["audit"]
+    message = "#{label}: audit #{audit.inspect}, expected #{expected.inspect}"
+    assert_equal expected.size, audit.size, message
+    expected.zip(audit).each do |want, entry|
+      assert_equal want, entry.slice(*want.keys), message
     end
   end
 

@@ -26,6 +26,8 @@ class HostFunctionsTest < Minitest::Test
       result = pack.call("reverse_via_host", "hello")
       assert_equal "olleh", result.output, engine
       assert_equal 1, result.usage.host_calls, engine
+      assert_equal [{"capability" => "host_function", "operation" => "call", "target" => "reverse", "outcome" => "ok"}],
+                   result.audit.map { |entry| entry.slice("capability", "operation", "target", "outcome") }, engine
       assert_equal "", pack.call("reverse_via_host", "").output, "#{engine}: the empty block both ways"
     end
     assert_equal [Encoding::BINARY], seen.uniq
@@ -53,6 +55,7 @@ class HostFunctionsTest < Minitest::Test
       assert_instance_of LookupError, error.cause, "#{engine}: the handler's own exception is the cause"
       assert_equal "no such customer", error.cause.message
       assert_equal 1, error.usage.host_calls
+      assert_equal [%w[fail failed]], error.audit.map { |entry| entry.values_at("target", "outcome") }, engine
       assert_equal "ko", pack.call("reverse_via_host", "ok").output, "#{engine}: the pack works after the failure"
     end
   end

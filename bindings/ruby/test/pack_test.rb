@@ -1,7 +1,8 @@
 # frozen_string_literal: true
 
 # The Ruby API of Packhost::Pack as a user meets it: loading from paths and bytes, inputs
-# as Strings or JSON values, results with usage, the error classes, and the logger.
+# as Strings or JSON values, results with usage and audit trails, the pack's stats, the error
+# classes, and the logger.
 
 require_relative "test_helper"
 require "pathname"
@@ -58,12 +59,30 @@ class PackTest < Minitest::Test
   end
 
   def test_result_carries_the_usage_record
-    usage = text_tools.call("echo", "12345").usage
+    pack = text_tools
+    usage = pack.call("echo", "12345").usage
     assert_kind_of Packhost::Usage, usage
     assert_equal 5, usage.input_bytes
     assert_equal 5, usage.output_bytes
     assert_operator usage.fuel_consumed, :>, 0
     assert_operator usage.peak_memory_bytes, :>, 0
+    assert_equal [0, 0, 0], [usage.http_requests, usage.http_bytes_sent, usage.http_bytes_received]
+    assert_nil usage.context
+    assert_equal ["text-tools", pack.version, pack.id, "echo"],
+                 [usage.pack_name, usage.pack_version, usage.pack_id, usage.action]
+  end
+
+  def test_usage_members_follow_the_core_record
+    assert_equal %i[wall_time_us fuel_consumed peak_memory_bytes input_bytes output_bytes host_calls
+                    host_time_us kv_ops http_requests http_bytes_sent http_bytes_received context
+                    pack_name pack_version pack_id action],
+                 Packhost::Usage.members
+  end
+
+  def test_a_call_that_uses_no_capability_has_an_empty_frozen_audit_trail
+    result = text_tools.call("uppercase", "quiet")
+    assert_equal [], result.audit
+    assert result.audit.frozen?
   end
 
   def test_pre_and_post_call_the_hooks
@@ -79,6 +98,22 @@ class PackTest < Minitest::Test
     assert_equal "card declined", error.message
     assert_equal 1, error.return_code
     assert_equal 13, error.usage.input_bytes
+    assert_equal ["text-tools", "fail_with"], [error.usage.pack_name, error.usage.action]
+    assert_equal 0, error.usage.http_requests
+    assert_equal [], error.audit
+  end
+
+  def test_stats_count_the_calls_of_the_pack_failed_ones_included
+    pack = text_tools
+    2.times { assert_equal "HI", pack.call("uppercase", "hi").output }
+    assert_raises(Packhost::PluginError) { pack.call("fail_with", "card declined") }
+    stats = pack.stats
+    assert_equal 3, stats["calls"]
+    assert_equal({"plugin_error" => 1}, stats["errors"])
+    assert_operator stats["output_bytes"], :>, 0
+    assert_equal 4 + 13, stats["input_bytes"]
+    assert_equal 0, stats["http_requests"]
+    assert_equal 0, text_tools.stats["calls"], "another load of the pack counts its own calls"
   end
 
   def test_every_core_code_has_its_own_error_class

@@ -150,10 +150,20 @@ fn kv_snoop(keys: Vec<String>) -> Result<Vec<Option<String>>, Error> {
         .collect()
 }
 
+/// Reads the secret named by the input, logs it and fails with it in the error message:
+/// the host must see both with the value redacted.
+#[action]
+fn leak_secret(name: String) -> Result<(), Error> {
+    let value = packhost_pdk::secret(&name)?;
+    packhost_pdk::extism_pdk::info!("the {name} is {value}");
+    Err(fail(format!("leaking {name}={value}!")))
+}
+
 packhost_pdk::pack! {
-    actions: [spin, memory_bomb, recurse, trap, big_output, fetch, busy, remember, kv_flood, kv_chatter, kv_snoop],
+    actions: [spin, memory_bomb, recurse, trap, big_output, fetch, busy, remember, kv_flood, kv_chatter, kv_snoop, leak_secret],
     // It asks for every address a pack could use against its host's network; the host's
     // grant and address rules must stop it (runtime/tests/http.rs, the conformance cases).
     http_hosts: ["*.example.com", "127.0.0.1", "localhost", "169.254.169.254", "10.1.2.3"],
     kv: true,
+    secrets: ["api_key", "missing_key"],
 }

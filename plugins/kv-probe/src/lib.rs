@@ -1,6 +1,6 @@
 //! Drives `packhost:host/kv` from inside a pack: a script of operations for the conformance
-//! suite, a compare-and-set counter for the concurrency tests, and single gets and sets for
-//! the benchmarks.
+//! suite, a compare-and-set counter for the concurrency tests, and repeated gets and sets
+//! for the benchmarks.
 
 use packhost_pdk::kv;
 use packhost_pdk::prelude::*;
@@ -122,8 +122,29 @@ fn set_value(value: Vec<u8>) -> Result<(), Error> {
     kv::set("bench", &value)
 }
 
+/// Reads the key `bench` as many times as the input says and returns the bytes read: one
+/// call times many operations, for the benchmarks' per-operation figures.
+#[action]
+fn get_repeatedly(times: String) -> Result<u64, Error> {
+    let mut read = 0;
+    for _ in 0..times.trim().parse::<u32>()? {
+        read += kv::get("bench")?.map_or(0, |value| value.len() as u64);
+    }
+    Ok(read)
+}
+
+/// Writes 64 bytes under the key `bench` as many times as the input says.
+#[action]
+fn set_repeatedly(times: String) -> Result<(), Error> {
+    let value = [b'v'; 64];
+    for _ in 0..times.trim().parse::<u32>()? {
+        kv::set("bench", &value)?;
+    }
+    Ok(())
+}
+
 packhost_pdk::pack! {
     name: "kv_probe",
-    actions: [run, count, get_value, set_value],
+    actions: [run, count, get_value, set_value, get_repeatedly, set_repeatedly],
     kv: true,
 }

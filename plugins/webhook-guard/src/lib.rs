@@ -1,7 +1,7 @@
 //! The sample pack for packhost's capabilities: a webhook guard. Each delivery is checked
 //! against what the tenant's earlier calls left in key-value storage (was this event seen,
 //! how many arrived this minute), and one that passes is forwarded with HTTP to the
-//! endpoint in the pack's config, when there is one.
+//! endpoint in the pack's config, when there is one, authenticated with a secret.
 
 use std::time::Duration;
 
@@ -41,7 +41,8 @@ const DEFAULT_PER_MINUTE: u64 = 60;
 
 /// Checks one delivery: `duplicate` when its id was seen in the last day, `rate_limited`
 /// past the tenant's deliveries per minute (config `per_minute`, default 60), else
-/// `accepted`, forwarded to config `endpoint` when set.
+/// `accepted`, forwarded to config `endpoint` when set, with the secret `endpoint_token` as
+/// its bearer token.
 #[action]
 fn deliver(delivery: Delivery) -> Result<Verdict, Error> {
     let seen_key = format!("seen/{}", delivery.id);
@@ -72,9 +73,11 @@ fn deliver(delivery: Delivery) -> Result<Verdict, Error> {
     }
     let forwarded = match packhost_pdk::config("endpoint") {
         Some(endpoint) => {
+            let api_key = packhost_pdk::secret("endpoint_token")?;
             let request = HttpRequest::new(&endpoint)
                 .with_method("POST")
                 .with_header("content-type", "application/json")
+                .with_header("authorization", format!("Bearer {api_key}"))
                 .with_header("x-event-id", &delivery.id);
             let body = serde_json::to_vec(&delivery.payload)?;
             Some(http::request::<Vec<u8>>(&request, Some(body))?.status_code())
@@ -100,4 +103,5 @@ packhost_pdk::pack! {
     http_hosts: ["localhost", "*.example.com"],
     config: ["per_minute", "endpoint"],
     kv: true,
+    secrets: ["endpoint_token"],
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::audit::{AuditEntry, AuditTrail, Capability};
 use crate::error::{Error, ErrorKind};
 
 /// The import module every Extism PDK's host-function helper uses, and so the default.
@@ -152,6 +153,7 @@ pub(crate) struct BuiltinCall<'c, 'm> {
     pub(crate) call: &'c mut HostCall<'m>,
     pub(crate) tally: &'c mut HostTally,
     pub(crate) deadline: Option<Instant>,
+    pub(crate) audit: &'c AuditTrail,
 }
 
 impl BuiltinCall<'_, '_> {
@@ -322,8 +324,9 @@ impl HostFunction {
     }
 
     /// Runs the handler for one import call: `args` in, `results` filled. Counts the call
-    /// in `tally`, turns a failure or a panic into `host_function_error`, and a return
-    /// after `deadline` into `timeout`, so that no more guest code runs either way.
+    /// in `tally` and records it in `audit`, turns a failure or a panic into
+    /// `host_function_error`, and a return after `deadline` into `timeout`, so that no more
+    /// guest code runs either way. A builtin records its own audit entry.
     pub(crate) fn invoke(
         &self,
         call: &mut HostCall<'_>,
@@ -331,6 +334,7 @@ impl HostFunction {
         results: &mut [WasmValue],
         deadline: Option<Instant>,
         tally: &mut HostTally,
+        audit: &AuditTrail,
     ) -> Result<(), Error> {
         if let Shape::Builtin {
             results: types,
@@ -345,6 +349,7 @@ impl HostFunction {
                 call,
                 tally,
                 deadline,
+                audit,
             };
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 handler(&mut builtin, args, results)
@@ -371,10 +376,12 @@ impl HostFunction {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.run(call, args, results, &mut ended)
         }));
-        outcome.unwrap_or_else(|payload| {
+        let outcome = outcome.unwrap_or_else(|payload| {
             tally.time += started.elapsed();
             Err(self.failure(HostFnError::with_class(panic_text(&payload), "panic")))
-        })
+        });
+        audit.record(AuditEntry::new(Capability::HostFunction, "call", &self.name).ended(&outcome));
+        outcome
     }
 
     /// Runs the handler; a late return is checked before anything is written back into the

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
+use super::audit::{AuditEntry, AuditTrail, Capability};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hosts::HostPattern;
 use crate::options::HttpOptions;
@@ -89,6 +90,36 @@ impl HttpGrant {
     /// the call's time runs out, `memory_limit` when the body is larger than the pack may
     /// still hold, `trap` when the pack's request is malformed or the exchange fails.
     pub(crate) fn perform(
+        &self,
+        requests_made: &mut u32,
+        request_json: &[u8],
+        body: Vec<u8>,
+        deadline: Option<Instant>,
+        max_body_bytes: u64,
+        audit: &AuditTrail,
+    ) -> Result<HttpResponse> {
+        let (method, host) = match serde_json::from_slice::<PackRequest>(request_json) {
+            Ok(request) => (
+                request.method.as_deref().unwrap_or("GET").to_uppercase(),
+                url::Url::parse(&request.url)
+                    .ok()
+                    .and_then(|url| url.host_str().map(str::to_string))
+                    .unwrap_or_default(),
+            ),
+            Err(_) => (String::new(), String::new()),
+        };
+        let mut entry = AuditEntry::new(Capability::Http, method, host);
+        entry.bytes_sent = body.len() as u64;
+        let outcome = self.exchange(requests_made, request_json, body, deadline, max_body_bytes);
+        if let Ok(response) = &outcome {
+            entry.status = Some(response.status);
+            entry.bytes_received = response.body.len() as u64;
+        }
+        audit.record(entry.ended(&outcome));
+        outcome
+    }
+
+    fn exchange(
         &self,
         requests_made: &mut u32,
         request_json: &[u8],
@@ -494,7 +525,14 @@ mod tests {
     fn refusal(grant: &HttpGrant, url: &str) -> String {
         let request = format!(r#"{{"url": "{url}"}}"#);
         let err = grant
-            .perform(&mut 0, request.as_bytes(), Vec::new(), None, 1 << 20)
+            .perform(
+                &mut 0,
+                request.as_bytes(),
+                Vec::new(),
+                None,
+                1 << 20,
+                &AuditTrail::default(),
+            )
             .unwrap_err();
         assert_eq!(err.code(), "host_denied", "{err}");
         err.message().to_string()
@@ -518,7 +556,14 @@ mod tests {
         let request =
             br#"{"url": "https://api.example.com/", "headers": {"HOST": "internal.example.org"}}"#;
         let err = grant
-            .perform(&mut 0, request, Vec::new(), None, 1 << 20)
+            .perform(
+                &mut 0,
+                request,
+                Vec::new(),
+                None,
+                1 << 20,
+                &AuditTrail::default(),
+            )
             .unwrap_err();
         assert_eq!(err.code(), "host_denied");
         assert!(err.message().contains("Host header"), "{err}");
@@ -535,6 +580,7 @@ mod tests {
                 Vec::new(),
                 None,
                 1,
+                &AuditTrail::default(),
             )
             .unwrap_err();
         assert_eq!(err.code(), "host_denied");

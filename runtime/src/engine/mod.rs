@@ -17,8 +17,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::capabilities::audit::AuditEntry;
 use crate::capabilities::host_fn::{HostFunctions, HostTally, ValueType, WasmValue};
 use crate::capabilities::http::HttpGrant;
+use crate::capabilities::secrets::Redactor;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::InterpreterLock;
 use crate::options::{EngineKind, Limits, LogLevel};
@@ -47,6 +49,8 @@ pub(crate) struct InstanceSpec {
     pub(crate) limits: Limits,
     /// Lowest log level recorded.
     pub(crate) log_level: LogLevel,
+    /// Hides the host's secret values in the pack's log lines.
+    pub(crate) redactor: Arc<Redactor>,
     /// Whether WASI is linked.
     pub(crate) wasi: bool,
     /// The functions the host lends this pack, all checked against its imports.
@@ -67,6 +71,8 @@ pub(crate) struct RawOutcome<R> {
     pub(crate) wall_time: Duration,
     pub(crate) host: HostTally,
     pub(crate) logs: Vec<LogRecord>,
+    /// Every capability the call used, in order.
+    pub(crate) audit: Vec<AuditEntry>,
     /// The part of `wall_time` that was the instance's start-up, billed to this call.
     pub(crate) startup_time: Duration,
 }
@@ -81,6 +87,7 @@ impl<R> RawOutcome<R> {
             wall_time: Duration::ZERO,
             host: HostTally::default(),
             logs: Vec::new(),
+            audit: Vec::new(),
             startup_time: Duration::ZERO,
         }
     }
@@ -160,7 +167,11 @@ impl StartupCost {
             peak_memory_bytes: self.peak_memory_bytes,
             ..Default::default()
         };
-        err.with_report(crate::usage::CallReport { usage, logs })
+        err.with_report(crate::usage::CallReport {
+            usage,
+            logs,
+            audit: Vec::new(),
+        })
     }
 }
 
@@ -284,11 +295,13 @@ fn keep_heap_top_pad() {
     }
 }
 
-/// Log lines a pack writes during one call, kept at or above `level`.
+/// Log lines a pack writes during one call, kept at or above `level`, with the host's
+/// secret values hidden.
 #[derive(Debug, Default)]
 struct LogBuffer {
     level: Option<LogLevel>,
     lines: Vec<LogRecord>,
+    redactor: Arc<Redactor>,
 }
 
 impl LogBuffer {
@@ -296,7 +309,14 @@ impl LogBuffer {
         LogBuffer {
             level: (level != LogLevel::Off).then_some(level),
             lines: Vec::new(),
+            redactor: Arc::default(),
         }
+    }
+
+    /// The same buffer, replacing `redactor`'s secret values in every line it keeps.
+    fn with_redactor(mut self, redactor: Arc<Redactor>) -> Self {
+        self.redactor = redactor;
+        self
     }
 
     /// True when a line at `level` would be kept, so the caller can skip reading it.
@@ -304,13 +324,17 @@ impl LogBuffer {
         self.level.is_some_and(|min| level >= min) && self.lines.len() < MAX_LOG_LINES
     }
 
-    /// Keeps one line (lossily decoded, control characters escaped, truncated) and forwards
-    /// it to `tracing`.
+    /// Keeps one line (lossily decoded, secret values redacted, control characters escaped,
+    /// truncated) and forwards it to `tracing`.
     fn record(&mut self, level: LogLevel, message: &[u8]) {
         if !self.wants(level) {
             return;
         }
-        let mut message = escape_controls(String::from_utf8_lossy(message).into_owned());
+        let mut message = String::from_utf8_lossy(message).into_owned();
+        if !self.redactor.is_empty() {
+            message = self.redactor.redact(&message);
+        }
+        let mut message = escape_controls(message);
         truncate_on_char_boundary(&mut message, MAX_LOG_MESSAGE_BYTES);
         emit_tracing(level, &message);
         self.lines.push(LogRecord { level, message });

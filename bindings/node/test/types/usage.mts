@@ -6,9 +6,11 @@ import {
   PackError,
   QuotaExceededError,
   TimeoutError,
+  type AuditEntry,
   type CallResult,
   type HostFunctions,
   type LogRecord,
+  type PackStats,
   type Usage,
 } from 'packhost'
 
@@ -29,6 +31,7 @@ async function tour(): Promise<number> {
   } catch (err) {
     if (err instanceof TimeoutError) return err.usage?.wall_time_us ?? 0
     if (err instanceof QuotaExceededError) return err.usage?.kv_ops ?? 0
+    if (err instanceof PackError && err.code === 'host_denied') return err.audit?.filter((entry) => entry.outcome === 'denied').length ?? 0
     if (err instanceof PackError && err.code === 'plugin_error') return err.returnCode ?? 1
     throw err
   }
@@ -51,6 +54,8 @@ async function hostFunctions(): Promise<number> {
     },
   })
   const echoed = await lent.call('context_via_host', '', { context: { tenant: 'acme' } })
+  const trail: AuditEntry[] = echoed.audit
+  const called = trail.filter((entry) => entry.capability === 'host_function' && entry.status === undefined)
   const usage: Usage = lent.callSync('reverse_via_host', 'abc', null).usage
   const functions: HostFunctions = { reverse: { handler: (text: string) => text, input: 'string', output: 'string' } }
   await Pack.load('plugins/dist/host_calls.wasm', null, { functions, onLog: null })
@@ -61,8 +66,20 @@ async function hostFunctions(): Promise<number> {
     throw err
   }
   const tenant: unknown = echoed.usage.context
-  return echoed.json<{ pack: string }>().pack.length + usage.host_calls + usage.host_time_us + usage.kv_ops + (tenant === null ? 0 : 1)
+  return echoed.json<{ pack: string }>().pack.length + usage.host_calls + usage.host_time_us + usage.kv_ops + (tenant === null ? 0 : 1) + called.length
+}
+
+function accounting(pack: Pack): string {
+  const usage: Usage = pack.callSync('uppercase', 'abc').usage
+  const billed = usage.http_requests + usage.http_bytes_sent + usage.http_bytes_received
+  const stats: PackStats = pack.stats()
+  const failed = stats.errors.plugin_error ?? 0
+  const totals = stats.calls + failed + stats.wall_time_us + stats.fuel_consumed + stats.input_bytes + stats.output_bytes
+  const capabilities = stats.host_calls + stats.kv_ops + stats.http_requests + stats.http_bytes_sent + stats.http_bytes_received
+  const reasons = pack.callSync('uppercase', 'abc').audit.map((entry: AuditEntry) => entry.reason ?? `${entry.bytes_sent + entry.bytes_received}`)
+  return `${usage.pack_name}@${usage.pack_version} ${usage.pack_id} ${usage.action} ${billed + totals + capabilities} ${reasons.join()}`
 }
 
 void tour
 void hostFunctions
+void accounting

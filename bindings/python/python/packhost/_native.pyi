@@ -49,13 +49,14 @@ class NativePack:
     def has_embedded_manifest(self) -> bool: ...
     def manifest_json(self) -> str: ...
     def options_json(self) -> str: ...
+    def stats_json(self) -> str: ...
     def call(
         self, action: str, input: bytes | str, call_options_json: Optional[str] = None
     ) -> CallResult: ...
 
 @final
 class CallResult:
-    """The result of a successful call: output, usage and logs."""
+    """The result of a successful call: output, usage, logs and audit trail."""
 
     @property
     def output(self) -> bytes:
@@ -71,6 +72,13 @@ class CallResult:
     @property
     def logs(self) -> Tuple[LogRecord, ...]:
         """What the pack logged, in order."""
+    @property
+    def audit(self) -> List[Dict[str, Any]]:
+        """Every capability the pack used (HTTP, key-value, secrets, host functions),
+        refusals included, in order: a fresh list of plain dicts each time, with the keys
+        ``capability`` (``"http"``, ``"kv"``, ``"secret"`` or ``"host_function"``),
+        ``operation``, ``target``, ``outcome`` (``"ok"``, ``"denied"`` or ``"failed"``),
+        ``status`` (when set), ``bytes_sent``, ``bytes_received`` and ``reason`` (when set)."""
     def __bytes__(self) -> bytes: ...
 
 @final
@@ -94,8 +102,29 @@ class Usage:
     @property
     def kv_ops(self) -> int: ...
     @property
+    def http_requests(self) -> int:
+        """HTTP requests the pack made, refused ones included."""
+    @property
+    def http_bytes_sent(self) -> int:
+        """Bytes of HTTP request bodies the pack sent."""
+    @property
+    def http_bytes_received(self) -> int:
+        """Bytes of HTTP response bodies the pack received."""
+    @property
     def context(self) -> Any:
         """The ``context`` the call was made with (parsed from JSON), ``None`` when none."""
+    @property
+    def pack_name(self) -> str:
+        """The pack's name, from its manifest."""
+    @property
+    def pack_version(self) -> str:
+        """The pack's version, from its manifest."""
+    @property
+    def pack_id(self) -> str:
+        """The pack's id: the SHA-256 of its module, in lowercase hex."""
+    @property
+    def action(self) -> str:
+        """The action called."""
     def as_dict(self) -> Dict[str, Any]: ...
 
 @final

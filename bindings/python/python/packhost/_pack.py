@@ -125,15 +125,25 @@ class Pack:
         options: Dict[str, Any] = json.loads(self._native.options_json())
         return options
 
+    def stats(self) -> Dict[str, Any]:
+        """Counts and totals of this pack's calls since it was loaded, as a fresh dict:
+        ``calls`` (failed ones included), ``errors`` (``{code: count}`` of the failed ones),
+        and the sums of the calls' usage ``wall_time_us``, ``fuel_consumed``,
+        ``input_bytes``, ``output_bytes``, ``host_calls``, ``kv_ops``, ``http_requests``,
+        ``http_bytes_sent`` and ``http_bytes_received``. A call refused before the pack ran (an
+        unknown action, an oversized input) is not counted."""
+        stats: Dict[str, Any] = json.loads(self._native.stats_json())
+        return stats
+
     def call(self, action: str, input: Input = b"", *, context: Any = None) -> CallResult:
-        """Runs ``action`` on ``input`` and returns its output, usage and logs.
+        """Runs ``action`` on ``input`` and returns its output, usage, logs and audit trail.
 
         ``context`` (any JSON-serialisable value: a tenant, a request id) reaches every host
         function the call makes, as ``HostCall.context``.
 
         Raises a :class:`packhost.PackError` subclass on failure (``Timeout``, ``OutOfFuel``,
-        ``PluginError``, ``HostFunctionError``, ...); the error carries the call's ``usage``
-        and ``logs``.
+        ``PluginError``, ``HostFunctionError``, ...); the error carries the call's ``usage``,
+        ``logs`` and ``audit``.
         """
         if not isinstance(input, (bytes, str)):
             input = _payload(input)

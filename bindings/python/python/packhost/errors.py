@@ -8,7 +8,18 @@ what the Rust, Node and Ruby hosts report for the same failure.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional, Sequence, Tuple, Type
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+)
 
 if TYPE_CHECKING:
     from ._native import LogRecord, Usage
@@ -44,6 +55,9 @@ class PackError(Exception):
         message: the explanation for people (for ``plugin_error``, the pack's own message).
         usage: what the failed call cost, for failures during a call; else ``None``.
         logs: what the pack logged before failing (empty outside calls).
+        audit: every capability the failed call used (HTTP, key-value, secrets, host
+            functions), refusals included, in order, as plain dicts like
+            ``CallResult.audit``'s (an empty list outside calls).
         return_code: the pack's non-zero return code, for ``plugin_error``; else ``None``.
     """
 
@@ -56,6 +70,7 @@ class PackError(Exception):
         code: Optional[str] = None,
         usage: Optional[Usage] = None,
         logs: Sequence[LogRecord] = (),
+        audit: Sequence[Dict[str, Any]] = (),
         return_code: Optional[int] = None,
     ) -> None:
         super().__init__(message)
@@ -66,6 +81,7 @@ class PackError(Exception):
             self.code = code  # type: ignore[misc]
         self.usage = usage
         self.logs: Tuple[LogRecord, ...] = tuple(logs)
+        self.audit: List[Dict[str, Any]] = list(audit)
         self.return_code = return_code
 
 

@@ -49,15 +49,22 @@ module Packhost
     # @return [Array<LogRecord>] what the pack logged during the failed call.
     attr_reader :logs
 
+    # @return [Array<Hash{String=>String, Integer}>] every capability the pack used during the
+    #   failed call, refusals included, in order; see {CallResult#audit} for the entries'
+    #   keys. Empty when the failure was not a call's.
+    attr_reader :audit
+
     # @param message [String] the message for people
     # @param return_code [Integer, nil] see {#return_code}
     # @param usage [Hash, Usage, nil] the usage record of the failed call
     # @param logs [Array<Hash, LogRecord>] the log lines of the failed call
-    def initialize(message = nil, return_code: nil, usage: nil, logs: [])
+    # @param audit [Array<Hash>] the audit trail of the failed call (its entries are frozen)
+    def initialize(message = nil, return_code: nil, usage: nil, logs: [], audit: [])
       super(message)
       @return_code = return_code
       @usage = usage.is_a?(Hash) ? Usage.from_h(usage) : usage
       @logs = logs.map { |line| line.is_a?(Hash) ? LogRecord.from_h(line) : line }.freeze
+      @audit = Packhost.freeze_audit(audit)
     end
 
     # @return [String] the stable snake_case code, e.g. "timeout".

@@ -94,28 +94,29 @@ module Packhost
     # @param json [Boolean] parse the output as JSON into {CallResult#output}
     # @param context [Object] any JSON-able value the pack's host functions see as
     #   {HostCall#context} during this call (a tenant, a request id); nil for none
-    # @return [CallResult] the output with the call's usage and log lines
+    # @return [CallResult] the output with the call's usage, log lines and audit trail
     # @raise [Error] a subclass per failure: {ActionNotFoundError}, {TimeoutError},
     #   {OutOfFuelError}, {MemoryLimitError}, {InputTooLargeError}, {OutputTooLargeError},
     #   {HostDeniedError}, {TrapError}, {PluginError}, {HostFunctionError},
-    #   {QuotaExceededError} or {IOError}; each carries the call's usage and logs. A +throw+ out of a handler, or an exception outside
-    #   StandardError (Interrupt, SystemExit), ends the call and then goes on as it began.
+    #   {QuotaExceededError} or {IOError}; each carries the call's usage, logs and audit
+    #   trail. A +throw+ out of a handler, or an exception outside StandardError (Interrupt,
+    #   SystemExit), ends the call and then goes on as it began.
     def call(action, input = "", json: false, context: nil)
       action = action.to_s
       input = Packhost.encode_input(input)
       call_options = context.nil? ? nil : JSON.generate({"context" => context})
-      output, usage, logs = if @host_adapters
-                              Thread.handle_interrupt(DEFER_INTERRUPTS) do
-                                __call(action, input, call_options, @host_adapters)
-                              end
-                            else
-                              __call(action, input, call_options, nil)
-                            end
+      output, usage, logs, audit = if @host_adapters
+                                     Thread.handle_interrupt(DEFER_INTERRUPTS) do
+                                       __call(action, input, call_options, @host_adapters)
+                                     end
+                                   else
+                                     __call(action, input, call_options, nil)
+                                   end
       if logs
         logs = logs.map { |line| LogRecord.from_h(line) }.freeze
         Packhost.forward_logs(logs, name)
       end
-      CallResult.new(output, usage, logs || NO_LOGS, json: json)
+      CallResult.new(output, usage, logs || NO_LOGS, json: json, audit: Packhost.freeze_audit(audit))
     rescue HostFunctionError => e
       Packhost.forward_logs(e.logs, name)
       # Ruby sets an exception's cause only as it is raised: the handler's exception
@@ -170,6 +171,26 @@ module Packhost
       actions.include?(action.to_s)
     end
 
+    # Counts and totals of this pack's calls since it was loaded, failed calls included,
+    # kept by the core. A fresh Hash with String keys on every read:
+    #
+    # - "calls" [Integer]: calls made, failed ones included
+    # - "errors" [Hash{String=>Integer}]: calls that failed, by error code
+    # - "wall_time_us", "fuel_consumed", "input_bytes", "output_bytes", "host_calls",
+    #   "kv_ops", "http_requests", "http_bytes_sent", "http_bytes_received" [Integer]: sums
+    #   of the calls' {Usage} fields of the same names
+    #
+    # Calls refused before they ran (an unknown action, an input over the limit) are not
+    # counted.
+    #
+    # @example
+    #   pack.stats  # => {"calls"=>3, "errors"=>{"plugin_error"=>1}, "wall_time_us"=>412, ...}
+    #
+    # @return [Hash{String=>Integer, Hash{String=>Integer}}]
+    def stats
+      JSON.parse(__stats_json)
+    end
+
     # @return [String]
     def inspect
       "#<#{self.class} #{name} #{version} id=#{id[0, 12]}>"
@@ -185,7 +206,7 @@ module Packhost
     #   @return [Array<String>] the HTTP host patterns the pack may reach: what it asked
     #     for, narrowed by the `allowed_hosts` option
 
-    private :__call, :__manifest_json
+    private :__call, :__manifest_json, :__stats_json
     private_class_method :__load_bytes, :__load_file
   end
 end

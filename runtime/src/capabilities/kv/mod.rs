@@ -16,6 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::audit::{AuditEntry, Capability};
 use super::host_fn::{BuiltinCall, HostFunction, ValueType, WasmValue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::module::{env, EnvFunction, ModuleInfo};
@@ -332,8 +333,14 @@ pub const KV_FUNCTIONS: &[EnvFunction] = &[
     env("compare_and_set", &["i64", "i64", "i64", "i64"], &["i32"]),
 ];
 
-type Operation =
-    fn(&KvGrant, &mut BuiltinCall<'_, '_>, &[WasmValue], &mut [WasmValue]) -> Result<()>;
+/// One operation; it names its target (and the bytes it moved) in the call's audit entry.
+type Operation = fn(
+    &KvGrant,
+    &mut BuiltinCall<'_, '_>,
+    &mut AuditEntry,
+    &[WasmValue],
+    &mut [WasmValue],
+) -> Result<()>;
 
 /// What runs each of [`KV_FUNCTIONS`], in the same order.
 const OPERATIONS: [Operation; 5] = [get, set, delete, list, compare_and_set];
@@ -366,27 +373,31 @@ fn functions(grant: Option<Arc<KvGrant>>) -> Vec<HostFunction> {
     };
     let op = |function: &EnvFunction, run: Operation| {
         let grant = grant.clone();
+        let name = function.name;
         HostFunction::builtin(
             KV_NAMESPACE,
             function.name,
             types(function.params),
             types(function.results),
             move |call, args, results| {
-                let Some(grant) = &grant else {
-                    return Err(Error::new(
+                call.tally.kv_ops += 1;
+                let mut entry = AuditEntry::new(Capability::Kv, name, "");
+                let outcome = match &grant {
+                    None => Err(Error::new(
                         ErrorKind::HostDenied,
                         "kv is not granted: the pack's manifest must ask for it and the host \
                          must set the kv option",
-                    ));
+                    )),
+                    Some(grant) if call.tally.kv_ops > grant.options.max_ops_per_call => {
+                        Err(quota_exceeded(format!(
+                            "the call made more than {} kv operations",
+                            grant.options.max_ops_per_call
+                        )))
+                    }
+                    Some(grant) => run(grant, call, &mut entry, args, results),
                 };
-                call.tally.kv_ops += 1;
-                if call.tally.kv_ops > grant.options.max_ops_per_call {
-                    return Err(quota_exceeded(format!(
-                        "the call made more than {} kv operations",
-                        grant.options.max_ops_per_call
-                    )));
-                }
-                run(grant, call, args, results)
+                call.audit.record(entry.ended(&outcome));
+                outcome
             },
         )
     };
@@ -400,15 +411,20 @@ fn functions(grant: Option<Arc<KvGrant>>) -> Vec<HostFunction> {
 fn get(
     grant: &KvGrant,
     call: &mut BuiltinCall<'_, '_>,
+    entry: &mut AuditEntry,
     args: &[WasmValue],
     out: &mut [WasmValue],
 ) -> Result<()> {
     let key = key_arg(grant, call, args, 0)?;
+    entry.target.clone_from(&key);
     let tenant = call.tenant();
     let scope = grant.scope(&tenant);
     let value = grant.store.get(scope, &key, Moment::now(call.deadline))?;
     out[0] = WasmValue::I64(match value {
-        Some(value) => call.give(&value)?,
+        Some(value) => {
+            entry.bytes_received = value.len() as u64;
+            call.give(&value)?
+        }
         None => NONE,
     });
     Ok(())
@@ -417,11 +433,14 @@ fn get(
 fn set(
     grant: &KvGrant,
     call: &mut BuiltinCall<'_, '_>,
+    entry: &mut AuditEntry,
     args: &[WasmValue],
     _: &mut [WasmValue],
 ) -> Result<()> {
     let key = key_arg(grant, call, args, 0)?;
+    entry.target.clone_from(&key);
     let value = value_arg(grant, call, args, 1)?.ok_or_else(|| bad_arg("set", "a value"))?;
+    entry.bytes_sent = value.len() as u64;
     write(
         grant,
         call,
@@ -436,10 +455,12 @@ fn set(
 fn delete(
     grant: &KvGrant,
     call: &mut BuiltinCall<'_, '_>,
+    entry: &mut AuditEntry,
     args: &[WasmValue],
     out: &mut [WasmValue],
 ) -> Result<()> {
     let key = key_arg(grant, call, args, 0)?;
+    entry.target.clone_from(&key);
     let put = write(grant, call, &key, None, 0, Expect::Any)?;
     out[0] = WasmValue::I32(i32::from(put.existed));
     Ok(())
@@ -448,10 +469,12 @@ fn delete(
 fn list(
     grant: &KvGrant,
     call: &mut BuiltinCall<'_, '_>,
+    entry: &mut AuditEntry,
     args: &[WasmValue],
     out: &mut [WasmValue],
 ) -> Result<()> {
     let prefix = text_arg(grant, call, args, 0, "prefix")?.unwrap_or_default();
+    entry.target.clone_from(&prefix);
     let after = text_arg(grant, call, args, 1, "after")?;
     let tenant = call.tenant();
     let scope = grant.scope(&tenant);
@@ -465,6 +488,7 @@ fn list(
     )?;
     let json = serde_json::to_vec(&keys)
         .map_err(|err| Error::new(ErrorKind::Internal, err.to_string()))?;
+    entry.bytes_received = json.len() as u64;
     out[0] = WasmValue::I64(call.give(&json)?);
     Ok(())
 }
@@ -472,12 +496,15 @@ fn list(
 fn compare_and_set(
     grant: &KvGrant,
     call: &mut BuiltinCall<'_, '_>,
+    entry: &mut AuditEntry,
     args: &[WasmValue],
     out: &mut [WasmValue],
 ) -> Result<()> {
     let key = key_arg(grant, call, args, 0)?;
+    entry.target.clone_from(&key);
     let expected = value_arg(grant, call, args, 1)?;
     let value = value_arg(grant, call, args, 2)?;
+    entry.bytes_sent = value.as_ref().map_or(0, |value| value.len() as u64);
     let expect = match &expected {
         Some(bytes) => Expect::Value(bytes),
         None => Expect::Absent,

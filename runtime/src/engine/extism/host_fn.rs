@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use extism::{CurrentPlugin, Function, UserData, ValType};
 
+use crate::capabilities::audit::AuditTrail;
 use crate::capabilities::host_fn::{HostCall, HostFnError, HostFunctions, KernelMemory, WasmValue};
 use crate::engine::{wasm_value, wasmtime_type, wasmtime_val};
 use crate::error::{Error, ErrorKind};
@@ -16,6 +17,18 @@ pub(crate) struct HostCallState {
     context: serde_json::Value,
     deadline: Option<Instant>,
     pub(crate) tally: crate::capabilities::host_fn::HostTally,
+    /// The instance's audit trail, shared with its HTTP state.
+    audit: AuditTrail,
+}
+
+impl HostCallState {
+    /// State for an instance whose host functions record into `audit`.
+    pub(crate) fn recording_into(audit: AuditTrail) -> Self {
+        HostCallState {
+            audit,
+            ..Default::default()
+        }
+    }
 }
 
 /// Starts a call: its context and deadline, and a fresh count.
@@ -67,12 +80,13 @@ pub(crate) fn functions(
                     // The state stays unlocked while the handler runs: a handler that calls
                     // another action of the same pack uses another instance, but must not
                     // find anything of this one held.
-                    let (context, deadline, mut tally) = {
+                    let (context, deadline, mut tally, audit) = {
                         let mut state = shared.lock().map_err(|_| poisoned())?;
                         (
                             std::mem::take(&mut state.context),
                             state.deadline,
                             state.tally,
+                            state.audit.clone(),
                         )
                     };
                     let outcome = function_for_call.invoke(
@@ -87,6 +101,7 @@ pub(crate) fn functions(
                         &mut results,
                         deadline,
                         &mut tally,
+                        &audit,
                     );
                     {
                         let mut state = shared.lock().map_err(|_| poisoned())?;

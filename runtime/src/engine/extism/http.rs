@@ -8,6 +8,7 @@ use std::time::Instant;
 use extism::{CurrentPlugin, Function, UserData, Val, ValType, PTR};
 
 use super::memory::MemoryMeter;
+use crate::capabilities::audit::AuditTrail;
 use crate::capabilities::http::HttpGrant;
 use crate::error::{Error, ErrorKind};
 use crate::module::EXTISM_ENV;
@@ -16,16 +17,18 @@ use crate::module::EXTISM_ENV;
 pub(crate) struct HttpCall {
     grant: Arc<HttpGrant>,
     meter: Arc<MemoryMeter>,
+    audit: AuditTrail,
     requests: u32,
     status: i32,
     headers: Option<Vec<u8>>,
 }
 
 impl HttpCall {
-    pub(crate) fn new(grant: Arc<HttpGrant>, meter: Arc<MemoryMeter>) -> Self {
+    pub(crate) fn new(grant: Arc<HttpGrant>, meter: Arc<MemoryMeter>, audit: AuditTrail) -> Self {
         HttpCall {
             grant,
             meter,
+            audit,
             requests: 0,
             status: 0,
             headers: None,
@@ -134,7 +137,15 @@ fn request(
     let room = state.meter.remaining();
     let meter = state.meter.clone();
     let grant = state.grant.clone();
-    let response = grant.perform(&mut state.requests, &request_json, body, deadline, room)?;
+    let audit = state.audit.clone();
+    let response = grant.perform(
+        &mut state.requests,
+        &request_json,
+        body,
+        deadline,
+        room,
+        &audit,
+    )?;
     state.status = i32::from(response.status);
     state.headers = Some(response.headers_json);
     drop(state);

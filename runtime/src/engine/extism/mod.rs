@@ -29,6 +29,7 @@ use super::{
     cache_dir, catch_panic, settle_fuel, start_failed, InstanceSpec, LogBuffer, RawOutcome,
     StartupCost, LOG_IMPORTS, TABLE_ELEMENT_BYTES,
 };
+use crate::capabilities::audit::AuditTrail;
 use crate::error::{Error, ErrorKind, Result};
 use crate::module::{ModuleInfo, EXTISM_ENV};
 use crate::options::{Limits, LogLevel};
@@ -81,6 +82,8 @@ pub(crate) struct Instance {
     logs: UserData<LogBuffer>,
     http: UserData<http::HttpCall>,
     host: UserData<host_fn::HostCallState>,
+    /// What the instance's HTTP and host functions record, taken by each call.
+    audit: AuditTrail,
     /// The call limits, to check extism's failure messages against what happened.
     timeout: Duration,
     fuel_limit: Option<u64>,
@@ -96,9 +99,15 @@ impl Instance {
     /// `invalid_pack` when wasmtime rejects the module or linking fails.
     pub(crate) fn new(spec: &InstanceSpec) -> Result<Self> {
         let meter = Arc::new(MemoryMeter::with_limit(spec.limits.memory_bytes));
-        let logs = UserData::new(LogBuffer::new(spec.log_level));
-        let http = UserData::new(http::HttpCall::new(spec.http.clone(), meter.clone()));
-        let host = UserData::new(host_fn::HostCallState::default());
+        let logs =
+            UserData::new(LogBuffer::new(spec.log_level).with_redactor(spec.redactor.clone()));
+        let audit = AuditTrail::default();
+        let http = UserData::new(http::HttpCall::new(
+            spec.http.clone(),
+            meter.clone(),
+            audit.clone(),
+        ));
+        let host = UserData::new(host_fn::HostCallState::recording_into(audit.clone()));
 
         let manifest = extism::Manifest::new([extism::Wasm::data(spec.wasm.as_slice())])
             .with_timeout(Duration::from_millis(spec.limits.timeout_ms))
@@ -139,6 +148,7 @@ impl Instance {
             logs,
             http,
             host,
+            audit,
             timeout: Duration::from_millis(spec.limits.timeout_ms),
             fuel_limit: spec.limits.fuel,
             startup: None,
@@ -292,6 +302,7 @@ impl Instance {
             wall_time,
             host: host_fn::tally(&self.host),
             logs,
+            audit: self.audit.take(),
             startup_time: Duration::ZERO,
         };
         if let Some((start, end)) = cpu_at_start.zip(thread_cpu_time()) {

@@ -80,6 +80,7 @@ fn invoke(
     let context = std::mem::take(&mut state.call.context);
     let mut tally = state.call.host;
     let deadline = state.call.deadline;
+    let audit = state.call.audit.clone();
     let outcome = function.invoke(
         &mut HostCall {
             pack_name: &pack.pack_name,
@@ -92,6 +93,7 @@ fn invoke(
         results,
         deadline,
         &mut tally,
+        &audit,
     );
     state.call.context = context;
     state.call.host = tally;

@@ -250,6 +250,7 @@ pub(crate) struct Instance {
     live: Live,
     limits: CallLimits,
     log_level: crate::options::LogLevel,
+    redactor: Arc<crate::capabilities::secrets::Redactor>,
     /// What the current live instance's start-up cost, until a call is billed for it.
     startup: Option<StartupCost>,
     fuel_rates: Arc<FuelRates>,
@@ -282,12 +283,13 @@ impl Instance {
             timeout: Duration::from_millis(spec.limits.timeout_ms),
             memory: spec.limits.memory_pages() as u64 * 65536,
         };
-        let (live, startup) = instantiate(&code, limits, spec.log_level)?;
+        let (live, startup) = instantiate(&code, limits, spec.log_level, &spec.redactor)?;
         Ok(Instance {
             code,
             live,
             limits,
             log_level: spec.log_level,
+            redactor: spec.redactor.clone(),
             startup: Some(startup),
             fuel_rates: spec.fuel_rates.clone(),
         })
@@ -298,7 +300,7 @@ impl Instance {
     /// # Errors
     /// As [`Instance::new`], for the pack's start-up code.
     pub(crate) fn renew(&mut self) -> Result<()> {
-        let (live, startup) = instantiate(&self.code, self.limits, self.log_level)?;
+        let (live, startup) = instantiate(&self.code, self.limits, self.log_level, &self.redactor)?;
         self.live = live;
         self.startup = Some(startup);
         Ok(())
@@ -390,6 +392,7 @@ impl Instance {
             wall_time,
             host,
             logs: std::mem::take(&mut state.logs.lines),
+            audit: state.call.audit.take(),
             startup_time: Duration::ZERO,
         };
         // Calls that ended before the first epoch callback are too short to need it.
@@ -516,11 +519,12 @@ fn instantiate(
     code: &Arc<PackCode>,
     limits: CallLimits,
     log_level: crate::options::LogLevel,
+    redactor: &Arc<crate::capabilities::secrets::Redactor>,
 ) -> Result<(Live, StartupCost)> {
     let state = HostState::new(
         limits.memory,
         code.grants.clone(),
-        LogBuffer::new(log_level),
+        LogBuffer::new(log_level).with_redactor(redactor.clone()),
         code.wasi,
     );
     let mut store = Store::new(code::engine(), state);

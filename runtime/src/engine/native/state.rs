@@ -169,6 +169,8 @@ pub(super) struct CallState {
     pub(super) context: serde_json::Value,
     /// Host-function calls so far, and their time.
     pub(super) host: HostTally,
+    /// Every capability used so far (start-up's included, until the first call takes them).
+    pub(super) audit: crate::capabilities::audit::AuditTrail,
     /// The caller's interpreter lock, while the call holds it: the epoch callback releases
     /// it once the call has run past `HOLD_AT_MOST`.
     pub(super) lock: Option<HeldLock>,

@@ -2,7 +2,8 @@
 //!
 //! The exception classes are defined in Ruby (`lib/packhost/error.rb`) so users read and
 //! rescue plain Ruby classes; this module looks the class up by the core's stable code
-//! through `Packhost::Error.for_code` and builds the exception with the call's report.
+//! through `Packhost::Error.for_code` and builds the exception with the call's report (its
+//! usage, log lines and audit trail).
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -105,6 +106,7 @@ fn build_exception(
     if let Some(report) = err.report() {
         details.aset(ruby.to_symbol("usage"), to_ruby(ruby, &report.usage)?)?;
         details.aset(ruby.to_symbol("logs"), to_ruby(ruby, &report.logs)?)?;
+        details.aset(ruby.to_symbol("audit"), to_ruby(ruby, &report.audit)?)?;
     }
     let exception: Value = class.funcall("new", (err.message(), KwArgs(details)))?;
     Exception::from_value(exception).ok_or_else(|| {

@@ -46,6 +46,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         method!(RbPack::has_embedded_manifest, 0),
     )?;
     class.define_method("allowed_hosts", method!(RbPack::allowed_hosts, 0))?;
+    class.define_method("__stats_json", method!(RbPack::stats_json, 0))?;
     Ok(())
 }
 
@@ -105,10 +106,11 @@ fn load_with(
 }
 
 impl RbPack {
-    /// Calls an action and returns `[output, usage, logs]`: the output as a String, the
-    /// usage as an Array of integers then the context, and the log lines as an Array of
-    /// Hashes (nil when none). `call_options` is the core's `CallOptions` as JSON text (nil
-    /// for none);
+    /// Calls an action and returns `[output, usage, logs, audit]`: the output as a String,
+    /// the usage as an Array of integers, then the context, then the pack's name, version
+    /// and id and the action as Strings, the log lines as an Array of Hashes (nil when
+    /// none), and the audit trail as an Array of Hashes (nil when empty). `call_options` is
+    /// the core's `CallOptions` as JSON text (nil for none);
     /// `adapters` is the pack's frozen Array of host-function adapters (nil for none).
     fn call(
         ruby: &Ruby,
@@ -145,9 +147,10 @@ impl RbPack {
                 Ok(text) => ruby.str_new(text),
                 Err(_) => ruby.str_from_slice(&output),
             };
-            // Usage as integers in `Usage`'s member order, then the context (nil when none),
-            // and no log list when nothing was logged: the common call builds no Hash and no
-            // log objects.
+            // Usage in `Usage`'s member order: the integers, the context (nil when none),
+            // then the Strings naming the pack and the action. No log list when nothing was
+            // logged and no audit list when no capability was used: the common call builds
+            // no Hash, no log objects and no audit entries.
             let usage = &report.usage;
             let mut values = [
                 usage.wall_time_us,
@@ -158,17 +161,34 @@ impl RbPack {
                 usage.host_calls,
                 usage.host_time_us,
                 usage.kv_ops,
+                usage.http_requests,
+                usage.http_bytes_sent,
+                usage.http_bytes_received,
             ]
             .map(|number| number.into_value_with(ruby))
             .to_vec();
             values.push(to_ruby(ruby, &usage.context)?);
+            values.extend(
+                [
+                    &usage.pack_name,
+                    &usage.pack_version,
+                    &usage.pack_id,
+                    &usage.action,
+                ]
+                .map(|text| ruby.str_new(text).as_value()),
+            );
             let usage = ruby.ary_new_from_values(&values);
             let logs = if report.logs.is_empty() {
                 ruby.qnil().as_value()
             } else {
                 to_ruby(ruby, &report.logs)?
             };
-            Ok(ruby.ary_new_from_values(&[output.as_value(), usage.as_value(), logs]))
+            let audit = if report.audit.is_empty() {
+                ruby.qnil().as_value()
+            } else {
+                to_ruby(ruby, &report.audit)?
+            };
+            Ok(ruby.ary_new_from_values(&[output.as_value(), usage.as_value(), logs, audit]))
         })
     }
 
@@ -207,6 +227,19 @@ impl RbPack {
 
     fn allowed_hosts(ruby: &Ruby, rb_self: &Self) -> Result<Vec<String>, Error> {
         guard(ruby, |_| Ok(rb_self.pack.allowed_hosts().to_vec()))
+    }
+
+    /// The counts and totals of the pack's calls since it was loaded (the core's
+    /// `PackStats`) as JSON text; the Ruby half parses it.
+    fn stats_json(ruby: &Ruby, rb_self: &Self) -> Result<String, Error> {
+        guard(ruby, |ruby| {
+            serde_json::to_string(&rb_self.pack.stats()).map_err(|err| {
+                raise(
+                    ruby,
+                    &packhost::Error::new(packhost::ErrorKind::Internal, err.to_string()),
+                )
+            })
+        })
     }
 }
 
