@@ -26,6 +26,9 @@ PACKS = (("bench", "packhost-pdk"), ("bench_plain", "extism-pdk alone"))
 
 checks = []  # (target, measured, passed)
 
+# Key-value operations per call in the `kv/<backend>` criterion groups (runtime/benches/calls.rs).
+KV_OPS_PER_CALL = 100
+
 
 def check(target, measured, passed):
     checks.append((target, measured, passed))
@@ -288,6 +291,35 @@ def main():
             verdicts.append(check("isolation call: a fresh instance per call at most 5 us over a warm call",
                                   f"{good - warm_good:+.1f} us", good - warm_good <= 5))
         say(f"| {mode} | {fmt(good)} | {fmt(failed)} | {failed - good:+.1f} | {', '.join(verdicts)} |")
+
+    say("\n## Key-value storage\n")
+    say(f"One get or set of 64 bytes, Rust core, per operation: from inside a pack (`kv_probe` makes")
+    say(f"{KV_OPS_PER_CALL} operations per call, so the call's own cost is spread over them; the pack's side of")
+    say("the ABI included) and done directly from Rust on the same store (rusqlite on the same")
+    say("database file with the same pragmas, the redis client on the same server, a locked map for")
+    say("`memory`). The Redis server is Debian's, on loopback, with `appendfsync always`. A pack's set")
+    say("is one transaction (SQLite) or one Lua script (Redis) that also checks the expectation and")
+    say("keeps the tenant's quota figures; the direct set is one plain upsert. Target for SQLite and")
+    say("Redis: within 2x of the direct operation.\n")
+    say("| backend | get in a pack, us | get direct, us | ratio | set in a pack, us | set direct, us | ratio | target |")
+    say("|---|---|---|---|---|---|---|---|")
+    for backend in ("memory", "sqlite", "redis"):
+        def per_op(label):
+            value = criterion_us(criterion_root, "kv", backend, label)
+            return None if value is None else value / KV_OPS_PER_CALL
+        figures = {label: per_op(label) for label in ("pack-get", "direct-get", "pack-set", "direct-set")}
+        if figures["pack-get"] is None:
+            continue
+        get_ratio = ratio(figures["pack-get"], figures["direct-get"])
+        set_ratio = ratio(figures["pack-set"], figures["direct-set"])
+        verdicts = "–"
+        if backend != "memory" and get_ratio is not None and set_ratio is not None:
+            verdicts = ", ".join([
+                check(f"kv {backend}: a get from a pack within 2x of a direct get", f"{get_ratio:.2f}x", get_ratio <= 2),
+                check(f"kv {backend}: a set from a pack within 2x of a direct set", f"{set_ratio:.2f}x", set_ratio <= 2),
+            ])
+        say(f"| {backend} | {fmt(figures['pack-get'])} | {fmt(figures['direct-get'])} | {fmt_ratio(get_ratio)} "
+            f"| {fmt(figures['pack-set'])} | {fmt(figures['direct-set'])} | {fmt_ratio(set_ratio)} | {verdicts} |")
 
     say("\n## Installed packages against the in-tree release builds\n")
     say("Each binding timed in this run on `bench.wasm` as built in the checkout with the release profile")

@@ -214,16 +214,23 @@ if (b > bytes and b > max_bytes) or (k > keys and k > max_keys) then
   if b > bytes and b > max_bytes then return {-1, b} end
   if k > keys and k > max_keys then return {-2, k} end
 end
+-- Only what changes is written: every write is also a line in the append-only file.
 if new then
   redis.call('HSET', KEYS[1], key, ARGV[3])
-  if ARGV[4] == '' then redis.call('HDEL', KEYS[2], key) else redis.call('HSET', KEYS[2], key, ARGV[4]) end
-  redis.call('ZADD', KEYS[3], 0, key)
-else
+  if ARGV[4] ~= '' then
+    redis.call('HSET', KEYS[2], key, ARGV[4])
+  elseif stored then
+    redis.call('HDEL', KEYS[2], key)
+  end
+  if not stored then redis.call('ZADD', KEYS[3], 0, key) end
+elseif stored then
   redis.call('HDEL', KEYS[1], key)
   redis.call('HDEL', KEYS[2], key)
   redis.call('ZREM', KEYS[3], key)
 end
-redis.call('HSET', KEYS[4], 'bytes', b, 'keys', k)
+if b ~= bytes or k ~= keys then
+  redis.call('HSET', KEYS[4], 'bytes', b, 'keys', k)
+end
 return {1, existed}
 "#;
 

@@ -218,14 +218,16 @@ impl KvStore for SqliteStore {
             }
             let new = write.value.map(|value| entry_bytes(write.key, value));
             let mut old = current.as_ref().map(|(value, _)| entry_bytes(write.key, value));
-            let mut usage = tenant_usage(&tx, scope.tenant)?.replace(old, new, quota);
+            let mut before = tenant_usage(&tx, scope.tenant)?;
+            let mut usage = before.replace(old, new, quota);
             if usage.is_err() {
                 sweep(&tx, scope.tenant, at.now_ms)?;
                 // The sweep may have taken the replaced entry itself.
                 if current.as_ref().is_some_and(|(_, expires)| !live(*expires, at.now_ms)) {
                     old = None;
                 }
-                usage = tenant_usage(&tx, scope.tenant)?.replace(old, new, quota);
+                before = tenant_usage(&tx, scope.tenant)?;
+                usage = before.replace(old, new, quota);
             }
             let usage = match usage {
                 Ok(usage) => usage,
@@ -254,11 +256,13 @@ impl KvStore for SqliteStore {
                     .execute(params![scope.tenant, scope.pack, write.key])?;
                 }
             }
-            tx.prepare_cached(
-                "INSERT INTO packhost_kv_tenants (tenant, bytes, keys) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (tenant) DO UPDATE SET bytes = excluded.bytes, keys = excluded.keys",
-            )?
-            .execute(params![scope.tenant, usage.bytes as i64, usage.keys as i64])?;
+            if usage != before {
+                tx.prepare_cached(
+                    "INSERT INTO packhost_kv_tenants (tenant, bytes, keys) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (tenant) DO UPDATE SET bytes = excluded.bytes, keys = excluded.keys",
+                )?
+                .execute(params![scope.tenant, usage.bytes as i64, usage.keys as i64])?;
+            }
             tx.commit()?;
             Ok(Attempt::Done(Put { applied: true, existed }))
         })?;
