@@ -41,6 +41,15 @@ export interface PackOptions {
    * the pack. Absent (the default): not granted.
    */
   kv?: KvOptions | null
+  /**
+   * Secret values by name, apart from `config`: a pack reads one only by a name its manifest
+   * declares, and every value is `[redacted]` in its log lines, errors and audit entries.
+   */
+  secrets?: Record<string, string>
+  /** A JSON Lines file each call's usage record is appended to. */
+  usage_log?: string | null
+  /** A JSON Lines file each call's audit entries are appended to. */
+  audit_log?: string | null
   /** Options added to the core later pass through unchanged. */
   [option: string]: unknown
 }
@@ -53,6 +62,8 @@ export interface KvOptions {
   path?: string
   /** A network backend's address, e.g. `redis://127.0.0.1:6379/0`. */
   url?: string
+  /** What the pack's keys are kept under beside the tenant; default the pack's name. */
+  namespace?: string
   /** Longest key, in bytes of UTF-8. Default 256. */
   max_key_bytes?: number
   /** Largest value, in bytes. Default 1 MiB. */
@@ -112,7 +123,7 @@ export interface Usage {
 /** One use of a capability during a call, refusals included. */
 export interface AuditEntry {
   /** The capability used. */
-  capability: 'http' | 'kv' | 'secret' | 'host_function'
+  capability: 'http' | 'kv' | 'secret' | 'host_function' | 'audit'
   /**
    * What was done: the HTTP method; `get`, `set`, `delete`, `list` or `compare_and_set`;
    * `read` for a secret; `call` for a host function.
@@ -237,7 +248,7 @@ export interface PackManifest {
   version: string
   description?: string
   actions: ActionSpec[]
-  capabilities: { http_hosts?: string[]; config?: string[]; kv?: boolean }
+  capabilities: { http_hosts?: string[]; config?: string[]; kv?: boolean; secrets?: string[] }
   [field: string]: unknown
 }
 

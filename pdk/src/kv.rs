@@ -97,7 +97,7 @@ fn ttl_ms(ttl: Option<Duration>) -> i64 {
 /// The value under `key`, or `None`.
 pub fn get(key: &str) -> Result<Option<Vec<u8>>, Error> {
     let key = Block::new(key.as_bytes())?;
-    // SAFETY: the import is packhost's `packhost:kv::get`; the block outlives the call.
+    // SAFETY: the import is packhost's `packhost:host/kv::get`; the block outlives the call.
     let offset = unsafe { kv_get(key.offset()) };
     Ok((offset != NONE).then(|| take(offset)))
 }

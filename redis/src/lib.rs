@@ -192,7 +192,8 @@ local bytes, keys = figures()
 local b, k = after(old, bytes, keys)
 local max_bytes, max_keys = tonumber(ARGV[8]), tonumber(ARGV[9])
 if (b > bytes and b > max_bytes) or (k > keys and k > max_keys) then
-  -- Expired entries of this scope give their share back before the write is refused.
+  -- Expired entries of this scope give their share back before the write is refused (of
+  -- this scope only: a tenant's other packs' entries are swept when those packs write).
   local expiries = redis.call('HGETALL', KEYS[2])
   for i = 1, #expiries, 2 do
     local k2, at = expiries[i], tonumber(expiries[i + 1])
@@ -234,12 +235,10 @@ end
 return {1, existed}
 "#;
 
-/// KEYS: expiries, index. ARGV: prefix, after ('' for none), limit, now. Live keys in
-/// byte order.
+/// KEYS: expiries, index. ARGV: prefix, the range's start (`[prefix` or `(after`, chosen in
+/// Rust: Lua compares strings by locale, not by bytes), limit, now. Live keys in byte order.
 const LIST: &str = r#"
-local prefix, after, limit, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local start = '[' .. prefix
-if after ~= '' and after >= prefix then start = '(' .. after end
+local prefix, start, limit, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local found = {}
 while #found < limit do
   local batch = redis.call('ZRANGEBYLEX', KEYS[2], start, '+', 'LIMIT', 0, 100)
@@ -324,12 +323,16 @@ impl KvStore for RedisStore {
         at: Moment,
     ) -> Result<Vec<String>> {
         let [_, expiries, index, _] = redis_keys(&self.prefix, scope);
+        let start = match after {
+            Some(after) if after >= prefix => format!("({after}"),
+            _ => format!("[{prefix}"),
+        };
         self.with_connection(&at, |connection| {
             self.list
                 .key(expiries)
                 .key(index)
                 .arg(prefix)
-                .arg(after.unwrap_or_default())
+                .arg(start)
                 .arg(limit)
                 .arg(at.now_ms)
                 .invoke(connection)

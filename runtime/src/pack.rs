@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
-use crate::capabilities::audit::{AuditEntry, Capability};
+use crate::capabilities::audit::AuditEntry;
 use crate::capabilities::builtin_functions;
 use crate::capabilities::host_fn::{check_registrations, HostFunction, HostFunctions};
 use crate::capabilities::http::HttpGrant;
@@ -190,21 +190,22 @@ impl Pack {
             None => (PackManifest::synthesize(fallback_name, &module), false),
         };
         let asked = &manifest.capabilities;
-        // A pack may import key-value functions without being granted them; its calls are
-        // then refused one by one, as HTTP to a host outside the grant is.
-        let kv_grant = match (&options.kv, asked.kv) {
-            (Some(kv_options), true) => {
-                Some(Arc::new(kv::KvGrant::open(kv_options, &manifest.name)?))
-            }
-            _ => None,
-        };
         let secrets = Arc::new(SecretGrant::new(&asked.secrets, &options.secrets));
         let redactor = Arc::new(Redactor::new(&options.secrets));
+        // A pack may import key-value functions without being granted them; its calls are
+        // then refused one by one, as HTTP to a host outside the grant is.
         let mut functions = functions;
-        functions.extend(builtin_functions(&module, kv_grant, secrets));
+        let lent = functions.len();
+        functions.extend(builtin_functions(&module, None, secrets.clone()));
         module.check_imports(options.allow_wasi, &functions)?;
         if options.engine == EngineKind::Extism {
             refuse_what_extism_cannot_bound(&module, options.allow_wasi, &options.limits)?;
+        }
+        // Only a pack that will load opens its store (creates a file, dials a server).
+        if let (Some(kv_options), true) = (&options.kv, asked.kv) {
+            let grant = Arc::new(kv::KvGrant::open(kv_options, &manifest.name)?);
+            functions.truncate(lent);
+            functions.extend(builtin_functions(&module, Some(grant), secrets));
         }
 
         let hosts = effective_hosts(&asked.http_hosts, &options.allowed_hosts);
@@ -529,18 +530,6 @@ impl Pack {
             index,
             outcome.wall_time.saturating_sub(outcome.startup_time),
         );
-        let http = outcome
-            .audit
-            .iter()
-            .filter(|entry| entry.capability == Capability::Http);
-        let (http_requests, http_bytes_sent, http_bytes_received) =
-            http.fold((0, 0, 0), |(n, sent, received), entry| {
-                (
-                    n + 1,
-                    sent + entry.bytes_sent,
-                    received + entry.bytes_received,
-                )
-            });
         let mut usage = Usage {
             wall_time_us: u64::try_from(outcome.wall_time.as_micros()).unwrap_or(u64::MAX),
             fuel_consumed: outcome.fuel_consumed,
@@ -550,9 +539,9 @@ impl Pack {
             host_calls: outcome.host.calls,
             host_time_us: u64::try_from(outcome.host.time.as_micros()).unwrap_or(u64::MAX),
             kv_ops: outcome.host.kv_ops,
-            http_requests,
-            http_bytes_sent,
-            http_bytes_received,
+            http_requests: outcome.http.requests,
+            http_bytes_sent: outcome.http.bytes_sent,
+            http_bytes_received: outcome.http.bytes_received,
             context: options.context.clone(),
             ..Usage::default()
         };
@@ -680,6 +669,7 @@ impl Pack {
 /// `entry` with secret values hidden: a pack can put one in a key or a failed request.
 fn redact_entry(mut entry: AuditEntry, redactor: &Redactor) -> AuditEntry {
     if !redactor.is_empty() {
+        entry.operation = redactor.redact(&entry.operation);
         entry.target = redactor.redact(&entry.target);
         entry.reason = entry.reason.map(|reason| redactor.redact(&reason));
     }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind};
 
-/// Most entries one call keeps; later ones are counted in the last entry's place, so a pack
-/// calling a host function in a loop cannot make the host hold an unbounded trail.
+/// Most entries one call keeps; later ones are only counted (a last entry says how many), so
+/// a pack calling a host function in a loop cannot make the host hold an unbounded trail.
 pub const MAX_AUDIT_ENTRIES: usize = 10_000;
 
 /// Which capability an entry is about.
@@ -25,6 +25,9 @@ pub enum Capability {
     Secret,
     /// A call of a function the host lent.
     HostFunction,
+    /// The trail itself: its last entry when entries past [`MAX_AUDIT_ENTRIES`] were
+    /// counted, not kept (operation `truncated`, the count in `reason`).
+    Audit,
 }
 
 /// How a use ended.
@@ -108,12 +111,27 @@ pub(crate) struct AuditTrail(Arc<Mutex<Trail>>);
 struct Trail {
     entries: Vec<AuditEntry>,
     dropped: u64,
+    http: HttpTotals,
+}
+
+/// The HTTP a call made, counted from every entry, kept or not: what its usage bills.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct HttpTotals {
+    pub(crate) requests: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_received: u64,
 }
 
 impl AuditTrail {
     /// Appends `entry`, or counts it when the call's trail is full.
     pub(crate) fn record(&self, entry: AuditEntry) {
         if let Ok(mut trail) = self.0.lock() {
+            if entry.capability == Capability::Http {
+                let http = &mut trail.http;
+                http.requests += 1;
+                http.bytes_sent = http.bytes_sent.saturating_add(entry.bytes_sent);
+                http.bytes_received = http.bytes_received.saturating_add(entry.bytes_received);
+            }
             if trail.entries.len() < MAX_AUDIT_ENTRIES {
                 trail.entries.push(entry);
             } else {
@@ -122,21 +140,22 @@ impl AuditTrail {
         }
     }
 
-    /// The call's entries, leaving the trail empty for the next call. When entries were
-    /// dropped, the last one kept says how many.
-    pub(crate) fn take(&self) -> Vec<AuditEntry> {
+    /// The call's entries and HTTP totals, leaving the trail empty for the next call. When
+    /// entries were dropped, a last entry (capability `audit`) says how many.
+    pub(crate) fn take(&self) -> (Vec<AuditEntry>, HttpTotals) {
         let Ok(mut trail) = self.0.lock() else {
-            return Vec::new();
+            return Default::default();
         };
         let dropped = std::mem::take(&mut trail.dropped);
         let mut entries = std::mem::take(&mut trail.entries);
         if dropped > 0 {
-            if let Some(last) = entries.last_mut() {
-                last.reason = Some(format!(
-                    "the trail keeps {MAX_AUDIT_ENTRIES} entries per call; {dropped} later ones were counted, not kept"
-                ));
-            }
+            let mut note = AuditEntry::new(Capability::Audit, "truncated", "");
+            note.outcome = AuditOutcome::Failed;
+            note.reason = Some(format!(
+                "the trail keeps {MAX_AUDIT_ENTRIES} entries per call; {dropped} later ones were counted, not kept"
+            ));
+            entries.push(note);
         }
-        entries
+        (entries, std::mem::take(&mut trail.http))
     }
 }

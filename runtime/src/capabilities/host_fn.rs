@@ -154,6 +154,20 @@ pub(crate) struct BuiltinCall<'c, 'm> {
     pub(crate) tally: &'c mut HostTally,
     pub(crate) deadline: Option<Instant>,
     pub(crate) audit: &'c AuditTrail,
+    /// False while an instance's start-up code runs: there is no caller, so no tenant.
+    pub(crate) in_call: bool,
+}
+
+/// What an engine knows about the call an import serves, beside the pack's view of it.
+pub(crate) struct CallFrame<'a> {
+    /// When the call (or start-up) must end.
+    pub(crate) deadline: Option<Instant>,
+    /// Its counts so far.
+    pub(crate) tally: &'a mut HostTally,
+    /// Its audit trail.
+    pub(crate) audit: &'a AuditTrail,
+    /// False during start-up code, which runs for no caller.
+    pub(crate) in_call: bool,
 }
 
 impl BuiltinCall<'_, '_> {
@@ -332,10 +346,14 @@ impl HostFunction {
         call: &mut HostCall<'_>,
         args: &[WasmValue],
         results: &mut [WasmValue],
-        deadline: Option<Instant>,
-        tally: &mut HostTally,
-        audit: &AuditTrail,
+        frame: CallFrame<'_>,
     ) -> Result<(), Error> {
+        let CallFrame {
+            deadline,
+            tally,
+            audit,
+            in_call,
+        } = frame;
         if let Shape::Builtin {
             results: types,
             handler,
@@ -350,10 +368,20 @@ impl HostFunction {
                 tally,
                 deadline,
                 audit,
+                in_call,
             };
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 handler(&mut builtin, args, results)
             }));
+            // As for a host function: no more guest code runs once the deadline has passed.
+            if outcome.as_ref().is_ok_and(Result::is_ok)
+                && deadline.is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    "the call ran past its time limit",
+                ));
+            }
             return outcome.unwrap_or_else(|payload| {
                 Err(Error::new(
                     ErrorKind::Internal,
@@ -520,7 +548,7 @@ pub(crate) struct HostFunctions {
     pub(crate) pack_id: String,
 }
 
-/// True for the import modules of packhost's own capabilities (`packhost:kv`), which no
+/// True for the import modules of packhost's own capabilities (`packhost:host/kv`), which no
 /// host may register functions in.
 pub(crate) fn is_packhost_namespace(namespace: &str) -> bool {
     namespace.starts_with("packhost:")

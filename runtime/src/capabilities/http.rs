@@ -100,7 +100,7 @@ impl HttpGrant {
     ) -> Result<HttpResponse> {
         let (method, host) = match serde_json::from_slice::<PackRequest>(request_json) {
             Ok(request) => (
-                request.method.as_deref().unwrap_or("GET").to_uppercase(),
+                audited_method(request.method.as_deref()),
                 url::Url::parse(&request.url)
                     .ok()
                     .and_then(|url| url.host_str().map(str::to_string))
@@ -119,6 +119,7 @@ impl HttpGrant {
         outcome
     }
 
+    /// Runs one request; [`HttpGrant::perform`] records it.
     fn exchange(
         &self,
         requests_made: &mut u32,
@@ -450,6 +451,20 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
         [first, ..] if first & 0xff00 == 0xff00 => Some("multicast"),
         [first, ..] if first & 0xe000 != 0x2000 => Some("non-global IPv6"),
         _ => None,
+    }
+}
+
+/// The method an audit entry names: one of HTTP's own, else `OTHER`. A pack chooses the
+/// method's text, and the trail must not carry what a pack wants written there.
+fn audited_method(method: Option<&str>) -> String {
+    const METHODS: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    let method = method.unwrap_or("GET").to_ascii_uppercase();
+    if METHODS.contains(&method.as_str()) {
+        method
+    } else {
+        "OTHER".to_string()
     }
 }
 

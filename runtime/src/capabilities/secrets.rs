@@ -27,11 +27,18 @@ pub const SECRETS_FUNCTIONS: &[EnvFunction] = &[env("get", &["i64"], &["i64"])];
 /// What replaces a secret's value wherever packhost reports text from a pack.
 pub const REDACTED: &str = "[redacted]";
 
-/// Secret values by name, as a host supplies them in the options. Its `Debug` shows names
-/// only.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Secret values by name, as a host supplies them in the options. Its `Debug` and its
+/// serialized form (what a binding shows as the pack's options) give names only, each
+/// mapped to `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secrets(pub BTreeMap<String, String>);
+
+impl Serialize for Secrets {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.keys().map(|name| (name, REDACTED)))
+    }
+}
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -49,15 +56,17 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// A redactor for every value in `secrets` (empty values are no secret to hide).
+    /// A redactor for every value in `secrets` (empty values are no secret to hide), also
+    /// in lower and upper case: a pack can put a value where packhost normalises its case
+    /// before reporting it (a URL's host name, an HTTP method).
     pub fn new(secrets: &Secrets) -> Self {
         let mut values: Vec<String> = secrets
             .0
             .values()
             .filter(|value| !value.is_empty())
-            .cloned()
+            .flat_map(|value| [value.clone(), value.to_lowercase(), value.to_uppercase()])
             .collect();
-        values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         values.dedup();
         Redactor { values }
     }
@@ -227,9 +236,24 @@ mod tests {
     }
 
     #[test]
-    fn debug_shows_names_and_never_values() {
-        let text = format!("{:?}", secrets(&[("api_key", "sk_live_123")]));
-        assert!(text.contains("api_key"), "{text}");
-        assert!(!text.contains("sk_live_123"), "{text}");
+    fn debug_and_serialized_forms_show_names_and_never_values() {
+        let supplied = secrets(&[("api_key", "sk_live_123")]);
+        for text in [
+            format!("{supplied:?}"),
+            serde_json::to_string(&supplied).unwrap(),
+        ] {
+            assert!(text.contains("api_key"), "{text}");
+            assert!(!text.contains("sk_live_123"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_value_is_found_whatever_case_it_was_put_in() {
+        let redactor = Redactor::new(&secrets(&[("token", "AbC123xyz")]));
+        assert_eq!(
+            redactor.redact("host abc123xyz.example.com"),
+            "host [redacted].example.com"
+        );
+        assert_eq!(redactor.redact("method ABC123XYZ"), "method [redacted]");
     }
 }

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::capabilities::audit::AuditEntry;
+use crate::capabilities::audit::{AuditEntry, HttpTotals};
 use crate::capabilities::host_fn::{HostFunctions, HostTally, ValueType, WasmValue};
 use crate::capabilities::http::HttpGrant;
 use crate::capabilities::secrets::Redactor;
@@ -73,6 +73,8 @@ pub(crate) struct RawOutcome<R> {
     pub(crate) logs: Vec<LogRecord>,
     /// Every capability the call used, in order.
     pub(crate) audit: Vec<AuditEntry>,
+    /// The HTTP it made, counted from every request (the trail keeps only so many entries).
+    pub(crate) http: HttpTotals,
     /// The part of `wall_time` that was the instance's start-up, billed to this call.
     pub(crate) startup_time: Duration,
 }
@@ -88,6 +90,7 @@ impl<R> RawOutcome<R> {
             host: HostTally::default(),
             logs: Vec::new(),
             audit: Vec::new(),
+            http: HttpTotals::default(),
             startup_time: Duration::ZERO,
         }
     }

@@ -55,17 +55,24 @@ impl MemoryStore {
 }
 
 impl Maps {
-    /// Drops the tenant's entries that have expired, giving their bytes back.
+    /// Drops the tenant's entries that have expired, giving their bytes back. Only the
+    /// tenant's own range of the map is visited.
     fn sweep(&mut self, tenant: &str, now_ms: u64) {
+        let start = (tenant.to_string(), String::new(), String::new());
+        let expired: Vec<EntryKey> = self
+            .entries
+            .range(start..)
+            .take_while(|((owner, _, _), _)| owner == tenant)
+            .filter(|(_, entry)| !entry.live(now_ms))
+            .map(|(id, _)| id.clone())
+            .collect();
         let usage = self.tenants.entry(tenant.to_string()).or_default();
-        self.entries.retain(|(owner, _, key), entry| {
-            if owner != tenant || entry.live(now_ms) {
-                return true;
+        for id in expired {
+            if let Some(entry) = self.entries.remove(&id) {
+                usage.bytes -= entry_bytes(&id.2, &entry.value).min(usage.bytes);
+                usage.keys -= 1.min(usage.keys);
             }
-            usage.bytes -= entry_bytes(key, &entry.value).min(usage.bytes);
-            usage.keys -= 1.min(usage.keys);
-            false
-        });
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Key-value storage lent to packs: the `packhost:kv` imports, the grant check, key and
+//! Key-value storage lent to packs: the `packhost:host/kv` imports, the grant check, key and
 //! value caps, per-tenant quotas and per-call operation counts, all here once for both
 //! engines; the backends (`memory`, `sqlite`, and any a separate crate registers, such as
 //! packhost-redis) only store what this module has already checked.
@@ -38,8 +38,14 @@ pub struct KvOptions {
     /// `sqlite`: the database file, created when missing. `memory`: the store's name in
     /// this process; loads naming the same store share it while any of them is alive.
     pub path: String,
-    /// A network backend's address, e.g. `redis://127.0.0.1:6379/0`.
+    /// A network backend's address, e.g. `redis://127.0.0.1:6379/0`. A password in it is
+    /// shown as `[redacted]` when the options are serialized (as bindings show them).
+    #[serde(serialize_with = "url_without_password")]
     pub url: String,
+    /// The name the pack's keys are kept under, beside the tenant. Default: the pack's
+    /// manifest name, which the pack itself chooses; a host that loads packs it does not
+    /// trust to name themselves sets one per pack, so no pack can claim another's keys.
+    pub namespace: String,
     /// Longest key, in bytes of UTF-8. Default 256.
     pub max_key_bytes: u64,
     /// Largest value, in bytes. Default 1 MiB.
@@ -60,6 +66,7 @@ impl Default for KvOptions {
             backend: "sqlite".to_string(),
             path: String::new(),
             url: String::new(),
+            namespace: String::new(),
             max_key_bytes: 256,
             max_value_bytes: 1 << 20,
             max_bytes_per_tenant: 64 << 20,
@@ -67,6 +74,19 @@ impl Default for KvOptions {
             max_ops_per_call: 1_000,
             max_list_keys: 1_000,
         }
+    }
+}
+
+fn url_without_password<S: serde::Serializer>(
+    url: &str,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some(crate::capabilities::secrets::REDACTED));
+            serializer.serialize_str(parsed.as_str())
+        }
+        _ => serializer.serialize_str(url),
     }
 }
 
@@ -295,15 +315,21 @@ pub(crate) struct KvGrant {
 }
 
 impl KvGrant {
-    /// Opens the store the options name, for `pack`.
+    /// Opens the store the options name, for the pack named `pack` (its keys are kept under
+    /// `kv.namespace` instead when the host set one).
     ///
     /// # Errors
     /// As [`open_store`].
     pub(crate) fn open(options: &KvOptions, pack: &str) -> Result<Self> {
+        let scope = if options.namespace.is_empty() {
+            pack
+        } else {
+            &options.namespace
+        };
         Ok(KvGrant {
             store: open_store(options)?,
             options: options.clone(),
-            pack: pack.to_string(),
+            pack: scope.to_string(),
         })
     }
 
@@ -383,6 +409,12 @@ fn functions(grant: Option<Arc<KvGrant>>) -> Vec<HostFunction> {
                 call.tally.kv_ops += 1;
                 let mut entry = AuditEntry::new(Capability::Kv, name, "");
                 let outcome = match &grant {
+                    // Start-up code runs before any caller (and between callers, when an
+                    // instance is renewed): it has no tenant whose keys it could use.
+                    _ if !call.in_call => Err(Error::new(
+                        ErrorKind::HostDenied,
+                        "kv is not available to start-up code, which runs for no caller",
+                    )),
                     None => Err(Error::new(
                         ErrorKind::HostDenied,
                         "kv is not granted: the pack's manifest must ask for it and the host \
@@ -532,7 +564,9 @@ fn write(
     let tenant = call.tenant();
     let scope = grant.scope(&tenant);
     let at = Moment::now(call.deadline);
-    let expires_at_ms = (ttl_ms > 0).then(|| at.now_ms.saturating_add(ttl_ms as u64));
+    // Capped where every backend can store it (SQLite keeps an i64).
+    let expires_at_ms =
+        (ttl_ms > 0).then(|| at.now_ms.saturating_add(ttl_ms as u64).min(i64::MAX as u64));
     let write = Write {
         key,
         value,
@@ -651,6 +685,17 @@ mod tests {
         max_bytes: 100,
         max_keys: 2,
     };
+
+    #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        let options = KvOptions {
+            url: "redis://:hunter2@cache.internal:6379/0".to_string(),
+            ..KvOptions::default()
+        };
+        let shown = serde_json::to_string(&options).unwrap();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("cache.internal"), "{shown}");
+    }
 
     #[test]
     fn usage_grows_within_the_quota_and_shrinks_past_a_lowered_one() {

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS packhost_kv (
     expires_at_ms INTEGER,
     PRIMARY KEY (tenant, pack, key)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS packhost_kv_expiring
+    ON packhost_kv (tenant, expires_at_ms) WHERE expires_at_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS packhost_kv_tenants (
     tenant TEXT PRIMARY KEY,
     bytes INTEGER NOT NULL,
@@ -70,20 +72,36 @@ impl SqliteStore {
                 "kv.path: the sqlite backend needs the database file's path",
             ));
         }
+        // The file holds every tenant's data: created private, as the usage logs are.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+            if let Err(err) = created {
+                if err.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(failed(format!("{path}: {err}")));
+                }
+            }
+        }
         let store = SqliteStore {
             path: path.to_string(),
             idle: Mutex::new(Vec::new()),
         };
-        let connection = store.connect()?;
+        let connection = store.connect(LOCK_WAIT)?;
         connection.execute_batch(SCHEMA).map_err(failed)?;
         store.give_back(connection);
         Ok(store)
     }
 
-    fn connect(&self) -> Result<Connection> {
+    /// Opens one more connection, waiting at most `wait` for another process's lock.
+    fn connect(&self, wait: Duration) -> Result<Connection> {
         let connection =
             Connection::open(&self.path).map_err(|err| failed(format!("{}: {err}", self.path)))?;
-        connection.busy_timeout(LOCK_WAIT).map_err(failed)?;
+        connection.busy_timeout(wait).map_err(failed)?;
         // WAL: readers never block the writer, and other processes see each commit.
         // synchronous=NORMAL: a commit is in the WAL before it returns, which survives the
         // process being killed; only a power cut can lose the last commits.
@@ -103,12 +121,12 @@ impl SqliteStore {
         at: &Moment,
         work: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
     ) -> Result<R> {
+        let wait = at.remaining(LOCK_WAIT);
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let mut connection = match idle {
             Some(connection) => connection,
-            None => self.connect()?,
+            None => self.connect(wait)?,
         };
-        let wait = at.remaining(LOCK_WAIT);
         connection.busy_timeout(wait).map_err(failed)?;
         let result = work(&mut connection).map_err(|err| classify(err, at));
         self.give_back(connection);

@@ -7,7 +7,9 @@ use std::time::Instant;
 use extism::{CurrentPlugin, Function, UserData, ValType};
 
 use crate::capabilities::audit::AuditTrail;
-use crate::capabilities::host_fn::{HostCall, HostFnError, HostFunctions, KernelMemory, WasmValue};
+use crate::capabilities::host_fn::{
+    CallFrame, HostCall, HostFnError, HostFunctions, KernelMemory, WasmValue,
+};
 use crate::engine::{wasm_value, wasmtime_type, wasmtime_val};
 use crate::error::{Error, ErrorKind};
 
@@ -46,13 +48,18 @@ pub(crate) fn begin_call(
     }
 }
 
-/// The count of the call that just ended.
-pub(crate) fn tally(state: &UserData<HostCallState>) -> crate::capabilities::host_fn::HostTally {
-    state
-        .get()
-        .ok()
-        .and_then(|shared| shared.lock().ok().map(|state| state.tally))
-        .unwrap_or_default()
+/// Ends a call: returns its count and forgets its caller, so that start-up code the
+/// instance runs before its next call (a renewal) acts for no caller and no tenant.
+pub(crate) fn end_call(state: &UserData<HostCallState>) -> crate::capabilities::host_fn::HostTally {
+    let Some(shared) = state.get().ok() else {
+        return Default::default();
+    };
+    let Ok(mut state) = shared.lock() else {
+        return Default::default();
+    };
+    state.context = serde_json::Value::Null;
+    state.deadline = None;
+    std::mem::take(&mut state.tally)
 }
 
 /// One extism `Function` per registered host function, bound to one instance's state.
@@ -99,9 +106,13 @@ pub(crate) fn functions(
                         },
                         &args,
                         &mut results,
-                        deadline,
-                        &mut tally,
-                        &audit,
+                        CallFrame {
+                            deadline,
+                            tally: &mut tally,
+                            audit: &audit,
+                            // Cleared when a call ends, so start-up code runs with none.
+                            in_call: deadline.is_some(),
+                        },
                     );
                     {
                         let mut state = shared.lock().map_err(|_| poisoned())?;

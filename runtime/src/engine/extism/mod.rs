@@ -295,14 +295,16 @@ impl Instance {
         let wall_time = started.elapsed();
         let fuel_consumed = plugin.fuel_consumed().unwrap_or(0);
         let logs = self.take_logs();
+        let (audit, http) = self.audit.take();
         let mut outcome = RawOutcome {
             result,
             fuel_consumed,
             peak_memory_bytes: self.meter.peak(),
             wall_time,
-            host: host_fn::tally(&self.host),
+            host: host_fn::end_call(&self.host),
             logs,
-            audit: self.audit.take(),
+            audit,
+            http,
             startup_time: Duration::ZERO,
         };
         if let Some((start, end)) = cpu_at_start.zip(thread_cpu_time()) {

@@ -7,7 +7,7 @@ use wasmtime::{Caller, FuncType, Linker};
 
 use super::state::{HostFailure, HostState};
 use crate::capabilities::host_fn::{
-    HostCall, HostFnError, HostFunction, HostFunctions, KernelMemory, Shape, WasmValue,
+    CallFrame, HostCall, HostFnError, HostFunction, HostFunctions, KernelMemory, Shape, WasmValue,
 };
 use crate::engine::{wasm_value, wasmtime_type, wasmtime_val};
 
@@ -81,6 +81,7 @@ fn invoke(
     let mut tally = state.call.host;
     let deadline = state.call.deadline;
     let audit = state.call.audit.clone();
+    let in_call = state.call.started.is_some();
     let outcome = function.invoke(
         &mut HostCall {
             pack_name: &pack.pack_name,
@@ -91,9 +92,12 @@ fn invoke(
         },
         args,
         results,
-        deadline,
-        &mut tally,
-        &audit,
+        CallFrame {
+            deadline,
+            tally: &mut tally,
+            audit: &audit,
+            in_call,
+        },
     );
     state.call.context = context;
     state.call.host = tally;

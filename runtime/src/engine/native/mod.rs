@@ -339,7 +339,10 @@ impl Instance {
         state
             .limiter
             .begin_call(state.kernel.size(), state.vars_bytes);
+        // What the instance's start-up used stays in the trail: it is this call's.
+        let audit = std::mem::take(&mut state.call.audit);
         state.call = Default::default();
+        state.call.audit = audit;
         if !context.is_null() {
             state.call.context = context.clone();
         }
@@ -385,6 +388,7 @@ impl Instance {
                 err
             }
         });
+        let (audit, http) = state.call.audit.take();
         let mut outcome = RawOutcome {
             result,
             fuel_consumed,
@@ -392,7 +396,8 @@ impl Instance {
             wall_time,
             host,
             logs: std::mem::take(&mut state.logs.lines),
-            audit: state.call.audit.take(),
+            audit,
+            http,
             startup_time: Duration::ZERO,
         };
         // Calls that ended before the first epoch callback are too short to need it.
