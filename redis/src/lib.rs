@@ -366,33 +366,54 @@ impl LocalServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let process = std::process::Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&folder)
-            .stdout(std::process::Stdio::null())
-            .spawn()?;
+        let process = Self::spawn(port, &folder)?;
         let server = LocalServer {
             process,
             port,
             folder,
         };
+        server.wait_until_it_answers()?;
+        Ok(server)
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no save) and starts it again on the same
+    /// port and files: what survives is what its append-only file had.
+    ///
+    /// # Errors
+    /// As [`LocalServer::start`].
+    pub fn kill_and_restart(&mut self) -> std::io::Result<()> {
+        self.process.kill()?;
+        self.process.wait()?;
+        self.process = Self::spawn(self.port, &self.folder)?;
+        self.wait_until_it_answers()
+    }
+
+    fn spawn(port: u16, folder: &std::path::Path) -> std::io::Result<std::process::Child> {
+        std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(folder)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+    }
+
+    fn wait_until_it_answers(&self) -> std::io::Result<()> {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !server.answers() {
+        while !self.answers() {
             if std::time::Instant::now() >= deadline {
                 return Err(std::io::Error::other("redis-server did not answer in 10 s"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(server)
+        Ok(())
     }
 
     /// Its URL, database 0.

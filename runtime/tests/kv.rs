@@ -1,6 +1,7 @@
 //! Key-value storage as an application running several processes uses it: counters that
 //! processes race on through the embedded backend, a write that survives its process being
-//! killed, expiry, and the load-time failures of a store that cannot be opened.
+//! killed (on SQLite, and on Redis with the server killed too), expiry, and the load-time
+//! failures of a store that cannot be opened.
 //!
 //! The child processes are this test binary run again with `PACKHOST_KV_CHILD` set, which
 //! makes `child_process` do one child's work and every other test return at once.
@@ -21,9 +22,22 @@ const CHILD: &str = "PACKHOST_KV_CHILD";
 const SET_MARK: &str = "packhost-kv-child: set returned";
 
 fn kv_pack(backend: &str, path: &str) -> Pack {
-    let options = PackOptions::from_value(json!({"kv": {"backend": backend, "path": path}}))
-        .expect("kv options are valid");
+    kv_pack_at(json!({"backend": backend, "path": path}))
+}
+
+fn kv_pack_at(kv: serde_json::Value) -> Pack {
+    packhost_redis::register();
+    let options = PackOptions::from_value(json!({ "kv": kv })).expect("kv options are valid");
     Pack::load_file(support::pack_path("kv_probe"), options).expect("kv_probe loads")
+}
+
+/// The store a child process uses: the sqlite file, or the Redis server's URL.
+fn child_store() -> serde_json::Value {
+    let database = std::env::var("PACKHOST_KV_DATABASE").expect("the parent names the store");
+    match database.strip_prefix("redis:") {
+        Some(url) => json!({"backend": "redis", "url": url}),
+        None => json!({"backend": "sqlite", "path": database}),
+    }
 }
 
 fn for_tenant(tenant: &str) -> CallOptions {
@@ -39,7 +53,8 @@ fn run(pack: &Pack, tenant: &str, script: serde_json::Value) -> serde_json::Valu
     serde_json::from_slice(&out.output).expect("run returns JSON")
 }
 
-/// This test binary, running only `child_process`, with the child's task in the env.
+/// This test binary, running only `child_process`, with the child's task in the env and the
+/// store it uses (a database file, or `redis:` and a server's URL).
 fn child(task: &str, database: &Path) -> Command {
     let mut command = Command::new(std::env::current_exe().expect("the test binary's path"));
     command
@@ -62,8 +77,7 @@ fn child_process() {
     let Ok(task) = std::env::var(CHILD) else {
         return;
     };
-    let database = std::env::var("PACKHOST_KV_DATABASE").expect("the parent names the database");
-    let pack = kv_pack("sqlite", &database);
+    let pack = kv_pack_at(child_store());
     if let Some(times) = task.strip_prefix("count:") {
         let times: u32 = times.parse().expect("a count");
         for _ in 0..times {
@@ -112,14 +126,10 @@ fn processes_counting_through_compare_and_set_lose_no_increment() {
     );
 }
 
-#[test]
-fn a_set_that_returned_survives_its_process_being_killed() {
-    if std::env::var_os(CHILD).is_some() {
-        return;
-    }
-    let folder = support::scratch_folder("kv-kill");
-    let database = folder.join("kv.sqlite3");
-    let mut process = child("set-then-wait", &database)
+/// Starts a `set-then-wait` child on `store` and kills it with SIGKILL (no destructor, no
+/// flush, no checkpoint runs in it) as soon as it says its set returned.
+fn kill_a_child_once_it_has_set(store: &Path) {
+    let mut process = child("set-then-wait", store)
         .spawn()
         .expect("a child starts");
     // The test harness prints its own text around the child's mark.
@@ -128,10 +138,35 @@ fn a_set_that_returned_survives_its_process_being_killed() {
         .map_while(Result::ok)
         .any(|line| line.contains(SET_MARK));
     assert!(said_set, "the child reports its set");
-    // SIGKILL: no destructor, no flush, no checkpoint runs in the child.
     process.kill().unwrap();
     process.wait().unwrap();
+}
+
+#[test]
+fn a_set_that_returned_survives_its_process_being_killed() {
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    let folder = support::scratch_folder("kv-kill");
+    let database = folder.join("kv.sqlite3");
+    kill_a_child_once_it_has_set(&database);
     let pack = kv_pack("sqlite", &database.display().to_string());
+    assert_eq!(
+        run(&pack, "durable", json!([{"get": {"key": "k"}}])),
+        json!(["kept"])
+    );
+}
+
+#[test]
+fn a_set_that_returned_survives_its_process_and_the_redis_server_being_killed() {
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    let mut server = packhost_redis::LocalServer::start().expect("redis-server runs");
+    kill_a_child_once_it_has_set(Path::new(&format!("redis:{}", server.url())));
+    // The server goes down hard too: only its append-only file (fsynced per write) remains.
+    server.kill_and_restart().expect("redis-server restarts");
+    let pack = kv_pack_at(json!({"backend": "redis", "url": server.url()}));
     assert_eq!(
         run(&pack, "durable", json!([{"get": {"key": "k"}}])),
         json!(["kept"])
