@@ -171,6 +171,28 @@ pub(crate) struct CallFrame<'a> {
 }
 
 impl BuiltinCall<'_, '_> {
+    /// The bytes of the kernel block at `offset` the pack passed as `what` (0 is the empty
+    /// block, as in every Extism kernel).
+    ///
+    /// # Errors
+    /// `trap` when no block starts there.
+    pub(crate) fn block(&mut self, offset: i64, what: &str) -> Result<Vec<u8>, Error> {
+        if offset == 0 {
+            return Ok(Vec::new());
+        }
+        let function = self.call.function;
+        self.call
+            .memory
+            .block(offset as u64)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Trap,
+                    format!("the pack passed {function:?} no valid block for {what}: {offset}"),
+                )
+            })
+    }
+
     /// Hands `data` to the pack as a new block (0 for no bytes, as in every Extism kernel).
     ///
     /// # Errors
@@ -286,23 +308,28 @@ impl HostFunction {
         }
     }
 
-    /// A function of packhost's own, imported from `namespace` (one of packhost's).
+    /// A function of packhost's own, imported from `namespace` (one of packhost's) with the
+    /// name and signature of its table entry.
     pub(crate) fn builtin(
         namespace: &str,
-        name: &str,
-        params: Vec<ValueType>,
-        results: Vec<ValueType>,
+        function: &crate::module::EnvFunction,
         handler: impl Fn(&mut BuiltinCall<'_, '_>, &[WasmValue], &mut [WasmValue]) -> Result<(), Error>
             + Send
             + Sync
             + 'static,
     ) -> Self {
+        let types = |names: &[&str]| {
+            names
+                .iter()
+                .filter_map(|name| ValueType::parse(name))
+                .collect()
+        };
         HostFunction {
-            name: name.to_string(),
+            name: function.name.to_string(),
             namespace: namespace.to_string(),
             shape: Shape::Builtin {
-                params,
-                results,
+                params: types(function.params),
+                results: types(function.results),
                 handler: Arc::new(handler),
             },
         }

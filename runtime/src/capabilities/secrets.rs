@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditEntry, Capability};
-use super::host_fn::{BuiltinCall, HostFunction, ValueType, WasmValue};
+use super::host_fn::{BuiltinCall, HostFunction, WasmValue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::module::{env, EnvFunction, ModuleInfo};
 
@@ -137,18 +137,9 @@ pub(crate) fn functions_for(module: &ModuleInfo, grant: Arc<SecretGrant>) -> Vec
     {
         return Vec::new();
     }
-    let function = &SECRETS_FUNCTIONS[0];
-    let types = |names: &[&str]| {
-        names
-            .iter()
-            .filter_map(|name| ValueType::parse(name))
-            .collect()
-    };
     vec![HostFunction::builtin(
         SECRETS_NAMESPACE,
-        function.name,
-        types(function.params),
-        types(function.results),
+        &SECRETS_FUNCTIONS[0],
         move |call, args, out| {
             let mut entry = AuditEntry::new(Capability::Secret, "read", "");
             let outcome = get(&grant, call, &mut entry, args, out);
@@ -169,20 +160,7 @@ fn get(
         Some(WasmValue::I64(offset)) => *offset,
         _ => 0,
     };
-    let name = match offset {
-        0 => Vec::new(),
-        offset => call
-            .call
-            .memory
-            .block(offset as u64)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Trap,
-                    format!("the pack passed {SECRETS_NAMESPACE}::get no valid block"),
-                )
-            })?,
-    };
+    let name = call.block(offset, "the secret's name")?;
     let name = String::from_utf8_lossy(&name).into_owned();
     entry.target.clone_from(&name);
     let value = match grant.granted.get(&name) {

@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditEntry, Capability};
-use super::host_fn::{BuiltinCall, HostFunction, ValueType, WasmValue};
+use super::host_fn::{BuiltinCall, HostFunction, WasmValue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::module::{env, EnvFunction, ModuleInfo};
 use crate::options::tenant_of;
@@ -391,47 +391,35 @@ pub(crate) fn functions_for(module: &ModuleInfo, grant: Option<Arc<KvGrant>>) ->
 /// The `packhost:host/kv` functions, for a pack granted `grant` (or denied, when `None`).
 /// Their signatures are in `wit/deps/packhost-host/kv.wit`.
 fn functions(grant: Option<Arc<KvGrant>>) -> Vec<HostFunction> {
-    let types = |names: &[&str]| {
-        names
-            .iter()
-            .filter_map(|name| ValueType::parse(name))
-            .collect()
-    };
     let op = |function: &EnvFunction, run: Operation| {
         let grant = grant.clone();
         let name = function.name;
-        HostFunction::builtin(
-            KV_NAMESPACE,
-            function.name,
-            types(function.params),
-            types(function.results),
-            move |call, args, results| {
-                call.tally.kv_ops += 1;
-                let mut entry = AuditEntry::new(Capability::Kv, name, "");
-                let outcome = match &grant {
-                    // Start-up code runs before any caller (and between callers, when an
-                    // instance is renewed): it has no tenant whose keys it could use.
-                    _ if !call.in_call => Err(Error::new(
-                        ErrorKind::HostDenied,
-                        "kv is not available to start-up code, which runs for no caller",
-                    )),
-                    None => Err(Error::new(
-                        ErrorKind::HostDenied,
-                        "kv is not granted: the pack's manifest must ask for it and the host \
+        HostFunction::builtin(KV_NAMESPACE, function, move |call, args, results| {
+            call.tally.kv_ops += 1;
+            let mut entry = AuditEntry::new(Capability::Kv, name, "");
+            let outcome = match &grant {
+                // Start-up code runs before any caller (and between callers, when an
+                // instance is renewed): it has no tenant whose keys it could use.
+                _ if !call.in_call => Err(Error::new(
+                    ErrorKind::HostDenied,
+                    "kv is not available to start-up code, which runs for no caller",
+                )),
+                None => Err(Error::new(
+                    ErrorKind::HostDenied,
+                    "kv is not granted: the pack's manifest must ask for it and the host \
                          must set the kv option",
-                    )),
-                    Some(grant) if call.tally.kv_ops > grant.options.max_ops_per_call => {
-                        Err(quota_exceeded(format!(
-                            "the call made more than {} kv operations",
-                            grant.options.max_ops_per_call
-                        )))
-                    }
-                    Some(grant) => run(grant, call, &mut entry, args, results),
-                };
-                call.audit.record(entry.ended(&outcome));
-                outcome
-            },
-        )
+                )),
+                Some(grant) if call.tally.kv_ops > grant.options.max_ops_per_call => {
+                    Err(quota_exceeded(format!(
+                        "the call made more than {} kv operations",
+                        grant.options.max_ops_per_call
+                    )))
+                }
+                Some(grant) => run(grant, call, &mut entry, args, results),
+            };
+            call.audit.record(entry.ended(&outcome));
+            outcome
+        })
     };
     KV_FUNCTIONS
         .iter()
@@ -600,17 +588,7 @@ fn block_arg(
     if offset == NONE {
         return Ok(None);
     }
-    let function = call.call.function;
-    let bytes = if offset == 0 {
-        Vec::new()
-    } else {
-        call.call
-            .memory
-            .block(offset as u64)
-            .ok_or_else(|| bad_arg(function, &format!("argument {index}")))?
-            .to_vec()
-    };
-    Ok(Some(bytes))
+    call.block(offset, &format!("argument {index}")).map(Some)
 }
 
 fn value_arg(

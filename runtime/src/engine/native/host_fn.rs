@@ -80,7 +80,7 @@ fn invoke(
     let context = std::mem::take(&mut state.call.context);
     let mut tally = state.call.host;
     let deadline = state.call.deadline;
-    let audit = state.call.audit.clone();
+    let audit = state.audit.clone();
     let in_call = state.call.started.is_some();
     let outcome = function.invoke(
         &mut HostCall {

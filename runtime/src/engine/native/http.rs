@@ -28,7 +28,7 @@ pub(super) fn request(state: &mut HostState, request: i64, body: i64) -> wasmtim
             body_bytes,
             state.call.deadline,
             room,
-            &state.call.audit,
+            &state.audit,
         )
         .map_err(failure)?;
 

@@ -339,10 +339,7 @@ impl Instance {
         state
             .limiter
             .begin_call(state.kernel.size(), state.vars_bytes);
-        // What the instance's start-up used stays in the trail: it is this call's.
-        let audit = std::mem::take(&mut state.call.audit);
         state.call = Default::default();
-        state.call.audit = audit;
         if !context.is_null() {
             state.call.context = context.clone();
         }
@@ -388,7 +385,7 @@ impl Instance {
                 err
             }
         });
-        let (audit, http) = state.call.audit.take();
+        let (audit, http) = state.audit.take();
         let mut outcome = RawOutcome {
             result,
             fuel_consumed,

@@ -35,6 +35,9 @@ pub(crate) struct HostState {
     pub(super) vars_bytes: u64,
     pub(super) grants: Arc<Grants>,
     pub(super) logs: LogBuffer,
+    /// Every capability the instance used since its last call ended (its start-up's uses
+    /// are its first call's); per instance, so starting a call allocates nothing for it.
+    pub(super) audit: crate::capabilities::audit::AuditTrail,
     pub(super) wasi: Option<wasi_common::WasiCtx>,
     /// The running call's deadline as the WASI scheduler sees it (WASI packs only).
     pub(super) wasi_deadline: Option<Arc<CallDeadline>>,
@@ -51,6 +54,7 @@ impl HostState {
             vars_bytes: 0,
             grants,
             logs,
+            audit: Default::default(),
             wasi: wasi_deadline.clone().map(super::wasi::context),
             wasi_deadline,
         }
@@ -169,8 +173,6 @@ pub(super) struct CallState {
     pub(super) context: serde_json::Value,
     /// Host-function calls so far, and their time.
     pub(super) host: HostTally,
-    /// Every capability used so far (start-up's included, until the first call takes them).
-    pub(super) audit: crate::capabilities::audit::AuditTrail,
     /// The caller's interpreter lock, while the call holds it: the epoch callback releases
     /// it once the call has run past `HOLD_AT_MOST`.
     pub(super) lock: Option<HeldLock>,
