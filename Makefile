@@ -1,5 +1,9 @@
 # packhost's one task runner. `make help` lists the verbs; the README's two commands are
 # `make demo` (the main job) and `make test` (every test). Both set up what they need.
+#
+# Everything here builds one profile, `release`: the packages users install must be release
+# builds, so the Rust tests, the CLI, the examples and the fuzz targets use it too, and a
+# fresh machine compiles wasmtime optimised once instead of twice (Cargo.toml, profiles).
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -7,7 +11,7 @@ SHELL := bash
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 WASM_OUT := $(TARGET_DIR)/wasm32-unknown-unknown/release
-PACKHOST := $(TARGET_DIR)/debug/packhost
+PACKHOST := $(TARGET_DIR)/release/packhost
 # Packs built with packhost-pdk get their manifest embedded; `plain` is a plain extism-pdk
 # plugin and ships as cargo built it.
 PDK_PACKS := api_errors text_tools hostile bench host_calls_pdk kv_probe webhook_guard
@@ -22,7 +26,7 @@ setup: ## Install the toolchain pieces the build needs (wasm32 target).
 	@bash scripts/setup.sh
 
 cli: setup
-	cargo build -p packhost-cli
+	cargo build --release -p packhost-cli
 
 packs: cli ## Build the sample packs into plugins/dist/ (manifests embedded).
 	cargo build --manifest-path plugins/Cargo.toml --release --target wasm32-unknown-unknown
@@ -34,19 +38,19 @@ demo: packs ## The main job: build the packs, run one from the command line and 
 	$(PACKHOST) inspect plugins/dist/api_errors.wasm
 	$(PACKHOST) call plugins/dist/api_errors.wasm post --input-file examples/data/stripe_card_declined.json --usage --logs
 	@echo
-	cargo run -q -p packhost --example quickstart
-	cargo run -q -p packhost --example host_functions
-	cargo run -q -p packhost --example webhook_guard
+	cargo run --release -q -p packhost --example quickstart
+	cargo run --release -q -p packhost --example host_functions
+	cargo run --release -q -p packhost --example webhook_guard
 
 test: test-rust test-node test-python test-ruby test-crates ## Every test: Rust, each host binding on its installed package, the crates.
 
 test-rust: packs lint ## Rust: unit, conformance, sandbox, contract and CLI tests, and a benchmark smoke run.
-	cargo test --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby
-	cargo test -p packhost --benches
+	cargo test --release --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby
+	cargo test --release -p packhost --benches
 
 FUZZ_SECONDS ?= 60
 fuzz: packs ## Run each fuzz target (load, abi, differential) for FUZZ_SECONDS s (default 60); a finding is kept in fuzz/regressions/.
-	cargo run -q -p packhost-fuzz -- all --seconds $(FUZZ_SECONDS)
+	cargo run --release -q -p packhost-fuzz -- all --seconds $(FUZZ_SECONDS)
 
 release: packs ## Build every package users install (wheel, npm tarball, gem, crates, CLI) into target/dist.
 	bash scripts/release.sh

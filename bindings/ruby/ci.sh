@@ -4,7 +4,8 @@
 # (script/stage_gem.rb), installs it with `gem install --local` into an empty GEM_HOME (which
 # compiles the extension with the release profile, as for a user), then runs the minitest
 # suite against that installed gem twice: normally, then under GC.stress (timing and memory
-# tests are left out of that pass). Last, from outside the repository, it checks that the
+# tests are left out of that pass, and conformance cases run once each instead of per engine
+# and backend). Last, from outside the repository, it checks that the
 # installed gem reports an optimised build and runs the example.
 #
 # Runs from anywhere: `bash bindings/ruby/ci.sh`. Exits non-zero on any failure.

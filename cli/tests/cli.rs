@@ -231,8 +231,14 @@ fn version_verbose_says_how_the_binary_was_built() {
     let out = packhost(&["--version", "--verbose"], None);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    // The test suite builds the dev profile; `cargo install` gives `release` (CI checks it).
-    assert!(text.contains("\nprofile: dev\n"), "{text}");
+    // The binary under test is built with the test's own profile (`release` under `make
+    // test`, `dev` for a plain `cargo test`).
+    let profile = if cfg!(debug_assertions) {
+        "dev"
+    } else {
+        "release"
+    };
+    assert!(text.contains(&format!("\nprofile: {profile}\n")), "{text}");
     assert!(text.contains("\nwasmtime: 43."), "{text}");
     assert!(text.contains("\ndebug-assertions: "), "{text}");
 
@@ -264,4 +270,39 @@ fn call_never_prints_a_secret_the_pack_read() {
         printed.contains("error[plugin_error]: leaking api_key=[redacted]!"),
         "{printed}"
     );
+}
+
+#[test]
+fn call_runs_the_plugin_an_extism_manifest_names_with_its_config() {
+    let folder = std::env::temp_dir().join(format!("packhost-cli-manifest-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let manifest = folder.join("greeter.json");
+    let write = |hash: &str| {
+        let text = serde_json::json!({
+            "wasm": [{"path": pack("plain"), "hash": hash}],
+            "config": {"greeting": "Howdy"},
+            "timeout_ms": 500,
+        });
+        std::fs::write(&manifest, text.to_string()).unwrap();
+    };
+    let bytes = std::fs::read(pack("plain")).unwrap();
+    let hash: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    write(&hash);
+    let path = manifest.to_string_lossy().into_owned();
+    let out = packhost(&["call", &path, "greet", "partner"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Howdy, partner!");
+
+    write(&"0".repeat(64));
+    let out = packhost(&["call", &path, "greet", "partner"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("invalid_pack"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("SHA-256"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&folder);
 }

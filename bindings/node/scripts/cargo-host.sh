@@ -4,7 +4,7 @@
 #
 # Why: `napi build` always passes `--target <host triple>`, and an explicit --target makes
 # cargo build every dependency again under target/<triple>/ (wasmtime alone takes minutes on
-# two cores) instead of reusing target/debug/ that `cargo test` and the other bindings fill.
+# two cores) instead of reusing target/release/ that `make test` and the other bindings fill.
 # For the host triple the output is the same library, so this drops the flag, builds, and
 # copies the library to where the CLI looks for it.
 set -euo pipefail
