@@ -73,6 +73,12 @@ export declare function buildInfoJson(): string
  */
 export declare function errorCodes(): Array<string>
 
+/** An Extism manifest as the wrapper hands it over: JSON text, read by the core. */
+export interface ExtismManifestSource {
+  /** The manifest object as JSON text. */
+  extismManifest: string
+}
+
 /** A handler's failure as the dispatcher returns it. */
 export interface HostFailure {
   /** What the handler threw, as text. */
@@ -85,14 +91,14 @@ export interface HostFailure {
  * Loads a pack on the libuv thread pool; the host functions are prepared here, on the
  * JavaScript thread, where Node lets the dispatcher be referenced.
  */
-export declare function loadPack(source: string | Buffer, optionsJson?: string | undefined | null, host?: NativeHostFunctions | undefined | null, dispatcher?: ((err: Error | null, table: number, index: number, input: Buffer, callJson: string | null, reply: HostReply | null) => Buffer | HostFailure | undefined) | undefined | null): Promise<NativePack | NativeError>
+export declare function loadPack(source: string | Buffer | ExtismManifestSource, optionsJson?: string | undefined | null, host?: NativeHostFunctions | undefined | null, dispatcher?: ((err: Error | null, table: number, index: number, input: Buffer, callJson: string | null, reply: HostReply | null) => Buffer | HostFailure | undefined) | undefined | null): Promise<NativePack | NativeError>
 
 /**
  * Loads a pack on the calling thread. `options_json` is the options object as JSON text,
  * absent for the defaults; `host` lists the host functions the wrapper lends, whose calls
  * go to `dispatcher` (the wrapper's `dispatchHostCall`).
  */
-export declare function loadPackSync(source: string | Buffer, optionsJson?: string | undefined | null, host?: NativeHostFunctions | undefined | null, dispatcher?: ((err: Error | null, table: number, index: number, input: Buffer, callJson: string | null, reply: HostReply | null) => Buffer | HostFailure | undefined) | undefined | null): NativePack | NativeError
+export declare function loadPackSync(source: string | Buffer | ExtismManifestSource, optionsJson?: string | undefined | null, host?: NativeHostFunctions | undefined | null, dispatcher?: ((err: Error | null, table: number, index: number, input: Buffer, callJson: string | null, reply: HostReply | null) => Buffer | HostFailure | undefined) | undefined | null): NativePack | NativeError
 
 /** One finished call: the output and report on success, the error on failure. */
 export interface NativeCallOutcome {

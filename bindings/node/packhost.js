@@ -175,14 +175,20 @@ class CallResult {
   }
 }
 
-/** Where a pack comes from: a path (string or file: URL) stays a path, bytes become a Buffer. */
+/**
+ * Where a pack comes from: a path (string or file: URL) stays a path, bytes become a Buffer,
+ * and a plain object is an Extism manifest, read by the core as JSON.
+ */
 function toSource(source) {
   if (typeof source === 'string') return source
   if (source instanceof URL) return fileURLToPath(source)
   if (Buffer.isBuffer(source)) return source
   if (ArrayBuffer.isView(source)) return Buffer.from(source.buffer, source.byteOffset, source.byteLength)
   if (source instanceof ArrayBuffer) return Buffer.from(source)
-  throw new TypeError('a pack source must be a path, a file: URL, a Buffer, a typed array or an ArrayBuffer')
+  if (source !== null && typeof source === 'object' && Object.getPrototypeOf(source) === Object.prototype) {
+    return { extismManifest: JSON.stringify(source) }
+  }
+  throw new TypeError('a pack source must be a path, a file: URL, a Buffer, a typed array, an ArrayBuffer or an Extism manifest object')
 }
 
 /** Options cross to the core as JSON text; absent means the core's defaults. */
@@ -516,7 +522,7 @@ class Pack {
 
   /**
    * Loads a pack on the libuv thread pool.
-   * @param {string | URL | Buffer | Uint8Array | ArrayBuffer} source a .wasm path or the module's bytes
+   * @param {string | URL | Buffer | Uint8Array | ArrayBuffer | object} source a .wasm path, the module's bytes, or an Extism manifest ({wasm: [{path}], config, allowed_hosts, ...})
    * @param {object} [options] limits, allowed_hosts, config, log_level, allow_wasi, isolation, kv: read by the core
    * @param {{
    *   onLog?: ((record: {level: string, message: string}, pack: Pack) => void) | null,

@@ -35,7 +35,7 @@ struct Cli {
 enum Command {
     /// Show a pack's manifest, actions, imports, exports, size and hash.
     Inspect {
-        /// The .wasm file.
+        /// The .wasm file, or an Extism manifest (.json) naming it.
         pack: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -43,7 +43,7 @@ enum Command {
     },
     /// Run one export of a pack and print its output.
     Call {
-        /// The .wasm file.
+        /// The .wasm file, or an Extism manifest (.json) naming it.
         pack: PathBuf,
         /// The action to run (`pre`, `post` or any named action).
         export: String,
@@ -64,7 +64,7 @@ enum Command {
     },
     /// Load packs and report whether each is valid.
     Validate {
-        /// The .wasm files.
+        /// The .wasm files (or Extism manifests, .json).
         #[arg(required = true)]
         packs: Vec<PathBuf>,
     },
@@ -166,8 +166,20 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
 }
 
 /// Loads a pack as this command can: it lends no host functions, so each one the pack
-/// imports is a stand-in that fails the call that reaches it.
+/// imports is a stand-in that fails the call that reaches it. A `.json` file is an Extism
+/// manifest naming the module.
 fn load(path: &Path, options: PackOptions) -> packhost::Result<Pack> {
+    if path.extension().is_some_and(|ext| ext == "json") {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            packhost::Error::new(
+                packhost::ErrorKind::Io,
+                format!("{}: {err}", path.display()),
+            )
+        })?;
+        let resolved = packhost::ExtismManifest::from_json(&text)?.resolve(options)?;
+        let stand_ins = stand_ins_for(&resolved.bytes)?;
+        return Pack::load_resolved(resolved, stand_ins);
+    }
     let stand_ins = match std::fs::read(path) {
         Ok(bytes) => stand_ins_for(&bytes)?,
         // Loading reports the unreadable file with its own `io` error.

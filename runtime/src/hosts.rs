@@ -1,29 +1,37 @@
 //! HTTP host patterns: parsing, matching on dot boundaries, and intersecting what a pack
 //! asks for with what the host grants.
 //!
-//! A pattern is an exact host name (`api.example.com`) or a wildcard over subdomains
-//! (`*.example.com`). The wildcard matches one or more whole labels in front of the suffix,
-//! so it never matches `example.com` itself nor `evilexample.com`. Nothing else is a
-//! pattern: no bare `*`, no wildcard inside a label, no ports or schemes.
+//! A pattern is an exact host name (`api.example.com`), a wildcard over subdomains
+//! (`*.example.com`), or `*`, any host (as in Extism manifests). The subdomain wildcard
+//! matches one or more whole labels in front of the suffix, so it never matches
+//! `example.com` itself nor `evilexample.com`. Nothing else is a pattern: no wildcard inside
+//! a label, no ports or schemes. Whatever a pattern allows, the address rules of the HTTP
+//! capability (no private, loopback or metadata addresses without an opt-in) still apply.
 
 use std::fmt;
 
 /// One parsed host pattern, lowercased.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum HostPattern {
     /// Exactly this host.
     Exact(String),
     /// Any host that ends in `.` followed by this suffix.
     Subdomains(String),
+    /// Any host at all: `*`.
+    Any,
 }
 
 impl HostPattern {
-    /// Parses `api.example.com` or `*.example.com`.
+    /// Parses `api.example.com`, `*.example.com` or `*`.
     ///
     /// # Errors
     /// A short reason, for the caller to wrap in its own error kind.
     pub fn parse(text: &str) -> Result<HostPattern, &'static str> {
         let lower = text.trim().to_ascii_lowercase();
+        if lower == "*" {
+            return Ok(HostPattern::Any);
+        }
         let (wildcard, name) = match lower.strip_prefix("*.") {
             Some(rest) => (true, rest),
             None => (false, lower.as_str()),
@@ -40,7 +48,7 @@ impl HostPattern {
                 && !label.starts_with('-')
                 && !label.ends_with('-');
             if !valid {
-                return Err("is not a host name or *.suffix pattern");
+                return Err("is not a host name, a *.suffix pattern or *");
             }
         }
         if wildcard && !name.contains('.') {
@@ -58,6 +66,7 @@ impl HostPattern {
     pub fn matches(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         match self {
+            HostPattern::Any => true,
             HostPattern::Exact(name) => host == *name,
             // An IP address has no subdomains: `*.0.0.1` must not match `127.0.0.1`.
             HostPattern::Subdomains(_) if host.parse::<std::net::IpAddr>().is_ok() => false,
@@ -71,6 +80,8 @@ impl HostPattern {
     pub fn intersect(&self, other: &HostPattern) -> Option<HostPattern> {
         use HostPattern::*;
         match (self, other) {
+            (Any, _) => Some(other.clone()),
+            (_, Any) => Some(self.clone()),
             (Exact(a), Exact(b)) => (a == b).then(|| self.clone()),
             (Exact(a), Subdomains(_)) => other.matches(a).then(|| self.clone()),
             (Subdomains(_), Exact(b)) => self.matches(b).then(|| other.clone()),
@@ -99,6 +110,7 @@ impl fmt::Display for HostPattern {
         match self {
             HostPattern::Exact(name) => f.write_str(name),
             HostPattern::Subdomains(suffix) => write!(f, "*.{suffix}"),
+            HostPattern::Any => f.write_str("*"),
         }
     }
 }
@@ -156,10 +168,27 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_star_matches_any_host_and_narrows_to_the_other_side() {
+        let any = pattern("*");
+        assert!(any.matches("api.example.com"));
+        assert!(any.matches("203.0.113.7"));
+        let own = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let eff = |asked: &[&str], granted: &[&str]| -> Vec<String> {
+            effective_hosts(&own(asked), &own(granted))
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(eff(&["*"], &["*.stripe.com"]), ["*.stripe.com"]);
+        assert_eq!(eff(&["api.stripe.com"], &["*"]), ["api.stripe.com"]);
+        assert_eq!(eff(&["*"], &["*"]), ["*"]);
+    }
+
+    #[test]
     fn malformed_patterns_are_rejected() {
         for bad in [
             "",
-            "*",
+            "**",
             "*.com",
             "*example.com",
             "api.*.com",

@@ -21,6 +21,7 @@ mod capabilities;
 mod embed;
 mod engine;
 mod error;
+mod extism_manifest;
 pub mod hosts;
 mod lock;
 pub mod manifest;
@@ -46,6 +47,7 @@ pub use capabilities::secrets::{
 pub use embed::embed_generated_manifest;
 pub use engine::forget_compiled_code;
 pub use error::{Error, ErrorKind, Result, ERROR_CODES};
+pub use extism_manifest::{ExtismManifest, ExtismMemory, ResolvedManifest, WasmSource};
 pub use lock::{InterpreterLock, HOLD_AT_MOST};
 pub use manifest::{
     ActionSpec, Capabilities, Encoding, HostFunctionSpec, PackManifest, PayloadSpec,

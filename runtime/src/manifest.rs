@@ -2,7 +2,8 @@
 //! naming the pack, its actions with their JSON Schemas, and the capabilities it asks for.
 //!
 //! A module without the section still loads: [`PackManifest::synthesize`] describes it
-//! from its exports, and it asks for nothing.
+//! from its exports, and it asks for nothing itself (its policy is then the host's whole
+//! grant, as in Extism: [`crate::PackOptions::granted_capabilities`]).
 
 use std::collections::BTreeSet;
 

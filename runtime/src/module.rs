@@ -352,6 +352,18 @@ impl ModuleInfo {
                  from an `_initialize` export instead",
             ));
         }
+        // Extism before 1.0 put its kernel under `env` with `extism_` names; such a plugin
+        // needs rebuilding, which a generic "not provided" would not tell its author.
+        if let Some(old) = self
+            .imports
+            .iter()
+            .find(|import| import.module == "env" && import.name.starts_with("extism_"))
+        {
+            return Err(Error::invalid_pack(format!(
+                "the plugin imports env::{}, from Extism's ABI before 1.0, which packhost does not run: rebuild it with a current Extism PDK (its imports are {EXTISM_ENV})",
+                old.name
+            )));
+        }
         for import in &self.imports {
             let provided = match import.module.as_str() {
                 EXTISM_ENV => {

@@ -13,6 +13,7 @@ use crate::capabilities::kv::KvOptions;
 use crate::capabilities::secrets::Secrets;
 use crate::error::{Error, Result};
 use crate::hosts::HostPattern;
+use crate::manifest::{Capabilities, HostFunctionSpec};
 
 /// Hard limits on one call of a pack. The defaults are meant for untrusted code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +163,10 @@ pub struct HttpOptions {
     pub allow_private_hosts: Vec<String>,
     /// Requests one call may make. Default 16.
     pub max_requests_per_call: u32,
+    /// Largest decoded response body, in bytes (Extism's `memory.max_http_response_bytes`);
+    /// a body is also never larger than the memory the pack may still hold. Default `null`:
+    /// only that memory caps it.
+    pub max_response_bytes: Option<u64>,
 }
 
 impl Default for HttpOptions {
@@ -171,23 +176,28 @@ impl Default for HttpOptions {
             allowed_ports: vec![80, 443],
             allow_private_hosts: Vec::new(),
             max_requests_per_call: 16,
+            max_response_bytes: None,
         }
     }
 }
 
 /// Everything a host grants one loaded pack. Deny by default: a pack gets an HTTP host or
-/// a config key only when both its manifest asks for it and these options grant it.
+/// a config key only when both its manifest asks for it and these options grant it. A
+/// plugin without a manifest cannot ask, and gets the whole grant
+/// ([`PackOptions::granted_capabilities`]), as in Extism.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PackOptions {
     /// Limits applied to every call.
     pub limits: Limits,
-    /// HTTP hosts the pack may reach: exact names (`api.example.com`) or a wildcard over
-    /// subdomains (`*.example.com`, which never matches `example.com` or `evilexample.com`).
+    /// HTTP hosts the pack may reach: exact names (`api.example.com`), a wildcard over
+    /// subdomains (`*.example.com`, which never matches `example.com` or `evilexample.com`)
+    /// or `*`, any host.
     pub allowed_hosts: Vec<String>,
     /// Limits on HTTP to those hosts: redirects, ports, private addresses, requests.
     pub http: HttpOptions,
-    /// Config values; the pack sees only keys its manifest declares.
+    /// Config values; a pack sees only keys its manifest declares (a plugin without a
+    /// manifest sees them all, as in Extism).
     pub config: BTreeMap<String, String>,
     /// Secret values by name, kept apart from `config`: a pack reads one (through
     /// `packhost:host/secrets`) only when its manifest declares the name, and every value
@@ -249,9 +259,17 @@ impl PackOptions {
                 .map_err(|why| Error::invalid_options(format!("allowed_hosts: {host:?} {why}")))?;
         }
         for host in &self.http.allow_private_hosts {
-            HostPattern::parse(host).map_err(|why| {
+            let pattern = HostPattern::parse(host).map_err(|why| {
                 Error::invalid_options(format!("http.allow_private_hosts: {host:?} {why}"))
             })?;
+            // `*` here would switch the address rules off for every host, the cloud
+            // metadata endpoint included: the opt-in must name the hosts it trusts.
+            if pattern == HostPattern::Any {
+                return Err(Error::invalid_options(
+                    "http.allow_private_hosts: \"*\" would let every host reach private and \
+                     metadata addresses; name the hosts",
+                ));
+            }
         }
         if self.limits.timeout_ms == 0 {
             return Err(Error::invalid_options(
@@ -264,6 +282,21 @@ impl PackOptions {
             ));
         }
         Ok(())
+    }
+
+    /// What these options grant a plugin without a packhost manifest, which cannot ask: as
+    /// in Extism, every config key and every granted HTTP host. packhost's own capabilities
+    /// (secrets, key-value storage) still need a manifest that names them, so stripping a
+    /// pack's manifest never widens what it reads. `host_functions` are the module's own
+    /// imports.
+    pub fn granted_capabilities(&self, host_functions: &[HostFunctionSpec]) -> Capabilities {
+        Capabilities {
+            http_hosts: self.allowed_hosts.clone(),
+            config: self.config.keys().cloned().collect(),
+            host_functions: host_functions.to_vec(),
+            kv: false,
+            secrets: Vec::new(),
+        }
     }
 }
 

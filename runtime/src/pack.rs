@@ -23,6 +23,7 @@ use crate::capabilities::kv;
 use crate::capabilities::secrets::{Redactor, SecretGrant};
 use crate::engine::{refuse_what_extism_cannot_bound, Instance, InstanceSpec};
 use crate::error::{Error, ErrorKind, Result};
+use crate::extism_manifest::{ExtismManifest, ResolvedManifest};
 use crate::hosts::effective_hosts;
 use crate::lock::{CallLengths, InterpreterLock};
 use crate::manifest::PackManifest;
@@ -172,6 +173,34 @@ impl Pack {
         Self::load_named(&bytes, options, functions, &stem)
     }
 
+    /// Loads the plugin an Extism manifest describes (JSON text, as Extism's SDKs take it):
+    /// its one module by path, inline data or URL, checked against its `hash`, with the
+    /// manifest's memory, config, hosts and timeout mapped onto `options` (README, "Coming
+    /// from Extism").
+    ///
+    /// # Errors
+    /// `invalid_options` for a malformed manifest, what packhost cannot honour yet (linked
+    /// modules, `allowed_paths`, another `max_var_bytes`) or a field that `options` sets to
+    /// something else; `invalid_pack` when the module's hash differs; `io` when the module
+    /// cannot be read or downloaded; else as [`Pack::load_with`].
+    pub fn load_extism_manifest(
+        manifest_json: &str,
+        options: PackOptions,
+        functions: Vec<HostFunction>,
+    ) -> Result<Pack> {
+        let resolved = ExtismManifest::from_json(manifest_json)?.resolve(options)?;
+        Self::load_resolved(resolved, functions)
+    }
+
+    /// Loads the module of an Extism manifest already resolved (for a host that wants the
+    /// module's bytes first, as the `packhost` command does to lend stand-ins).
+    ///
+    /// # Errors
+    /// As [`Pack::load_with`].
+    pub fn load_resolved(resolved: ResolvedManifest, functions: Vec<HostFunction>) -> Result<Pack> {
+        Self::load_named(&resolved.bytes, resolved.options, functions, &resolved.name)
+    }
+
     fn load_named(
         bytes: &[u8],
         options: PackOptions,
@@ -189,7 +218,16 @@ impl Pack {
             Some(section) => (PackManifest::parse(section, &module)?, true),
             None => (PackManifest::synthesize(fallback_name, &module), false),
         };
-        let asked = &manifest.capabilities;
+        // A pack with a manifest gets what it asks for, narrowed by the host's grant. A
+        // plugin without one (any Extism PDK's) asks for nothing itself: as in Extism, the
+        // host's grant is then the whole policy.
+        let host_grant;
+        let asked = if manifest_embedded {
+            &manifest.capabilities
+        } else {
+            host_grant = options.granted_capabilities(&manifest.capabilities.host_functions);
+            &host_grant
+        };
         let secrets = Arc::new(SecretGrant::new(&asked.secrets, &options.secrets));
         let redactor = Arc::new(Redactor::new(&options.secrets));
         // A pack may import key-value functions without being granted them; its calls are

@@ -23,6 +23,7 @@ struct Case {
     name: String,
     pack: Option<String>,
     pack_file: Option<String>,
+    extism_manifest: Option<Value>,
     options: Option<Value>,
     actions: Option<Vec<String>>,
     #[serde(default)]
@@ -232,12 +233,41 @@ fn check_error(err: &Error, code: &str, call: &Call) -> Vec<String> {
     problems
 }
 
-fn pack_location(case: &Case) -> PathBuf {
-    match (&case.pack, &case.pack_file) {
-        (Some(name), None) => support::pack_path(name),
-        (None, Some(file)) => conformance_dir().join(file),
-        _ => panic!("{}: give exactly one of pack and pack_file", case.name),
+/// Where a case's pack comes from: a file, or an Extism manifest as JSON text.
+enum Source {
+    File(PathBuf),
+    ExtismManifest(String),
+}
+
+fn pack_source(case: &Case) -> Source {
+    match (&case.pack, &case.pack_file, &case.extism_manifest) {
+        (Some(name), None, None) => Source::File(support::pack_path(name)),
+        (None, Some(file), None) => Source::File(conformance_dir().join(file)),
+        (None, None, Some(manifest)) => {
+            Source::ExtismManifest(with_dist_paths(manifest).to_string())
+        }
+        _ => panic!(
+            "{}: give exactly one of pack, pack_file and extism_manifest",
+            case.name
+        ),
     }
+}
+
+/// The manifest with each `wasm[].path` taken as a file in `plugins/dist/`.
+fn with_dist_paths(manifest: &Value) -> Value {
+    let mut manifest = manifest.clone();
+    if let Some(Value::Array(modules)) = manifest.get_mut("wasm") {
+        for module in modules {
+            if let Some(Value::String(path)) = module.get_mut("path") {
+                *path = support::repo_root()
+                    .join("plugins/dist")
+                    .join(&*path)
+                    .display()
+                    .to_string();
+            }
+        }
+    }
+    manifest
 }
 
 /// The engines every case runs on, by their option name.
@@ -319,11 +349,13 @@ fn run_case(
     } else {
         Vec::new()
     };
-    let load = |location: PathBuf, functions| {
-        PackOptions::from_value(options.clone())
-            .and_then(|options| Pack::load_file_with(location, options, functions))
+    let load = |source: Source, functions| {
+        PackOptions::from_value(options.clone()).and_then(|options| match source {
+            Source::File(location) => Pack::load_file_with(location, options, functions),
+            Source::ExtismManifest(json) => Pack::load_extism_manifest(&json, options, functions),
+        })
     };
-    let loaded = load(pack_location(case), functions);
+    let loaded = load(pack_source(case), functions);
     let pack = match loaded {
         Ok(pack) => pack,
         Err(err) => {
@@ -358,7 +390,7 @@ fn run_case(
         let other = call
             .pack
             .as_ref()
-            .map(|name| load(support::pack_path(name), Vec::new()));
+            .map(|name| load(Source::File(support::pack_path(name)), Vec::new()));
         let target = match &other {
             None => &pack,
             Some(Ok(other)) => other,

@@ -28,7 +28,8 @@ fn hostile(engine: &str, grant: serde_json::Value) -> Pack {
 
 /// A loopback server that answers one request with `response` (a whole HTTP response) and
 /// returns the request line it got.
-fn serve_once(response: String) -> (u16, JoinHandle<String>) {
+fn serve_once(response: impl Into<Vec<u8>>) -> (u16, JoinHandle<String>) {
+    let response = response.into();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
@@ -37,7 +38,7 @@ fn serve_once(response: String) -> (u16, JoinHandle<String>) {
         BufReader::new(&stream)
             .read_line(&mut request_line)
             .unwrap();
-        stream.write_all(response.as_bytes()).unwrap();
+        stream.write_all(&response).unwrap();
         request_line
     });
     (port, server)
@@ -254,5 +255,65 @@ fn a_server_that_never_answers_cannot_hold_the_call_past_its_limit() {
             "{engine}: the call took {took:?}"
         );
         silent.join().unwrap();
+    }
+}
+
+#[test]
+fn max_response_bytes_caps_a_body_below_the_memory_left() {
+    for engine in ENGINES {
+        let (port, server) = serve_once(ok(&"x".repeat(2000)));
+        let mut grant = loopback_grant(&[port], serde_json::json!({"max_response_bytes": 1000}));
+        grant["allowed_hosts"] = serde_json::json!(["127.0.0.1"]);
+        let pack = hostile(engine, grant);
+        let err = fetch(&pack, &format!("http://127.0.0.1:{port}/big")).expect_err(engine);
+        assert_eq!(err.code(), "memory_limit", "{engine}: {err}");
+        assert!(
+            err.message()
+                .contains("larger than the 1000 bytes http.max_response_bytes allows"),
+            "{engine}: {err}"
+        );
+        server.join().unwrap();
+    }
+}
+
+/// A loopback server that answers one request with `body` as a module download.
+fn serve_module(body: &[u8]) -> (u16, JoinHandle<String>) {
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/wasm\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(body);
+    serve_once(response)
+}
+
+#[test]
+fn an_extism_manifest_loads_its_module_by_url_and_checks_its_hash() {
+    let bytes = std::fs::read(pack_path("plain")).unwrap();
+    let hash = Pack::load(&bytes, Default::default())
+        .unwrap()
+        .id()
+        .to_string();
+    for (hash, loads) in [(hash, true), ("ab".repeat(32), false)] {
+        let (port, server) = serve_module(&bytes);
+        let manifest = serde_json::json!({
+            "wasm": [{"url": format!("http://127.0.0.1:{port}/plain.wasm"), "hash": hash,
+                      "name": "greeter"}],
+            "config": {"greeting": "Hi"},
+        });
+        let loaded = Pack::load_extism_manifest(&manifest.to_string(), Default::default(), vec![]);
+        assert!(server.join().unwrap().starts_with("GET /plain.wasm "));
+        match loaded {
+            Ok(pack) => {
+                assert!(loads, "a module with another hash loaded");
+                assert_eq!(pack.manifest().name, "greeter");
+                let out = pack.call("greet", b"there").unwrap();
+                assert_eq!(out.text().unwrap(), "Hi, there!");
+            }
+            Err(err) => {
+                assert!(!loads, "{err}");
+                assert_eq!(err.code(), "invalid_pack", "{err}");
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The `NativePack` class and the load and call tasks that run on the libuv thread pool.
 
 use napi::bindgen_prelude::{
-    AsyncTask, Buffer, BufferSlice, Either, Float64ArraySlice, FromNapiValue, TypeName,
+    AsyncTask, Buffer, BufferSlice, Either, Either3, Float64ArraySlice, FromNapiValue, TypeName,
 };
 use napi::{sys, Env, Task, ValueType};
 use napi_derive::napi;
@@ -52,17 +52,26 @@ impl TypeName for CallInput<'_> {
     }
 }
 
-/// Where to load a pack from: a file path or the module's bytes.
+/// An Extism manifest as the wrapper hands it over: JSON text, read by the core.
+#[napi(object)]
+pub struct ExtismManifestSource {
+    /// The manifest object as JSON text.
+    pub extism_manifest: String,
+}
+
+/// Where to load a pack from: a file path, the module's bytes, or an Extism manifest.
 enum Source {
     Path(String),
     Bytes(Vec<u8>),
+    ExtismManifest(String),
 }
 
-impl From<Either<String, Buffer>> for Source {
-    fn from(source: Either<String, Buffer>) -> Self {
+impl From<Either3<String, Buffer, ExtismManifestSource>> for Source {
+    fn from(source: Either3<String, Buffer, ExtismManifestSource>) -> Self {
         match source {
-            Either::A(path) => Source::Path(path),
-            Either::B(bytes) => Source::Bytes(bytes.to_vec()),
+            Either3::A(path) => Source::Path(path),
+            Either3::B(bytes) => Source::Bytes(bytes.to_vec()),
+            Either3::C(manifest) => Source::ExtismManifest(manifest.extism_manifest),
         }
     }
 }
@@ -81,6 +90,7 @@ fn load(
         match source {
             Source::Path(path) => Pack::load_file_with(path, options, functions),
             Source::Bytes(bytes) => Pack::load_with(bytes, options, functions),
+            Source::ExtismManifest(json) => Pack::load_extism_manifest(json, options, functions),
         }
     })
 }
@@ -100,7 +110,7 @@ fn loaded(result: packhost::Result<Pack>) -> Either<NativePack, NativeError> {
 /// go to `dispatcher` (the wrapper's `dispatchHostCall`).
 #[napi]
 pub fn load_pack_sync(
-    source: Either<String, Buffer>,
+    source: Either3<String, Buffer, ExtismManifestSource>,
     options_json: Option<String>,
     host: Option<NativeHostFunctions>,
     #[napi(
@@ -116,7 +126,7 @@ pub fn load_pack_sync(
 /// JavaScript thread, where Node lets the dispatcher be referenced.
 #[napi(ts_return_type = "Promise<NativePack | NativeError>")]
 pub fn load_pack(
-    source: Either<String, Buffer>,
+    source: Either3<String, Buffer, ExtismManifestSource>,
     options_json: Option<String>,
     host: Option<NativeHostFunctions>,
     #[napi(

@@ -16,7 +16,7 @@ const path = require('node:path')
 const { isDeepStrictEqual } = require('node:util')
 
 const { Pack, PackError } = require('packhost')
-const { CONFORMANCE_DIR, packPath, quiet, suiteFunctions } = require('./support.js')
+const { CONFORMANCE_DIR, DIST_DIR, packPath, quiet, suiteFunctions } = require('./support.js')
 
 /** Every case of every cases/*.json, each with the stem of the file it came from. */
 function loadCases() {
@@ -88,12 +88,22 @@ function optionsFor(testCase, engine, kvBackend) {
   return chosen
 }
 
+/**
+ * A case's pack: a path, or its Extism manifest with each `wasm[].path` taken as a file in
+ * `plugins/dist/`.
+ */
 function packSource(testCase) {
-  if (testCase.pack !== undefined && testCase.pack_file !== undefined) {
-    throw new Error(`${testCase.name}: give exactly one of pack and pack_file`)
+  const given = ['pack', 'pack_file', 'extism_manifest'].filter((key) => testCase[key] !== undefined)
+  if (given.length !== 1) {
+    throw new Error(`${testCase.name}: give exactly one of pack, pack_file and extism_manifest`)
   }
   if (testCase.pack !== undefined) return packPath(testCase.pack)
-  return path.join(CONFORMANCE_DIR, testCase.pack_file)
+  if (testCase.pack_file !== undefined) return path.join(CONFORMANCE_DIR, testCase.pack_file)
+  const manifest = structuredClone(testCase.extism_manifest)
+  for (const module of manifest.wasm ?? []) {
+    if (module.path !== undefined) module.path = path.join(DIST_DIR, module.path)
+  }
+  return manifest
 }
 
 /** Host settings for a case: quiet logs, and the suite's host functions when it asks for them. */

@@ -9,10 +9,11 @@ const path = require('node:path')
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..')
 const CONFORMANCE_DIR = path.join(REPO_ROOT, 'tests', 'conformance')
+const DIST_DIR = path.join(REPO_ROOT, 'plugins', 'dist')
 
 /** Path of a built sample pack; throws with the fix when the packs were not built. */
 function packPath(name) {
-  const file = path.join(REPO_ROOT, 'plugins', 'dist', `${name}.wasm`)
+  const file = path.join(DIST_DIR, `${name}.wasm`)
   if (!fs.existsSync(file)) {
     throw new Error(`${file} is missing: build the sample packs first with \`make packs\``)
   }
@@ -56,4 +57,4 @@ function suiteFunctions({ async = false } = {}) {
   )
 }
 
-module.exports = { REPO_ROOT, CONFORMANCE_DIR, packPath, quiet, suiteFunctions }
+module.exports = { REPO_ROOT, CONFORMANCE_DIR, DIST_DIR, packPath, quiet, suiteFunctions }

@@ -36,13 +36,9 @@ impl NativePack {
         options_json: &str,
         functions: Vec<(String, String, Py<PyAny>)>,
     ) -> PyResult<Self> {
-        let functions = host_functions(functions);
-        let loaded = py.detach(|| {
-            catch_panic(|| Pack::load_with(data, PackOptions::from_json(options_json)?, functions))
-        });
-        loaded
-            .map(|pack| NativePack { pack })
-            .map_err(|err| to_py_err(py, &err))
+        load(py, options_json, functions, |options, functions| {
+            Pack::load_with(data, options, functions)
+        })
     }
 
     /// Loads a pack from a `.wasm` file with options given as JSON text, lending it
@@ -55,15 +51,24 @@ impl NativePack {
         options_json: &str,
         functions: Vec<(String, String, Py<PyAny>)>,
     ) -> PyResult<Self> {
-        let functions = host_functions(functions);
-        let loaded = py.detach(|| {
-            catch_panic(|| {
-                Pack::load_file_with(&path, PackOptions::from_json(options_json)?, functions)
-            })
-        });
-        loaded
-            .map(|pack| NativePack { pack })
-            .map_err(|err| to_py_err(py, &err))
+        load(py, options_json, functions, |options, functions| {
+            Pack::load_file_with(&path, options, functions)
+        })
+    }
+
+    /// Loads the plugin an Extism manifest (JSON text) describes, with options given as
+    /// JSON text, lending it `functions` as [`NativePack::load_bytes`] does.
+    #[staticmethod]
+    #[pyo3(signature = (manifest_json, options_json, functions=Vec::new()))]
+    fn load_extism_manifest(
+        py: Python<'_>,
+        manifest_json: &str,
+        options_json: &str,
+        functions: Vec<(String, String, Py<PyAny>)>,
+    ) -> PyResult<Self> {
+        load(py, options_json, functions, |options, functions| {
+            Pack::load_extism_manifest(manifest_json, options, functions)
+        })
     }
 
     /// The SHA-256 of the module bytes, in lowercase hex.
@@ -166,6 +171,22 @@ impl NativePack {
             &self.pack.id()[..12]
         )
     }
+}
+
+/// Runs one of the core's loads without the GIL (validating a module takes milliseconds),
+/// with the options parsed and the host functions made, and maps its error.
+fn load(
+    py: Python<'_>,
+    options_json: &str,
+    functions: Vec<(String, String, Py<PyAny>)>,
+    load: impl FnOnce(PackOptions, Vec<HostFunction>) -> packhost::Result<Pack> + Send,
+) -> PyResult<NativePack> {
+    let functions = host_functions(functions);
+    let loaded =
+        py.detach(|| catch_panic(|| load(PackOptions::from_json(options_json)?, functions)));
+    loaded
+        .map(|pack| NativePack { pack })
+        .map_err(|err| to_py_err(py, &err))
 }
 
 fn host_functions(functions: Vec<(String, String, Py<PyAny>)>) -> Vec<HostFunction> {

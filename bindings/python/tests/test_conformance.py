@@ -10,6 +10,7 @@ set it).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -19,15 +20,17 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 import packhost
-from conftest import CONFORMANCE, SUITE_FUNCTIONS, pack_path
+from conftest import CONFORMANCE, DIST, SUITE_FUNCTIONS, pack_path
 
 CASE_FIELDS = {
-    "name", "pack", "pack_file", "options", "actions", "then", "host_functions",
+    "name", "pack", "pack_file", "extism_manifest", "options", "actions", "then",
+    "host_functions",
     "export", "input", "input_repeat", "output", "output_json", "error",
     "message_contains", "return_code", "logs", "context", "host_calls", "kv_ops", "audit",
 }
 CALL_FIELDS = CASE_FIELDS - {
-    "name", "pack", "pack_file", "options", "actions", "then", "host_functions",
+    "name", "pack", "pack_file", "extism_manifest", "options", "actions", "then",
+    "host_functions",
 }
 # A ``then`` step may also name a sample pack to call instead of the case's.
 STEP_FIELDS = CALL_FIELDS | {"pack"}
@@ -205,12 +208,21 @@ def check_audit(audit: List[Dict[str, Any]], expect: Dict[str, Any]) -> List[str
     return [] if matches else [f"audit {audit}, expected {wanted}"]
 
 
-def location(case: Dict[str, Any]) -> Path:
-    if ("pack" in case) == ("pack_file" in case):
-        pytest.fail(f"{case['name']}: give exactly one of pack and pack_file")
+def source(case: Dict[str, Any]) -> Any:
+    """The case's pack: a path, or its Extism manifest with each ``wasm[].path`` taken as a
+    file in ``plugins/dist/``."""
+    given = [key for key in ("pack", "pack_file", "extism_manifest") if key in case]
+    if len(given) != 1:
+        pytest.fail(f"{case['name']}: give exactly one of pack, pack_file and extism_manifest")
     if "pack" in case:
         return pack_path(case["pack"])
-    return CONFORMANCE / case["pack_file"]
+    if "pack_file" in case:
+        return CONFORMANCE / case["pack_file"]
+    manifest = copy.deepcopy(case["extism_manifest"])
+    for module in manifest.get("wasm", []):
+        if "path" in module:
+            module["path"] = str(DIST / module["path"])
+    return manifest
 
 
 def runs() -> List[Any]:
@@ -236,7 +248,7 @@ def test_conformance(
     options = options_for(case, engine, kv_backend, kv_folder)
     try:
         functions = SUITE_FUNCTIONS if case.get("host_functions") else None
-        pack = packhost.Pack(location(case), options, functions=functions)
+        pack = packhost.Pack(source(case), options, functions=functions)
     except packhost.PackError as error:
         assert "error" in case, f"load failed with {error.code}: {error.message}"
         problems = check_error(error, case)

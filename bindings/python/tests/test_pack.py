@@ -22,7 +22,7 @@ def test_loads_from_a_path_a_string_or_bytes_alike(text_tools_path: Path) -> Non
 
 
 def test_a_source_of_the_wrong_type_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="path or bytes"):
+    with pytest.raises(TypeError, match="a path, bytes or an Extism manifest"):
         packhost.Pack(42)  # type: ignore[arg-type]
 
 

@@ -1,12 +1,21 @@
 //! A plugin written against plain extism-pdk, with no packhost manifest: proof that any
-//! Extism plugin loads as a pack (its exports become its actions and it is granted nothing).
+//! Extism plugin loads as a pack (its exports become its actions) and, as in Extism, gets
+//! what the host grants (config, HTTP hosts) without asking.
 
 use extism_pdk::*;
 
-/// Greets the input name.
+/// Greets the input name, with the host's `greeting` config when it sets one.
 #[plugin_fn]
 pub fn greet(name: String) -> FnResult<String> {
-    Ok(format!("Hello, {name}!"))
+    let greeting = config::get("greeting")?.unwrap_or_else(|| "Hello".to_string());
+    Ok(format!("{greeting}, {name}!"))
+}
+
+/// Fetches the URL in the input and returns the response's status code.
+#[plugin_fn]
+pub fn fetch(url: String) -> FnResult<String> {
+    let response = http::request::<()>(&HttpRequest::new(&url), None)?;
+    Ok(response.status_code().to_string())
 }
 
 /// Returns the input's length in bytes, as decimal text.

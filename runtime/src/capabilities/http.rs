@@ -29,6 +29,7 @@ pub(crate) struct HttpGrant {
     rules: Arc<HopRules>,
     max_redirects: u32,
     max_requests_per_call: u32,
+    max_response_bytes: Option<u64>,
 }
 
 /// The checks every hop of a request must pass.
@@ -79,6 +80,7 @@ impl HttpGrant {
             }),
             max_redirects: options.max_redirects,
             max_requests_per_call: options.max_requests_per_call,
+            max_response_bytes: options.max_response_bytes,
         }
     }
 
@@ -226,6 +228,10 @@ impl HttpGrant {
         let headers_json = serde_json::to_vec(&headers).unwrap_or_default();
         // The cap counts decoded bytes: ureq's own limit counts the bytes on the wire, so a
         // small gzip body could expand without bound in the host.
+        let (max_body_bytes, cap_reason) = match self.max_response_bytes {
+            Some(cap) if cap < max_body_bytes => (cap, "http.max_response_bytes allows"),
+            _ => (max_body_bytes, "the pack may still hold"),
+        };
         let mut received = Vec::new();
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
         let read_failed = |err: std::io::Error| match ureq::Error::from(err) {
@@ -263,7 +269,7 @@ impl HttpGrant {
             return Err(Error::new(
                 ErrorKind::MemoryLimit,
                 format!(
-                    "HTTP response from {url} is larger than the {max_body_bytes} bytes the pack may still hold"
+                    "HTTP response from {url} is larger than the {max_body_bytes} bytes {cap_reason}"
                 ),
             ));
         }

@@ -37,6 +37,12 @@ class NativePack:
         options_json: str,
         functions: List[Tuple[str, str, Callable[[bytes, Optional[str], str, str, str], bytes]]] = ...,
     ) -> NativePack: ...
+    @staticmethod
+    def load_extism_manifest(
+        manifest_json: str,
+        options_json: str,
+        functions: List[Tuple[str, str, Callable[[bytes, Optional[str], str, str, str], bytes]]] = ...,
+    ) -> NativePack: ...
     @property
     def id(self) -> str: ...
     @property

@@ -19,8 +19,9 @@ from .errors import InvalidOptions, PackError
 
 __all__ = ["Pack", "Source", "Input", "build_info"]
 
-Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
-"""Where a pack comes from: a path to a ``.wasm`` file, or the module's bytes."""
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Mapping[str, Any]]
+"""Where a pack comes from: a path to a ``.wasm`` file, the module's bytes, or an Extism
+manifest naming the module."""
 
 Input = Any
 """A call input: ``bytes``, ``str`` (sent as UTF-8), or any JSON-serialisable object."""
@@ -53,7 +54,8 @@ _LOGGING_LEVELS = {
 class Pack:
     """A loaded pack, safe to share between threads and coroutines.
 
-    ``Pack(source, options=None, **fields)`` loads from a path or from bytes. Options are the
+    ``Pack(source, options=None, **fields)`` loads from a path, from bytes, or from an
+    Extism manifest (a dict: ``{"wasm": [{"path": ...}], "config": ...}``). Options are the
     core's ``PackOptions`` as a dict, keyword arguments, or both (for different keys), e.g.
     ``Pack("text_tools.wasm", limits={"timeout_ms": 250}, config={"greeting": "Hi"})``.
     Unknown or mistyped options raise :class:`packhost.InvalidOptions`. ``functions`` lends
@@ -85,9 +87,14 @@ class Pack:
             self._native = NativePack.load_bytes(bytes(source), options_json, lent)
         elif isinstance(source, (str, os.PathLike)):
             self._native = NativePack.load_file(os.fspath(source), options_json, lent)
+        elif isinstance(source, Mapping):
+            # Paths (pathlib) in a manifest become their text, as Extism's SDK takes them.
+            manifest_json = json.dumps(dict(source), default=os.fspath)
+            self._native = NativePack.load_extism_manifest(manifest_json, options_json, lent)
         else:
             raise TypeError(
-                f"source must be a path or bytes, not {type(source).__name__}"
+                "source must be a path, bytes or an Extism manifest (dict), "
+                f"not {type(source).__name__}"
             )
         self._logger = logging.getLogger(f"packhost.plugin.{self._native.name}")
         self._manifest: Optional[Dict[str, Any]] = None

@@ -18,7 +18,9 @@ module Packhost
     private_constant :WASM_MAGIC
 
     class << self
-      # Loads a pack from a `.wasm` file or from module bytes.
+      # Loads a pack from a `.wasm` file, from module bytes, or from an Extism manifest (a
+      # Hash such as +{wasm: [{path: "plugin.wasm"}], config: {...}}+; see the README's
+      # "Coming from Extism").
       #
       # A Pathname, or a String that is neither binary (ASCII-8BIT, as File.binread returns)
       # nor starts with the WebAssembly magic bytes, is read as a path; any other String is
@@ -42,7 +44,7 @@ module Packhost
       #   Packhost::Pack.load(File.binread("text_tools.wasm"), {"config" => {"greeting" => "Hi"}})
       #   Packhost::Pack.load("host_calls.wasm", functions: {"reverse" => ->(input) { input.reverse }, ...})
       #
-      # @param source [String, Pathname] a path, or the module bytes
+      # @param source [String, Pathname, Hash] a path, the module bytes, or an Extism manifest
       # @param options [Hash, nil] load options
       # @param functions [Hash{String, Symbol => #call, HostFunction}, nil] host functions
       # @param keywords [Hash] more load options, e.g. `limits: {timeout_ms: 200}`
@@ -61,7 +63,9 @@ module Packhost
           lent += host.pairs
         end
         specs, adapters = HostFunction.lend(lent)
-        pack = if module_bytes?(source)
+        pack = if source.is_a?(Hash)
+                 __load_extism_manifest(JSON.generate(source), options_json, specs)
+               elsif module_bytes?(source)
                  __load_bytes(source, options_json, specs)
                else
                  __load_file(source.to_s, options_json, specs)
@@ -204,9 +208,10 @@ module Packhost
     #   @return [Boolean] true when the manifest came from the module's own section
     # @!method allowed_hosts
     #   @return [Array<String>] the HTTP host patterns the pack may reach: what it asked
-    #     for, narrowed by the `allowed_hosts` option
+    #     for, narrowed by the `allowed_hosts` option (a plugin without a manifest gets the
+    #     whole option)
 
     private :__call, :__manifest_json, :__stats_json
-    private_class_method :__load_bytes, :__load_file
+    private_class_method :__load_bytes, :__load_file, :__load_extism_manifest
   end
 end

@@ -202,8 +202,9 @@ impl Instance {
         };
         // extism's limiter fails a refused `memory.grow` with a trap saying "oom" where the
         // native engine lets `memory.grow` return -1; in start-up code, as in a call, that
-        // is the memory limit at work, not a broken pack.
-        let error = if err.root_cause().to_string() == "oom" {
+        // is the memory limit at work, not a broken pack. So is a module whose initial
+        // memory alone is past the limit (our meter refused to create it).
+        let error = if err.root_cause().to_string() == "oom" || facts.memory_refused {
             Error::new(
                 ErrorKind::MemoryLimit,
                 "the pack tried to grow its memory past the limit while starting",

@@ -37,6 +37,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.undef_default_alloc_func();
     class.define_singleton_method("__load_bytes", function!(load_bytes, 3))?;
     class.define_singleton_method("__load_file", function!(load_file, 3))?;
+    class.define_singleton_method("__load_extism_manifest", function!(load_extism_manifest, 3))?;
     class.define_method("__call", method!(RbPack::call, 4))?;
     class.define_method("id", method!(RbPack::id, 0))?;
     class.define_method("actions", method!(RbPack::actions, 0))?;
@@ -83,6 +84,26 @@ fn load_file(
         let functions = host_functions(functions);
         load_with(ruby, size, move || {
             Pack::load_file_with(&path, PackOptions::from_json(&options_json)?, functions)
+        })
+    })
+}
+
+/// Loads the plugin an Extism manifest (JSON text) describes, with options given as JSON
+/// text, lending it host functions as [`load_bytes`] does.
+fn load_extism_manifest(
+    ruby: &Ruby,
+    manifest_json: String,
+    options_json: String,
+    functions: Vec<(String, String)>,
+) -> Result<RbPack, Error> {
+    guard(ruby, |ruby| {
+        let functions = host_functions(functions);
+        load_with(ruby, manifest_json.len(), move || {
+            Pack::load_extism_manifest(
+                &manifest_json,
+                PackOptions::from_json(&options_json)?,
+                functions,
+            )
         })
     })
 }

@@ -1,0 +1,461 @@
+//! Extism manifests: a host's description of a plugin in Extism's JSON format (where its
+//! module comes from, memory, config, hosts, timeout), read and mapped onto packhost's own
+//! options, so a host coming from Extism keeps the manifests it has.
+//!
+//! The format is read by packhost's own types, not the `extism-manifest` crate's: that
+//! crate also accepts a module as `{"ptr": …, "len": …}`, which it turns into a slice of
+//! the reading process's memory, and a manifest is text a host may take from anywhere.
+//! What packhost cannot honour yet (several modules linked together, `allowed_paths`, a
+//! `max_var_bytes` other than the fixed 1 MiB) is refused with `invalid_options`, never
+//! ignored.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::options::PackOptions;
+
+/// The vars cap packhost keeps (Extism's default `memory.max_var_bytes`).
+const VAR_BYTES: u64 = 1 << 20;
+
+/// Longest a module download may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest module a manifest may name by URL.
+const MAX_DOWNLOAD_BYTES: u64 = 512 << 20;
+
+/// An Extism manifest, as JSON hosts pass it to Extism's `Plugin` constructors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtismManifest {
+    /// Where the module comes from. packhost takes exactly one.
+    #[serde(default)]
+    pub wasm: Vec<WasmSource>,
+    /// Memory caps.
+    #[serde(default)]
+    pub memory: ExtismMemory,
+    /// Config values the plugin reads.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Hosts the plugin may reach over HTTP (`*` for any).
+    #[serde(default)]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Host directories mounted into the plugin's WASI file system (not supported yet).
+    #[serde(default)]
+    pub allowed_paths: Option<BTreeMap<String, String>>,
+    /// Wall-clock limit of one call, in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Extism's `memory` object.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtismMemory {
+    /// Most 64 KiB pages of memory.
+    pub max_pages: Option<u32>,
+    /// Largest HTTP response body.
+    pub max_http_response_bytes: Option<u64>,
+    /// Most bytes of vars.
+    pub max_var_bytes: Option<u64>,
+}
+
+/// One `wasm` entry: a module by `path`, inline `data` (base64) or `url`, with an optional
+/// `name` and SHA-256 `hash`. `Debug` shows header names only: their values are often
+/// credentials.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmSource {
+    /// A file, relative to the process's working directory as in Extism.
+    pub path: Option<String>,
+    /// The module itself, in standard base64.
+    pub data: Option<String>,
+    /// Where to download the module (GET over HTTP or HTTPS).
+    pub url: Option<String>,
+    /// Headers for the download.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The download's method; only `GET`.
+    pub method: Option<String>,
+    /// The module's name, for linking; also the pack's name when it carries no manifest.
+    pub name: Option<String>,
+    /// The module's SHA-256 in hex: a module with any other hash is refused.
+    pub hash: Option<String>,
+}
+
+impl std::fmt::Debug for WasmSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmSource")
+            .field("path", &self.path)
+            .field(
+                "data",
+                &self
+                    .data
+                    .as_ref()
+                    .map(|data| format!("{} bytes of base64", data.len())),
+            )
+            .field("url", &self.url.as_deref().map(without_query))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("method", &self.method)
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .finish()
+    }
+}
+
+/// A URL as messages show it: without its query, where presigned links keep their tokens.
+fn without_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// A manifest's module, fetched and checked, and the options it maps to: what
+/// [`Pack::load_resolved`](crate::Pack::load_resolved) loads.
+#[derive(Debug, Clone)]
+pub struct ResolvedManifest {
+    /// The module.
+    pub bytes: Vec<u8>,
+    /// What the pack is called when the module carries no packhost manifest: the entry's
+    /// `name`, else its file's stem, else `main`.
+    pub name: String,
+    /// The options with the manifest's fields applied.
+    pub options: PackOptions,
+}
+
+fn refuse(message: impl Into<String>) -> Error {
+    Error::invalid_options(message)
+}
+
+impl ExtismManifest {
+    /// Reads a manifest from JSON text.
+    ///
+    /// # Errors
+    /// `invalid_options` for malformed JSON or fields Extism does not define.
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|err| refuse(format!("Extism manifest: {err}")))
+    }
+
+    /// Fetches the module, checks its hash and maps the rest onto `options`. An option left
+    /// at its default takes the manifest's value; one set to anything else that differs from
+    /// the manifest's is refused, so neither of the host's two words quietly overrides the
+    /// other.
+    ///
+    /// # Errors
+    /// `invalid_options` for what packhost cannot honour yet or a conflicting field;
+    /// `invalid_pack` for a module whose hash differs; `io` when it cannot be read or
+    /// downloaded.
+    pub fn resolve(self, mut options: PackOptions) -> Result<ResolvedManifest> {
+        if self
+            .allowed_paths
+            .as_ref()
+            .is_some_and(|paths| !paths.is_empty())
+        {
+            return Err(refuse(
+                "Extism manifest: allowed_paths is not supported yet (packhost mounts no host \
+                 directories)",
+            ));
+        }
+        let source =
+            match self.wasm.as_slice() {
+                [] => return Err(refuse("Extism manifest: wasm names no module")),
+                [one] => one,
+                _ => return Err(refuse(
+                    "Extism manifest: several wasm modules (linked modules) are not supported yet",
+                )),
+            };
+        let memory = &self.memory;
+        if let Some(bytes) = memory.max_var_bytes.filter(|bytes| *bytes != VAR_BYTES) {
+            return Err(refuse(format!(
+                "Extism manifest: memory.max_var_bytes {bytes} is not supported yet; packhost \
+                 keeps vars under {VAR_BYTES} bytes (and limits.memory_bytes)"
+            )));
+        }
+        let defaults = PackOptions::default();
+        if let Some(pages) = memory.max_pages {
+            if pages == 0 {
+                return Err(refuse(
+                    "Extism manifest: memory.max_pages must be at least 1",
+                ));
+            }
+            let bytes = u64::from(pages) * 65536;
+            agree(
+                "memory.max_pages",
+                "limits.memory_bytes",
+                &mut options.limits.memory_bytes,
+                bytes,
+                defaults.limits.memory_bytes,
+            )?;
+        }
+        if let Some(bytes) = memory.max_http_response_bytes {
+            agree(
+                "memory.max_http_response_bytes",
+                "http.max_response_bytes",
+                &mut options.http.max_response_bytes,
+                Some(bytes),
+                None,
+            )?;
+        }
+        if let Some(ms) = self.timeout_ms {
+            agree(
+                "timeout_ms",
+                "limits.timeout_ms",
+                &mut options.limits.timeout_ms,
+                ms,
+                defaults.limits.timeout_ms,
+            )?;
+        }
+        if let Some(hosts) = self.allowed_hosts {
+            agree(
+                "allowed_hosts",
+                "allowed_hosts",
+                &mut options.allowed_hosts,
+                hosts,
+                Vec::new(),
+            )?;
+        }
+        for (key, value) in self.config {
+            match options.config.get(&key) {
+                Some(set) if *set != value => {
+                    return Err(refuse(format!(
+                        "Extism manifest: config {key:?} differs from the options' value"
+                    )))
+                }
+                _ => {
+                    options.config.insert(key, value);
+                }
+            }
+        }
+        let (bytes, fallback_name) = source.fetch()?;
+        if let Some(expected) = &source.hash {
+            let actual = crate::pack::module_id(&bytes);
+            if !actual.eq_ignore_ascii_case(expected.trim()) {
+                return Err(Error::new(
+                    ErrorKind::InvalidPack,
+                    format!(
+                        "the module's SHA-256 is {actual}, but the Extism manifest expects \
+                         {expected}"
+                    ),
+                ));
+            }
+        }
+        Ok(ResolvedManifest {
+            bytes,
+            name: source.name.clone().unwrap_or(fallback_name),
+            options,
+        })
+    }
+}
+
+/// Sets `option` to the manifest's `value` unless the options hold a non-default value that
+/// differs from it.
+fn agree<T: PartialEq>(
+    field: &str,
+    option_name: &str,
+    option: &mut T,
+    value: T,
+    default: T,
+) -> Result<()> {
+    if *option != default && *option != value {
+        return Err(refuse(format!(
+            "Extism manifest: {field} and the option {option_name} are both set, to different \
+             values"
+        )));
+    }
+    *option = value;
+    Ok(())
+}
+
+impl WasmSource {
+    /// The module's bytes and the name its source suggests.
+    fn fetch(&self) -> Result<(Vec<u8>, String)> {
+        match (&self.path, &self.data, &self.url) {
+            (Some(path), None, None) => {
+                let bytes = std::fs::read(path)
+                    .map_err(|err| Error::new(ErrorKind::Io, format!("{path}: {err}")))?;
+                let stem = std::path::Path::new(path)
+                    .file_stem()
+                    .map(|stem| stem.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "main".to_string());
+                Ok((bytes, stem))
+            }
+            (None, Some(data), None) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(data.trim())
+                    .map_err(|err| refuse(format!("Extism manifest: wasm data: {err}")))?;
+                Ok((bytes, "main".to_string()))
+            }
+            (None, None, Some(url)) => Ok((download(url, self)?, "main".to_string())),
+            _ => Err(refuse(
+                "Extism manifest: each wasm entry needs exactly one of path, data and url",
+            )),
+        }
+    }
+}
+
+/// Downloads a module the host's manifest names: the host's own request, so no grant
+/// applies, but it is bounded in time and size.
+fn download(url: &str, source: &WasmSource) -> Result<Vec<u8>> {
+    if let Some(method) = source.method.as_deref() {
+        if !method.eq_ignore_ascii_case("GET") {
+            return Err(refuse(format!(
+                "Extism manifest: wasm url: method {method:?} is not supported; use GET"
+            )));
+        }
+    }
+    let shown = without_query(url);
+    let failed = |err: ureq::Error| Error::new(ErrorKind::Io, format!("{shown}: {err}"));
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(DOWNLOAD_TIMEOUT))
+        .build()
+        .new_agent();
+    let mut request = agent.get(url);
+    for (name, value) in &source.headers {
+        request = request.header(name, value);
+    }
+    let mut response = request.call().map_err(failed)?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_DOWNLOAD_BYTES)
+        .read_to_vec()
+        .map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(manifest: serde_json::Value, options: PackOptions) -> Result<ResolvedManifest> {
+        ExtismManifest::from_json(&manifest.to_string())?.resolve(options)
+    }
+
+    const EMPTY_MODULE: &[u8] = b"\0asm\x01\0\0\0";
+
+    fn inline() -> serde_json::Value {
+        serde_json::json!({"data": base64::engine::general_purpose::STANDARD.encode(EMPTY_MODULE)})
+    }
+
+    #[test]
+    fn fields_map_onto_the_options() {
+        let resolved = resolve(
+            serde_json::json!({
+                "wasm": [inline()],
+                "memory": {"max_pages": 4, "max_http_response_bytes": 1000},
+                "config": {"greeting": "Yo"},
+                "allowed_hosts": ["*"],
+                "timeout_ms": 250,
+            }),
+            PackOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(resolved.bytes, EMPTY_MODULE);
+        assert_eq!(resolved.name, "main");
+        let options = resolved.options;
+        assert_eq!(options.limits.memory_bytes, 4 * 65536);
+        assert_eq!(options.limits.timeout_ms, 250);
+        assert_eq!(options.http.max_response_bytes, Some(1000));
+        assert_eq!(options.allowed_hosts, ["*"]);
+        assert_eq!(options.config["greeting"], "Yo");
+    }
+
+    #[test]
+    fn a_field_set_both_ways_differently_is_refused() {
+        let mut options = PackOptions::default();
+        options.limits.timeout_ms = 100;
+        let err = resolve(
+            serde_json::json!({"wasm": [inline()], "timeout_ms": 250}),
+            options.clone(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.code(), "invalid_options");
+        assert!(err.message().contains("timeout_ms"), "{err}");
+        // The same value both ways is no conflict.
+        options.limits.timeout_ms = 250;
+        resolve(
+            serde_json::json!({"wasm": [inline()], "timeout_ms": 250}),
+            options,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn what_packhost_cannot_honour_is_refused_by_name() {
+        let cases = [
+            (serde_json::json!({"wasm": []}), "names no module"),
+            (
+                serde_json::json!({"wasm": [inline(), inline()]}),
+                "linked modules",
+            ),
+            (
+                serde_json::json!({"wasm": [inline()], "allowed_paths": {"/tmp": "/data"}}),
+                "allowed_paths",
+            ),
+            (
+                serde_json::json!({"wasm": [inline()], "memory": {"max_var_bytes": 10}}),
+                "max_var_bytes",
+            ),
+            (
+                serde_json::json!({"wasm": [{"path": "a.wasm", "data": "AA=="}]}),
+                "exactly one of",
+            ),
+            (
+                serde_json::json!({"wasm": [inline()], "allowed_host": ["*"]}),
+                "allowed_host",
+            ),
+        ];
+        for (manifest, says) in cases {
+            let err = resolve(manifest.clone(), PackOptions::default())
+                .err()
+                .unwrap();
+            assert_eq!(err.code(), "invalid_options", "{manifest}");
+            assert!(err.message().contains(says), "{manifest}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_keeps_credentials_out() {
+        let source = WasmSource {
+            url: Some("https://example.com/p.wasm?X-Amz-Signature=secret".to_string()),
+            headers: [("authorization".to_string(), "Bearer secret".to_string())].into(),
+            ..WasmSource::default()
+        };
+        let shown = format!("{source:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("authorization"), "{shown}");
+    }
+
+    #[test]
+    fn a_pointer_instead_of_data_is_refused_not_read() {
+        // extism-manifest would read process memory at this address.
+        let err = resolve(
+            serde_json::json!({"wasm": [{"data": {"ptr": 4096, "len": 8}}]}),
+            PackOptions::default(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.code(), "invalid_options");
+    }
+
+    #[test]
+    fn a_wrong_hash_is_refused_and_the_right_one_in_any_case_accepted() {
+        let mut source = inline();
+        source["hash"] = serde_json::json!("00".repeat(32));
+        let err = resolve(
+            serde_json::json!({"wasm": [source.clone()]}),
+            PackOptions::default(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.code(), "invalid_pack");
+        assert!(err.message().contains("SHA-256"), "{err}");
+        source["hash"] = serde_json::json!(crate::pack::module_id(EMPTY_MODULE).to_uppercase());
+        resolve(
+            serde_json::json!({"wasm": [source]}),
+            PackOptions::default(),
+        )
+        .unwrap();
+    }
+}
