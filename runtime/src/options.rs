@@ -183,7 +183,7 @@ impl Default for HttpOptions {
 
 /// Everything a host grants one loaded pack. Deny by default: a pack gets an HTTP host or
 /// a config key only when both its manifest asks for it and these options grant it. A
-/// plugin without a manifest cannot ask, and gets the whole grant
+/// plugin without a manifest cannot ask, and gets every granted config key and HTTP host
 /// ([`PackOptions::granted_capabilities`]), as in Extism.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
