@@ -10,6 +10,22 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * Cancels the async calls made with it. Cancelled on the JavaScript thread while the calls
+ * run on the thread pool, which the core's token allows; cancelling is sticky.
+ */
+export declare class CancelToken {
+  /** A token nothing has cancelled yet. */
+  constructor()
+  /**
+   * Cancels every call running with this token, and every later call made with it: each
+   * ends with `cancelled`.
+   */
+  cancel(): void
+  /** Whether `cancel` has been called. */
+  get cancelled(): boolean
+}
+
+/**
  * The reply slot of one host call, handed to the dispatcher with the call: the handler's
  * outcome comes back through `ok` or `fail`, and only the first one counts. A reply
  * collected unanswered ends the wait with an error instead of leaving the pack blocked.
@@ -52,11 +68,12 @@ export declare class NativePack {
   takeReportJson(): string | null
   /**
    * Calls `action` on the libuv thread pool; the promise resolves with the outcome.
-   * `options_json` is the call options as JSON text, absent for the defaults. Host
-   * functions the pack calls meanwhile run their handlers on the JavaScript thread while
-   * the pool thread waits.
+   * `options_json` is the call options as JSON text, absent for the defaults. Cancelling
+   * `cancel` ends the call with `cancelled` (at once when it already is). Host functions
+   * the pack calls meanwhile run their handlers on the JavaScript thread while the pool
+   * thread waits.
    */
-  call(action: string, input: string | Buffer, optionsJson?: string | undefined | null): Promise<NativeCallOutcome>
+  call(action: string, input: string | Buffer, optionsJson?: string | undefined | null, cancel?: CancelToken | undefined | null): Promise<NativeCallOutcome>
   /**
    * Counts and totals of this pack's calls since it was loaded (failed ones included, by
    * error code), as JSON text the core serialized.

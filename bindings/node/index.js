@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.CancelToken = nativeBinding.CancelToken
 module.exports.HostReply = nativeBinding.HostReply
 module.exports.NativePack = nativeBinding.NativePack
 module.exports.buildInfoJson = nativeBinding.buildInfoJson

@@ -192,6 +192,20 @@ export interface CallOptions {
   context?: unknown
 }
 
+/**
+ * What an async call (`call`, `pre`, `post`) carries besides its input: the call options,
+ * and a `signal` that cancels the call. Sync calls take no signal: they block the event
+ * loop, so no abort could reach them while they run.
+ */
+export interface AsyncCallOptions extends CallOptions {
+  /**
+   * Aborting it cancels the call, which rejects with a `CancelledError` (code `cancelled`)
+   * carrying its usage and logs; an already aborted signal rejects it without running the
+   * pack. Stays in JavaScript: it is not sent to the core.
+   */
+  signal?: AbortSignal | null
+}
+
 /** What a host function's handler learns about the call it serves. */
 export interface HostCall {
   /** The caller's `context` for this call (`null` when none). */
@@ -301,22 +315,24 @@ export declare class Pack {
   readonly actions: string[]
   /**
    * Runs `action` on the libuv thread pool; host functions' promises are awaited. Rejects
-   * with a PackError.
+   * with a PackError; with a `CancelledError` when `options.signal` aborts (the native engine
+   * stops the pack within about a millisecond).
    */
-  call(action: string, input?: CallInput, options?: CallOptions | null): Promise<CallResult>
+  call(action: string, input?: CallInput, options?: AsyncCallOptions | null): Promise<CallResult>
   /**
    * Runs `action` on the calling thread, blocking it for up to the timeout; host functions
-   * must answer synchronously. Throws a PackError.
+   * must answer synchronously. Throws a PackError. Takes no `signal` (a TypeError): bound it
+   * with `limits.timeout_ms`, or use `call` to cancel.
    */
   callSync(action: string, input?: CallInput, options?: CallOptions | null): CallResult
   /** Counts and totals of this pack's calls since it was loaded, failed ones included. */
   stats(): PackStats
-  /** Runs the `pre` hook (over an outgoing request) on the thread pool. */
-  pre(input?: CallInput, options?: CallOptions | null): Promise<CallResult>
+  /** Runs the `pre` hook (over an outgoing request) on the thread pool; `signal` as for `call`. */
+  pre(input?: CallInput, options?: AsyncCallOptions | null): Promise<CallResult>
   /** Runs the `pre` hook on the calling thread. */
   preSync(input?: CallInput, options?: CallOptions | null): CallResult
-  /** Runs the `post` hook (over a response) on the thread pool. */
-  post(input?: CallInput, options?: CallOptions | null): Promise<CallResult>
+  /** Runs the `post` hook (over a response) on the thread pool; `signal` as for `call`. */
+  post(input?: CallInput, options?: AsyncCallOptions | null): Promise<CallResult>
   /** Runs the `post` hook on the calling thread. */
   postSync(input?: CallInput, options?: CallOptions | null): CallResult
 }
@@ -329,6 +345,7 @@ export type ErrorCode =
   | 'action_not_found'
   | 'timeout'
   | 'out_of_fuel'
+  | 'cancelled'
   | 'memory_limit'
   | 'input_too_large'
   | 'output_too_large'
@@ -366,6 +383,8 @@ export declare class InvalidOptionsError extends PackError {}
 export declare class ActionNotFoundError extends PackError {}
 export declare class TimeoutError extends PackError {}
 export declare class OutOfFuelError extends PackError {}
+/** The call's `AbortSignal` aborted while it ran, or before it started. */
+export declare class CancelledError extends PackError {}
 export declare class MemoryLimitError extends PackError {}
 export declare class InputTooLargeError extends PackError {}
 export declare class OutputTooLargeError extends PackError {}
@@ -429,6 +448,7 @@ declare const packhost: {
   ActionNotFoundError: typeof ActionNotFoundError
   TimeoutError: typeof TimeoutError
   OutOfFuelError: typeof OutOfFuelError
+  CancelledError: typeof CancelledError
   MemoryLimitError: typeof MemoryLimitError
   InputTooLargeError: typeof InputTooLargeError
   OutputTooLargeError: typeof OutputTooLargeError

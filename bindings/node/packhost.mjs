@@ -14,6 +14,7 @@ export const {
   ActionNotFoundError,
   TimeoutError,
   OutOfFuelError,
+  CancelledError,
   MemoryLimitError,
   InputTooLargeError,
   OutputTooLargeError,

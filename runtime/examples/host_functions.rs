@@ -46,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let acme = CallOptions {
         context: json!({ "tenant": "acme" }),
+        ..CallOptions::default()
     };
     let out = pack.call_with_options("context_via_host", b"", &acme)?;
     println!("{}", out.text().unwrap_or_default()); // {"pack":"host_calls","tenant":"acme"}

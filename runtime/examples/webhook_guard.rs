@@ -27,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let input = json!({"id": id, "timestamp": at, "payload": {"amount": 5}}).to_string();
         let context = CallOptions {
             context: json!({ "tenant": tenant }),
+            ..CallOptions::default()
         };
         pack.call_with_options("deliver", input.as_bytes(), &context)
     };

@@ -15,7 +15,7 @@ use crate::engine::{Instance, InstanceSpec};
 use crate::error::{Error, Result};
 use crate::manifest::{PackManifest, MANIFEST_EXPORT};
 use crate::module::{embed_manifest, ModuleInfo};
-use crate::options::{EngineKind, Limits, LogLevel};
+use crate::options::{CallOptions, EngineKind, Limits, LogLevel};
 
 /// Runs the module's `__packhost_manifest` export and returns the module with the result
 /// in its `packhost/manifest` section.
@@ -65,7 +65,7 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
         .call(
             MANIFEST_EXPORT,
             &[],
-            &serde_json::Value::Null,
+            &CallOptions::default(),
             None,
             |output| Ok(output.to_vec()),
         )

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Timeout,
     /// The call used up its fuel (instruction budget).
     OutOfFuel,
+    /// The host cancelled the call through its [`CancelToken`](crate::CancelToken).
+    Cancelled,
     /// The pack tried to grow its linear memory past the limit.
     MemoryLimit,
     /// The input is larger than the configured cap; the pack was not called.
@@ -66,6 +68,7 @@ impl ErrorKind {
             ErrorKind::ActionNotFound => "action_not_found",
             ErrorKind::Timeout => "timeout",
             ErrorKind::OutOfFuel => "out_of_fuel",
+            ErrorKind::Cancelled => "cancelled",
             ErrorKind::MemoryLimit => "memory_limit",
             ErrorKind::InputTooLarge => "input_too_large",
             ErrorKind::OutputTooLarge => "output_too_large",
@@ -88,6 +91,7 @@ pub const ERROR_CODES: &[&str] = &[
     "action_not_found",
     "timeout",
     "out_of_fuel",
+    "cancelled",
     "memory_limit",
     "input_too_large",
     "output_too_large",
@@ -212,6 +216,7 @@ mod tests {
             ErrorKind::ActionNotFound,
             ErrorKind::Timeout,
             ErrorKind::OutOfFuel,
+            ErrorKind::Cancelled,
             ErrorKind::MemoryLimit,
             ErrorKind::InputTooLarge,
             ErrorKind::OutputTooLarge,

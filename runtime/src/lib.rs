@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod build_info;
+mod cancel;
 mod capabilities;
 mod embed;
 mod engine;
@@ -32,6 +33,7 @@ mod pool;
 mod usage;
 
 pub use build_info::{build_info, BuildInfo};
+pub use cancel::CancelToken;
 pub use capabilities::audit::{AuditEntry, AuditOutcome, Capability, MAX_AUDIT_ENTRIES};
 pub use capabilities::host_fn::{
     unavailable_host_functions, HostCall, HostFnError, HostFunction, KernelMemory, ValueType,

@@ -307,6 +307,10 @@ pub struct CallOptions {
     /// Any JSON value the caller wants host functions to see (a tenant, a request id, a
     /// user): one function registered once can serve every tenant. Default `null`.
     pub context: serde_json::Value,
+    /// Cancels the call when the host cancels this token from another thread: the call
+    /// ends with `cancelled`. Not data: a binding sets it after reading the rest as JSON.
+    #[serde(skip)]
+    pub cancel: Option<crate::CancelToken>,
 }
 
 impl CallOptions {

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
+use crate::cancel::CancelToken;
 use crate::capabilities::audit::AuditEntry;
 use crate::capabilities::builtin_functions;
 use crate::capabilities::host_fn::{check_registrations, HostFunction, HostFunctions};
@@ -530,6 +531,13 @@ impl Pack {
             ));
         }
 
+        if options
+            .cancel
+            .as_ref()
+            .is_some_and(CancelToken::is_cancelled)
+        {
+            return Err(CancelToken::error());
+        }
         let mut instance = match instance.or_else(|| self.idle_instance(&options.context)) {
             Some(instance) => instance,
             None => Instance::new(&inner.spec).map_err(|mut err| {
@@ -550,7 +558,7 @@ impl Pack {
             Some(lock) => Some(&mut **lock),
             None => None,
         };
-        let outcome = instance.call(action, input, &options.context, held, |output| {
+        let outcome = instance.call(action, input, options, held, |output| {
             if output.len() as u64 > limits.max_output_bytes {
                 return Err(Error::new(
                     ErrorKind::OutputTooLarge,

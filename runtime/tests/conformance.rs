@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use packhost::{CallOptions, Error, Pack, PackOptions, ERROR_CODES};
+use packhost::{CallOptions, CancelToken, Error, Pack, PackOptions, ERROR_CODES};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -50,6 +50,7 @@ struct Call {
     return_code: Option<i32>,
     logs: Option<Vec<Value>>,
     context: Option<Value>,
+    cancel_after_ms: Option<u64>,
     host_calls: Option<u64>,
     kv_ops: Option<u64>,
     audit: Option<Vec<Value>>,
@@ -81,6 +82,33 @@ fn load_cases() -> Vec<(String, Case)> {
     cases
 }
 
+/// A call whose cancel token another thread cancels `cancel_after_ms` after it starts (or
+/// before it, for 0).
+fn call_cancelled(
+    pack: &Pack,
+    export: &str,
+    input: &[u8],
+    call: &Call,
+) -> packhost::Result<packhost::CallOutput> {
+    let token = CancelToken::new();
+    let options = CallOptions {
+        context: call.context.clone().unwrap_or(Value::Null),
+        cancel: Some(token.clone()),
+    };
+    let after = call.cancel_after_ms.unwrap_or(0);
+    if after == 0 {
+        token.cancel();
+        return pack.call_with_options(export, input, &options);
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(after));
+            token.cancel();
+        });
+        pack.call_with_options(export, input, &options)
+    })
+}
+
 /// Runs one call and returns the mismatches, recording fuel of successful calls.
 fn check_call(
     pack: &Pack,
@@ -93,11 +121,13 @@ fn check_call(
     let export = call.export.as_deref().expect("a call names its export");
     let input = call.input.repeat(call.input_repeat.unwrap_or(1));
     let result = match (export, &call.context) {
+        _ if call.cancel_after_ms.is_some() => call_cancelled(pack, export, input.as_bytes(), call),
         (_, Some(context)) => pack.call_with_options(
             export,
             input.as_bytes(),
             &CallOptions {
                 context: context.clone(),
+                ..CallOptions::default()
             },
         ),
         ("pre", None) => pack.pre(input.as_bytes()),

@@ -63,6 +63,7 @@ fn context_reaches_the_handler_and_the_usage_record_and_defaults_to_null() {
         let pack = host_calls(name);
         let tenant = CallOptions {
             context: json!({"tenant": "acme", "request": 7}),
+            ..CallOptions::default()
         };
         let out = pack
             .call_with_options("context_via_host", b"", &tenant)

@@ -43,6 +43,7 @@ fn child_store() -> serde_json::Value {
 fn for_tenant(tenant: &str) -> CallOptions {
     CallOptions {
         context: json!({"tenant": tenant}),
+        ..CallOptions::default()
     }
 }
 

@@ -29,6 +29,7 @@ fn every_call_appends_its_usage_and_audit_entries_as_json_lines() {
     let pack = Pack::load_file(support::pack_path("kv_probe"), options).unwrap();
     let tenant = CallOptions {
         context: json!({"tenant": "acme"}),
+        ..CallOptions::default()
     };
     pack.call_with_options("count", b"visits", &tenant).unwrap();
     pack.call_with_options("run", br#"[{"get":{"key":"visits"}}]"#, &tenant)

@@ -1,12 +1,12 @@
 //! The sandbox under attack: hostile packs hit their limits on time, the host survives, the
-//! next call works, one call's timeout never cuts another short, and usage is measured.
-//! HTTP has its own file, `http.rs`.
+//! next call works, one call's timeout never cuts another short, the host can cancel a call
+//! without touching its neighbours, and usage is measured. HTTP has its own file, `http.rs`.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use packhost::Pack;
+use packhost::{CallOptions, CancelToken, Pack};
 use support::{options, pack_path};
 
 fn hostile(options_json: &str) -> Pack {
@@ -256,6 +256,105 @@ fn a_wasi_sleep_past_the_deadline_ends_with_timeout_on_time() {
         elapsed < Duration::from_millis(300),
         "timed out after {elapsed:?}, limit 200 ms"
     );
+}
+
+/// Runs `action` on another thread with a fresh cancel token, cancels it after `after`, and
+/// returns the error and how long the call took to end once cancelled.
+fn cancel_after(pack: &Pack, action: &str, after: Duration) -> (packhost::Error, Duration) {
+    let token = CancelToken::new();
+    let options = CallOptions {
+        cancel: Some(token.clone()),
+        ..CallOptions::default()
+    };
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let result = pack.call_with_options(action, b"", &options);
+            done.send((result, Instant::now())).ok();
+        });
+        std::thread::sleep(after);
+        let cancelled_at = Instant::now();
+        token.cancel();
+        let (result, ended_at) = ended
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a cancelled call ends within 10 s");
+        let err = result.expect_err("a cancelled call fails");
+        (err, ended_at.saturating_duration_since(cancelled_at))
+    })
+}
+
+#[test]
+fn a_cancelled_call_ends_within_10_ms_and_a_concurrent_call_is_untouched() {
+    for engine in ["native", "extism"] {
+        let pack = hostile(&format!(
+            r#"{{"engine": "{engine}", "limits": {{"timeout_ms": 30000, "fuel": null}}}}"#
+        ));
+        pack.call("busy", BUSY_10).expect("warm-up call");
+        let mut latencies = Vec::new();
+        for _ in 0..5 {
+            let (err, latency) = std::thread::scope(|scope| {
+                let neighbour = scope.spawn(|| pack.call("busy", br#"{"rounds":30000000}"#));
+                let cancelled = cancel_after(&pack, "spin", Duration::from_millis(20));
+                let neighbour = neighbour.join().unwrap();
+                assert!(
+                    neighbour.is_ok(),
+                    "[{engine}] the concurrent call finished normally: {neighbour:?}"
+                );
+                cancelled
+            });
+            assert_eq!(err.code(), "cancelled", "[{engine}] {err}");
+            let report = err.report().expect("a cancelled call carries its report");
+            assert!(
+                report.usage.fuel_consumed > 0,
+                "[{engine}] the spin is billed"
+            );
+            latencies.push(latency);
+        }
+        latencies.sort();
+        assert!(
+            latencies[2] <= Duration::from_millis(10),
+            "[{engine}] cancelled calls ended {latencies:?} after the cancel; median over 10 ms"
+        );
+        pack.call("busy", BUSY_10).expect("the next call succeeds");
+        let stats = pack.stats();
+        assert_eq!(
+            stats.errors.get("cancelled"),
+            Some(&5),
+            "[{engine}] {stats:?}"
+        );
+    }
+}
+
+#[test]
+fn a_cancelled_token_stops_a_wasi_sleep_and_every_later_call_made_with_it() {
+    let wasm = wat::parse_str(NAPPER).expect("the napper assembles");
+    let pack = Pack::load(
+        &wasm,
+        options(r#"{"allow_wasi": true, "limits": {"timeout_ms": 30000}}"#),
+    )
+    .expect("the napper loads");
+    let (err, latency) = cancel_after(&pack, "nap_an_hour", Duration::from_millis(20));
+    assert_eq!(err.code(), "cancelled", "{err}");
+    assert!(
+        latency < Duration::from_secs(1),
+        "the nap ended {latency:?} after the cancel"
+    );
+
+    let token = CancelToken::new();
+    token.cancel();
+    let options = CallOptions {
+        cancel: Some(token),
+        ..CallOptions::default()
+    };
+    let err = pack
+        .call_with_options("nap", &[0; 20], &options)
+        .unwrap_err();
+    assert_eq!(err.code(), "cancelled");
+    assert!(
+        err.report().is_none(),
+        "a call cancelled before it starts never runs"
+    );
+    assert_eq!(pack.stats().calls, 1, "only the nap that ran is counted");
 }
 
 /// Grows a table by ten million entries (80 MB of host pointers) and keeps a 600 KB var:

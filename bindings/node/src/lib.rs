@@ -7,14 +7,18 @@
 //! core serialized. Core failures are never thrown from Rust: they come back as a
 //! [`outcome::NativeError`] so the wrapper turns every one into a `PackError` in one place,
 //! with its usage, logs and audit trail attached. Host functions cross as bytes in and bytes
-//! out (`host_fn`); the wrapper owns their encodings and reads what a handler threw.
+//! out (`host_fn`); the wrapper owns their encodings and reads what a handler threw. An
+//! async call may carry a `CancelToken` (`cancel`), which the wrapper cancels when the
+//! call's `AbortSignal` aborts.
 
+mod cancel;
 mod host_fn;
 mod outcome;
 mod pack;
 
 use napi_derive::napi;
 
+pub use cancel::CancelToken;
 pub use host_fn::{HostReply, NativeHostFunctions, NativeHostImport};
 pub use outcome::{NativeCallOutcome, NativeError};
 pub use pack::{load_pack, load_pack_sync, CallTask, LoadTask, NativePack};

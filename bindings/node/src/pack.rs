@@ -7,6 +7,7 @@ use napi::{sys, Env, Task, ValueType};
 use napi_derive::napi;
 use packhost::{CallOptions, CallOutput, CallReport, Pack, PackOptions};
 
+use crate::cancel::CancelToken;
 use crate::host_fn::{Dispatcher, HostBridge, NativeHostFunctions, SyncCall};
 use crate::outcome::{guarded, NativeCallOutcome, NativeError};
 
@@ -224,9 +225,13 @@ fn call(
     action: &str,
     input: &[u8],
     options_json: Option<&str>,
+    cancel: Option<packhost::CancelToken>,
 ) -> packhost::Result<CallOutput> {
     guarded("call", || {
-        pack.call_with_options(action, input, &call_options(options_json)?)
+        let mut options = call_options(options_json)?;
+        // The token is not data, so it never crosses as JSON: it joins the options here.
+        options.cancel = cancel;
+        pack.call_with_options(action, input, &options)
     })
 }
 
@@ -329,21 +334,26 @@ impl NativePack {
     }
 
     /// Calls `action` on the libuv thread pool; the promise resolves with the outcome.
-    /// `options_json` is the call options as JSON text, absent for the defaults. Host
-    /// functions the pack calls meanwhile run their handlers on the JavaScript thread while
-    /// the pool thread waits.
+    /// `options_json` is the call options as JSON text, absent for the defaults. Cancelling
+    /// `cancel` ends the call with `cancelled` (at once when it already is). Host functions
+    /// the pack calls meanwhile run their handlers on the JavaScript thread while the pool
+    /// thread waits.
     #[napi(ts_return_type = "Promise<NativeCallOutcome>")]
     pub fn call(
         &self,
         action: String,
         input: Either<String, Buffer>,
         options_json: Option<String>,
+        cancel: Option<&CancelToken>,
     ) -> AsyncTask<CallTask> {
         AsyncTask::new(CallTask {
             pack: self.pack.clone(),
             action,
             input: input_bytes(input),
             options_json,
+            // A clone shares the JavaScript token's state, and unlike a reference it may
+            // travel to the pool thread.
+            cancel: cancel.map(|token| token.token().clone()),
         })
     }
 
@@ -362,6 +372,8 @@ pub struct CallTask {
     action: String,
     input: Vec<u8>,
     options_json: Option<String>,
+    /// The token the wrapper cancels when the call's `AbortSignal` aborts.
+    cancel: Option<packhost::CancelToken>,
 }
 
 impl Task for CallTask {
@@ -374,6 +386,7 @@ impl Task for CallTask {
             &self.action,
             &self.input,
             self.options_json.as_deref(),
+            self.cancel.take(),
         ))
     }
 

@@ -4,7 +4,8 @@
  * the same outputs, error codes, audit trails and fuel counts as the Rust runner. Cases with
  * `host_functions` lend the suite's four host functions: plain functions through the sync
  * API, async ones through the async API. Cases with a `kv` option run once per key-value
- * backend, each run on a fresh store.
+ * backend, each run on a fresh store. The first call of a case with `cancel_after_ms` goes
+ * through the async API in both flavours, as only it takes an `AbortSignal`.
  */
 'use strict'
 
@@ -116,6 +117,26 @@ function callOptions(call) {
   return call.context === undefined ? undefined : { context: call.context }
 }
 
+/**
+ * The first call of a case with `cancel_after_ms`: through the async API whichever flavour
+ * runs the case, with a signal aborted that many milliseconds after the call starts (before
+ * it, for 0).
+ */
+async function callCancelled(pack, exportName, input, call) {
+  const controller = new AbortController()
+  const options = { ...callOptions(call), signal: controller.signal }
+  if (call.cancel_after_ms === 0) {
+    controller.abort()
+    return FLAVOURS.async.call(pack, exportName, input, options)
+  }
+  const timer = setTimeout(() => controller.abort(), call.cancel_after_ms)
+  try {
+    return await FLAVOURS.async.call(pack, exportName, input, options)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** The two ways to drive the API; the suite must pass identically through both. */
 const FLAVOURS = {
   async: {
@@ -199,10 +220,15 @@ function checkFuel(engine, key, fuel, problems) {
   else if (fuel !== wanted) problems.push(`fuel ${fuel}, expected ${wanted}`)
 }
 
-async function checkCall(flavour, engine, pack, key, call) {
+/** Checks one call; `first` is true for a case's own call, false for its `then` steps. */
+async function checkCall(flavour, engine, pack, key, call, first) {
   const problems = []
   const input = (call.input ?? '').repeat(call.input_repeat ?? 1)
-  const { result, error } = await settle(flavour.call(pack, call.export, input, callOptions(call)))
+  // Only a case's first call is cancelled; its `then` steps run normally.
+  const called = first && call.cancel_after_ms !== undefined
+    ? callCancelled(pack, call.export, input, call)
+    : flavour.call(pack, call.export, input, callOptions(call))
+  const { result, error } = await settle(called)
   checkUsage((result ?? error).usage, call, problems)
   checkAudit((result ?? error).audit, call, problems)
   if (error) {
@@ -251,7 +277,7 @@ async function runCase(flavour, engine, kvBackend, testCase) {
     problems.push(`actions ${JSON.stringify(pack.actions)}, expected ${JSON.stringify(testCase.actions)}`)
   }
   if (testCase.export !== undefined) {
-    problems.push(...(await checkCall(flavour, engine, pack, testCase.name, testCase)))
+    problems.push(...(await checkCall(flavour, engine, pack, testCase.name, testCase, true)))
   } else if (testCase.error !== undefined) {
     problems.push(`loaded, expected error ${testCase.error}`)
   }
@@ -267,7 +293,7 @@ async function runCase(flavour, engine, kvBackend, testCase) {
       }
       target = other.result
     }
-    const found = await checkCall(flavour, engine, target, `${testCase.name}/then/${index}`, call)
+    const found = await checkCall(flavour, engine, target, `${testCase.name}/then/${index}`, call, false)
     problems.push(...found.map((problem) => `then[${index}]: ${problem}`))
   }
   return problems

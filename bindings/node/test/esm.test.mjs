@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
-import packhost, { Pack, PackError, TimeoutError } from 'packhost'
+import packhost, { CancelledError, Pack, PackError, TimeoutError } from 'packhost'
 
 const require = createRequire(import.meta.url)
 const textTools = fileURLToPath(new URL('../../../plugins/dist/text_tools.wasm', import.meta.url))
@@ -16,6 +16,8 @@ test('named and default imports work and match require()', () => {
   assert.equal(Pack, required.Pack)
   assert.equal(PackError, required.PackError)
   assert.equal(TimeoutError, required.TimeoutError)
+  assert.equal(CancelledError, required.CancelledError)
+  assert.equal(packhost.ERROR_CLASSES.cancelled, CancelledError)
   assert.equal(packhost.Pack, Pack)
 })
 

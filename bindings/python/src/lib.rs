@@ -3,6 +3,7 @@
 //! classes and logging; this module only converts values, calls the core (which releases
 //! the GIL for all but short calls), and raises the error class Python defines per code.
 
+mod cancel;
 mod errors;
 mod gil;
 mod host_fn;
@@ -17,6 +18,7 @@ use pyo3::types::PyTuple;
 fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add_class::<pack::NativePack>()?;
+    module.add_class::<cancel::CancelToken>()?;
     module.add_class::<result::CallResult>()?;
     module.add_class::<result::Usage>()?;
     module.add_class::<result::LogRecord>()?;

@@ -13,6 +13,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
+use crate::cancel::CancelToken;
 use crate::errors::{catch_panic, to_py_err};
 use crate::gil::Gil;
 use crate::host_fn::host_function;
@@ -121,21 +122,23 @@ impl NativePack {
     }
 
     /// Runs `action` on `input` (`bytes`, or `str` sent as UTF-8), with call options
-    /// (the `context`) as JSON text when given.
-    #[pyo3(signature = (action, input, call_options_json=None))]
+    /// (the `context`) as JSON text when given, cancelled through `cancel` when given.
+    #[pyo3(signature = (action, input, call_options_json=None, cancel=None))]
     fn call(
         &self,
         py: Python<'_>,
         action: &str,
         input: &Bound<'_, PyAny>,
         call_options_json: Option<&str>,
+        cancel: Option<&CancelToken>,
     ) -> PyResult<CallResult> {
         let input = payload(input)?;
         let bytes: &[u8] = &input;
-        let call_options = match call_options_json {
+        let mut call_options = match call_options_json {
             Some(json) => CallOptions::from_json(json).map_err(|err| to_py_err(py, &err))?,
             None => CallOptions::default(),
         };
+        call_options.cancel = cancel.map(|cancel| cancel.token().clone());
         // The output is copied into this thread's reused buffer (the call may have released
         // the GIL by then), then into a `bytes` object once the GIL is held again.
         // Allocating a fresh buffer per call instead makes glibc return and refetch the

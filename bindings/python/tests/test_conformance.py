@@ -5,17 +5,21 @@ API and must give the outputs, error codes, logs and fuel counts the Rust runner
 case with a ``kv`` option runs on each engine once per key-value backend (``memory``, then
 ``sqlite``). Options are handed to ``Pack`` as the dict the case holds, with only ``engine``
 added and, for a ``kv`` case, ``kv.backend`` and a fresh ``kv.path`` (each unless the case
-set it).
+set it). A case with ``cancel_after_ms`` makes its first call with a ``packhost.CancelToken``,
+cancelled before the call for 0, else by a timer thread that many milliseconds after the call
+starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
 import os
+import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -26,14 +30,16 @@ CASE_FIELDS = {
     "name", "pack", "pack_file", "extism_manifest", "options", "actions", "then",
     "host_functions",
     "export", "input", "input_repeat", "output", "output_json", "error",
-    "message_contains", "return_code", "logs", "context", "host_calls", "kv_ops", "audit",
+    "message_contains", "return_code", "logs", "context", "cancel_after_ms", "host_calls",
+    "kv_ops", "audit",
 }
 CALL_FIELDS = CASE_FIELDS - {
     "name", "pack", "pack_file", "extism_manifest", "options", "actions", "then",
     "host_functions",
 }
-# A ``then`` step may also name a sample pack to call instead of the case's.
-STEP_FIELDS = CALL_FIELDS | {"pack"}
+# A ``then`` step may also name a sample pack to call instead of the case's; only the
+# case's first call is cancelled, so a step naming ``cancel_after_ms`` is a malformed case.
+STEP_FIELDS = (CALL_FIELDS - {"cancel_after_ms"}) | {"pack"}
 
 
 def load_cases() -> List[Dict[str, Any]]:
@@ -142,6 +148,29 @@ def check_fuel(usage: packhost.Usage, engine: str, key: str) -> List[str]:
     return []
 
 
+@contextlib.contextmanager
+def cancelled_after(ms: Optional[int]) -> Iterator[Optional[packhost.CancelToken]]:
+    """The cancel token of a call with ``cancel_after_ms``, ``None`` for one without: for 0
+    cancelled already, else cancelled by a timer thread ``ms`` milliseconds after the
+    ``with`` block (the call) starts."""
+    if ms is None:
+        yield None
+        return
+    token = packhost.CancelToken()
+    if ms == 0:
+        token.cancel()
+        yield token
+        return
+    timer = threading.Timer(ms / 1000, token.cancel)
+    timer.start()
+    try:
+        yield token
+    finally:
+        # A call that ended first leaves no timer running into the next case.
+        timer.cancel()
+        timer.join()
+
+
 def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -> List[str]:
     unknown = set(call) - CALL_FIELDS
     assert not unknown, f"{key}: fields this runner does not know: {sorted(unknown)}"
@@ -149,12 +178,13 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
     payload = (call.get("input", "") * call.get("input_repeat", 1)).encode("utf-8")
     context = call.get("context")
     try:
-        if export == "pre":
-            result = pack.pre(payload, context=context)
-        elif export == "post":
-            result = pack.post(payload, context=context)
-        else:
-            result = pack.call(export, payload, context=context)
+        with cancelled_after(call.get("cancel_after_ms")) as cancel:
+            if export == "pre":
+                result = pack.pre(payload, context=context, cancel=cancel)
+            elif export == "post":
+                result = pack.post(payload, context=context, cancel=cancel)
+            else:
+                result = pack.call(export, payload, context=context, cancel=cancel)
     except packhost.PackError as error:
         if "error" not in call:
             return [f"failed with {error.code}: {error.message}, expected success"]

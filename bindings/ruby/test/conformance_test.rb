@@ -8,7 +8,9 @@
 # suite's functions (test_helper.rb), and a call's `context` goes through the `context:`
 # keyword. A case with a `kv` option runs once per KV backend on each engine, each run on a
 # fresh store; a `then` step with a `pack` calls that sample pack, loaded with the run's
-# options, instead of the case's.
+# options, instead of the case's. A case's `cancel_after_ms` makes its first call with a
+# Packhost::CancelToken, cancelled before the call (0) or from another thread that many
+# milliseconds after it starts.
 
 require "fileutils"
 require "tmpdir"
@@ -84,7 +86,7 @@ class ConformanceTest < Minitest::Test
 
     assert_equal kase["actions"], pack.actions, "actions" if kase.key?("actions")
     if kase.key?("export")
-      check_call(pack, kase, kase["name"])
+      check_call(pack, kase, kase["name"], cancel_after_ms: kase["cancel_after_ms"])
     else
       assert_expectation_met_without_call(kase)
     end
@@ -160,13 +162,16 @@ class ConformanceTest < Minitest::Test
     flunk "expected a load error #{kase['error']}, but the pack loaded"
   end
 
-  # Runs one call and checks it; `key` names the call in fuel.json and in messages.
-  def check_call(pack, step, key)
+  # Runs one call and checks it; `key` names the call in fuel.json and in messages. With
+  # `cancel_after_ms`, the call is made with a token cancelled that many ms in.
+  def check_call(pack, step, key, cancel_after_ms: nil)
     label = "#{key} [#{@label}]"
     expected_fuel = EXPECTED_FUEL.fetch(@engine, {})
     input = step.fetch("input", "") * step.fetch("input_repeat", 1)
     begin
-      result = invoke(pack, step.fetch("export"), input, step["context"])
+      result = with_cancel(cancel_after_ms) do |token|
+        invoke(pack, step.fetch("export"), input, step["context"], token)
+      end
     rescue Packhost::Error => e
       flunk "#{label}: call failed unexpectedly: #{e.code}: #{e.message}" unless step.key?("error")
       assert_error_matches(step, e, label)
@@ -185,12 +190,36 @@ class ConformanceTest < Minitest::Test
     assert_equal expected_fuel[key], result.usage.fuel_consumed, "#{label}: fuel (fuel.json)"
   end
 
-  # A null or absent `context` is the same call: no context.
-  def invoke(pack, export, input, context)
+  # A null or absent `context` is the same call: no context. `cancel` is the call's
+  # CancelToken, nil for none.
+  def invoke(pack, export, input, context, cancel)
     case export
-    when "pre" then pack.pre(input, context: context)
-    when "post" then pack.post(input, context: context)
-    else pack.call(export, input, context: context)
+    when "pre" then pack.pre(input, context: context, cancel: cancel)
+    when "post" then pack.post(input, context: context, cancel: cancel)
+    else pack.call(export, input, context: context, cancel: cancel)
+    end
+  end
+
+  # Yields the token a call with `cancel_after_ms` is made with (nil without one), already
+  # cancelled for 0, else cancelled by a thread started just before the call that sleeps
+  # that many ms first. The thread is joined before this returns, so no cancel outlives
+  # its case.
+  def with_cancel(cancel_after_ms)
+    return yield(nil) if cancel_after_ms.nil?
+
+    token = Packhost::CancelToken.new
+    if cancel_after_ms.zero?
+      token.cancel
+      return yield(token)
+    end
+    canceller = Thread.new do
+      sleep(cancel_after_ms / 1000.0)
+      token.cancel
+    end
+    begin
+      yield token
+    ensure
+      canceller.join
     end
   end
 

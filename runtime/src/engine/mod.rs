@@ -23,7 +23,7 @@ use crate::capabilities::http::HttpGrant;
 use crate::capabilities::secrets::Redactor;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::InterpreterLock;
-use crate::options::{EngineKind, Limits, LogLevel};
+use crate::options::{CallOptions, EngineKind, Limits, LogLevel};
 use crate::usage::{LogRecord, MAX_LOG_LINES, MAX_LOG_MESSAGE_BYTES};
 
 pub(crate) use extism::refuse_unbounded as refuse_what_extism_cannot_bound;
@@ -97,9 +97,9 @@ impl<R> RawOutcome<R> {
 }
 
 /// Settles the fuel of a call of `action` that spent `cpu` on its thread, under a fuel
-/// limit of `fuel_limit`: a call ended by its timeout is billed for that time at the
-/// action's rate, at most the limit (wasmtime does not count the last stretch of an
-/// interrupted function). A call whose count is exact and that called no host function
+/// limit of `fuel_limit`: a call its timeout (or its host's cancel) interrupted is billed
+/// for that time at the action's rate, at most the limit (wasmtime does not count the last
+/// stretch of an interrupted function). A call whose count is exact and that called no host function
 /// (whose CPU time would count as the pack's) teaches the rate; a trap's count is not exact.
 fn settle_fuel<R>(
     outcome: &mut RawOutcome<R>,
@@ -109,7 +109,7 @@ fn settle_fuel<R>(
     fuel_limit: Option<u64>,
 ) {
     match outcome.result.as_ref().map_err(Error::kind) {
-        Err(ErrorKind::Timeout) => {
+        Err(ErrorKind::Timeout | ErrorKind::Cancelled) => {
             let billed = rates.bill(
                 action,
                 outcome.fuel_consumed,
@@ -229,17 +229,17 @@ impl Instance {
         &mut self,
         action: &str,
         input: &[u8],
-        context: &serde_json::Value,
+        options: &CallOptions,
         lock: Option<&mut dyn InterpreterLock>,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
         let (mut outcome, startup) = match self {
             Instance::Native(instance) => (
-                instance.call(action, input, context, lock, read),
+                instance.call(action, input, options, lock, read),
                 instance.take_startup(),
             ),
             Instance::Extism(instance) => (
-                instance.call(action, input, context, read),
+                instance.call(action, input, options, read),
                 instance.take_startup(),
             ),
         };

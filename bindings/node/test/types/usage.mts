@@ -1,11 +1,13 @@
 // Type-checks the published declarations (packhost.d.ts) against the way the README uses the
 // API; `tsc -p bindings/node/test/types` runs in ci.sh. Never executed.
 import {
+  CancelledError,
   HostFunctionError,
   Pack,
   PackError,
   QuotaExceededError,
   TimeoutError,
+  type AsyncCallOptions,
   type AuditEntry,
   type CallResult,
   type HostFunctions,
@@ -80,6 +82,26 @@ function accounting(pack: Pack): string {
   return `${usage.pack_name}@${usage.pack_version} ${usage.pack_id} ${usage.action} ${billed + totals + capabilities} ${reasons.join()}`
 }
 
+async function cancelling(pack: Pack): Promise<string> {
+  const controller = new AbortController()
+  const options: AsyncCallOptions = { context: { tenant: 'acme' }, signal: controller.signal }
+  const pending = pack.call('spin', '', options)
+  setTimeout(() => controller.abort(), 50)
+  await pack.pre('{}', { signal: AbortSignal.timeout(1000) })
+  await pack.post('{}', { signal: null })
+  // @ts-expect-error sync calls take no signal: they block the event loop
+  pack.callSync('uppercase', 'abc', { signal: controller.signal })
+  try {
+    await pending
+  } catch (err) {
+    if (err instanceof CancelledError) return `${err.code} ${err.usage?.wall_time_us ?? 0}`
+    if (err instanceof PackError && err.code === 'cancelled') return err.message
+    throw err
+  }
+  return ''
+}
+
 void tour
+void cancelling
 void hostFunctions
 void accounting

@@ -10,11 +10,12 @@ counts match the Rust, Node and Ruby hosts exactly.
 """
 
 from ._host_fn import EXTISM_USER, HostCall, HostFn, host_fn
-from ._native import ERROR_CODES, CallResult, LogRecord, Usage, __version__
+from ._native import ERROR_CODES, CallResult, CancelToken, LogRecord, Usage, __version__
 from ._pack import TRACE, Input, Pack, Source, build_info
 from .errors import (
     ERROR_CLASSES,
     ActionNotFound,
+    Cancelled,
     HostDenied,
     HostFunctionError,
     InputTooLarge,
@@ -40,6 +41,7 @@ __all__ = [
     "HostCall",
     "EXTISM_USER",
     "build_info",
+    "CancelToken",
     "CallResult",
     "Usage",
     "LogRecord",
@@ -55,6 +57,7 @@ __all__ = [
     "ActionNotFound",
     "Timeout",
     "OutOfFuel",
+    "Cancelled",
     "MemoryLimit",
     "InputTooLarge",
     "OutputTooLarge",

@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, final
 
 __all__ = [
     "NativePack",
+    "CancelToken",
     "CallResult",
     "Usage",
     "LogRecord",
@@ -57,8 +58,25 @@ class NativePack:
     def options_json(self) -> str: ...
     def stats_json(self) -> str: ...
     def call(
-        self, action: str, input: bytes | str, call_options_json: Optional[str] = None
+        self,
+        action: str,
+        input: bytes | str,
+        call_options_json: Optional[str] = None,
+        cancel: Optional[CancelToken] = None,
     ) -> CallResult: ...
+
+# `CancelToken()` takes no arguments, as object's inherited constructor says: none declared.
+@final
+class CancelToken:
+    """Cancels the calls made with it (``Pack.call(..., cancel=token)``): each one running
+    ends with ``packhost.Cancelled`` at once, and one started after ``cancel()`` does not
+    run. ``cancel()`` may be called from any thread; a cancelled token stays cancelled."""
+
+    def cancel(self) -> None:
+        """Cancels every call running with this token and every later call made with it."""
+    @property
+    def cancelled(self) -> bool:
+        """Whether ``cancel()`` has been called."""
 
 @final
 class CallResult:

@@ -32,6 +32,7 @@ __all__ = [
     "ActionNotFound",
     "Timeout",
     "OutOfFuel",
+    "Cancelled",
     "MemoryLimit",
     "InputTooLarge",
     "OutputTooLarge",
@@ -119,6 +120,14 @@ class OutOfFuel(PackError):
     """The call used up ``limits.fuel``, its instruction budget."""
 
     code = "out_of_fuel"
+
+
+class Cancelled(PackError):
+    """The host cancelled the call through its :class:`packhost.CancelToken`. Like
+    ``Timeout``, a call stopped while running carries its ``usage`` and ``logs``; a call
+    started with a token already cancelled never ran and has none."""
+
+    code = "cancelled"
 
 
 class MemoryLimit(PackError):
@@ -210,6 +219,7 @@ ERROR_CLASSES: Mapping[str, Type[PackError]] = MappingProxyType(
             ActionNotFound,
             Timeout,
             OutOfFuel,
+            Cancelled,
             MemoryLimit,
             InputTooLarge,
             OutputTooLarge,

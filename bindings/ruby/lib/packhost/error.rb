@@ -122,6 +122,20 @@ module Packhost
     code_is "output_too_large"
   end
 
+  # The host cancelled the call through the {CancelToken} it was made with (the +cancel:+
+  # keyword of {Pack#call}). A call stopped while running carries its usage and logs, as a
+  # timeout does; a call made with a token already cancelled never ran, and carries none.
+  # Not a {LimitError}: no limit was hit, the host chose to stop.
+  #
+  # @example
+  #   token = Packhost::CancelToken.new
+  #   worker = Thread.new { pack.call("spin", cancel: token) }
+  #   token.cancel
+  #   worker.value  # raises Packhost::CancelledError (code "cancelled")
+  class CancelledError < Error
+    code_is "cancelled"
+  end
+
   # The pack used a capability the host did not grant, such as an HTTP host.
   class HostDeniedError < Error
     code_is "host_denied"

@@ -91,6 +91,13 @@ module Packhost
     # few microseconds) and held while a host function's handler runs, on this thread; a
     # handler may call packs itself, this one included.
     # Interrupts (Thread#raise and #kill, Ctrl-C) wait for the call to end, or reach a handler.
+    # To stop a running call from another thread, make it with a {CancelToken} and cancel
+    # that.
+    #
+    # @example Stop a call from another thread
+    #   token = Packhost::CancelToken.new
+    #   Thread.new { sleep 0.5; token.cancel }
+    #   pack.call("crunch", input, cancel: token)  # raises Packhost::CancelledError after 0.5 s
     #
     # @param action [String, Symbol] the action (export) name
     # @param input [String, Hash, Array, Object] a String is sent as its bytes; anything else
@@ -98,23 +105,26 @@ module Packhost
     # @param json [Boolean] parse the output as JSON into {CallResult#output}
     # @param context [Object] any JSON-able value the pack's host functions see as
     #   {HostCall#context} during this call (a tenant, a request id); nil for none
+    # @param cancel [CancelToken, nil] ends the call with {CancelledError} when cancelled from
+    #   another thread while it runs; a token already cancelled fails the call at once
     # @return [CallResult] the output with the call's usage, log lines and audit trail
     # @raise [Error] a subclass per failure: {ActionNotFoundError}, {TimeoutError},
-    #   {OutOfFuelError}, {MemoryLimitError}, {InputTooLargeError}, {OutputTooLargeError},
-    #   {HostDeniedError}, {TrapError}, {PluginError}, {HostFunctionError},
-    #   {QuotaExceededError} or {IOError}; each carries the call's usage, logs and audit
-    #   trail. A +throw+ out of a handler, or an exception outside StandardError (Interrupt,
-    #   SystemExit), ends the call and then goes on as it began.
-    def call(action, input = "", json: false, context: nil)
+    #   {OutOfFuelError}, {CancelledError}, {MemoryLimitError}, {InputTooLargeError},
+    #   {OutputTooLargeError}, {HostDeniedError}, {TrapError}, {PluginError},
+    #   {HostFunctionError}, {QuotaExceededError} or {IOError}; each carries the call's
+    #   usage, logs and audit trail. A +throw+ out of a handler, or an exception outside
+    #   StandardError (Interrupt, SystemExit), ends the call and then goes on as it began.
+    # @raise [TypeError] when +cancel+ is neither nil nor a {CancelToken}
+    def call(action, input = "", json: false, context: nil, cancel: nil)
       action = action.to_s
       input = Packhost.encode_input(input)
       call_options = context.nil? ? nil : JSON.generate({"context" => context})
       output, usage, logs, audit = if @host_adapters
                                      Thread.handle_interrupt(DEFER_INTERRUPTS) do
-                                       __call(action, input, call_options, @host_adapters)
+                                       __call(action, input, call_options, cancel, @host_adapters)
                                      end
                                    else
-                                     __call(action, input, call_options, nil)
+                                     __call(action, input, call_options, cancel, nil)
                                    end
       if logs
         logs = logs.map { |line| LogRecord.from_h(line) }.freeze
@@ -136,10 +146,11 @@ module Packhost
     # @param input (see #call)
     # @param json (see #call)
     # @param context (see #call)
+    # @param cancel (see #call)
     # @return (see #call)
     # @raise [ActionNotFoundError] when the pack has no `pre`; else as {#call}
-    def pre(input = "", json: false, context: nil)
-      call("pre", input, json: json, context: context)
+    def pre(input = "", json: false, context: nil, cancel: nil)
+      call("pre", input, json: json, context: context, cancel: cancel)
     end
 
     # Runs the pack's `post` hook, conventionally over a response as JSON.
@@ -147,10 +158,11 @@ module Packhost
     # @param input (see #call)
     # @param json (see #call)
     # @param context (see #call)
+    # @param cancel (see #call)
     # @return (see #call)
     # @raise [ActionNotFoundError] when the pack has no `post`; else as {#call}
-    def post(input = "", json: false, context: nil)
-      call("post", input, json: json, context: context)
+    def post(input = "", json: false, context: nil, cancel: nil)
+      call("post", input, json: json, context: context, cancel: cancel)
     end
 
     # @return [Hash] the pack's manifest (name, version, description, actions,
@@ -184,8 +196,8 @@ module Packhost
     #   "kv_ops", "http_requests", "http_bytes_sent", "http_bytes_received" [Integer]: sums
     #   of the calls' {Usage} fields of the same names
     #
-    # Calls refused before they ran (an unknown action, an input over the limit) are not
-    # counted.
+    # Calls refused before they ran (an unknown action, an input over the limit, a
+    # {CancelToken} already cancelled) are not counted.
     #
     # @example
     #   pack.stats  # => {"calls"=>3, "errors"=>{"plugin_error"=>1}, "wall_time_us"=>412, ...}

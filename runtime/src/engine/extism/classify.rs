@@ -23,6 +23,8 @@ pub(crate) struct Facts {
     pub(crate) memory_refused: bool,
     /// The call burnt all the fuel it was given.
     pub(crate) fuel_exhausted: bool,
+    /// The host cancelled the call's token (extism's cancel also reads `timeout`).
+    pub(crate) cancelled: bool,
 }
 
 /// Classifies one failed extism call. `return_code` is what extism reported alongside.
@@ -35,7 +37,9 @@ pub(crate) fn classify(err: &extism::Error, return_code: i32, facts: Facts) -> E
     let top = err.to_string();
     let root = err.root_cause().to_string();
     let chain = format!("{err:#}");
-    let kind = if top == "timeout" && facts.deadline_passed {
+    let kind = if top == "timeout" && facts.cancelled {
+        ErrorKind::Cancelled
+    } else if top == "timeout" && facts.deadline_passed {
         ErrorKind::Timeout
     } else if (top == "oom" || root == "oom")
         && (facts.memory_refused || return_code == TRAP_RETURN_CODE || return_code == -1)
@@ -57,6 +61,7 @@ pub(crate) fn classify(err: &extism::Error, return_code: i32, facts: Facts) -> E
     };
     let message = match kind {
         ErrorKind::Timeout => "the call ran past its time limit".to_string(),
+        ErrorKind::Cancelled => crate::cancel::CancelToken::error().message().to_string(),
         ErrorKind::MemoryLimit => "the pack tried to grow its memory past the limit".to_string(),
         ErrorKind::OutOfFuel => "the call used up its fuel".to_string(),
         ErrorKind::PluginError { .. } => top,
@@ -75,6 +80,7 @@ mod tests {
         deadline_passed: true,
         memory_refused: true,
         fuel_exhausted: true,
+        cancelled: false,
     };
 
     fn code_of(message: &str, return_code: i32, facts: Facts) -> &'static str {
@@ -86,6 +92,15 @@ mod tests {
         assert_eq!(code_of("timeout", 134, MEASURED), "timeout");
         // A pack's own error message "timeout", before its time was up.
         assert_eq!(code_of("timeout", 1, Facts::default()), "plugin_error");
+    }
+
+    #[test]
+    fn extism_timeout_message_is_cancelled_when_the_host_cancelled() {
+        let cancelled = Facts {
+            cancelled: true,
+            ..Facts::default()
+        };
+        assert_eq!(code_of("timeout", 134, cancelled), "cancelled");
     }
 
     #[test]

@@ -29,10 +29,11 @@ use super::{
     cache_dir, catch_panic, settle_fuel, start_failed, InstanceSpec, LogBuffer, RawOutcome,
     StartupCost, LOG_IMPORTS, TABLE_ELEMENT_BYTES,
 };
+use crate::cancel::CancelToken;
 use crate::capabilities::audit::AuditTrail;
 use crate::error::{Error, ErrorKind, Result};
 use crate::module::{ModuleInfo, EXTISM_ENV};
-use crate::options::{Limits, LogLevel};
+use crate::options::{CallOptions, Limits, LogLevel};
 
 use classify::{classify, Facts};
 use memory::{MemoryMeter, MeteredMemoryCreator};
@@ -199,6 +200,7 @@ impl Instance {
             deadline_passed: cost.wall_time + Duration::from_millis(2) >= self.timeout,
             memory_refused: self.meter.refused_growth(),
             fuel_exhausted: self.fuel_limit.is_some_and(|limit| cost.fuel >= limit),
+            cancelled: false,
         };
         // extism's limiter fails a refused `memory.grow` with a trap saying "oom" where the
         // native engine lets `memory.grow` return -1; in start-up code, as in a call, that
@@ -241,9 +243,10 @@ impl Instance {
         &mut self,
         action: &str,
         input: &[u8],
-        context: &serde_json::Value,
+        options: &CallOptions,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
+        let context = &options.context;
         if let Ok(buffer) = self.logs.get() {
             if let Ok(mut buffer) = buffer.lock() {
                 buffer.lines.clear();
@@ -260,6 +263,16 @@ impl Instance {
                 "instance has no live plugin",
             ));
         };
+        // extism's cancel bumps the plugin's engine epoch from its timer thread; a cancel
+        // that lands before extism has told its timer of this call is seen only when the
+        // call ends (the native engine has no such gap).
+        let cancel = options.cancel.as_ref();
+        let _forward_cancel = cancel.map(|token| {
+            let handle = plugin.cancel_handle();
+            token.on_cancel(move || {
+                let _ = handle.cancel();
+            })
+        });
         let (timeout, fuel_limit, meter) = (self.timeout, self.fuel_limit, &self.meter);
         let result = catch_panic("calling", || {
             match plugin.call_get_error_code::<&[u8], &[u8]>(action, input) {
@@ -272,6 +285,7 @@ impl Instance {
                         memory_refused: meter.refused_growth(),
                         fuel_exhausted: fuel_limit
                             .is_some_and(|limit| plugin.fuel_consumed().unwrap_or(0) >= limit),
+                        cancelled: cancel.is_some_and(CancelToken::is_cancelled),
                     };
                     Err(classify(&err, return_code, facts))
                 }

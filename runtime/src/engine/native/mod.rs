@@ -28,8 +28,10 @@ use super::fuel::{CpuMark, FuelRates};
 use super::{
     catch_panic, settle_fuel, start_failed, InstanceSpec, LogBuffer, RawOutcome, StartupCost,
 };
+use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{InterpreterLock, HOLD_AT_MOST};
+use crate::options::CallOptions;
 use state::{Grants, HeldLock, HostFailure, HostState};
 
 pub(crate) use code::calibrated_fuel_rate;
@@ -317,10 +319,11 @@ impl Instance {
         &mut self,
         action: &str,
         input: &[u8],
-        context: &serde_json::Value,
+        options: &CallOptions,
         lock: Option<&mut dyn InterpreterLock>,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
+        let context = &options.context;
         let found = self.code.exports.actions.get(action);
         let Some(func) =
             found.and_then(|(position, at, shape)| self.live.action(*position, at, *shape))
@@ -357,7 +360,7 @@ impl Instance {
         }
         let started = Instant::now();
         state.call.started = Some(started);
-        state.set_deadline(started + timeout);
+        state.set_deadline(started + timeout, options.cancel.as_ref());
 
         let running = code::RunningCall::begin();
         let result = live
@@ -539,7 +542,9 @@ fn instantiate(
     store.set_epoch_deadline(code::deadline_ticks(limits.timeout));
     let started = Instant::now();
     // Host functions that block (HTTP, WASI's waits) honour the same bound during start-up.
-    store.data_mut().set_deadline(started + limits.timeout);
+    store
+        .data_mut()
+        .set_deadline(started + limits.timeout, None);
     let running = code::RunningCall::begin();
     let started_up = catch_panic("instantiating", || code.pre.instantiate(&mut store))
         .and_then(|instance| instance.map_err(|err| start_error(&store, err)))
@@ -599,9 +604,15 @@ fn epoch_deadline_reached(
     if left.is_zero() {
         return Ok(wasmtime::UpdateDeadline::Interrupt);
     }
-    Ok(wasmtime::UpdateDeadline::Continue(code::deadline_ticks(
-        left,
-    )))
+    let ticks = code::deadline_ticks(left);
+    match &call.cancel {
+        None => Ok(wasmtime::UpdateDeadline::Continue(ticks)),
+        Some(cancel) if cancel.is_cancelled() => Err(wasmtime::Error::new(HostFailure::from(
+            CancelToken::error(),
+        ))),
+        // A call its host may cancel is looked at every tick.
+        Some(_) => Ok(wasmtime::UpdateDeadline::Continue(ticks.min(1))),
+    }
 }
 
 fn start_error(store: &Store<HostState>, err: wasmtime::Error) -> Error {

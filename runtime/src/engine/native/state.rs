@@ -62,10 +62,16 @@ impl HostState {
 
     /// Sets when the call (or start-up) about to run runs out of time, for every host
     /// function that can block: HTTP, host functions and WASI's waits.
-    pub(super) fn set_deadline(&mut self, deadline: std::time::Instant) {
+    /// `cancel` is the caller's token (none for start-up, which runs for no caller).
+    pub(super) fn set_deadline(
+        &mut self,
+        deadline: std::time::Instant,
+        cancel: Option<&crate::cancel::CancelToken>,
+    ) {
         self.call.deadline = Some(deadline);
+        self.call.cancel = cancel.cloned();
         if let Some(wasi) = &self.wasi_deadline {
-            wasi.set(deadline);
+            wasi.set(deadline, cancel.cloned());
         }
     }
 
@@ -176,6 +182,8 @@ pub(super) struct CallState {
     /// The caller's interpreter lock, while the call holds it: the epoch callback releases
     /// it once the call has run past `HOLD_AT_MOST`.
     pub(super) lock: Option<HeldLock>,
+    /// The caller's cancel token: with one, the epoch callback comes every tick to check it.
+    pub(super) cancel: Option<crate::cancel::CancelToken>,
 }
 
 /// The interpreter lock a call holds, borrowed for the duration of that call.
@@ -407,6 +415,15 @@ impl HostFailure {
             kind: ErrorKind::Trap,
             message: message.into(),
         })
+    }
+}
+
+impl From<crate::error::Error> for HostFailure {
+    fn from(err: crate::error::Error) -> Self {
+        HostFailure {
+            kind: err.kind().clone(),
+            message: err.message().to_string(),
+        }
     }
 }
 

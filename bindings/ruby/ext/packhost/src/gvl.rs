@@ -84,8 +84,10 @@ where
 /// thread may be running the garbage collector. Callers copy what they need out of Ruby
 /// values first.
 ///
-/// No unblocking function is given: a plugin call cannot be cut short from outside, so an
-/// interrupt waits for the call to end, which the pack's own timeout bounds.
+/// No unblocking function is given: an interrupt does not cut a plugin call short (only the
+/// call's `Packhost::CancelToken` does, and cancelling one is the host's explicit choice,
+/// not something an interrupt may decide for it), so an interrupt waits for the call to
+/// end, which the pack's own timeout bounds.
 ///
 /// Ruby's `rb_thread_call_without_gvl` checks for interrupts before the work and again after
 /// it, and raises a pending one there, by a longjmp through this function and every Rust

@@ -1,10 +1,12 @@
-//! packhost for Ruby: the native extension behind `Packhost::Pack`.
+//! packhost for Ruby: the native extension behind `Packhost::Pack` and
+//! `Packhost::CancelToken`.
 //!
 //! This crate only converts values and maps errors; every behaviour (limits, grants,
 //! defaults, error codes) lives in the `packhost` core crate. The Ruby half of the gem
 //! (`lib/packhost/*.rb`) defines the error classes, the result objects, the logger and the
 //! host-function adapters, and wraps the few native methods defined here in an idiomatic API.
 
+mod cancel;
 mod convert;
 mod errors;
 mod gvl;
@@ -16,8 +18,9 @@ mod pack;
 mod entry {
     use magnus::{prelude::*, Error, Ruby};
 
-    /// Defines `Packhost::Pack` (native methods only) and the constants the Ruby half
-    /// checks itself against, when `require "packhost/packhost"` loads the library.
+    /// Defines `Packhost::Pack` (native methods only), `Packhost::CancelToken` and the
+    /// constants the Ruby half checks itself against, when `require "packhost/packhost"`
+    /// loads the library.
     #[magnus::init(name = "packhost")]
     fn init(ruby: &Ruby) -> Result<(), Error> {
         let module = ruby.define_module("Packhost")?;
@@ -29,6 +32,7 @@ mod entry {
         module.const_set("ERROR_CODES", codes)?;
         module.define_module_function("build_info", magnus::function!(build_info, 0))?;
         crate::pack::init(ruby, module)?;
+        crate::cancel::init(ruby, module)?;
         crate::errors::init(ruby, module)?;
         Ok(())
     }

@@ -10,6 +10,7 @@ use magnus::{
 };
 use packhost::{CallOptions, Pack, PackOptions};
 
+use crate::cancel::RbCancelToken;
 use crate::convert::to_ruby;
 use crate::errors::{guard, panic_error, raise, raise_with};
 use crate::gvl::{deliver_held_interrupts, without_gvl, Gvl};
@@ -38,7 +39,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_singleton_method("__load_bytes", function!(load_bytes, 3))?;
     class.define_singleton_method("__load_file", function!(load_file, 3))?;
     class.define_singleton_method("__load_extism_manifest", function!(load_extism_manifest, 3))?;
-    class.define_method("__call", method!(RbPack::call, 4))?;
+    class.define_method("__call", method!(RbPack::call, 5))?;
     class.define_method("id", method!(RbPack::id, 0))?;
     class.define_method("actions", method!(RbPack::actions, 0))?;
     class.define_method("__manifest_json", method!(RbPack::manifest_json, 0))?;
@@ -131,24 +132,27 @@ impl RbPack {
     /// the usage as an Array of integers, then the context, then the pack's name, version
     /// and id and the action as Strings, the log lines as an Array of Hashes (nil when
     /// none), and the audit trail as an Array of Hashes (nil when empty). `call_options` is
-    /// the core's `CallOptions` as JSON text (nil for none);
-    /// `adapters` is the pack's frozen Array of host-function adapters (nil for none).
+    /// the core's `CallOptions` as JSON text (nil for none); `cancel` is a
+    /// `Packhost::CancelToken` that ends the call when another thread cancels it (nil for
+    /// none); `adapters` is the pack's frozen Array of host-function adapters (nil for none).
     fn call(
         ruby: &Ruby,
         rb_self: &Self,
         action: String,
         input: RString,
         call_options: Option<String>,
+        cancel: Option<&RbCancelToken>,
         adapters: Option<RArray>,
     ) -> Result<RArray, Error> {
         guard(ruby, |ruby| {
             // SAFETY: the input is copied while the GVL is held; the call below may run
             // without the GVL and must not see Ruby memory.
             let input = unsafe { input.as_slice() }.to_vec();
-            let options = match call_options {
+            let mut options = match call_options {
                 Some(json) => CallOptions::from_json(&json).map_err(|err| raise(ruby, &err))?,
                 None => CallOptions::default(),
             };
+            options.cancel = cancel.map(RbCancelToken::token);
             let pack = &rb_self.pack;
             // The Array stays a live argument of this method for the whole call, so the GC
             // keeps it where it is while handlers read it.
