@@ -36,6 +36,8 @@ export interface PackOptions {
     max_input_bytes?: number
     /** Largest output a call may return, in bytes. */
     max_output_bytes?: number
+    /** Most bytes of vars (keys and values) one instance keeps. */
+    max_var_bytes?: number
   }
   /** HTTP hosts the pack may reach: exact names, `*.example.com`, or `*` for any host. */
   allowed_hosts?: string[]
@@ -55,6 +57,8 @@ export interface PackOptions {
    * the pack. Absent (the default): not granted.
    */
   kv?: KvOptions | null
+  /** How HTTP requests the pack makes to its allowed hosts are bounded. */
+  http?: HttpOptions
   /**
    * Secret values by name, apart from `config`: a pack reads one only by a name its manifest
    * declares, and every value is `[redacted]` in its log lines, errors and audit entries.
@@ -66,6 +70,22 @@ export interface PackOptions {
   audit_log?: string | null
   /** Options added to the core later pass through unchanged. */
   [option: string]: unknown
+}
+
+/** Bounds on the HTTP requests a pack makes; every field has the core's default. */
+export interface HttpOptions {
+  /** Redirects followed per request, each hop checked like the first (default 0). */
+  max_redirects?: number
+  /** Ports a URL may name (default 80 and 443). */
+  allowed_ports?: number[]
+  /** Hosts that may resolve to loopback, private or link-local addresses (default none). */
+  allow_private_hosts?: string[]
+  /** Requests one call may make (default 16). */
+  max_requests_per_call?: number
+  /** Largest decoded response body in bytes; `null` (default): the memory left caps it. */
+  max_response_bytes?: number | null
+  /** Whether packs may read response headers (default false, as in Extism). */
+  response_headers?: boolean
 }
 
 /** Where a pack's key-value entries are kept and how much a tenant and a call may use. */

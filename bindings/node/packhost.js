@@ -643,11 +643,12 @@ class Pack {
    * `call`, or `limits.timeout_ms`, to bound it).
    */
   callSync(action, input, options) {
-    // Left to the core, a signal would be refused as an unknown field, which hides why.
-    if (options?.signal !== undefined) {
+    // Left to the core, a signal would be refused as an unknown field, which hides why. A
+    // null signal means none, as on `call`.
+    if (options?.signal !== undefined && options.signal !== null) {
       throw new TypeError('a sync call takes no signal: it blocks the event loop, so no abort could reach it while it runs; use call() to cancel')
     }
-    const optionsJson = toCallOptionsJson(options)
+    const optionsJson = toCallOptionsJson(options?.signal === null ? withoutSignal(options) : options)
     const nested = syncDepth > 0
     const usage = nested ? new Float64Array(SYNC_USAGE_SLOTS) : SYNC_USAGE
     const scratch = nested ? NO_SCRATCH : SYNC_SCRATCH

@@ -5,9 +5,8 @@
 //! The format is read by packhost's own types, not the `extism-manifest` crate's: that
 //! crate also accepts a module as `{"ptr": …, "len": …}`, which it turns into a slice of
 //! the reading process's memory, and a manifest is text a host may take from anywhere.
-//! What packhost cannot honour yet (several modules linked together, `allowed_paths`, a
-//! `max_var_bytes` other than the fixed 1 MiB) is refused with `invalid_options`, never
-//! ignored.
+//! What packhost cannot honour yet (several modules linked together, `allowed_paths`) is
+//! refused with `invalid_options`, never ignored.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,9 +16,6 @@ use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::PackOptions;
-
-/// The vars cap packhost keeps (Extism's default `memory.max_var_bytes`).
-const VAR_BYTES: u64 = 1 << 20;
 
 /// Longest a module download may take.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -166,13 +162,16 @@ impl ExtismManifest {
                 )),
             };
         let memory = &self.memory;
-        if let Some(bytes) = memory.max_var_bytes.filter(|bytes| *bytes != VAR_BYTES) {
-            return Err(refuse(format!(
-                "Extism manifest: memory.max_var_bytes {bytes} is not supported yet; packhost \
-                 keeps vars under {VAR_BYTES} bytes (and limits.memory_bytes)"
-            )));
-        }
         let defaults = PackOptions::default();
+        if let Some(bytes) = memory.max_var_bytes {
+            agree(
+                "memory.max_var_bytes",
+                "limits.max_var_bytes",
+                &mut options.limits.max_var_bytes,
+                bytes,
+                defaults.limits.max_var_bytes,
+            )?;
+        }
         if let Some(pages) = memory.max_pages {
             if pages == 0 {
                 return Err(refuse(
@@ -342,7 +341,7 @@ mod tests {
         let resolved = resolve(
             serde_json::json!({
                 "wasm": [inline()],
-                "memory": {"max_pages": 4, "max_http_response_bytes": 1000},
+                "memory": {"max_pages": 4, "max_http_response_bytes": 1000, "max_var_bytes": 64},
                 "config": {"greeting": "Yo"},
                 "allowed_hosts": ["*"],
                 "timeout_ms": 250,
@@ -356,6 +355,7 @@ mod tests {
         assert_eq!(options.limits.memory_bytes, 4 * 65536);
         assert_eq!(options.limits.timeout_ms, 250);
         assert_eq!(options.http.max_response_bytes, Some(1000));
+        assert_eq!(options.limits.max_var_bytes, 64);
         assert_eq!(options.allowed_hosts, ["*"]);
         assert_eq!(options.config["greeting"], "Yo");
     }
@@ -392,10 +392,6 @@ mod tests {
             (
                 serde_json::json!({"wasm": [inline()], "allowed_paths": {"/tmp": "/data"}}),
                 "allowed_paths",
-            ),
-            (
-                serde_json::json!({"wasm": [inline()], "memory": {"max_var_bytes": 10}}),
-                "max_var_bytes",
             ),
             (
                 serde_json::json!({"wasm": [{"path": "a.wasm", "data": "AA=="}]}),

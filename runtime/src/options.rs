@@ -31,6 +31,9 @@ pub struct Limits {
     pub max_input_bytes: u64,
     /// Largest output a call may return, in bytes. Default 8 MiB.
     pub max_output_bytes: u64,
+    /// Most bytes of vars (keys and values) one instance keeps, Extism's
+    /// `memory.max_var_bytes`; they count against `memory_bytes` too. Default 1 MiB.
+    pub max_var_bytes: u64,
 }
 
 impl Default for Limits {
@@ -41,6 +44,7 @@ impl Default for Limits {
             fuel: Some(1_000_000_000),
             max_input_bytes: 8 << 20,
             max_output_bytes: 8 << 20,
+            max_var_bytes: 1 << 20,
         }
     }
 }
@@ -167,6 +171,10 @@ pub struct HttpOptions {
     /// a body is also never larger than the memory the pack may still hold. Default `null`:
     /// only that memory caps it.
     pub max_response_bytes: Option<u64>,
+    /// Whether packs may read the response headers of their requests (the ABI's
+    /// `http_headers`; Extism's `http_response_headers`). Default `false`, as in Extism: a
+    /// pack sees none.
+    pub response_headers: bool,
 }
 
 impl Default for HttpOptions {
@@ -177,6 +185,7 @@ impl Default for HttpOptions {
             allow_private_hosts: Vec::new(),
             max_requests_per_call: 16,
             max_response_bytes: None,
+            response_headers: false,
         }
     }
 }

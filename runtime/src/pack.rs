@@ -181,8 +181,7 @@ impl Pack {
     ///
     /// # Errors
     /// `invalid_options` for a malformed manifest, what packhost cannot honour yet (linked
-    /// modules, `allowed_paths`, another `max_var_bytes`) or a field that `options` sets to
-    /// something else; `invalid_pack` when the module's hash differs; `io` when the module
+    /// modules, `allowed_paths`) or a field that `options` sets to something else; `invalid_pack` when the module's hash differs; `io` when the module
     /// cannot be read or downloaded; else as [`Pack::load_with`].
     pub fn load_extism_manifest(
         manifest_json: &str,
@@ -463,8 +462,11 @@ impl Pack {
         let lengths = &inner.lengths;
         // Only the native engine hands the lock over in the middle of a call, and only an
         // idle instance is ready without running start-up code.
+        // A call its host may cancel keeps the lock only where the lock can be handed over
+        // midway: the thread that would cancel it may need the lock to do so.
         let keep_lock = inner.spec.engine == EngineKind::Native
             && !inner.spec.may_block()
+            && (options.cancel.is_none() || lock.releases_midway())
             && lengths.expect_short(index, lock.releases_midway());
         let idle = if keep_lock {
             self.idle_instance(&options.context)

@@ -276,6 +276,33 @@ fn max_response_bytes_caps_a_body_below_the_memory_left() {
     }
 }
 
+#[test]
+fn response_headers_reach_the_pack_only_when_the_host_lets_them() {
+    for engine in ENGINES {
+        for (enabled, expected) in [
+            (false, serde_json::json!({})),
+            (
+                true,
+                serde_json::json!({"connection": "close", "content-length": "4", "x-trace": "abc"}),
+            ),
+        ] {
+            let (port, server) = serve_once(
+                "HTTP/1.1 200 OK\r\nx-trace: abc\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong",
+            );
+            let mut grant =
+                loopback_grant(&[port], serde_json::json!({"response_headers": enabled}));
+            grant["engine"] = engine.into();
+            let pack = Pack::load_file(pack_path("plain"), options(&grant.to_string()))
+                .expect("plain loads");
+            let url = format!("http://127.0.0.1:{port}/");
+            let out = pack.call("fetch_headers", url.as_bytes()).expect(engine);
+            let headers: serde_json::Value = serde_json::from_slice(&out.output).unwrap();
+            assert_eq!(headers, expected, "{engine}, response_headers {enabled}");
+            server.join().unwrap();
+        }
+    }
+}
+
 /// A loopback server that answers one request with `body` as a module download.
 fn serve_module(body: &[u8]) -> (u16, JoinHandle<String>) {
     let mut response = format!(

@@ -5,9 +5,10 @@ use pyo3::prelude::*;
 
 use crate::errors::{catch_panic, to_py_err};
 
-/// Cancels the calls made with it: each one running ends with `packhost.Cancelled` at once,
-/// and one started after `cancel()` does not run. `cancel()` may be called from any thread;
-/// a cancelled token stays cancelled.
+/// Cancels the calls made with it: each one running ends with `packhost.Cancelled` at its
+/// engine's next check (a millisecond on the native engine), and one started after
+/// `cancel()` does not run. `cancel()` may be called from any thread; a cancelled token
+/// stays cancelled.
 // Frozen: the core token's clones share one atomic state, so no Python-side borrow (and no
 // lock) stands between a thread cancelling and the call reading it.
 #[pyclass(module = "packhost._native", frozen)]

@@ -18,6 +18,14 @@ pub fn fetch(url: String) -> FnResult<String> {
     Ok(response.status_code().to_string())
 }
 
+/// Fetches the URL in the input and returns the response's headers as a JSON object:
+/// empty unless the host lets packs read response headers.
+#[plugin_fn]
+pub fn fetch_headers(url: String) -> FnResult<Json<std::collections::BTreeMap<String, String>>> {
+    let response = http::request::<()>(&HttpRequest::new(&url), None)?;
+    Ok(Json(response.headers().clone().into_iter().collect()))
+}
+
 /// Returns the input's length in bytes, as decimal text.
 #[plugin_fn]
 pub fn length(input: Vec<u8>) -> FnResult<String> {

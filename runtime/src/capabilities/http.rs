@@ -30,6 +30,7 @@ pub(crate) struct HttpGrant {
     max_redirects: u32,
     max_requests_per_call: u32,
     max_response_bytes: Option<u64>,
+    response_headers: bool,
 }
 
 /// The checks every hop of a request must pass.
@@ -48,8 +49,8 @@ struct HopRules {
 pub(crate) struct HttpResponse {
     /// The status code.
     pub(crate) status: u16,
-    /// The response headers as a JSON object.
-    pub(crate) headers_json: Vec<u8>,
+    /// The response headers as a JSON object, when the host lets packs read them.
+    pub(crate) headers_json: Option<Vec<u8>>,
     /// The decoded body.
     pub(crate) body: Vec<u8>,
 }
@@ -81,6 +82,7 @@ impl HttpGrant {
             max_redirects: options.max_redirects,
             max_requests_per_call: options.max_requests_per_call,
             max_response_bytes: options.max_response_bytes,
+            response_headers: options.response_headers,
         }
     }
 
@@ -220,12 +222,14 @@ impl HttpGrant {
         })?;
 
         let status = response.status().as_u16();
-        let headers: BTreeMap<&str, &str> = response
-            .headers()
-            .iter()
-            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
-            .collect();
-        let headers_json = serde_json::to_vec(&headers).unwrap_or_default();
+        let headers_json = self.response_headers.then(|| {
+            let headers: BTreeMap<&str, &str> = response
+                .headers()
+                .iter()
+                .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+                .collect();
+            serde_json::to_vec(&headers).unwrap_or_default()
+        });
         // The cap counts decoded bytes: ureq's own limit counts the bytes on the wire, so a
         // small gzip body could expand without bound in the host.
         let (max_body_bytes, cap_reason) = match self.max_response_bytes {

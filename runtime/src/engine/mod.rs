@@ -11,6 +11,7 @@
 mod extism;
 mod fuel;
 mod native;
+mod vars;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -69,8 +69,9 @@ class NativePack:
 @final
 class CancelToken:
     """Cancels the calls made with it (``Pack.call(..., cancel=token)``): each one running
-    ends with ``packhost.Cancelled`` at once, and one started after ``cancel()`` does not
-    run. ``cancel()`` may be called from any thread; a cancelled token stays cancelled."""
+    ends with ``packhost.Cancelled`` at its engine's next check (a millisecond on the native
+    engine), and one started after ``cancel()`` does not run. ``cancel()`` may be called
+    from any thread; a cancelled token stays cancelled."""
 
     def cancel(self) -> None:
         """Cancels every call running with this token and every later call made with it."""

@@ -37,10 +37,14 @@ pub(crate) fn classify(err: &extism::Error, return_code: i32, facts: Facts) -> E
     let top = err.to_string();
     let root = err.root_cause().to_string();
     let chain = format!("{err:#}");
-    let kind = if top == "timeout" && facts.cancelled {
-        ErrorKind::Cancelled
-    } else if top == "timeout" && facts.deadline_passed {
+    // An interrupt (extism says `timeout` for a timeout and a cancel alike) is a trap; a
+    // pack's own `timeout` message comes with its own return code. The deadline is looked
+    // at first, as the native engine's epoch callback does.
+    let interrupted = top == "timeout" && return_code == TRAP_RETURN_CODE;
+    let kind = if interrupted && facts.deadline_passed {
         ErrorKind::Timeout
+    } else if interrupted && facts.cancelled {
+        ErrorKind::Cancelled
     } else if (top == "oom" || root == "oom")
         && (facts.memory_refused || return_code == TRAP_RETURN_CODE || return_code == -1)
     {
@@ -101,6 +105,14 @@ mod tests {
             ..Facts::default()
         };
         assert_eq!(code_of("timeout", 134, cancelled), "cancelled");
+        // A pack's own "timeout" with its own code, whenever the host cancelled.
+        assert_eq!(code_of("timeout", 1, cancelled), "plugin_error");
+        // Past its deadline the call timed out, cancelled or not.
+        let both = Facts {
+            deadline_passed: true,
+            ..cancelled
+        };
+        assert_eq!(code_of("timeout", 134, both), "timeout");
     }
 
     #[test]

@@ -147,7 +147,7 @@ fn request(
         &audit,
     )?;
     state.status = i32::from(response.status);
-    state.headers = Some(response.headers_json);
+    state.headers = response.headers_json;
     drop(state);
     let handle = plugin.memory_new(&response.body).map_err(|err| {
         if meter.refused_growth() {

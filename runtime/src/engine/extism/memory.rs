@@ -77,6 +77,17 @@ impl MemoryMeter {
         }
     }
 
+    /// Holds `bytes` of host memory the pack fills through the ABI (vars), under the same
+    /// cap; a refusal is remembered like a refused growth.
+    pub(crate) fn hold(&self, bytes: u64) -> bool {
+        self.try_grow(bytes)
+    }
+
+    /// Gives back `bytes` taken with [`MemoryMeter::hold`].
+    pub(crate) fn release_held(&self, bytes: u64) {
+        self.released(bytes);
+    }
+
     /// The largest total size seen since the last [`MemoryMeter::reset_peak`].
     pub(crate) fn peak(&self) -> u64 {
         self.peak.load(Ordering::Relaxed)

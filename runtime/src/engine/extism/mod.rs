@@ -11,15 +11,18 @@
 //!   ours, so log lines are captured per call at the host's level instead of going to
 //!   extism's global subscriber; `http_request`, `http_status_code` and `http_headers` are
 //!   replaced by the shared HTTP capability (`capabilities::http`), so both engines apply
-//!   the same grant checks, address rules and limits.
+//!   the same grant checks, address rules and limits; `var_get` and `var_set` by the shared
+//!   `Vars`, so vars have one cap and count against the memory limit on both.
 
 mod classify;
 mod host_fn;
 mod http;
 mod memory;
+mod vars;
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use extism::{CurrentPlugin, Function, UserData, Val, ValType, PTR};
@@ -29,7 +32,7 @@ use super::{
     cache_dir, catch_panic, settle_fuel, start_failed, InstanceSpec, LogBuffer, RawOutcome,
     StartupCost, LOG_IMPORTS, TABLE_ELEMENT_BYTES,
 };
-use crate::cancel::CancelToken;
+use crate::cancel::{CancelToken, HookGuard};
 use crate::capabilities::audit::AuditTrail;
 use crate::error::{Error, ErrorKind, Result};
 use crate::module::{ModuleInfo, EXTISM_ENV};
@@ -82,6 +85,7 @@ pub(crate) struct Instance {
     meter: Arc<MemoryMeter>,
     logs: UserData<LogBuffer>,
     http: UserData<http::HttpCall>,
+    vars: UserData<vars::InstanceVars>,
     host: UserData<host_fn::HostCallState>,
     /// What the instance's HTTP and host functions record, taken by each call.
     audit: AuditTrail,
@@ -109,6 +113,10 @@ impl Instance {
             audit.clone(),
         ));
         let host = UserData::new(host_fn::HostCallState::recording_into(audit.clone()));
+        let vars = UserData::new(vars::InstanceVars::new(
+            spec.limits.max_var_bytes,
+            meter.clone(),
+        ));
 
         let manifest = extism::Manifest::new([extism::Wasm::data(spec.wasm.as_slice())])
             .with_timeout(Duration::from_millis(spec.limits.timeout_ms))
@@ -133,6 +141,7 @@ impl Instance {
             .with_wasi(spec.wasi)
             .with_functions(log_functions(&logs))
             .with_functions(http::functions(&http))
+            .with_functions(vars::functions(&vars))
             .with_functions(host_fn::functions(&spec.host_functions, &host))
             .with_fuel_limit(spec.limits.fuel.unwrap_or(u64::MAX))
             .with_wasmtime_config(wasmtime_config);
@@ -148,6 +157,7 @@ impl Instance {
             meter,
             logs,
             http,
+            vars,
             host,
             audit,
             timeout: Duration::from_millis(spec.limits.timeout_ms),
@@ -166,6 +176,7 @@ impl Instance {
     /// `invalid_pack` when linking or the pack's start-up code fails.
     pub(crate) fn renew(&mut self) -> Result<()> {
         self.plugin = None;
+        vars::clear(&self.vars);
         self.meter.reset_peak();
         let started = Instant::now();
         let compiled = &self.compiled;
@@ -263,16 +274,12 @@ impl Instance {
                 "instance has no live plugin",
             ));
         };
-        // extism's cancel bumps the plugin's engine epoch from its timer thread; a cancel
-        // that lands before extism has told its timer of this call is seen only when the
-        // call ends (the native engine has no such gap).
         let cancel = options.cancel.as_ref();
-        let _forward_cancel = cancel.map(|token| {
-            let handle = plugin.cancel_handle();
-            token.on_cancel(move || {
-                let _ = handle.cancel();
-            })
-        });
+        let forwarding = cancel.map(|token| ForwardCancel::new(token, plugin.cancel_handle()));
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            drop(forwarding);
+            return RawOutcome::failed(CancelToken::error());
+        }
         let (timeout, fuel_limit, meter) = (self.timeout, self.fuel_limit, &self.meter);
         let result = catch_panic("calling", || {
             match plugin.call_get_error_code::<&[u8], &[u8]>(action, input) {
@@ -291,8 +298,10 @@ impl Instance {
                 }
             }
         })
-        .and_then(|result| result)
-        .map_err(|err| {
+        .and_then(|result| result);
+        // Stopped (and its resender joined) before the instance can serve another call.
+        drop(forwarding);
+        let result = result.map_err(|err| {
             // A pack whose memory growth was refused usually aborts (Rust's allocator traps);
             // that trap is the memory limit at work, and is reported as such.
             if *err.kind() == ErrorKind::Trap && self.meter.refused_growth() {
@@ -327,6 +336,63 @@ impl Instance {
             settle_fuel(&mut outcome, &self.fuel_rates, action, cpu, self.fuel_limit);
         }
         outcome
+    }
+}
+
+/// Forwards a call's cancellation to extism's cancel handle for as long as the call runs.
+///
+/// extism's timer thread drops a cancel for a call it has not yet been told started, so a
+/// single cancel sent just before extism starts the call would be lost: once cancelled, the
+/// handle is sent a cancel every millisecond until the call ends. (A cancel the timer reads
+/// in the instant between extism registering the call and arming its interrupt is still
+/// spent on nothing; the native engine has no such gap.)
+struct ForwardCancel {
+    done: Arc<AtomicBool>,
+    resender: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    hook: Option<HookGuard>,
+}
+
+impl ForwardCancel {
+    fn new(token: &CancelToken, handle: extism::CancelHandle) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let resender = Arc::new(Mutex::new(None));
+        let hook = {
+            let (done, resender) = (done.clone(), resender.clone());
+            token.on_cancel(move || {
+                let mut slot = resender.lock().unwrap_or_else(PoisonError::into_inner);
+                if slot.is_none() {
+                    let (done, handle) = (done.clone(), handle.clone());
+                    *slot = Some(std::thread::spawn(move || {
+                        while !done.load(Ordering::SeqCst) {
+                            let _ = handle.cancel();
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }));
+                }
+            })
+        };
+        ForwardCancel {
+            done,
+            resender,
+            hook: Some(hook),
+        }
+    }
+}
+
+impl Drop for ForwardCancel {
+    fn drop(&mut self) {
+        // No new resender after this; then the running one stops and is joined, so no stray
+        // cancel reaches a later call on the same plugin.
+        drop(self.hook.take());
+        self.done.store(true, Ordering::SeqCst);
+        let resender = self
+            .resender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(resender) = resender {
+            let _ = resender.join();
+        }
     }
 }
 

@@ -158,7 +158,7 @@ fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let Some(value) = state.vars.get(&key) else {
             return Ok(0);
         };
-        let value = value.clone();
+        let value = value.to_vec();
         Ok(state.alloc_bytes(&value) as i64)
     })?;
     linker.func_wrap(EXTISM_ENV, "var_set", |mut cx: Cx, key: i64, value: i64| {
@@ -239,7 +239,7 @@ mod tests {
                 &Default::default(),
             )),
         };
-        let state = HostState::new(0, grants.into(), LogBuffer::new(LogLevel::Off), false);
+        let state = HostState::new(0, 0, grants.into(), LogBuffer::new(LogLevel::Off), false);
         let mut store = Store::new(code::engine(), state);
         let items: Vec<_> = linker
             .iter(&mut store)

@@ -33,7 +33,7 @@ pub(super) fn request(state: &mut HostState, request: i64, body: i64) -> wasmtim
         .map_err(failure)?;
 
     state.call.http_status = i32::from(response.status);
-    state.call.http_headers = Some(response.headers_json);
+    state.call.http_headers = response.headers_json;
     let offset = state.alloc_bytes(&response.body);
     if offset == 0 && !response.body.is_empty() {
         return Err(failure(Error::new(

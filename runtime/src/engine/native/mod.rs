@@ -28,7 +28,6 @@ use super::fuel::{CpuMark, FuelRates};
 use super::{
     catch_panic, settle_fuel, start_failed, InstanceSpec, LogBuffer, RawOutcome, StartupCost,
 };
-use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{InterpreterLock, HOLD_AT_MOST};
 use crate::options::CallOptions;
@@ -264,6 +263,7 @@ struct CallLimits {
     fuel: Option<u64>,
     timeout: Duration,
     memory: u64,
+    max_var_bytes: u64,
 }
 
 impl Instance {
@@ -284,6 +284,7 @@ impl Instance {
             fuel: spec.limits.fuel,
             timeout: Duration::from_millis(spec.limits.timeout_ms),
             memory: spec.limits.memory_pages() as u64 * 65536,
+            max_var_bytes: spec.limits.max_var_bytes,
         };
         let (live, startup) = instantiate(&code, limits, spec.log_level, &spec.redactor)?;
         Ok(Instance {
@@ -341,7 +342,7 @@ impl Instance {
         state.logs.lines.clear();
         state
             .limiter
-            .begin_call(state.kernel.size(), state.vars_bytes);
+            .begin_call(state.kernel.size(), state.vars.bytes());
         state.call = Default::default();
         if !context.is_null() {
             state.call.context = context.clone();
@@ -378,6 +379,7 @@ impl Instance {
         let state = live.store.data_mut();
         state.call.input.clear();
         state.call.lock = None;
+        state.forget_cancel();
         let host = state.call.host;
         let result = result.map_err(|err| {
             // A pack whose memory growth was refused usually aborts (Rust's allocator traps);
@@ -528,6 +530,7 @@ fn instantiate(
 ) -> Result<(Live, StartupCost)> {
     let state = HostState::new(
         limits.memory,
+        limits.max_var_bytes,
         code.grants.clone(),
         LogBuffer::new(log_level).with_redactor(redactor.clone()),
         code.wasi,
@@ -607,9 +610,7 @@ fn epoch_deadline_reached(
     let ticks = code::deadline_ticks(left);
     match &call.cancel {
         None => Ok(wasmtime::UpdateDeadline::Continue(ticks)),
-        Some(cancel) if cancel.is_cancelled() => Err(wasmtime::Error::new(HostFailure::from(
-            CancelToken::error(),
-        ))),
+        Some(cancel) if cancel.is_cancelled() => Err(HostFailure::cancelled()),
         // A call its host may cancel is looked at every tick.
         Some(_) => Ok(wasmtime::UpdateDeadline::Continue(ticks.min(1))),
     }

@@ -11,12 +11,10 @@ use super::kernel::Kernel;
 use super::wasi::CallDeadline;
 use crate::capabilities::host_fn::HostTally;
 use crate::capabilities::http::HttpGrant;
+use crate::engine::vars::{MemoryAccount, Vars};
 use crate::engine::{LogBuffer, TABLE_ELEMENT_BYTES};
 use crate::error::ErrorKind;
 use crate::lock::InterpreterLock;
-
-/// Most bytes of vars (keys and values) one instance keeps, as in the official hosts.
-pub(super) const MAX_VAR_BYTES: usize = 1 << 20;
 
 /// What a pack was granted at load; shared by all its instances.
 #[derive(Debug)]
@@ -30,9 +28,7 @@ pub(crate) struct HostState {
     pub(super) limiter: MemoryLimiter,
     pub(super) kernel: Kernel,
     pub(super) call: CallState,
-    pub(super) vars: BTreeMap<String, Vec<u8>>,
-    /// Bytes `vars` hold, keys and values.
-    pub(super) vars_bytes: u64,
+    pub(super) vars: Vars,
     pub(super) grants: Arc<Grants>,
     pub(super) logs: LogBuffer,
     /// Every capability the instance used since its last call ended (its start-up's uses
@@ -44,14 +40,19 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub(super) fn new(limit: u64, grants: Arc<Grants>, logs: LogBuffer, wasi: bool) -> Self {
+    pub(super) fn new(
+        limit: u64,
+        max_var_bytes: u64,
+        grants: Arc<Grants>,
+        logs: LogBuffer,
+        wasi: bool,
+    ) -> Self {
         let wasi_deadline = wasi.then(|| Arc::new(CallDeadline::default()));
         HostState {
             limiter: MemoryLimiter::new(limit),
             kernel: Kernel::default(),
             call: CallState::default(),
-            vars: BTreeMap::new(),
-            vars_bytes: 0,
+            vars: Vars::new(max_var_bytes),
             grants,
             logs,
             audit: Default::default(),
@@ -75,6 +76,14 @@ impl HostState {
         }
     }
 
+    /// Drops the finished call's cancel token, so the idle instance holds none.
+    pub(super) fn forget_cancel(&mut self) {
+        self.call.cancel = None;
+        if let Some(wasi) = &self.wasi_deadline {
+            wasi.forget_cancel();
+        }
+    }
+
     /// Allocates a kernel block, or returns 0 (the ABI's failure) when it would take the
     /// instance past its memory limit.
     pub(super) fn alloc(&mut self, len: u64) -> u64 {
@@ -86,35 +95,12 @@ impl HostState {
         self.within_limit(data.len() as u64, |kernel| kernel.alloc_bytes(data))
     }
 
-    /// Sets var `key` to `value` (`None` removes it) within [`MAX_VAR_BYTES`] and the
+    /// Sets var `key` to `value` (`None` removes it) within `max_var_bytes` and the
     /// memory limit, which counts every byte vars hold.
     pub(super) fn set_var(&mut self, key: String, value: Option<Vec<u8>>) -> wasmtime::Result<()> {
-        let entry_bytes = |value: &Vec<u8>| (key.len() + value.len()) as u64;
-        let old = self.vars.get(&key).map_or(0, entry_bytes);
-        let new = value.as_ref().map_or(0, entry_bytes);
-        let total = self.vars_bytes - old + new;
-        if total > MAX_VAR_BYTES as u64 {
-            return Err(HostFailure::trap(format!(
-                "vars would exceed {MAX_VAR_BYTES} bytes"
-            )));
-        }
-        self.limiter.release(old);
-        if !self.limiter.hold(new) {
-            self.limiter.hold(old);
-            return Err(wasmtime::Error::new(HostFailure {
-                kind: ErrorKind::MemoryLimit,
-                message: format!(
-                    "vars would take the pack past its {} byte memory limit",
-                    self.limiter.limit()
-                ),
-            }));
-        }
-        self.vars_bytes = total;
-        match value {
-            Some(value) => self.vars.insert(key, value),
-            None => self.vars.remove(&key),
-        };
-        Ok(())
+        self.vars
+            .set(key, value, &mut self.limiter)
+            .map_err(|err| wasmtime::Error::new(HostFailure::from(err)))
     }
 
     /// Records a log line the pack wrote, when its level is kept and its bytes fit under
@@ -367,6 +353,21 @@ impl MemoryLimiter {
     }
 }
 
+impl MemoryAccount for MemoryLimiter {
+    fn swap(&mut self, release: u64, claim: u64) -> bool {
+        self.release(release);
+        if self.hold(claim) {
+            return true;
+        }
+        self.held += release;
+        false
+    }
+
+    fn limit(&self) -> u64 {
+        self.limit
+    }
+}
+
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
@@ -415,6 +416,13 @@ impl HostFailure {
             kind: ErrorKind::Trap,
             message: message.into(),
         })
+    }
+}
+
+impl HostFailure {
+    /// The host cancelled the call.
+    pub(super) fn cancelled() -> wasmtime::Error {
+        wasmtime::Error::new(HostFailure::from(crate::cancel::CancelToken::error()))
     }
 }
 

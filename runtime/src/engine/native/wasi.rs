@@ -47,6 +47,11 @@ impl CallDeadline {
         *self.cancel.lock().unwrap_or_else(|p| p.into_inner()) = cancel;
     }
 
+    /// Drops the finished call's cancel token.
+    pub(super) fn forget_cancel(&self) {
+        *self.cancel.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// Sleeps for `wait`, or until the call is cancelled, which ends it with `cancelled`.
     fn sleep(&self, wait: Duration) -> Result<(), wasi_common::Error> {
         let cancel = self
@@ -55,9 +60,9 @@ impl CallDeadline {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         match cancel {
-            Some(token) if token.sleep(wait) => Err(wasi_common::Error::trap(
-                wasmtime::Error::new(HostFailure::from(CancelToken::error())),
-            )),
+            Some(token) if token.sleep(wait) => {
+                Err(wasi_common::Error::trap(HostFailure::cancelled()))
+            }
             Some(_) => Ok(()),
             None => {
                 std::thread::sleep(wait);

@@ -1,0 +1,123 @@
+//! The extism engine's `var_get` and `var_set`, shadowing extism's own so that vars live in
+//! packhost's `Vars`: one cap (`limits.max_var_bytes`) counted the same way as on the native
+//! engine, and every byte held counted by the instance's memory meter.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use extism::{CurrentPlugin, Function, UserData, Val, PTR};
+
+use super::memory::MemoryMeter;
+use crate::engine::vars::{MemoryAccount, Vars};
+use crate::error::{Error, ErrorKind};
+use crate::module::EXTISM_ENV;
+
+/// One instance's vars and the meter their bytes count against.
+pub(crate) struct InstanceVars {
+    vars: Vars,
+    meter: Arc<MemoryMeter>,
+}
+
+impl InstanceVars {
+    pub(crate) fn new(max_bytes: u64, meter: Arc<MemoryMeter>) -> Self {
+        InstanceVars {
+            vars: Vars::new(max_bytes),
+            meter,
+        }
+    }
+}
+
+/// The meter as the account `Vars` moves bytes in.
+struct MeterAccount<'a>(&'a MemoryMeter);
+
+impl MemoryAccount for MeterAccount<'_> {
+    fn swap(&mut self, release: u64, claim: u64) -> bool {
+        self.0.release_held(release);
+        if self.0.hold(claim) {
+            return true;
+        }
+        // Put back what was released: it was held before, so it fits.
+        self.0.hold(release);
+        false
+    }
+
+    fn limit(&self) -> u64 {
+        self.0.limit()
+    }
+}
+
+/// Drops the vars of a plugin being replaced, giving their bytes back to the meter.
+pub(crate) fn clear(vars: &UserData<InstanceVars>) {
+    if let Ok(shared) = vars.get() {
+        let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let bytes = state.vars.clear();
+        state.meter.release_held(bytes);
+    }
+}
+
+/// `var_get` and `var_set`, bound to one instance's vars.
+pub(crate) fn functions(vars: &UserData<InstanceVars>) -> Vec<Function> {
+    vec![
+        Function::new(
+            "var_get",
+            [PTR],
+            [PTR],
+            vars.clone(),
+            |plugin, inputs, outputs, vars| {
+                let key = read_text(plugin, &inputs[0], "var key")?;
+                let shared = vars.get()?;
+                let value = lock(&shared).vars.get(&key).map(<[u8]>::to_vec);
+                outputs[0] = match value {
+                    Some(value) => {
+                        let handle = plugin.memory_new(&value)?;
+                        plugin.memory_to_val(handle)
+                    }
+                    None => Val::I64(0),
+                };
+                Ok(())
+            },
+        )
+        .with_namespace(EXTISM_ENV),
+        Function::new(
+            "var_set",
+            [PTR, PTR],
+            [],
+            vars.clone(),
+            |plugin, inputs, _, vars| {
+                let key = read_text(plugin, &inputs[0], "var key")?;
+                let value = match inputs[1].i64() {
+                    Some(0) | None => None,
+                    Some(_) => Some(read_block(plugin, &inputs[1], "var value")?),
+                };
+                let shared = vars.get()?;
+                let mut state = lock(&shared);
+                let InstanceVars { vars, meter } = &mut *state;
+                vars.set(key, value, &mut MeterAccount(meter))?;
+                Ok(())
+            },
+        )
+        .with_namespace(EXTISM_ENV),
+    ]
+}
+
+fn lock(shared: &Mutex<InstanceVars>) -> std::sync::MutexGuard<'_, InstanceVars> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The bytes of the kernel block a handle value names (the block stays the pack's).
+fn read_block(plugin: &mut CurrentPlugin, value: &Val, what: &str) -> Result<Vec<u8>, Error> {
+    let offset = value.i64().unwrap_or(0);
+    let handle = plugin.memory_from_val(value).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Trap,
+            format!("{what} is not a valid block: {offset}"),
+        )
+    })?;
+    plugin
+        .memory_bytes(handle)
+        .map(<[u8]>::to_vec)
+        .map_err(|err| Error::new(ErrorKind::Trap, format!("{what}: {err}")))
+}
+
+fn read_text(plugin: &mut CurrentPlugin, value: &Val, what: &str) -> Result<String, Error> {
+    read_block(plugin, value, what).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
