@@ -57,6 +57,11 @@ export interface PackOptions {
    * the pack. Absent (the default): not granted.
    */
   kv?: KvOptions | null
+  /**
+   * Host directories a WASI pack may open, host path → guest path (`ro:` before the host path
+   * mounts it read-only). Needs `allow_wasi`.
+   */
+  allowed_paths?: Record<string, string>
   /** How HTTP requests the pack makes to its allowed hosts are bounded. */
   http?: HttpOptions
   /**
@@ -296,7 +301,7 @@ export interface PackManifest {
   version: string
   description?: string
   actions: ActionSpec[]
-  capabilities: { http_hosts?: string[]; config?: string[]; kv?: boolean; secrets?: string[] }
+  capabilities: { http_hosts?: string[]; config?: string[]; kv?: boolean; secrets?: string[]; paths?: string[] }
   [field: string]: unknown
 }
 

@@ -250,6 +250,7 @@ fn inspect(path: &Path, as_json: bool) -> Result<(), Failure> {
     println!("  config keys {}", list_or_none(&caps.config));
     println!("  secrets     {}", list_or_none(&caps.secrets));
     println!("  kv storage  {}", if caps.kv { "yes" } else { "no" });
+    println!("  folders     {}", list_or_none(&caps.paths));
     let functions: Vec<String> = caps
         .host_functions
         .iter()

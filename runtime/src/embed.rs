@@ -54,6 +54,7 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
         log_level: LogLevel::Off,
         redactor: Default::default(),
         wasi: false,
+        mounts: Default::default(),
         host_functions: Arc::new(HostFunctions {
             functions: stubs,
             ..Default::default()

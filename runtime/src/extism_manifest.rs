@@ -5,8 +5,8 @@
 //! The format is read by packhost's own types, not the `extism-manifest` crate's: that
 //! crate also accepts a module as `{"ptr": …, "len": …}`, which it turns into a slice of
 //! the reading process's memory, and a manifest is text a host may take from anywhere.
-//! What packhost cannot honour yet (several modules linked together, `allowed_paths`) is
-//! refused with `invalid_options`, never ignored.
+//! What packhost cannot honour yet (several modules linked together) is refused with
+//! `invalid_options`, never ignored.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -143,16 +143,6 @@ impl ExtismManifest {
     /// `invalid_pack` for a module whose hash differs; `io` when it cannot be read or
     /// downloaded.
     pub fn resolve(self, mut options: PackOptions) -> Result<ResolvedManifest> {
-        if self
-            .allowed_paths
-            .as_ref()
-            .is_some_and(|paths| !paths.is_empty())
-        {
-            return Err(refuse(
-                "Extism manifest: allowed_paths is not supported yet (packhost mounts no host \
-                 directories)",
-            ));
-        }
         let source =
             match self.wasm.as_slice() {
                 [] => return Err(refuse("Extism manifest: wasm names no module")),
@@ -203,6 +193,15 @@ impl ExtismManifest {
                 &mut options.limits.timeout_ms,
                 ms,
                 defaults.limits.timeout_ms,
+            )?;
+        }
+        if let Some(paths) = self.allowed_paths {
+            agree(
+                "allowed_paths",
+                "allowed_paths",
+                &mut options.allowed_paths,
+                paths,
+                BTreeMap::new(),
             )?;
         }
         if let Some(hosts) = self.allowed_hosts {
@@ -388,10 +387,6 @@ mod tests {
             (
                 serde_json::json!({"wasm": [inline(), inline()]}),
                 "linked modules",
-            ),
-            (
-                serde_json::json!({"wasm": [inline()], "allowed_paths": {"/tmp": "/data"}}),
-                "allowed_paths",
             ),
             (
                 serde_json::json!({"wasm": [{"path": "a.wasm", "data": "AA=="}]}),

@@ -103,6 +103,9 @@ pub struct Capabilities {
     /// Names of the secrets the pack reads (`packhost:host/secrets`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// Guest paths of the host directories the pack opens through WASI (`allowed_paths`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
 /// One host function a pack imports, as its manifest describes it.

@@ -215,8 +215,14 @@ pub struct PackOptions {
     /// Lowest plugin log level recorded. Default `info`.
     pub log_level: LogLevel,
     /// Let the pack import WASI (`wasi_snapshot_preview1`), needed by some guest languages.
-    /// It gets no files, no environment and no network through WASI. Default false.
+    /// It gets no environment and no network through WASI, and no files but the
+    /// `allowed_paths` it is granted. Default false.
     pub allow_wasi: bool,
+    /// Host directories the pack may open through WASI, host path → guest path, as in
+    /// Extism (`ro:` before the host path mounts it read-only). Needs `allow_wasi`. A pack
+    /// with a manifest gets only the guest paths its manifest names under `paths`; a plugin
+    /// without one gets them all. Default none.
+    pub allowed_paths: BTreeMap<String, String>,
     /// The engine that runs calls. Default `native`.
     pub engine: EngineKind,
     /// Which calls may share an instance. Default `call`: none.
@@ -280,6 +286,7 @@ impl PackOptions {
                 ));
             }
         }
+        crate::capabilities::files::parse(&self.allowed_paths, self.allow_wasi)?;
         if self.limits.timeout_ms == 0 {
             return Err(Error::invalid_options(
                 "limits.timeout_ms must be at least 1",
@@ -294,7 +301,7 @@ impl PackOptions {
     }
 
     /// What these options grant a plugin without a packhost manifest, which cannot ask: as
-    /// in Extism, every config key and every granted HTTP host. packhost's own capabilities
+    /// in Extism, every config key, every granted HTTP host and every mounted directory. packhost's own capabilities
     /// (secrets, key-value storage) still need a manifest that names them, so stripping a
     /// pack's manifest never widens what it reads. `host_functions` are the module's own
     /// imports.
@@ -305,6 +312,7 @@ impl PackOptions {
             host_functions: host_functions.to_vec(),
             kv: false,
             secrets: Vec::new(),
+            paths: self.allowed_paths.values().cloned().collect(),
         }
     }
 }

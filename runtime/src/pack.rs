@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::cancel::CancelToken;
 use crate::capabilities::audit::AuditEntry;
 use crate::capabilities::builtin_functions;
+use crate::capabilities::files;
 use crate::capabilities::host_fn::{check_registrations, HostFunction, HostFunctions};
 use crate::capabilities::http::HttpGrant;
 use crate::capabilities::kv;
@@ -263,6 +264,10 @@ impl Pack {
             log_level: options.log_level,
             redactor: redactor.clone(),
             wasi: options.allow_wasi && module.imports_wasi(),
+            mounts: Arc::new(files::granted(
+                files::parse(&options.allowed_paths, options.allow_wasi)?,
+                &asked.paths,
+            )),
             host_functions: Arc::new(HostFunctions {
                 // Only what the pack imports is linked: the rest would be dead weight in
                 // every instance.

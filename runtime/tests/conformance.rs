@@ -283,9 +283,11 @@ fn pack_source(case: &Case) -> Source {
     }
 }
 
-/// The manifest with each `wasm[].path` taken as a file in `plugins/dist/`.
+/// The manifest with each `wasm[].path` taken as a file in `plugins/dist/` and its
+/// `allowed_paths` made absolute.
 fn with_dist_paths(manifest: &Value) -> Value {
     let mut manifest = manifest.clone();
+    absolute_mounts(&mut manifest);
     if let Some(Value::Array(modules)) = manifest.get_mut("wasm") {
         for module in modules {
             if let Some(Value::String(path)) = module.get_mut("path") {
@@ -298,6 +300,23 @@ fn with_dist_paths(manifest: &Value) -> Value {
         }
     }
     manifest
+}
+
+/// Makes each host path of `holder["allowed_paths"]` (after an optional `ro:`) absolute,
+/// reading it relative to the conformance folder.
+fn absolute_mounts(holder: &mut Value) {
+    let Some(Value::Object(paths)) = holder.get_mut("allowed_paths") else {
+        return;
+    };
+    let mounts = std::mem::take(paths);
+    for (source, guest) in mounts {
+        let (prefix, host) = match source.strip_prefix("ro:") {
+            Some(host) => ("ro:", host),
+            None => ("", source.as_str()),
+        };
+        let host = conformance_dir().join(host).display().to_string();
+        paths.insert(format!("{prefix}{host}"), guest);
+    }
 }
 
 /// The engines every case runs on, by their option name.
@@ -322,6 +341,7 @@ fn options_for(case: &Case, engine: &str, kv_backend: &str) -> Value {
         .options
         .clone()
         .unwrap_or_else(|| Value::Object(Default::default()));
+    absolute_mounts(&mut options);
     if let Value::Object(map) = &mut options {
         map.entry("engine")
             .or_insert_with(|| Value::String(engine.to_string()));

@@ -1,6 +1,7 @@
 //! The sandbox under attack: hostile packs hit their limits on time, the host survives, the
 //! next call works, one call's timeout never cuts another short, the host can cancel a call
-//! without touching its neighbours, and usage is measured. HTTP has its own file, `http.rs`.
+//! without touching its neighbours, mounted directories hold (read-only stays read-only, a
+//! planted symlink leads nowhere), and usage is measured. HTTP has its own file, `http.rs`.
 
 mod support;
 
@@ -361,6 +362,50 @@ fn a_cancelled_token_stops_a_wasi_sleep_and_every_later_call_made_with_it() {
         "a call cancelled before it starts never runs"
     );
     assert_eq!(pack.stats().calls, 1, "only the nap that ran is counted");
+}
+
+/// The conformance suite's WASI files pack (`read` hello.txt, `write` note.txt), with the
+/// host folder `folder` mounted at `/data` (`ro:` for read-only) on `engine`.
+fn files_pack(engine: &str, folder: &std::path::Path, read_only: bool) -> Pack {
+    let source = format!("{}{}", if read_only { "ro:" } else { "" }, folder.display());
+    let options = serde_json::json!({
+        "engine": engine,
+        "allow_wasi": true,
+        "allowed_paths": { source: "/data" },
+    });
+    let wasm = support::repo_root().join("tests/conformance/fixtures/wasi_files.wasm");
+    Pack::load_file(wasm, support::options(&options.to_string())).expect("the files pack loads")
+}
+
+#[test]
+fn a_read_only_mount_stays_unchanged_a_writable_one_changes_and_symlinks_stay_inside() {
+    for engine in ["native", "extism"] {
+        let folder = support::scratch_folder(&format!("mounts-{engine}"));
+        std::fs::write(folder.join("hello.txt"), "hi").unwrap();
+
+        let read_only = files_pack(engine, &folder, true);
+        assert_eq!(read_only.call("read", b"").unwrap().output, b"hi");
+        let err = read_only.call("write", b"").unwrap_err();
+        assert_eq!(err.return_code(), Some(1), "[{engine}] {err}");
+        assert!(
+            !folder.join("note.txt").exists(),
+            "[{engine}] a read-only mount was written"
+        );
+
+        let writable = files_pack(engine, &folder, false);
+        writable.call("write", b"").expect(engine);
+        assert_eq!(std::fs::read(folder.join("note.txt")).unwrap(), b"written");
+
+        // A file planted outside the mount and a symlink to it inside: never followed out.
+        let outside = support::scratch_folder(&format!("outside-{engine}"));
+        std::fs::write(outside.join("secret.txt"), "secret").unwrap();
+        std::fs::remove_file(folder.join("hello.txt")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), folder.join("hello.txt")).unwrap();
+        for pack in [&read_only, &writable] {
+            let err = pack.call("read", b"").unwrap_err();
+            assert_eq!(err.code(), "plugin_error", "[{engine}] {err}");
+        }
+    }
 }
 
 /// Grows a table by ten million entries (80 MB of host pointers) and keeps a 600 KB var:

@@ -78,6 +78,7 @@ function optionsFor(testCase, engine, kvBackend) {
   const options = testCase.options ?? {}
   if (!isObject(options)) return options
   const chosen = structuredClone(options)
+  absoluteMounts(chosen)
   if (!('engine' in chosen)) chosen.engine = engine
   if (isObject(chosen.kv)) {
     const fresh = freshStores++
@@ -90,8 +91,22 @@ function optionsFor(testCase, engine, kvBackend) {
 }
 
 /**
+ * Makes each host path of `holder.allowed_paths` (after an optional `ro:`) absolute, reading
+ * it relative to the conformance folder.
+ */
+function absoluteMounts(holder) {
+  if (!isObject(holder.allowed_paths)) return
+  const mounts = {}
+  for (const [source, guest] of Object.entries(holder.allowed_paths)) {
+    const prefix = source.startsWith('ro:') ? 'ro:' : ''
+    mounts[prefix + path.join(CONFORMANCE_DIR, source.slice(prefix.length))] = guest
+  }
+  holder.allowed_paths = mounts
+}
+
+/**
  * A case's pack: a path, or its Extism manifest with each `wasm[].path` taken as a file in
- * `plugins/dist/`.
+ * `plugins/dist/` and its `allowed_paths` made absolute.
  */
 function packSource(testCase) {
   const given = ['pack', 'pack_file', 'extism_manifest'].filter((key) => testCase[key] !== undefined)
@@ -101,6 +116,7 @@ function packSource(testCase) {
   if (testCase.pack !== undefined) return packPath(testCase.pack)
   if (testCase.pack_file !== undefined) return path.join(CONFORMANCE_DIR, testCase.pack_file)
   const manifest = structuredClone(testCase.extism_manifest)
+  absoluteMounts(manifest)
   for (const module of manifest.wasm ?? []) {
     if (module.path !== undefined) module.path = path.join(DIST_DIR, module.path)
   }

@@ -87,6 +87,7 @@ def options_for(
     if not isinstance(options, dict):
         return options
     options = {**options}
+    absolute_mounts(options)
     options.setdefault("engine", engine)
     if isinstance(options.get("kv"), dict):
         fresh = next(FRESH)
@@ -238,9 +239,22 @@ def check_audit(audit: List[Dict[str, Any]], expect: Dict[str, Any]) -> List[str
     return [] if matches else [f"audit {audit}, expected {wanted}"]
 
 
+def absolute_mounts(holder: Dict[str, Any]) -> None:
+    """Makes each host path of ``holder["allowed_paths"]`` (after an optional ``ro:``)
+    absolute, reading it relative to the conformance folder."""
+    paths = holder.get("allowed_paths")
+    if not isinstance(paths, dict):
+        return
+    mounts = {}
+    for source, guest in paths.items():
+        prefix = "ro:" if source.startswith("ro:") else ""
+        mounts[prefix + str(CONFORMANCE / source[len(prefix):])] = guest
+    holder["allowed_paths"] = mounts
+
+
 def source(case: Dict[str, Any]) -> Any:
     """The case's pack: a path, or its Extism manifest with each ``wasm[].path`` taken as a
-    file in ``plugins/dist/``."""
+    file in ``plugins/dist/`` and its ``allowed_paths`` made absolute."""
     given = [key for key in ("pack", "pack_file", "extism_manifest") if key in case]
     if len(given) != 1:
         pytest.fail(f"{case['name']}: give exactly one of pack, pack_file and extism_manifest")
@@ -249,6 +263,7 @@ def source(case: Dict[str, Any]) -> Any:
     if "pack_file" in case:
         return CONFORMANCE / case["pack_file"]
     manifest = copy.deepcopy(case["extism_manifest"])
+    absolute_mounts(manifest)
     for module in manifest.get("wasm", []):
         if "path" in module:
             module["path"] = str(DIST / module["path"])

@@ -106,6 +106,7 @@ class ConformanceTest < Minitest::Test
     return options unless options.is_a?(Hash)
 
     options = { "engine" => @engine }.merge(Marshal.load(Marshal.dump(options)))
+    absolute_mounts(options)
     if backend
       kv = options["kv"]
       store = self.class.next_kv_store
@@ -133,8 +134,20 @@ class ConformanceTest < Minitest::Test
     nil
   end
 
+  # Makes each host path of holder["allowed_paths"] (after an optional "ro:") absolute,
+  # reading it relative to the conformance folder.
+  def absolute_mounts(holder)
+    paths = holder["allowed_paths"]
+    return unless paths.is_a?(Hash)
+
+    holder["allowed_paths"] = paths.to_h do |source, guest|
+      prefix = source.start_with?("ro:") ? "ro:" : ""
+      [prefix + File.join(PackhostTestSupport::CONFORMANCE_DIR, source.delete_prefix(prefix)), guest]
+    end
+  end
+
   # The case's pack: a path, or its Extism manifest with each `wasm[].path` taken as a file in
-  # plugins/dist/.
+  # plugins/dist/ and its allowed_paths made absolute.
   def pack_source(kase)
     given = %w[pack pack_file extism_manifest].select { |key| kase.key?(key) }
     flunk "#{kase['name']}: give exactly one of pack, pack_file and extism_manifest" unless given.size == 1
@@ -142,6 +155,7 @@ class ConformanceTest < Minitest::Test
     return File.join(PackhostTestSupport::CONFORMANCE_DIR, kase["pack_file"]) if kase.key?("pack_file")
 
     manifest = Marshal.load(Marshal.dump(kase["extism_manifest"]))
+    absolute_mounts(manifest)
     manifest.fetch("wasm", []).each do |entry|
       entry["path"] = File.join(PackhostTestSupport::DIST_DIR, entry["path"]) if entry.key?("path")
     end

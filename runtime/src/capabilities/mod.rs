@@ -3,6 +3,7 @@
 //! out of the pack.
 
 pub(crate) mod audit;
+pub(crate) mod files;
 pub(crate) mod host_fn;
 pub(crate) mod http;
 pub(crate) mod kv;

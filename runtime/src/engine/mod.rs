@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::capabilities::audit::{AuditEntry, HttpTotals};
+use crate::capabilities::files::Mount;
 use crate::capabilities::host_fn::{HostFunctions, HostTally, ValueType, WasmValue};
 use crate::capabilities::http::HttpGrant;
 use crate::capabilities::secrets::Redactor;
@@ -54,6 +55,8 @@ pub(crate) struct InstanceSpec {
     pub(crate) redactor: Arc<Redactor>,
     /// Whether WASI is linked.
     pub(crate) wasi: bool,
+    /// Host directories the pack's WASI sees (already narrowed to what it asked for).
+    pub(crate) mounts: Arc<Vec<Mount>>,
     /// The functions the host lends this pack, all checked against its imports.
     pub(crate) host_functions: Arc<HostFunctions>,
     /// The pack's measured fuel rates, which bill calls that time out (see `engine::fuel`).

@@ -29,7 +29,7 @@ module Packhost
       # Options are handed to the core unchanged (as JSON), which applies its defaults and
       # rejects unknown fields. See the core's PackOptions: +limits+ (+memory_bytes+,
       # +timeout_ms+, +fuel+, +max_input_bytes+, +max_output_bytes+, +max_var_bytes+),
-      # +allowed_hosts+, +config+, +log_level+, +allow_wasi+, +isolation+ (+"call"+, the default: no
+      # +allowed_hosts+, +allowed_paths+, +config+, +log_level+, +allow_wasi+, +isolation+ (+"call"+, the default: no
       # instance serves two calls; +"context"+; +"pack"+), +kv+ (key-value storage for packs
       # whose manifest asks for it: +backend+, +path+ and its quotas; nil, the default: not
       # granted). Give them as keywords, as a Hash (string keys are fine, e.g. straight from

@@ -126,6 +126,11 @@ impl Instance {
                     .with_max_http_response_bytes(spec.limits.memory_bytes),
             )
             .with_allowed_hosts(spec.allowed_hosts.iter().cloned())
+            .with_allowed_paths(
+                spec.mounts
+                    .iter()
+                    .map(|mount| (mount.extism_source(), PathBuf::from(&mount.guest))),
+            )
             .with_config(spec.config.iter());
 
         let mut wasmtime_config = wasmtime::Config::new();

@@ -239,7 +239,8 @@ mod tests {
                 &Default::default(),
             )),
         };
-        let state = HostState::new(0, 0, grants.into(), LogBuffer::new(LogLevel::Off), false);
+        let state =
+            HostState::new(0, 0, grants.into(), LogBuffer::new(LogLevel::Off), None).unwrap();
         let mut store = Store::new(code::engine(), state);
         let items: Vec<_> = linker
             .iter(&mut store)

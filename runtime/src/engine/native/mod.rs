@@ -28,6 +28,7 @@ use super::fuel::{CpuMark, FuelRates};
 use super::{
     catch_panic, settle_fuel, start_failed, InstanceSpec, LogBuffer, RawOutcome, StartupCost,
 };
+use crate::capabilities::files::Mount;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{InterpreterLock, HOLD_AT_MOST};
 use crate::options::CallOptions;
@@ -49,7 +50,8 @@ pub(crate) const BULK_OUTPUT_EXPORT: &str = "__packhost_io_output";
 pub(crate) struct PackCode {
     pre: InstancePre<HostState>,
     grants: Arc<Grants>,
-    wasi: bool,
+    /// With WASI linked, the directories each instance's WASI mounts.
+    wasi: Option<Arc<Vec<Mount>>>,
     exports: Exports,
 }
 
@@ -154,7 +156,7 @@ impl Exports {
 impl std::fmt::Debug for PackCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PackCode")
-            .field("wasi", &self.wasi)
+            .field("wasi", &self.wasi.is_some())
             .finish()
     }
 }
@@ -186,7 +188,7 @@ impl PackCode {
             exports: Exports::new(&module),
             pre,
             grants: Arc::new(grants),
-            wasi: spec.wasi,
+            wasi: spec.wasi.then(|| spec.mounts.clone()),
         })
     }
 }
@@ -533,8 +535,8 @@ fn instantiate(
         limits.max_var_bytes,
         code.grants.clone(),
         LogBuffer::new(log_level).with_redactor(redactor.clone()),
-        code.wasi,
-    );
+        code.wasi.as_deref().map(Vec::as_slice),
+    )?;
     let mut store = Store::new(code::engine(), state);
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_callback(epoch_deadline_reached);

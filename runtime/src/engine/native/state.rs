@@ -9,6 +9,7 @@ use wasmtime::ResourceLimiter;
 
 use super::kernel::Kernel;
 use super::wasi::CallDeadline;
+use crate::capabilities::files::Mount;
 use crate::capabilities::host_fn::HostTally;
 use crate::capabilities::http::HttpGrant;
 use crate::engine::vars::{MemoryAccount, Vars};
@@ -45,10 +46,14 @@ impl HostState {
         max_var_bytes: u64,
         grants: Arc<Grants>,
         logs: LogBuffer,
-        wasi: bool,
-    ) -> Self {
-        let wasi_deadline = wasi.then(|| Arc::new(CallDeadline::default()));
-        HostState {
+        wasi: Option<&[Mount]>,
+    ) -> crate::error::Result<Self> {
+        let wasi_deadline = wasi.map(|_| Arc::new(CallDeadline::default()));
+        let wasi = match (wasi, &wasi_deadline) {
+            (Some(mounts), Some(deadline)) => Some(super::wasi::context(deadline.clone(), mounts)?),
+            _ => None,
+        };
+        Ok(HostState {
             limiter: MemoryLimiter::new(limit),
             kernel: Kernel::default(),
             call: CallState::default(),
@@ -56,9 +61,9 @@ impl HostState {
             grants,
             logs,
             audit: Default::default(),
-            wasi: wasi_deadline.clone().map(super::wasi::context),
+            wasi,
             wasi_deadline,
-        }
+        })
     }
 
     /// Sets when the call (or start-up) about to run runs out of time, for every host

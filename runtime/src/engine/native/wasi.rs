@@ -5,20 +5,24 @@
 //! `allow_wasi` could ask `poll_oneoff` for an hour's sleep and hold its host thread that
 //! long. A wait that would end after the deadline sleeps until the deadline and then ends
 //! the call with `timeout`, as the epoch would have; a wait the host cancels ends at once
-//! with `cancelled`. (The instance has no files, sockets or preopened directories, so
-//! clocks are the only thing `poll_oneoff` can wait on.)
+//! with `cancelled`. (The instance has no sockets, and its only files are those of the
+//! directories mounted from `allowed_paths`, which are always ready: clocks are the only
+//! thing `poll_oneoff` can wait on.) Read-only mounts are wrapped in [`ReadOnlyDir`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use wasi_common::dir::{OpenResult, ReaddirCursor, ReaddirEntity, WasiDir};
+use wasi_common::file::{FdFlags, Filestat, OFlags};
 use wasi_common::sync::{clocks_ctx, random_ctx};
 use wasi_common::{Poll, WasiSched};
 use wasi_common::{Table, WasiCtx};
 
 use super::state::HostFailure;
 use crate::cancel::CancelToken;
-use crate::error::ErrorKind;
+use crate::capabilities::files::Mount;
+use crate::error::{Error, ErrorKind};
 
 /// The deadline and cancel token of the call an instance is running, shared with its WASI
 /// scheduler. The store's data and the WASI context are separate values, so the scheduler
@@ -82,14 +86,155 @@ impl CallDeadline {
     }
 }
 
-/// A WASI context whose waits end at `deadline`.
-pub(super) fn context(deadline: Arc<CallDeadline>) -> WasiCtx {
-    WasiCtx::new(
+/// A WASI context whose waits end at `deadline`, with `mounts` preopened (from fd 3, in
+/// order).
+///
+/// # Errors
+/// `io` when a mounted directory cannot be opened (it was a directory at load).
+pub(super) fn context(deadline: Arc<CallDeadline>, mounts: &[Mount]) -> Result<WasiCtx, Error> {
+    let ctx = WasiCtx::new(
         random_ctx(),
         clocks_ctx(),
         Box::new(BoundedSched { deadline }),
         Table::new(),
-    )
+    );
+    for mount in mounts {
+        let opened = wasi_common::sync::Dir::open_ambient_dir(
+            &mount.host,
+            wasi_common::sync::ambient_authority(),
+        )
+        .map_err(|err| {
+            Error::new(
+                ErrorKind::Io,
+                format!("allowed_paths: cannot open {}: {err}", mount.host.display()),
+            )
+        })?;
+        let dir = wasi_common::sync::dir::Dir::from_cap_std(opened);
+        let dir: Box<dyn WasiDir> = if mount.read_only {
+            Box::new(ReadOnlyDir(Box::new(dir)))
+        } else {
+            Box::new(dir)
+        };
+        ctx.push_preopened_dir(dir, &mount.guest).map_err(|err| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("allowed_paths: cannot mount {}: {err}", mount.guest),
+            )
+        })?;
+    }
+    Ok(ctx)
+}
+
+/// A mounted directory the pack may read but not change: opening for writing, creating,
+/// truncating or appending, and every call that changes the tree, fail with `EROFS`.
+/// Directories opened inside it are read-only too. (Files are opened by the host with the
+/// access the pack asked for, so a file opened for reading cannot be written.)
+struct ReadOnlyDir(Box<dyn WasiDir>);
+
+fn read_only() -> wasi_common::Error {
+    wasi_common::snapshots::preview_1::types::Errno::Rofs.into()
+}
+
+#[async_trait::async_trait]
+impl WasiDir for ReadOnlyDir {
+    fn as_any(&self) -> &dyn std::any::Any {
+        // Itself, not the directory inside: a rename or link into this directory from a
+        // writable one finds no directory of its own kind here, and is refused.
+        self
+    }
+
+    async fn open_file(
+        &self,
+        symlink_follow: bool,
+        path: &str,
+        oflags: OFlags,
+        read: bool,
+        write: bool,
+        fdflags: FdFlags,
+    ) -> Result<OpenResult, wasi_common::Error> {
+        let changes = OFlags::CREATE | OFlags::TRUNCATE | OFlags::EXCLUSIVE;
+        if write || oflags.intersects(changes) || fdflags.contains(FdFlags::APPEND) {
+            return Err(read_only());
+        }
+        match self
+            .0
+            .open_file(symlink_follow, path, oflags, read, write, fdflags)
+            .await?
+        {
+            OpenResult::Dir(dir) => Ok(OpenResult::Dir(Box::new(ReadOnlyDir(dir)))),
+            file => Ok(file),
+        }
+    }
+
+    async fn create_dir(&self, _path: &str) -> Result<(), wasi_common::Error> {
+        Err(read_only())
+    }
+
+    async fn readdir(
+        &self,
+        cursor: ReaddirCursor,
+    ) -> Result<
+        Box<dyn Iterator<Item = Result<ReaddirEntity, wasi_common::Error>> + Send>,
+        wasi_common::Error,
+    > {
+        self.0.readdir(cursor).await
+    }
+
+    async fn symlink(&self, _old_path: &str, _new_path: &str) -> Result<(), wasi_common::Error> {
+        Err(read_only())
+    }
+
+    async fn remove_dir(&self, _path: &str) -> Result<(), wasi_common::Error> {
+        Err(read_only())
+    }
+
+    async fn unlink_file(&self, _path: &str) -> Result<(), wasi_common::Error> {
+        Err(read_only())
+    }
+
+    async fn read_link(&self, path: &str) -> Result<std::path::PathBuf, wasi_common::Error> {
+        self.0.read_link(path).await
+    }
+
+    async fn get_filestat(&self) -> Result<Filestat, wasi_common::Error> {
+        self.0.get_filestat().await
+    }
+
+    async fn get_path_filestat(
+        &self,
+        path: &str,
+        follow_symlinks: bool,
+    ) -> Result<Filestat, wasi_common::Error> {
+        self.0.get_path_filestat(path, follow_symlinks).await
+    }
+
+    async fn rename(
+        &self,
+        _path: &str,
+        _dest_dir: &dyn WasiDir,
+        _dest_path: &str,
+    ) -> Result<(), wasi_common::Error> {
+        Err(read_only())
+    }
+
+    async fn hard_link(
+        &self,
+        _path: &str,
+        _target_dir: &dyn WasiDir,
+        _target_path: &str,
+    ) -> Result<(), wasi_common::Error> {
+        Err(read_only())
+    }
+
+    async fn set_times(
+        &self,
+        _path: &str,
+        _atime: Option<wasi_common::SystemTimeSpec>,
+        _mtime: Option<wasi_common::SystemTimeSpec>,
+        _follow_symlinks: bool,
+    ) -> Result<(), wasi_common::Error> {
+        Err(read_only())
+    }
 }
 
 /// wasi-common's synchronous scheduler, bounded by the call's deadline.
@@ -126,8 +271,8 @@ impl WasiSched for BoundedSched {
             .map(|clock| clock.duration_until().unwrap_or(Duration::ZERO));
         let clocks_only = poll.rw_subscriptions().next().is_none();
         if let (Some(wait), true) = (wait, clocks_only) {
-            // Nothing else can become ready first (the instance has no files or sockets, so
-            // clocks are all it can wait on): the wait is ours to bound and to cut short.
+            // Only clocks are waited on (no file or socket subscription): the wait is ours
+            // to bound and to cut short.
             // Once it is over, the clock has passed and wasi-common reports it at once.
             self.sleep_within_deadline(wait)?;
         }
