@@ -85,10 +85,10 @@ pub const EXTISM_ENV_FUNCTIONS: &[EnvFunction] = &[
 /// (the manifest, bulk I/O) and are never actions.
 pub const RESERVED_EXPORT_PREFIX: &str = "__packhost_";
 
-/// Exports that runtimes call for their own reasons and that are never actions.
+/// Exports that runtimes call for their own reasons and that are never actions. (`_start`
+/// is one: a Go or TinyGo command's `main`, which Extism hosts call by name.)
 const RUNTIME_EXPORTS: &[&str] = &[
     MANIFEST_EXPORT,
-    "_start",
     "_initialize",
     "__wasm_call_ctors",
     "hs_init",

@@ -182,7 +182,7 @@ impl Pack {
     ///
     /// # Errors
     /// `invalid_options` for a malformed manifest, what packhost cannot honour yet (linked
-    /// modules, `allowed_paths`) or a field that `options` sets to something else; `invalid_pack` when the module's hash differs; `io` when the module
+    /// modules) or a field that `options` sets to something else; `invalid_pack` when the module's hash differs; `io` when the module
     /// cannot be read or downloaded; else as [`Pack::load_with`].
     pub fn load_extism_manifest(
         manifest_json: &str,
@@ -237,8 +237,12 @@ impl Pack {
         let lent = functions.len();
         functions.extend(builtin_functions(&module, None, secrets.clone()));
         module.check_imports(options.allow_wasi, &functions)?;
+        let mounts = files::granted(
+            files::parse(&options.allowed_paths, options.allow_wasi)?,
+            &asked.paths,
+        );
         if options.engine == EngineKind::Extism {
-            refuse_what_extism_cannot_bound(&module, options.allow_wasi, &options.limits)?;
+            refuse_what_extism_cannot_bound(&module, options.allow_wasi, &options.limits, &mounts)?;
         }
         // Only a pack that will load opens its store (creates a file, dials a server).
         if let (Some(kv_options), true) = (&options.kv, asked.kv) {
@@ -264,10 +268,7 @@ impl Pack {
             log_level: options.log_level,
             redactor: redactor.clone(),
             wasi: options.allow_wasi && module.imports_wasi(),
-            mounts: Arc::new(files::granted(
-                files::parse(&options.allowed_paths, options.allow_wasi)?,
-                &asked.paths,
-            )),
+            mounts: Arc::new(mounts),
             host_functions: Arc::new(HostFunctions {
                 // Only what the pack imports is linked: the rest would be dead weight in
                 // every instance.
@@ -603,13 +604,16 @@ impl Pack {
         // any other failure may have left it mid-way, so its store and wasm instance are
         // replaced before anyone uses it again. Under `isolation: "call"` every instance is
         // replaced after its call, so none serves two calls.
-        let sound = match &outcome.result {
-            Ok(_) => true,
-            Err(err) => matches!(
-                err.kind(),
-                ErrorKind::PluginError { .. } | ErrorKind::OutputTooLarge
-            ),
-        };
+        // A command's `_start` runs its `main` to the end (Go's runtime cannot be entered
+        // again after it), so its instance is never reused, as in Extism.
+        let sound = action != "_start"
+            && match &outcome.result {
+                Ok(_) => true,
+                Err(err) => matches!(
+                    err.kind(),
+                    ErrorKind::PluginError { .. } | ErrorKind::OutputTooLarge
+                ),
+            };
         let reusable = (sound && inner.options.isolation != Isolation::Call) || {
             let mut renewed = false;
             let mut renew = || renewed = instance.renew().is_ok();

@@ -131,6 +131,12 @@ fn settle_fuel<R>(
     }
 }
 
+/// The message of a WASI command that exited (`proc_exit`) with a non-zero code and no error
+/// message, the same on both engines.
+fn exited_with(code: i32) -> String {
+    format!("the pack exited with code {code}")
+}
+
 /// Bytes the host holds per table element: wasmtime keeps one pointer per element. Both
 /// engines count tables against `memory_bytes` by it.
 const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;

@@ -2,7 +2,7 @@
 //! engines so that one cap (`limits.max_var_bytes`) and one count hold everywhere.
 //!
 //! A var lives as long as its instance: across calls under `isolation: "pack"`, never past
-//! a renewal. Its key and value bytes count against `limits.max_var_bytes` (what Extism's
+//! a renewal. As in Extism, `var_get` and `var_set` free the blocks the pack hands them. Its key and value bytes count against `limits.max_var_bytes` (what Extism's
 //! `memory.max_var_bytes` caps) and, with every other byte a pack makes the host hold,
 //! against `limits.memory_bytes`; the engine supplies that second account.
 
@@ -59,6 +59,13 @@ impl Vars {
         value: Option<Vec<u8>>,
         account: &mut dyn MemoryAccount,
     ) -> Result<()> {
+        if self.max_bytes == 0 {
+            // As in Extism: a cap of 0 turns vars off.
+            return Err(Error::new(
+                ErrorKind::Trap,
+                "vars are disabled (limits.max_var_bytes is 0)",
+            ));
+        }
         let entry_bytes = |value: &Vec<u8>| (key.len() + value.len()) as u64;
         let old = self.entries.get(&key).map_or(0, entry_bytes);
         let new = value.as_ref().map_or(0, entry_bytes);
@@ -136,6 +143,11 @@ mod tests {
         assert!(err.message().contains("max_var_bytes"), "{err}");
         vars.set("k".into(), None, &mut room).unwrap();
         assert_eq!((vars.bytes(), room.held, vars.get("k")), (0, 0, None));
+
+        let err = Vars::new(0)
+            .set(String::new(), None, &mut room)
+            .unwrap_err();
+        assert!(err.message().contains("disabled"), "{err}");
 
         let mut tight = Room { held: 0, limit: 4 };
         let err = vars

@@ -34,6 +34,15 @@ pub(crate) fn classify(err: &extism::Error, return_code: i32, facts: Facts) -> E
     if let Some(ours) = err.chain().find_map(|cause| cause.downcast_ref::<Error>()) {
         return Error::new(ours.kind().clone(), ours.message());
     }
+    // A WASI command's `proc_exit` with a non-zero code and no error message of its own.
+    if let Some(exit) = err.downcast_ref::<wasi_common::I32Exit>() {
+        return Error::new(
+            ErrorKind::PluginError {
+                return_code: exit.0,
+            },
+            crate::engine::exited_with(exit.0),
+        );
+    }
     let top = err.to_string();
     let root = err.root_cause().to_string();
     let chain = format!("{err:#}");

@@ -101,7 +101,11 @@ fn poisoned() -> extism::Error {
 }
 
 /// Takes the kernel block a handle value names (the pack hands ownership to the host).
-fn take_block(plugin: &mut CurrentPlugin, value: &Val, what: &str) -> Result<Vec<u8>, Error> {
+pub(super) fn take_block(
+    plugin: &mut CurrentPlugin,
+    value: &Val,
+    what: &str,
+) -> Result<Vec<u8>, Error> {
     let offset = value.i64().unwrap_or(0);
     let handle = plugin.memory_from_val(value).ok_or_else(|| {
         Error::new(

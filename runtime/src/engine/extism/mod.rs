@@ -34,6 +34,7 @@ use super::{
 };
 use crate::cancel::{CancelToken, HookGuard};
 use crate::capabilities::audit::AuditTrail;
+use crate::capabilities::files::Mount;
 use crate::error::{Error, ErrorKind, Result};
 use crate::module::{ModuleInfo, EXTISM_ENV};
 use crate::options::{CallOptions, Limits, LogLevel};
@@ -48,11 +49,19 @@ use memory::{MemoryMeter, MeteredMemoryCreator};
 /// - tables that can grow without a declared maximum, or past `memory_bytes` (one host
 ///   pointer an element): extism's limiter lets any table grow;
 /// - start-up code with `fuel: null`: extism starts its timer only after start-up, so fuel
-///   is start-up's only bound there.
+///   is start-up's only bound there;
+/// - a read-only mount (`ro:`): extism's read-only directory refuses only opening a file for
+///   writing, so a pack could still create files through a subdirectory it opens, truncate
+///   through a create flag, or rename files in from a writable mount.
 ///
 /// # Errors
 /// `invalid_options` saying which and why.
-pub(crate) fn refuse_unbounded(module: &ModuleInfo, wasi: bool, limits: &Limits) -> Result<()> {
+pub(crate) fn refuse_unbounded(
+    module: &ModuleInfo,
+    wasi: bool,
+    limits: &Limits,
+    mounts: &[Mount],
+) -> Result<()> {
     let refuse = |why: &str| {
         Err(Error::invalid_options(format!(
             "the extism engine cannot bound {why}; the native engine (the default) can"
@@ -66,6 +75,9 @@ pub(crate) fn refuse_unbounded(module: &ModuleInfo, wasi: bool, limits: &Limits)
         .map(|elements| elements.saturating_mul(TABLE_ELEMENT_BYTES));
     if table_bytes.is_none_or(|bytes| bytes > limits.memory_bytes) {
         return refuse("this pack's tables (one without a maximum, or larger than memory_bytes)");
+    }
+    if mounts.iter().any(|mount| mount.read_only) {
+        return refuse("a read-only mount (ro:) as read-only");
     }
     if limits.fuel.is_none() && module.has_start_up_code() {
         return refuse(

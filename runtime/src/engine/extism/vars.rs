@@ -1,6 +1,7 @@
 //! The extism engine's `var_get` and `var_set`, shadowing extism's own so that vars live in
 //! packhost's `Vars`: one cap (`limits.max_var_bytes`) counted the same way as on the native
-//! engine, and every byte held counted by the instance's memory meter.
+//! engine, and every byte held counted by the instance's memory meter. Like extism's, they
+//! take (free) the key and value blocks the pack hands them.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -8,7 +9,7 @@ use extism::{CurrentPlugin, Function, UserData, Val, PTR};
 
 use super::memory::MemoryMeter;
 use crate::engine::vars::{MemoryAccount, Vars};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::module::EXTISM_ENV;
 
 /// One instance's vars and the meter their bytes count against.
@@ -86,7 +87,7 @@ pub(crate) fn functions(vars: &UserData<InstanceVars>) -> Vec<Function> {
                 let key = read_text(plugin, &inputs[0], "var key")?;
                 let value = match inputs[1].i64() {
                     Some(0) | None => None,
-                    Some(_) => Some(read_block(plugin, &inputs[1], "var value")?),
+                    Some(_) => Some(super::http::take_block(plugin, &inputs[1], "var value")?),
                 };
                 let shared = vars.get()?;
                 let mut state = lock(&shared);
@@ -103,21 +104,7 @@ fn lock(shared: &Mutex<InstanceVars>) -> std::sync::MutexGuard<'_, InstanceVars>
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The bytes of the kernel block a handle value names (the block stays the pack's).
-fn read_block(plugin: &mut CurrentPlugin, value: &Val, what: &str) -> Result<Vec<u8>, Error> {
-    let offset = value.i64().unwrap_or(0);
-    let handle = plugin.memory_from_val(value).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Trap,
-            format!("{what} is not a valid block: {offset}"),
-        )
-    })?;
-    plugin
-        .memory_bytes(handle)
-        .map(<[u8]>::to_vec)
-        .map_err(|err| Error::new(ErrorKind::Trap, format!("{what}: {err}")))
-}
-
 fn read_text(plugin: &mut CurrentPlugin, value: &Val, what: &str) -> Result<String, Error> {
-    read_block(plugin, value, what).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    super::http::take_block(plugin, value, what)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }

@@ -153,8 +153,11 @@ fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         })
     })?;
     linker.func_wrap(EXTISM_ENV, "var_get", |mut cx: Cx, key: i64| {
+        let key_offset = key as u64;
         let state = cx.data_mut();
         let key = state.block_text(key as u64, "var key")?;
+        // The pack hands the key's block over, as Extism's hosts take it.
+        state.kernel.free(key_offset);
         let Some(value) = state.vars.get(&key) else {
             return Ok(0);
         };
@@ -162,6 +165,7 @@ fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         Ok(state.alloc_bytes(&value) as i64)
     })?;
     linker.func_wrap(EXTISM_ENV, "var_set", |mut cx: Cx, key: i64, value: i64| {
+        let (key_offset, value_offset) = (key as u64, value as u64);
         let state = cx.data_mut();
         let key = state.block_text(key as u64, "var key")?;
         let value = match value {
@@ -176,6 +180,11 @@ fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     .to_vec(),
             ),
         };
+        // The pack hands both blocks over, as Extism's hosts take them.
+        state.kernel.free(key_offset);
+        if value_offset != 0 {
+            state.kernel.free(value_offset);
+        }
         state.set_var(key, value)
     })?;
     for (name, level) in LOG_IMPORTS {

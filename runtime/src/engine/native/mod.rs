@@ -457,9 +457,17 @@ fn run_action<R>(
                 )
             })?;
     }
-    let return_code = match func {
-        Action::WithCode(func) => func.call(&mut *store, ()).map_err(call_error)?,
-        Action::Void(func) => func.call(&mut *store, ()).map(|()| 0).map_err(call_error)?,
+    let called = match func {
+        Action::WithCode(func) => func.call(&mut *store, ()),
+        Action::Void(func) => func.call(&mut *store, ()).map(|()| 0),
+    };
+    // A WASI command ends with `proc_exit`: its exit code is its return code.
+    let (return_code, exited) = match called {
+        Ok(code) => (code, false),
+        Err(err) => match err.downcast_ref::<wasi_common::I32Exit>() {
+            Some(exit) => (exit.0, true),
+            None => return Err(call_error(err)),
+        },
     };
 
     let state = store.data();
@@ -474,7 +482,11 @@ fn run_action<R>(
     if return_code != 0 {
         return Err(Error::new(
             ErrorKind::PluginError { return_code },
-            format!("the pack returned code {return_code} without an error message"),
+            if exited {
+                super::exited_with(return_code)
+            } else {
+                format!("the pack returned code {return_code} without an error message")
+            },
         ));
     }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use wasi_common::dir::{OpenResult, ReaddirCursor, ReaddirEntity, WasiDir};
-use wasi_common::file::{FdFlags, Filestat, OFlags};
+use wasi_common::file::{FdFlags, FileType, Filestat, OFlags, WasiFile};
 use wasi_common::sync::{clocks_ctx, random_ctx};
 use wasi_common::{Poll, WasiSched};
 use wasi_common::{Table, WasiCtx};
@@ -127,9 +127,110 @@ pub(super) fn context(deadline: Arc<CallDeadline>, mounts: &[Mount]) -> Result<W
 
 /// A mounted directory the pack may read but not change: opening for writing, creating,
 /// truncating or appending, and every call that changes the tree, fail with `EROFS`.
-/// Directories opened inside it are read-only too. (Files are opened by the host with the
-/// access the pack asked for, so a file opened for reading cannot be written.)
+/// Directories opened inside it are read-only too, and files are [`ReadOnlyFile`]s.
 struct ReadOnlyDir(Box<dyn WasiDir>);
+
+/// A file of a read-only mount. The host opened it for reading only, so the system refuses
+/// writes, but not everything: its times, for one, change through any handle its owner
+/// holds. Whatever would change it fails with `EROFS` here.
+struct ReadOnlyFile(Box<dyn WasiFile>);
+
+#[async_trait::async_trait]
+impl WasiFile for ReadOnlyFile {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    async fn get_filetype(&self) -> Result<FileType, wasi_common::Error> {
+        self.0.get_filetype().await
+    }
+
+    fn isatty(&self) -> bool {
+        self.0.isatty()
+    }
+
+    async fn get_fdflags(&self) -> Result<FdFlags, wasi_common::Error> {
+        self.0.get_fdflags().await
+    }
+
+    async fn set_fdflags(&mut self, flags: FdFlags) -> Result<(), wasi_common::Error> {
+        if flags.contains(FdFlags::APPEND) {
+            return Err(read_only());
+        }
+        self.0.set_fdflags(flags).await
+    }
+
+    async fn get_filestat(&self) -> Result<Filestat, wasi_common::Error> {
+        self.0.get_filestat().await
+    }
+
+    async fn set_filestat_size(&self, _size: u64) -> Result<(), wasi_common::Error> {
+        Err(read_only())
+    }
+
+    async fn advise(
+        &self,
+        offset: u64,
+        len: u64,
+        advice: wasi_common::file::Advice,
+    ) -> Result<(), wasi_common::Error> {
+        self.0.advise(offset, len, advice).await
+    }
+
+    async fn set_times(
+        &self,
+        _atime: Option<wasi_common::SystemTimeSpec>,
+        _mtime: Option<wasi_common::SystemTimeSpec>,
+    ) -> Result<(), wasi_common::Error> {
+        Err(read_only())
+    }
+
+    async fn read_vectored<'a>(
+        &self,
+        bufs: &mut [std::io::IoSliceMut<'a>],
+    ) -> Result<u64, wasi_common::Error> {
+        self.0.read_vectored(bufs).await
+    }
+
+    async fn read_vectored_at<'a>(
+        &self,
+        bufs: &mut [std::io::IoSliceMut<'a>],
+        offset: u64,
+    ) -> Result<u64, wasi_common::Error> {
+        self.0.read_vectored_at(bufs, offset).await
+    }
+
+    async fn write_vectored<'a>(
+        &self,
+        _bufs: &[std::io::IoSlice<'a>],
+    ) -> Result<u64, wasi_common::Error> {
+        Err(read_only())
+    }
+
+    async fn write_vectored_at<'a>(
+        &self,
+        _bufs: &[std::io::IoSlice<'a>],
+        _offset: u64,
+    ) -> Result<u64, wasi_common::Error> {
+        Err(read_only())
+    }
+
+    async fn seek(&self, pos: std::io::SeekFrom) -> Result<u64, wasi_common::Error> {
+        self.0.seek(pos).await
+    }
+
+    async fn peek(&self, buf: &mut [u8]) -> Result<u64, wasi_common::Error> {
+        self.0.peek(buf).await
+    }
+
+    fn num_ready_bytes(&self) -> Result<u64, wasi_common::Error> {
+        self.0.num_ready_bytes()
+    }
+
+    async fn readable(&self) -> Result<(), wasi_common::Error> {
+        self.0.readable().await
+    }
+}
 
 fn read_only() -> wasi_common::Error {
     wasi_common::snapshots::preview_1::types::Errno::Rofs.into()
@@ -162,7 +263,7 @@ impl WasiDir for ReadOnlyDir {
             .await?
         {
             OpenResult::Dir(dir) => Ok(OpenResult::Dir(Box::new(ReadOnlyDir(dir)))),
-            file => Ok(file),
+            OpenResult::File(file) => Ok(OpenResult::File(Box::new(ReadOnlyFile(file)))),
         }
     }
 
