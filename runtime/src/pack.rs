@@ -605,8 +605,10 @@ impl Pack {
         // replaced before anyone uses it again. Under `isolation: "call"` every instance is
         // replaced after its call, so none serves two calls.
         // A command's `_start` runs its `main` to the end (Go's runtime cannot be entered
-        // again after it), so its instance is never reused, as in Extism.
+        // again after it), and a pack that called `proc_exit` ran its exit path: neither
+        // instance is reused (Extism resets after `_start` too).
         let sound = action != "_start"
+            && !outcome.exited
             && match &outcome.result {
                 Ok(_) => true,
                 Err(err) => matches!(

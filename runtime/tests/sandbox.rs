@@ -430,7 +430,8 @@ fn a_read_only_mount_stays_unchanged_a_writable_one_changes_and_symlinks_stay_in
     }
 }
 
-/// Grows a table by ten million entries (80 MB of host pointers) and keeps a 600 KB var:
+/// Grows a table by ten million entries (80 MB of host pointers) and keeps two 600 KB vars
+/// (trapping when the host has no room for a value's block):
 /// host memory a pack makes the host hold outside its linear memory.
 const HOARDER: &str = r#"
 (module
@@ -444,7 +445,13 @@ const HOARDER: &str = r#"
       (then (i32.const 7))
       (else (i32.const 0))))
   (func (export "keep_var") (result i32)
-    (call $var_set (call $alloc (i64.const 1)) (call $alloc (i64.const 600000)))
+    (local $value i64)
+    (local.set $value (call $alloc (i64.const 600000)))
+    (if (i64.eqz (local.get $value)) (then unreachable))
+    (call $var_set (call $alloc (i64.const 1)) (local.get $value))
+    (local.set $value (call $alloc (i64.const 600000)))
+    (if (i64.eqz (local.get $value)) (then unreachable))
+    (call $var_set (call $alloc (i64.const 2)) (local.get $value))
     (i32.const 0)))
 "#;
 
@@ -453,32 +460,35 @@ fn tables_and_vars_count_against_the_memory_limit() {
     // Both engines count vars; tables are the native engine's (extism refuses packs whose
     // tables could grow past the limit).
     let wasm = wat::parse_str(HOARDER).expect("the hoarder assembles");
-    let one_mib = r#"{"limits": {"memory_bytes": 1048576}}"#;
+    let one_mib = r#"{"limits": {"memory_bytes": 1048576, "max_var_bytes": 4194304}}"#;
     let pack = Pack::load(&wasm, options(one_mib)).expect("the hoarder loads");
     // table.grow past the cap returns -1 to the pack, which reports it with code 7.
     let refused = pack.call("grow_table", b"").unwrap_err();
     assert_eq!(refused.return_code(), Some(7), "{refused}");
-    // 64 KiB of memory, a 600 KB block and its 600 KB copy as a var: past 1 MiB.
+    // 64 KiB of memory and two 600 KB vars (each block the pack handed over is freed):
+    // past 1 MiB.
     let err = pack.call("keep_var", b"").unwrap_err();
     assert_eq!(err.code(), "memory_limit", "{err}");
-    // On the extism engine too: its kernel's memory holds the 600 KB block, the var's copy
-    // comes on top.
+    // On the extism engine too: its kernel's memory keeps the room the blocks took, and the
+    // vars come on top.
     // (The hoarder without its table, which extism would refuse as unbounded.)
     let keeper = wat::parse_str(HOARDER.replace("(table $hoard 0 funcref)", "").replace(
         "(i32.eq (table.grow $hoard (ref.null func) (i32.const 10000000)) (i32.const -1))",
         "(i32.const 0)",
     ))
     .expect("the var keeper assembles");
-    let extism = r#"{"engine": "extism", "limits": {"memory_bytes": 1048576}}"#;
+    let extism =
+        r#"{"engine": "extism", "limits": {"memory_bytes": 1048576, "max_var_bytes": 4194304}}"#;
     let pack = Pack::load(&keeper, options(extism)).expect("the var keeper loads");
     let err = pack.call("keep_var", b"").unwrap_err();
     assert_eq!(err.code(), "memory_limit", "[extism] {err}");
-    let extism_roomy = r#"{"engine": "extism", "limits": {"memory_bytes": 4194304}}"#;
+    let extism_roomy =
+        r#"{"engine": "extism", "limits": {"memory_bytes": 4194304, "max_var_bytes": 4194304}}"#;
     let pack = Pack::load(&keeper, options(extism_roomy)).expect("the var keeper loads");
     pack.call("keep_var", b"")
         .expect("[extism] the var fits in 4 MiB");
     // With room for them, both succeed.
-    let roomy = r#"{"limits": {"memory_bytes": 134217728}}"#;
+    let roomy = r#"{"limits": {"memory_bytes": 134217728, "max_var_bytes": 4194304}}"#;
     let pack = Pack::load(&wasm, options(roomy)).expect("the hoarder loads");
     pack.call("grow_table", b"")
         .expect("80 MB of table fits in 128 MiB");

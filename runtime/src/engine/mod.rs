@@ -81,6 +81,9 @@ pub(crate) struct RawOutcome<R> {
     pub(crate) http: HttpTotals,
     /// The part of `wall_time` that was the instance's start-up, billed to this call.
     pub(crate) startup_time: Duration,
+    /// The pack ended the call with WASI's `proc_exit` (its exit path ran, so its instance
+    /// is not reused). Only the native engine can tell.
+    pub(crate) exited: bool,
 }
 
 impl<R> RawOutcome<R> {
@@ -96,6 +99,7 @@ impl<R> RawOutcome<R> {
             audit: Vec::new(),
             http: HttpTotals::default(),
             startup_time: Duration::ZERO,
+            exited: false,
         }
     }
 }

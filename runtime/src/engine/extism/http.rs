@@ -101,10 +101,16 @@ fn poisoned() -> extism::Error {
 }
 
 /// Takes the kernel block a handle value names (the pack hands ownership to the host).
-pub(super) fn take_block(
+fn take_block(plugin: &mut CurrentPlugin, value: &Val, what: &str) -> Result<Vec<u8>, Error> {
+    read_block(plugin, value, what, true)
+}
+
+/// The bytes of the kernel block a handle value names, freeing the block when `free`.
+pub(super) fn read_block(
     plugin: &mut CurrentPlugin,
     value: &Val,
     what: &str,
+    free: bool,
 ) -> Result<Vec<u8>, Error> {
     let offset = value.i64().unwrap_or(0);
     let handle = plugin.memory_from_val(value).ok_or_else(|| {
@@ -117,8 +123,10 @@ pub(super) fn take_block(
         .memory_bytes(handle)
         .map_err(|err| Error::new(ErrorKind::Trap, format!("{what}: {err}")))?
         .to_vec();
-    // Freeing a block the pack handed over cannot fail for a handle that was just read.
-    let _ = plugin.memory_free(handle);
+    if free {
+        // Freeing a block the pack handed over cannot fail for a handle that was just read.
+        let _ = plugin.memory_free(handle);
+    }
     Ok(bytes)
 }
 

@@ -76,7 +76,7 @@ pub(crate) fn refuse_unbounded(
     if table_bytes.is_none_or(|bytes| bytes > limits.memory_bytes) {
         return refuse("this pack's tables (one without a maximum, or larger than memory_bytes)");
     }
-    if mounts.iter().any(|mount| mount.read_only) {
+    if wasi && module.imports_wasi() && mounts.iter().any(|mount| mount.read_only) {
         return refuse("a read-only mount (ro:) as read-only");
     }
     if limits.fuel.is_none() && module.has_start_up_code() {
@@ -347,6 +347,7 @@ impl Instance {
             audit,
             http,
             startup_time: Duration::ZERO,
+            exited: false,
         };
         if let Some((start, end)) = cpu_at_start.zip(thread_cpu_time()) {
             let cpu = end.saturating_sub(start);

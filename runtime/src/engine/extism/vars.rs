@@ -64,7 +64,7 @@ pub(crate) fn functions(vars: &UserData<InstanceVars>) -> Vec<Function> {
             [PTR],
             vars.clone(),
             |plugin, inputs, outputs, vars| {
-                let key = read_text(plugin, &inputs[0], "var key")?;
+                let key = read_text(plugin, &inputs[0], "var key", true)?;
                 let shared = vars.get()?;
                 let value = lock(&shared).vars.get(&key).map(<[u8]>::to_vec);
                 outputs[0] = match value {
@@ -84,11 +84,20 @@ pub(crate) fn functions(vars: &UserData<InstanceVars>) -> Vec<Function> {
             [],
             vars.clone(),
             |plugin, inputs, _, vars| {
-                let key = read_text(plugin, &inputs[0], "var key")?;
+                // Both blocks are read before either is freed: they may be the same one.
+                let key = read_text(plugin, &inputs[0], "var key", false)?;
                 let value = match inputs[1].i64() {
                     Some(0) | None => None,
-                    Some(_) => Some(super::http::take_block(plugin, &inputs[1], "var value")?),
+                    Some(_) => Some(super::http::read_block(
+                        plugin,
+                        &inputs[1],
+                        "var value",
+                        true,
+                    )?),
                 };
+                if inputs[0].i64() != inputs[1].i64() {
+                    free(plugin, &inputs[0]);
+                }
                 let shared = vars.get()?;
                 let mut state = lock(&shared);
                 let InstanceVars { vars, meter } = &mut *state;
@@ -104,7 +113,20 @@ fn lock(shared: &Mutex<InstanceVars>) -> std::sync::MutexGuard<'_, InstanceVars>
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn read_text(plugin: &mut CurrentPlugin, value: &Val, what: &str) -> Result<String, Error> {
-    super::http::take_block(plugin, value, what)
+fn read_text(
+    plugin: &mut CurrentPlugin,
+    value: &Val,
+    what: &str,
+    free: bool,
+) -> Result<String, Error> {
+    super::http::read_block(plugin, value, what, free)
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Frees the block a handle value names (one already read).
+fn free(plugin: &mut CurrentPlugin, value: &Val) {
+    if let Some(handle) = plugin.memory_from_val(value) {
+        // Freeing a block that was just read cannot fail.
+        let _ = plugin.memory_free(handle);
+    }
 }

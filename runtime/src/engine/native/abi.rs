@@ -37,7 +37,7 @@ fn link_memory(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         },
     )?;
     linker.func_wrap(EXTISM_ENV, "free", |mut cx: Cx, offset: i64| {
-        cx.data_mut().kernel.free(offset as u64);
+        cx.data_mut().free_block(offset as u64);
     })?;
     for name in ["length", "length_unsafe"] {
         linker.func_wrap(EXTISM_ENV, name, |cx: Cx, offset: i64| {
@@ -157,7 +157,7 @@ fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let state = cx.data_mut();
         let key = state.block_text(key as u64, "var key")?;
         // The pack hands the key's block over, as Extism's hosts take it.
-        state.kernel.free(key_offset);
+        state.free_block(key_offset);
         let Some(value) = state.vars.get(&key) else {
             return Ok(0);
         };
@@ -181,9 +181,9 @@ fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             ),
         };
         // The pack hands both blocks over, as Extism's hosts take them.
-        state.kernel.free(key_offset);
+        state.free_block(key_offset);
         if value_offset != 0 {
-            state.kernel.free(value_offset);
+            state.free_block(value_offset);
         }
         state.set_var(key, value)
     })?;

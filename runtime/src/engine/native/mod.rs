@@ -383,6 +383,7 @@ impl Instance {
         state.call.lock = None;
         state.forget_cancel();
         let host = state.call.host;
+        let exited = state.call.exited;
         let result = result.map_err(|err| {
             // A pack whose memory growth was refused usually aborts (Rust's allocator traps);
             // that trap is the memory limit at work, and is reported as such.
@@ -403,6 +404,7 @@ impl Instance {
             audit,
             http,
             startup_time: Duration::ZERO,
+            exited,
         };
         // Calls that ended before the first epoch callback are too short to need it.
         if let Some(mark) = state.call.cpu_mark {
@@ -465,7 +467,10 @@ fn run_action<R>(
     let (return_code, exited) = match called {
         Ok(code) => (code, false),
         Err(err) => match err.downcast_ref::<wasi_common::I32Exit>() {
-            Some(exit) => (exit.0, true),
+            Some(exit) => {
+                store.data_mut().call.exited = true;
+                (exit.0, true)
+            }
             None => return Err(call_error(err)),
         },
     };

@@ -119,7 +119,14 @@ impl HostState {
                 }
             }
         }
+        self.free_block(offset);
+    }
+
+    /// Frees the kernel block at `offset` (an unknown offset is ignored) and gives its bytes
+    /// back to the limiter, so freed blocks never count against the memory limit.
+    pub(super) fn free_block(&mut self, offset: u64) {
         self.kernel.free(offset);
+        self.limiter.observe(self.kernel.size());
     }
 
     /// Runs `allocate` for a block of `len` bytes when the limiter admits the growth it
@@ -175,6 +182,8 @@ pub(super) struct CallState {
     pub(super) lock: Option<HeldLock>,
     /// The caller's cancel token: with one, the epoch callback comes every tick to check it.
     pub(super) cancel: Option<crate::cancel::CancelToken>,
+    /// The pack called WASI's `proc_exit`.
+    pub(super) exited: bool,
 }
 
 /// The interpreter lock a call holds, borrowed for the duration of that call.

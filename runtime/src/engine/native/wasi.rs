@@ -145,8 +145,21 @@ impl WasiFile for ReadOnlyFile {
         self.0.get_filetype().await
     }
 
+    #[cfg(unix)]
+    fn pollable(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.0.pollable()
+    }
+
     fn isatty(&self) -> bool {
         self.0.isatty()
+    }
+
+    async fn datasync(&self) -> Result<(), wasi_common::Error> {
+        self.0.datasync().await
+    }
+
+    async fn sync(&self) -> Result<(), wasi_common::Error> {
+        self.0.sync().await
     }
 
     async fn get_fdflags(&self) -> Result<FdFlags, wasi_common::Error> {
