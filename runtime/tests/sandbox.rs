@@ -228,14 +228,17 @@ const NAPPER: &str = r#"
     (call $wait (i64.const 3600000000000))))
 "#;
 
+/// The napper, a WASI pack, under a `timeout_ms` time limit.
+fn napper(timeout_ms: u64) -> Pack {
+    let wasm = wat::parse_str(NAPPER).expect("the napper assembles");
+    let options_json =
+        format!(r#"{{"allow_wasi": true, "limits": {{"timeout_ms": {timeout_ms}}}}}"#);
+    Pack::load(&wasm, options(&options_json)).expect("the napper loads")
+}
+
 #[test]
 fn a_wasi_sleep_past_the_deadline_ends_with_timeout_on_time() {
-    let wasm = wat::parse_str(NAPPER).expect("the napper assembles");
-    let pack = Pack::load(
-        &wasm,
-        options(r#"{"allow_wasi": true, "limits": {"timeout_ms": 200}}"#),
-    )
-    .expect("the napper loads");
+    let pack = napper(200);
     // A wait within the call's time is served as asked.
     let started = Instant::now();
     pack.call("nap", &[0; 20]).expect("a 20 ms nap");
@@ -334,12 +337,7 @@ fn a_cancelled_call_ends_within_10_ms_and_a_concurrent_call_is_untouched() {
 
 #[test]
 fn a_cancelled_token_stops_a_wasi_sleep_and_every_later_call_made_with_it() {
-    let wasm = wat::parse_str(NAPPER).expect("the napper assembles");
-    let pack = Pack::load(
-        &wasm,
-        options(r#"{"allow_wasi": true, "limits": {"timeout_ms": 30000}}"#),
-    )
-    .expect("the napper loads");
+    let pack = napper(30000);
     let (err, latency) = cancel_after(&pack, "nap_an_hour", Duration::from_millis(20));
     assert_eq!(err.code(), "cancelled", "{err}");
     assert!(
