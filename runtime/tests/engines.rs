@@ -68,12 +68,21 @@ fn an_engine_name_outside_the_two_is_rejected() {
 
 #[test]
 fn compiled_code_is_reused_from_memory_and_from_disk() {
-    // Bytes no other test loads (a custom section appended), so the first load compiles.
+    // Bytes no other run loads (a custom section naming this moment appended), so the
+    // first load compiles and no older cache folder holds them.
     let mut wasm = pack_bytes("bench");
-    // A custom section (id 0) of 9 bytes: the 7-byte name "engines", then one byte.
-    wasm.extend_from_slice(&[0, 9, 7]);
-    wasm.extend_from_slice(b"engines");
-    wasm.push(1);
+    let moment = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        .to_string();
+    let name = b"engines";
+    // A custom section (id 0): its size, the name's length and the name, then the payload.
+    wasm.push(0);
+    wasm.push((1 + name.len() + moment.len()) as u8);
+    wasm.push(name.len() as u8);
+    wasm.extend_from_slice(name);
+    wasm.extend_from_slice(moment.as_bytes());
     let first = Pack::load(&wasm, options("{}")).unwrap();
     assert_eq!(first.call("length", b"abc").unwrap().text(), Some("3"));
 
@@ -88,6 +97,9 @@ fn compiled_code_is_reused_from_memory_and_from_disk() {
     let second = Pack::load(&wasm, options("{}")).unwrap();
     assert_eq!(second.call("length", b"abcd").unwrap().text(), Some("4"));
     assert_eq!(first.id(), second.id());
+    for file in cached {
+        let _ = std::fs::remove_file(file);
+    }
 }
 
 /// Files called `name` under the code cache's engine folders, found the way packhost finds

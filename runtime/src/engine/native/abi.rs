@@ -7,7 +7,8 @@
 use wasmtime::{Caller, Linker};
 
 use super::http;
-use super::state::{HostFailure, HostState};
+use super::kernel;
+use super::state::{block_text, record_log, HostFailure, HostState};
 use crate::engine::LOG_IMPORTS;
 use crate::module::EXTISM_ENV;
 
@@ -33,38 +34,35 @@ fn link_memory(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             // A negative size is the pack misusing the ABI, not a huge request to refuse.
             let len = u64::try_from(len)
                 .map_err(|_| HostFailure::trap(format!("alloc of a negative size: {len}")))?;
-            Ok(cx.data_mut().alloc(len) as i64)
+            Ok(kernel::alloc(&mut cx, len) as i64)
         },
     )?;
     linker.func_wrap(EXTISM_ENV, "free", |mut cx: Cx, offset: i64| {
-        cx.data_mut().free_block(offset as u64);
+        kernel::free(&mut cx, offset as u64);
     })?;
     for name in ["length", "length_unsafe"] {
         linker.func_wrap(EXTISM_ENV, name, |cx: Cx, offset: i64| {
             cx.data().kernel.length(offset as u64) as i64
         })?;
     }
+    // The pack's own copies of load_* and store_* (`kernel_wasm.rs`) serve every offset
+    // inside the bytes in use; these serve the rest, which is mostly refusing it.
     linker.func_wrap(EXTISM_ENV, "load_u8", |cx: Cx, offset: i64| {
-        cx.data()
-            .kernel
-            .load_u8(offset as u64)
-            .map(i32::from)
+        kernel::bytes_at(&cx, offset as u64, 1)
+            .map(|byte| i32::from(byte[0]))
             .ok_or_else(|| out_of_range("load_u8", offset))
     })?;
     linker.func_wrap(EXTISM_ENV, "load_u64", |cx: Cx, offset: i64| {
-        cx.data()
-            .kernel
-            .load_u64(offset as u64)
-            .map(|word| word as i64)
+        kernel::bytes_at(&cx, offset as u64, 8)
+            .and_then(|word| word.try_into().ok())
+            .map(|word| u64::from_le_bytes(word) as i64)
             .ok_or_else(|| out_of_range("load_u64", offset))
     })?;
     linker.func_wrap(
         EXTISM_ENV,
         "store_u8",
         |mut cx: Cx, offset: i64, byte: i32| {
-            cx.data_mut()
-                .kernel
-                .store_u8(offset as u64, byte as u8)
+            kernel::write(&mut cx, offset as u64, &[byte as u8])
                 .ok_or_else(|| out_of_range("store_u8", offset))
         },
     )?;
@@ -72,9 +70,7 @@ fn link_memory(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         EXTISM_ENV,
         "store_u64",
         |mut cx: Cx, offset: i64, word: i64| {
-            cx.data_mut()
-                .kernel
-                .store_u64(offset as u64, word as u64)
+            kernel::write(&mut cx, offset as u64, &word.to_le_bytes())
                 .ok_or_else(|| out_of_range("store_u64", offset))
         },
     )?;
@@ -84,39 +80,38 @@ fn link_memory(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// Reads `width` bytes of the input at `index`, for an `input_load_*` the pack's own copy
+/// sent to the host: the first of a call, which copies the input into kernel memory so
+/// that the rest stay in wasm, or one past the input.
+fn input_bytes<const WIDTH: usize>(
+    cx: &mut Cx,
+    index: i64,
+    name: &str,
+) -> wasmtime::Result<[u8; WIDTH]> {
+    kernel::input_block(&mut *cx);
+    let input = cx.data().call.input.bytes();
+    let start = index as usize;
+    input
+        .get(start..start.saturating_add(WIDTH))
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| HostFailure::trap(format!("{name} past the input: {index}")))
+}
+
 fn link_io(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(EXTISM_ENV, "input_length", |cx: Cx| {
         cx.data().call.input.len() as i64
     })?;
-    linker.func_wrap(EXTISM_ENV, "input_load_u8", |cx: Cx, index: i64| {
-        cx.data()
-            .call
-            .input
-            .bytes()
-            .get(index as usize)
-            .map(|byte| i32::from(*byte))
-            .ok_or_else(|| HostFailure::trap(format!("input_load_u8 past the input: {index}")))
+    linker.func_wrap(EXTISM_ENV, "input_load_u8", |mut cx: Cx, index: i64| {
+        input_bytes::<1>(&mut cx, index, "input_load_u8").map(|[byte]| i32::from(byte))
     })?;
-    linker.func_wrap(EXTISM_ENV, "input_load_u64", |cx: Cx, index: i64| {
-        let input = cx.data().call.input.bytes();
-        let start = index as usize;
-        input
-            .get(start..start.saturating_add(8))
-            .and_then(|word| word.try_into().ok())
+    linker.func_wrap(EXTISM_ENV, "input_load_u64", |mut cx: Cx, index: i64| {
+        input_bytes::<8>(&mut cx, index, "input_load_u64")
             .map(|word| u64::from_le_bytes(word) as i64)
-            .ok_or_else(|| HostFailure::trap(format!("input_load_u64 past the input: {index}")))
     })?;
     linker.func_wrap(EXTISM_ENV, "input_offset", |mut cx: Cx| {
-        let state = cx.data_mut();
-        if let Some(offset) = state.call.input_offset {
-            return offset as i64;
-        }
         // Some PDKs read the input as a kernel block instead of through input_load_*; the
-        // copy is made only for them, once per call.
-        let input = state.call.input.bytes().to_vec();
-        let offset = state.alloc_bytes(&input);
-        state.call.input_offset = Some(offset);
-        offset as i64
+        // copy is made once per call, and the same block serves input_load_*.
+        kernel::input_block(&mut cx) as i64
     })?;
     linker.func_wrap(
         EXTISM_ENV,
@@ -144,36 +139,31 @@ fn link_io(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 
 fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(EXTISM_ENV, "config_get", |mut cx: Cx, key: i64| {
-        let state = cx.data_mut();
-        let key = state.block_text(key as u64, "config key")?;
-        let grants = state.grants.clone();
+        let key = block_text(&cx, key as u64, "config key")?;
+        let grants = cx.data().grants.clone();
         Ok(match grants.config.get(&key) {
-            Some(value) => state.alloc_bytes(value.as_bytes()) as i64,
+            Some(value) => kernel::alloc_bytes(&mut cx, value.as_bytes()) as i64,
             None => 0,
         })
     })?;
     linker.func_wrap(EXTISM_ENV, "var_get", |mut cx: Cx, key: i64| {
         let key_offset = key as u64;
-        let state = cx.data_mut();
-        let key = state.block_text(key as u64, "var key")?;
+        let key = block_text(&cx, key_offset, "var key")?;
         // The pack hands the key's block over, as Extism's hosts take it.
-        state.free_block(key_offset);
-        let Some(value) = state.vars.get(&key) else {
+        kernel::free(&mut cx, key_offset);
+        let Some(value) = cx.data().vars.get(&key) else {
             return Ok(0);
         };
         let value = value.to_vec();
-        Ok(state.alloc_bytes(&value) as i64)
+        Ok(kernel::alloc_bytes(&mut cx, &value) as i64)
     })?;
     linker.func_wrap(EXTISM_ENV, "var_set", |mut cx: Cx, key: i64, value: i64| {
         let (key_offset, value_offset) = (key as u64, value as u64);
-        let state = cx.data_mut();
-        let key = state.block_text(key as u64, "var key")?;
+        let key = block_text(&cx, key_offset, "var key")?;
         let value = match value {
             0 => None,
             value => Some(
-                state
-                    .kernel
-                    .block(value as u64)
+                kernel::block(&cx, value as u64)
                     .ok_or_else(|| {
                         HostFailure::trap(format!("var value is not a valid block: {value}"))
                     })?
@@ -181,16 +171,16 @@ fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             ),
         };
         // The pack hands both blocks over, as Extism's hosts take them.
-        state.free_block(key_offset);
+        kernel::free(&mut cx, key_offset);
         if value_offset != 0 {
-            state.free_block(value_offset);
+            kernel::free(&mut cx, value_offset);
         }
-        state.set_var(key, value)
+        cx.data_mut().set_var(key, value)
     })?;
     for (name, level) in LOG_IMPORTS {
         linker.func_wrap(EXTISM_ENV, name, move |mut cx: Cx, offset: i64| {
             // The pack hands the message's block over to the host, which frees it.
-            cx.data_mut().record_log(level, offset as u64);
+            record_log(&mut cx, level, offset as u64);
         })?;
     }
     linker.func_wrap(EXTISM_ENV, "get_log_level", |cx: Cx| {
@@ -199,17 +189,16 @@ fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         EXTISM_ENV,
         "http_request",
-        |mut cx: Cx, request: i64, body: i64| http::request(cx.data_mut(), request, body),
+        |mut cx: Cx, request: i64, body: i64| http::request(&mut cx, request, body),
     )?;
     linker.func_wrap(EXTISM_ENV, "http_status_code", |cx: Cx| {
         cx.data().call.http_status
     })?;
     linker.func_wrap(EXTISM_ENV, "http_headers", |mut cx: Cx| {
-        let state = cx.data_mut();
-        match state.call.http_headers.take() {
+        match cx.data_mut().call.http_headers.take() {
             Some(json) => {
-                let offset = state.alloc_bytes(&json);
-                state.call.http_headers = Some(json);
+                let offset = kernel::alloc_bytes(&mut cx, &json);
+                cx.data_mut().call.http_headers = Some(json);
                 offset as i64
             }
             None => 0,

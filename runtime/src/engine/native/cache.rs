@@ -372,12 +372,14 @@ mod disk {
         id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     }
 
-    /// The directory name for `engine`: a hash of its compatibility hash and packhost's
-    /// version.
+    /// The directory name for `engine`: a hash of its compatibility hash, packhost's version
+    /// and the version of the rewrite that adds kernel memory to packs.
     fn engine_tag(engine: &Engine) -> String {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
+        // Cached code is of the module as the native engine rewrote it.
+        super::super::kernel_wasm::REWRITE_VERSION.hash(&mut hasher);
         format!("{:016x}", hasher.finish())
     }
 

@@ -236,9 +236,11 @@ pub(super) fn compiled_module(id: &str, wasm: &[u8]) -> Result<Module> {
     let module = match cache::load(id, engine()) {
         Some(module) => module,
         None => {
-            let module = Module::new(engine(), wasm).map_err(|err| {
-                Error::invalid_pack(format!("could not compile the pack: {err:#}"))
-            })?;
+            let prepared = super::kernel_wasm::inject(wasm)?;
+            let module =
+                Module::new(engine(), prepared.as_deref().unwrap_or(wasm)).map_err(|err| {
+                    Error::invalid_pack(format!("could not compile the pack: {err:#}"))
+                })?;
             cache::store(id, &module);
             module
         }

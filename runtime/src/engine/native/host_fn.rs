@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use wasmtime::{Caller, FuncType, Linker};
 
+use super::kernel;
 use super::state::{HostFailure, HostState};
 use crate::capabilities::host_fn::{
     CallFrame, HostCall, HostFnError, HostFunction, HostFunctions, KernelMemory, Shape, WasmValue,
@@ -27,12 +28,7 @@ pub(super) fn link(
                     name,
                     move |mut cx: Caller<'_, HostState>, offset: i64| -> wasmtime::Result<i64> {
                         let mut results = [WasmValue::I64(0)];
-                        invoke(
-                            cx.data_mut(),
-                            &lent,
-                            &[WasmValue::I64(offset)],
-                            &mut results,
-                        )?;
+                        invoke(&mut cx, &lent, &[WasmValue::I64(offset)], &mut results)?;
                         Ok(match results[0] {
                             WasmValue::I64(offset) => offset,
                             _ => 0,
@@ -56,7 +52,7 @@ pub(super) fn link(
                     let args: Vec<WasmValue> = args.iter().map(wasm_value).collect();
                     let mut results: Vec<WasmValue> =
                         result_types.iter().map(|ty| WasmValue::zero(*ty)).collect();
-                    invoke(cx.data_mut(), &lent, &args, &mut results)?;
+                    invoke(&mut cx, &lent, &args, &mut results)?;
                     for (slot, value) in out.iter_mut().zip(results) {
                         *slot = wasmtime_val(value);
                     }
@@ -68,15 +64,16 @@ pub(super) fn link(
     Ok(())
 }
 
-/// Runs one host function for the call in progress on `state`.
+/// Runs one host function for the call in progress on the calling instance.
 fn invoke(
-    state: &mut HostState,
+    cx: &mut Caller<'_, HostState>,
     (pack, function): &(Arc<HostFunctions>, HostFunction),
     args: &[WasmValue],
     results: &mut [WasmValue],
 ) -> wasmtime::Result<()> {
     // The context is lent out for the handler's duration, so the handler may have the
     // store's kernel memory mutably at the same time.
+    let state = cx.data_mut();
     let context = std::mem::take(&mut state.call.context);
     let mut tally = state.call.host;
     let deadline = state.call.deadline;
@@ -88,7 +85,7 @@ fn invoke(
             pack_id: &pack.pack_id,
             function: function.name(),
             context: &context,
-            memory: &mut *state,
+            memory: &mut StoreKernel(cx),
         },
         args,
         results,
@@ -99,6 +96,7 @@ fn invoke(
             in_call,
         },
     );
+    let state = cx.data_mut();
     state.call.context = context;
     state.call.host = tally;
     outcome.map_err(|err| {
@@ -109,21 +107,24 @@ fn invoke(
     })
 }
 
+/// The calling instance's kernel memory, as host functions see it.
+struct StoreKernel<'s, 'c>(&'s mut Caller<'c, HostState>);
+
 /// Offset 0 is the empty block, as in every Extism kernel: what `alloc(0)` returns, and
 /// what a host function returns for empty output.
-impl KernelMemory for HostState {
+impl KernelMemory for StoreKernel<'_, '_> {
     fn block(&mut self, offset: u64) -> Option<&[u8]> {
         if offset == 0 {
             return Some(&[]);
         }
-        self.kernel.block(offset)
+        kernel::block(&*self.0, offset)
     }
 
     fn alloc_bytes(&mut self, data: &[u8]) -> Result<u64, HostFnError> {
         if data.is_empty() {
             return Ok(0);
         }
-        match HostState::alloc_bytes(self, data) {
+        match kernel::alloc_bytes(&mut *self.0, data) {
             0 => Err(HostFnError::new(format!(
                 "{} bytes do not fit in the pack's memory limit",
                 data.len()

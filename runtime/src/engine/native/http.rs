@@ -1,22 +1,30 @@
 //! `http_request` for the native engine: moves the request out of kernel memory, hands it to
 //! the shared HTTP capability (`capabilities::http`), and the response back in.
 
+use wasmtime::Caller;
+
+use super::kernel;
 use super::state::{HostFailure, HostState};
 use crate::error::{Error, ErrorKind};
 
 /// Runs the request in kernel block `request` (with the body in block `body`, or none when
 /// 0) and returns the response body's block. Status and headers are kept for
 /// `http_status_code` and `http_headers`.
-pub(super) fn request(state: &mut HostState, request: i64, body: i64) -> wasmtime::Result<i64> {
-    state.call.http_status = 0;
-    state.call.http_headers = None;
-    let request_json = take_block(state, request, "http request")?;
+pub(super) fn request(
+    cx: &mut Caller<'_, HostState>,
+    request: i64,
+    body: i64,
+) -> wasmtime::Result<i64> {
+    cx.data_mut().call.http_status = 0;
+    cx.data_mut().call.http_headers = None;
+    let request_json = take_block(cx, request, "http request")?;
     let body_bytes = if body == 0 {
         Vec::new()
     } else {
-        take_block(state, body, "http body")?
+        take_block(cx, body, "http body")?
     };
 
+    let state = cx.data_mut();
     let grant = state.grants.http.clone();
     // The body ends up in kernel memory: the host reads no more than the instance may still
     // hold.
@@ -34,7 +42,7 @@ pub(super) fn request(state: &mut HostState, request: i64, body: i64) -> wasmtim
 
     state.call.http_status = i32::from(response.status);
     state.call.http_headers = response.headers_json;
-    let offset = state.alloc_bytes(&response.body);
+    let offset = kernel::alloc_bytes(&mut *cx, &response.body);
     if offset == 0 && !response.body.is_empty() {
         return Err(failure(Error::new(
             ErrorKind::MemoryLimit,
@@ -45,13 +53,15 @@ pub(super) fn request(state: &mut HostState, request: i64, body: i64) -> wasmtim
 }
 
 /// Copies out and frees the kernel block the pack handed over (it owns it no longer).
-fn take_block(state: &mut HostState, offset: i64, what: &str) -> wasmtime::Result<Vec<u8>> {
-    let bytes = state
-        .kernel
-        .block(offset as u64)
+fn take_block(
+    cx: &mut Caller<'_, HostState>,
+    offset: i64,
+    what: &str,
+) -> wasmtime::Result<Vec<u8>> {
+    let bytes = kernel::block(cx, offset as u64)
         .ok_or_else(|| HostFailure::trap(format!("{what} is not a valid block: {offset}")))?
         .to_vec();
-    state.kernel.free(offset as u64);
+    kernel::free(&mut *cx, offset as u64);
     Ok(bytes)
 }
 

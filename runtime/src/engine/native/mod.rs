@@ -1,8 +1,10 @@
 //! The native engine: the Extism plugin ABI implemented directly on wasmtime.
 //!
-//! Compared with the extism crate it keeps kernel memory on the host instead of in a second
-//! wasm module, looks exports up once per instance, enforces timeouts with per-store epoch
-//! deadlines driven by one ticker thread, and counts fuel and memory over the whole instance.
+//! Compared with the extism crate it keeps kernel memory in a second memory of the pack
+//! itself, read and written by wasm injected into the pack at compile time for the hot calls
+//! and by the host for the rest (`kernel.rs`, `kernel_wasm.rs`), looks exports up once per
+//! instance, enforces timeouts with per-store epoch deadlines driven by one ticker thread,
+//! and counts fuel and memory over the whole instance.
 //! Packs built with packhost-pdk also export a bulk I/O pair (see [`BULK_INPUT_EXPORT`]) that
 //! moves input and output with one copy each; every other Extism plugin runs unchanged.
 
@@ -12,6 +14,7 @@ mod code;
 mod host_fn;
 mod http;
 mod kernel;
+mod kernel_wasm;
 mod state;
 mod wasi;
 
@@ -339,8 +342,8 @@ impl Instance {
         let fuel_limit = self.limits.fuel.unwrap_or(u64::MAX);
         let timeout = self.limits.timeout;
         let live = &mut self.live;
+        kernel::reset(&mut live.store);
         let state = live.store.data_mut();
-        state.kernel.reset();
         state.logs.lines.clear();
         state
             .limiter
@@ -475,11 +478,9 @@ fn run_action<R>(
         },
     };
 
-    let state = store.data();
-    if state.call.error_offset != 0 {
-        let message = state
-            .kernel
-            .block(state.call.error_offset)
+    let error_offset = store.data().call.error_offset;
+    if error_offset != 0 {
+        let message = kernel::block(&*store, error_offset)
             .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
             .ok_or_else(|| Error::new(ErrorKind::Trap, "error_set was given an invalid block"))?;
         return Err(Error::new(ErrorKind::PluginError { return_code }, message));
@@ -510,11 +511,8 @@ fn run_action<R>(
         }
     }
     let call = &store.data().call;
-    let output = store
-        .data()
-        .kernel
-        .bytes_at(call.output_offset, call.output_length)
-        .ok_or_else(|| {
+    let output =
+        kernel::bytes_at(&*store, call.output_offset, call.output_length).ok_or_else(|| {
             Error::new(
                 ErrorKind::Trap,
                 format!(
@@ -571,6 +569,7 @@ fn instantiate(
     let started_up = catch_panic("instantiating", || code.pre.instantiate(&mut store))
         .and_then(|instance| instance.map_err(|err| start_error(&store, err)))
         .and_then(|instance| {
+            store.data_mut().kernel.handles = kernel::KernelHandles::of(&instance, &mut store);
             run_initializers(&mut store, &instance, &code.exports.initializers)?;
             Ok(instance)
         });

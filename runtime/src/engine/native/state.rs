@@ -1,13 +1,13 @@
-//! What a native instance's store holds besides the pack: kernel memory, the current call's
-//! input, output and error, vars, grants, logs, the memory limiter and WASI.
+//! What a native instance's store holds besides the pack: the kernel's block table, the
+//! current call's input, output and error, vars, grants, logs, the memory limiter and WASI.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use wasmtime::ResourceLimiter;
+use wasmtime::{AsContext, AsContextMut, ResourceLimiter};
 
-use super::kernel::Kernel;
+use super::kernel::{self, Kernel};
 use super::wasi::CallDeadline;
 use crate::capabilities::files::Mount;
 use crate::capabilities::host_fn::HostTally;
@@ -89,17 +89,6 @@ impl HostState {
         }
     }
 
-    /// Allocates a kernel block, or returns 0 (the ABI's failure) when it would take the
-    /// instance past its memory limit.
-    pub(super) fn alloc(&mut self, len: u64) -> u64 {
-        self.within_limit(len, |kernel| kernel.alloc(len))
-    }
-
-    /// Allocates a kernel block holding `data`, within the memory limit.
-    pub(super) fn alloc_bytes(&mut self, data: &[u8]) -> u64 {
-        self.within_limit(data.len() as u64, |kernel| kernel.alloc_bytes(data))
-    }
-
     /// Sets var `key` to `value` (`None` removes it) within `max_var_bytes` and the
     /// memory limit, which counts every byte vars hold.
     pub(super) fn set_var(&mut self, key: String, value: Option<Vec<u8>>) -> wasmtime::Result<()> {
@@ -107,55 +96,47 @@ impl HostState {
             .set(key, value, &mut self.limiter)
             .map_err(|err| wasmtime::Error::new(HostFailure::from(err)))
     }
+}
 
-    /// Records a log line the pack wrote, when its level is kept and its bytes fit under
-    /// the memory limit (a line that does not fit is dropped).
-    pub(super) fn record_log(&mut self, level: crate::options::LogLevel, offset: u64) {
-        if self.logs.wants(level) {
-            if let Some(message) = self.kernel.block(offset) {
+/// Records a log line the pack wrote, when its level is kept and its bytes fit under the
+/// memory limit (a line that does not fit is dropped), and frees its block: the pack hands
+/// the message over to the host.
+pub(super) fn record_log(
+    mut store: impl AsContextMut<Data = HostState>,
+    level: crate::options::LogLevel,
+    offset: u64,
+) {
+    let mut store = store.as_context_mut();
+    if store.data().logs.wants(level) {
+        kernel::with_block(&mut store, offset, |message, state| {
+            if let Some(message) = message {
                 let kept = message.len().min(crate::usage::MAX_LOG_MESSAGE_BYTES) as u64;
-                if self.limiter.hold_if_room(kept) {
-                    self.logs.record(level, message);
+                if state.limiter.hold_if_room(kept) {
+                    state.logs.record(level, message);
                 }
             }
-        }
-        self.free_block(offset);
+        });
     }
+    kernel::free(&mut store, offset);
+}
 
-    /// Frees the kernel block at `offset` (an unknown offset is ignored) and gives its bytes
-    /// back to the limiter, so freed blocks never count against the memory limit.
-    pub(super) fn free_block(&mut self, offset: u64) {
-        self.kernel.free(offset);
-        self.limiter.observe(self.kernel.size());
-    }
-
-    /// Runs `allocate` for a block of `len` bytes when the limiter admits the growth it
-    /// needs, and records the kernel's new size; 0 when refused.
-    fn within_limit(&mut self, len: u64, allocate: impl FnOnce(&mut Kernel) -> u64) -> u64 {
-        let growth = self.kernel.growth_for(len);
-        if !self.limiter.admit(growth, self.kernel.size()) {
-            return 0;
-        }
-        let offset = allocate(&mut self.kernel);
-        self.limiter.observe(self.kernel.size());
-        offset
-    }
-
-    /// The text of the kernel block at `offset`, or a failure naming `what` it should be.
-    pub(super) fn block_text(&self, offset: u64, what: &str) -> wasmtime::Result<String> {
-        let bytes = self
-            .kernel
-            .block(offset)
-            .ok_or_else(|| HostFailure::trap(format!("{what} is not a valid block: {offset}")))?;
-        Ok(String::from_utf8_lossy(bytes).into_owned())
-    }
+/// The text of the kernel block at `offset`, or a failure naming `what` it should be.
+pub(super) fn block_text(
+    store: &impl AsContext<Data = HostState>,
+    offset: u64,
+    what: &str,
+) -> wasmtime::Result<String> {
+    let bytes = kernel::block(store, offset)
+        .ok_or_else(|| HostFailure::trap(format!("{what} is not a valid block: {offset}")))?;
+    Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// The input, output and error of the call in progress.
 #[derive(Default)]
 pub(super) struct CallState {
     pub(super) input: InputView,
-    /// The kernel block `input_offset` copied the input into, once asked for.
+    /// The kernel block holding the input's copy (`input_offset`, and `input_load_*` once
+    /// the host has served one), once asked for; `Some(0)` when the copy did not fit.
     pub(super) input_offset: Option<u64>,
     pub(super) output_offset: u64,
     pub(super) output_length: u64,
@@ -275,6 +256,8 @@ pub(super) struct MemoryLimiter {
     held: u64,
     peak: u64,
     refused: bool,
+    /// Set while the host grows kernel memory, whose bytes are counted exactly in `kernel`.
+    pub(super) growing_kernel: bool,
 }
 
 impl MemoryLimiter {
@@ -287,6 +270,7 @@ impl MemoryLimiter {
             held: 0,
             peak: 0,
             refused: false,
+            growing_kernel: false,
         }
     }
 
@@ -323,6 +307,12 @@ impl MemoryLimiter {
         self.refused
     }
 
+    /// Puts back what [`MemoryLimiter::refused`] said before a growth the host attempted
+    /// for itself.
+    pub(super) fn set_refused(&mut self, refused: bool) {
+        self.refused = refused;
+    }
+
     /// Whether `growth` more bytes fit; refusing remembers the refusal.
     fn fits(&mut self, growth: u64) -> bool {
         if self.total().saturating_add(growth) > self.limit {
@@ -333,13 +323,13 @@ impl MemoryLimiter {
     }
 
     /// Whether the kernel may grow by `growth` from `kernel_size`.
-    fn admit(&mut self, growth: u64, kernel_size: u64) -> bool {
+    pub(super) fn admit(&mut self, growth: u64, kernel_size: u64) -> bool {
         self.kernel = kernel_size;
         self.fits(growth)
     }
 
     /// Records the kernel's new size.
-    fn observe(&mut self, kernel_size: u64) {
+    pub(super) fn observe(&mut self, kernel_size: u64) {
         self.kernel = kernel_size;
         self.peak = self.peak.max(self.total());
     }
@@ -389,6 +379,9 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        if self.growing_kernel {
+            return Ok(true);
+        }
         let growth = desired.saturating_sub(current) as u64;
         if !self.fits(growth) {
             return Ok(false);
