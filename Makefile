@@ -16,13 +16,16 @@ PACKHOST := $(TARGET_DIR)/release/packhost
 # plugin and ships as cargo built it.
 PDK_PACKS := api_errors text_tools hostile bench host_calls_pdk kv_probe webhook_guard
 PLAIN_PACKS := plain bench_plain host_calls
+# Packs written in C on the plain Extism ABI, built with Debian's clang, lld and wasi-libc
+# (`make setup` installs them): plugins/c-plain/plain.c becomes plugins/dist/c_plain.wasm.
+C_FLAGS := --target=wasm32-wasi -mexec-model=reactor -Os -Wall -Wextra -Werror -Wl,--strip-all
 
 .PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates lint fmt bench release fuzz
 
 help: ## List the verbs.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: ## Install the toolchain pieces the build needs (wasm32 target).
+setup: ## Install the toolchain pieces the build needs (wasm32 target, clang and wasi-libc for the C pack, redis-server).
 	@bash scripts/setup.sh
 
 cli: setup
@@ -33,6 +36,7 @@ packs: cli ## Build the sample packs into plugins/dist/ (manifests embedded).
 	mkdir -p plugins/dist
 	for pack in $(PDK_PACKS); do $(PACKHOST) embed $(WASM_OUT)/$$pack.wasm -o plugins/dist/$$pack.wasm; done
 	for pack in $(PLAIN_PACKS); do cp $(WASM_OUT)/$$pack.wasm plugins/dist/$$pack.wasm; done
+	clang $(C_FLAGS) -o plugins/dist/c_plain.wasm plugins/c-plain/plain.c
 
 demo: packs ## The main job: build the packs, run one from the command line and from Rust.
 	$(PACKHOST) inspect plugins/dist/api_errors.wasm

@@ -9,10 +9,13 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
-# The Redis key-value backend's tests talk to a real server, which they start themselves on a
-# free loopback port; only the binary is needed.
-if ! command -v redis-server >/dev/null 2>&1; then
-  if ! dpkg-query -W -f='${Status}' redis-server 2>/dev/null | grep -q "ok installed"; then
-    apt-get update && apt-get install -y redis-server
-  fi
+# Debian packages: redis-server for the Redis key-value backend's tests (which start it
+# themselves on a free loopback port; only the binary is needed), and clang, lld, wasi-libc
+# and clang's wasm32 runtime library for the pack written in C (plugins/c-plain).
+missing=()
+for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update && apt-get install -y "${missing[@]}"
 fi

@@ -18,7 +18,9 @@ use wasmparser::{Parser, Payload, TypeRef, ValType};
 use crate::error::{Error, Result};
 use crate::module::EXTISM_ENV;
 
-/// Bumped whenever the rewrite changes, so compiled code cached on disk is made again.
+/// Bumped whenever the rewrite's output changes, so compiled code cached on disk is made
+/// again (the cache's folder name holds it): code cached from another rewrite would run
+/// with other fuel counts, or not at all.
 pub(super) const REWRITE_VERSION: u32 = 1;
 
 /// The export under which the rewritten pack hands the host its kernel memory.
@@ -140,8 +142,16 @@ impl HotFunction {
     }
 
     /// Appends `if offset < bound { access kernel memory } else { call the host }`, with
-    /// the offset in local `offset` and a store's value in local `value`.
-    fn emit(&self, f: &mut Function, host: u32, at: &Placement, offset: u32, value: u32) {
+    /// the offset in local `offset` (and already on the stack when `offset_pushed`) and a
+    /// store's value in local `value`.
+    fn emit(
+        &self,
+        f: &mut Function,
+        host: u32,
+        at: &Placement,
+        (offset, offset_pushed): (u32, bool),
+        value: u32,
+    ) {
         use wasm_encoder::ValType as V;
         let global = |bound: Bound| at.first_global + bound.position();
         let arg = MemArg {
@@ -155,8 +165,10 @@ impl HotFunction {
             (true, false) => (Instruction::I32Store8(arg), BlockType::Empty),
             (true, true) => (Instruction::I64Store(arg), BlockType::Empty),
         };
-        f.instruction(&Instruction::LocalGet(offset))
-            .instruction(&Instruction::GlobalGet(global(self.bound())))
+        if !offset_pushed {
+            f.instruction(&Instruction::LocalGet(offset));
+        }
+        f.instruction(&Instruction::GlobalGet(global(self.bound())))
             .instruction(&Instruction::I64LtU)
             .instruction(&Instruction::If(result));
         if self.input {
@@ -185,24 +197,29 @@ impl HotFunction {
     /// table, an export, `ref.func`).
     fn body(&self, host: u32, at: &Placement) -> Function {
         let mut f = Function::new([]);
-        self.emit(&mut f, host, at, 0, 1);
+        self.emit(&mut f, host, at, (0, false), 1);
         f.instruction(&Instruction::End);
         f
     }
 
     /// The same access in place of a `call`, with the arguments on the stack and the
-    /// caller's scratch locals to hold them.
+    /// caller's scratch locals to hold them. It burns exactly the fuel of calling the
+    /// injected function instead (the `call` becomes the first `local.set`), so a pack's
+    /// fuel never depends on which of its call sites reach the kernel through a table.
     fn inline(&self, f: &mut Function, host: u32, at: &Placement, scratch: Scratch) {
-        let value = if self.word {
-            scratch.word
-        } else {
-            scratch.byte
-        };
         if self.store {
-            f.instruction(&Instruction::LocalSet(value));
+            let value = if self.word {
+                scratch.word
+            } else {
+                scratch.byte
+            };
+            f.instruction(&Instruction::LocalSet(value))
+                .instruction(&Instruction::LocalTee(scratch.offset));
+            self.emit(f, host, at, (scratch.offset, true), value);
+        } else {
+            f.instruction(&Instruction::LocalSet(scratch.offset));
+            self.emit(f, host, at, (scratch.offset, false), 0);
         }
-        f.instruction(&Instruction::LocalSet(scratch.offset));
-        self.emit(f, host, at, scratch.offset, value);
     }
 }
 
