@@ -16,16 +16,23 @@ PACKHOST := $(TARGET_DIR)/release/packhost
 # plugin and ships as cargo built it.
 PDK_PACKS := api_errors text_tools hostile bench host_calls_pdk kv_probe webhook_guard
 PLAIN_PACKS := plain bench_plain host_calls
-# Packs written in C on the plain Extism ABI, built with Debian's clang, lld and wasi-libc
-# (`make setup` installs them): plugins/c-plain/plain.c becomes plugins/dist/c_plain.wasm.
+# Packs written in other languages on the plain Extism ABI, each with its own toolchain
+# (`make setup` installs them): C with Debian's clang, lld and wasi-libc, Zig with the
+# compiler from PyPI's `ziglang` under .tools/, AssemblyScript with `asc` from npm.
 C_FLAGS := --target=wasm32-wasi -mexec-model=reactor -Os -Wall -Wextra -Werror -Wl,--strip-all
+ZIG := PYTHONPATH=$(CURDIR)/.tools/ziglang python3 -m ziglang
+ZIG_FLAGS := -target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall \
+	--cache-dir $(TARGET_DIR)/zig-cache --global-cache-dir $(TARGET_DIR)/zig-global-cache
+# AssemblyScript's start function becomes `_initialize`, which Extism hosts run after
+# instantiation, and its `abort` is the pack's own (no host lends `env.abort`).
+AS_FLAGS := --runtime incremental --optimize --exportStart _initialize --use abort=assembly/index/packAbort
 
 .PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates lint fmt bench release fuzz
 
 help: ## List the verbs.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: ## Install the toolchain pieces the build needs (wasm32 target, clang and wasi-libc for the C pack, redis-server).
+setup: ## Install the toolchain pieces the build needs (wasm32 target, redis-server, the C, Zig and AssemblyScript toolchains for the packs in those languages).
 	@bash scripts/setup.sh
 
 cli: setup
@@ -37,6 +44,10 @@ packs: cli ## Build the sample packs into plugins/dist/ (manifests embedded).
 	for pack in $(PDK_PACKS); do $(PACKHOST) embed $(WASM_OUT)/$$pack.wasm -o plugins/dist/$$pack.wasm; done
 	for pack in $(PLAIN_PACKS); do cp $(WASM_OUT)/$$pack.wasm plugins/dist/$$pack.wasm; done
 	clang $(C_FLAGS) -o plugins/dist/c_plain.wasm plugins/c-plain/plain.c
+	clang $(C_FLAGS) -o plugins/dist/c_bench.wasm plugins/c-bench/bench.c
+	$(ZIG) build-exe plugins/zig-plain/plain.zig $(ZIG_FLAGS) -femit-bin=plugins/dist/zig_plain.wasm
+	rm -f plugins/dist/zig_plain.wasm.o
+	cd plugins/as-plain && node_modules/.bin/asc assembly/index.ts --outFile ../dist/as_plain.wasm $(AS_FLAGS)
 
 demo: packs ## The main job: build the packs, run one from the command line and from Rust.
 	$(PACKHOST) inspect plugins/dist/api_errors.wasm

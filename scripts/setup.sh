@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building packhost needs and a fresh machine may lack; safe to run again.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
@@ -18,4 +19,14 @@ for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update && apt-get install -y "${missing[@]}"
+fi
+# The Zig compiler for plugins/zig-plain, from PyPI, into a folder of the project.
+ZIG_VERSION=0.14.1
+if ! PYTHONPATH=.tools/ziglang python3 -m ziglang version 2>/dev/null | grep -qx "$ZIG_VERSION"; then
+  python3 -m pip install --quiet --upgrade --target .tools/ziglang "ziglang==$ZIG_VERSION"
+fi
+# AssemblyScript's compiler for plugins/as-plain, from npm, into that folder's node_modules.
+if [ ! -x plugins/as-plain/node_modules/.bin/asc ] ||
+  [ plugins/as-plain/package-lock.json -nt plugins/as-plain/node_modules/.package-lock.json ]; then
+  npm ci --prefix plugins/as-plain --no-audit --no-fund
 fi

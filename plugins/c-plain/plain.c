@@ -6,6 +6,7 @@
 // Actions: greet (config), count (vars), shout (logs), fail (errors), fetch (HTTP),
 // reverse (a host function), hello_stdout (WASI output). Cases: tests/conformance/cases/c.json.
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,29 @@ typedef struct {
   uint64_t length;
 } bytes_t;
 
+// `size` bytes from malloc; a pack out of memory traps rather than write through NULL,
+// which is a valid address in wasm.
+static void *checked_malloc(uint64_t size) {
+  void *memory = size < SIZE_MAX ? malloc((size_t)size) : NULL;
+  if (memory == NULL) {
+    __builtin_trap();
+  }
+  return memory;
+}
+
+// printf into a new string the caller frees, as long as it needs to be.
+static char *format(const char *pattern, ...) {
+  va_list args;
+  va_start(args, pattern);
+  int length = vsnprintf(NULL, 0, pattern, args);
+  va_end(args);
+  char *text = checked_malloc((uint64_t)length + 1);
+  va_start(args, pattern);
+  vsnprintf(text, (size_t)length + 1, pattern, args);
+  va_end(args);
+  return text;
+}
+
 // Copies `length` bytes of kernel memory at `offset` into `out`, 8 bytes at a time.
 static void load_block(block_t offset, uint8_t *out, uint64_t length) {
   uint64_t i = 0;
@@ -76,23 +100,26 @@ static block_t store_block(const void *data, uint64_t length) {
 
 static block_t store_text(const char *text) { return store_block(text, strlen(text)); }
 
-// The kernel block at `offset` as a NUL-terminated string the caller frees (the block is
-// left alone); NULL for offset 0.
-static char *block_text(block_t offset) {
+// The bytes of the kernel block at `offset`, NUL-terminated for use as text, which the
+// caller frees (the block is left alone); no bytes for offset 0.
+static bytes_t block_bytes(block_t offset) {
+  bytes_t block = {NULL, 0};
   if (offset == 0) {
-    return NULL;
+    return block;
   }
-  uint64_t length = extism_length(offset);
-  char *text = malloc(length + 1);
-  load_block(offset, (uint8_t *)text, length);
-  text[length] = '\0';
-  return text;
+  block.length = extism_length(offset);
+  block.bytes = checked_malloc(block.length + 1);
+  load_block(offset, block.bytes, block.length);
+  block.bytes[block.length] = '\0';
+  return block;
 }
+
+static char *block_text(block_t offset) { return (char *)block_bytes(offset).bytes; }
 
 static bytes_t input(void) {
   bytes_t in;
   in.length = extism_input_length();
-  in.bytes = malloc(in.length + 1);
+  in.bytes = checked_malloc(in.length + 1);
   uint64_t i = 0;
   for (; i + 8 <= in.length; i += 8) {
     uint64_t word = extism_input_load_u64(i);
@@ -117,9 +144,9 @@ ACTION(greet) {
   block_t key = store_text("greeting");
   char *greeting = block_text(extism_config_get(key));
   extism_free(key);
-  char text[256];
-  snprintf(text, sizeof text, "%s, %s!", greeting ? greeting : "Hello", (char *)name.bytes);
+  char *text = format("%s, %s!", greeting ? greeting : "Hello", (char *)name.bytes);
   output_text(text);
+  free(text);
   free(greeting);
   free(name.bytes);
   return 0;
@@ -155,9 +182,9 @@ ACTION(shout) {
 // Fails with return code 3 and the message "refused: <input>".
 ACTION(fail) {
   bytes_t in = input();
-  char text[256];
-  snprintf(text, sizeof text, "refused: %s", (char *)in.bytes);
+  char *text = format("refused: %s", (char *)in.bytes);
   extism_error_set(store_text(text));
+  free(text);
   free(in.bytes);
   return 3;
 }
@@ -165,12 +192,11 @@ ACTION(fail) {
 // GETs the URL in the input and returns the response body.
 ACTION(fetch) {
   bytes_t url = input();
-  char request[512];
-  snprintf(request, sizeof request, "{\"url\":\"%s\",\"method\":\"GET\"}", (char *)url.bytes);
-  block_t response = extism_http_request(store_text(request), 0);
-  char *body = block_text(response);
-  output_text(body ? body : "");
-  free(body);
+  char *request = format("{\"url\":\"%s\",\"method\":\"GET\"}", (char *)url.bytes);
+  bytes_t body = block_bytes(extism_http_request(store_text(request), 0));
+  output(body.bytes, body.length);
+  free(body.bytes);
+  free(request);
   free(url.bytes);
   return 0;
 }
@@ -178,9 +204,9 @@ ACTION(fetch) {
 // Returns what the host's `reverse` makes of the input.
 ACTION(reverse) {
   bytes_t in = input();
-  char *reversed = block_text(host_reverse(store_block(in.bytes, in.length)));
-  output_text(reversed ? reversed : "");
-  free(reversed);
+  bytes_t reversed = block_bytes(host_reverse(store_block(in.bytes, in.length)));
+  output(reversed.bytes, reversed.length);
+  free(reversed.bytes);
   free(in.bytes);
   return 0;
 }

@@ -92,10 +92,12 @@ impl Bare {
 
 fn per_call(c: &mut Criterion) {
     // packhost on its default (native) engine and on the extism engine, each on the pack
-    // built with packhost-pdk and on the same pack built with extism-pdk alone.
+    // built with packhost-pdk, on the same pack built with extism-pdk alone, and on the
+    // same actions written in C with no PDK.
     let packs = [
         ("packhost", "bench.wasm", "native"),
         ("packhost-extism-pdk", "bench_plain.wasm", "native"),
+        ("packhost-c", "c_bench.wasm", "native"),
         ("packhost-extism-engine", "bench.wasm", "extism"),
     ]
     .map(|(label, file, engine)| {
@@ -105,10 +107,11 @@ fn per_call(c: &mut Criterion) {
             Pack::load_file(dist(file), options).expect("bench pack loads"),
         )
     });
-    // The extism crate itself, the anchor of the Rust column, on both builds of the pack.
+    // The extism crate itself, the anchor of the Rust column, on every build of the pack.
     let mut extism_plugins = [
         ("extism-crate", "bench.wasm"),
         ("extism-crate-extism-pdk", "bench_plain.wasm"),
+        ("extism-crate-c", "c_bench.wasm"),
     ]
     .map(|(label, file)| {
         let bytes = std::fs::read(dist(file)).unwrap();

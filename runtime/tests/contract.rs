@@ -139,6 +139,7 @@ fn pdk_built_packs_import_only_what_wit_declares() {
         "plain",
         "bench",
         "bench_plain",
+        "c_bench",
         "webhook_guard",
     ] {
         let info = ModuleInfo::read(&support::pack_bytes(pack)).unwrap();

@@ -28,8 +28,9 @@ fn bulk_and_plain_packs_agree_on_every_engine_and_size() {
         let input = text(len);
         for engine in ENGINES {
             // `bench` (packhost-pdk) takes the bulk path on the native engine; `bench_plain`
-            // (extism-pdk alone) always goes through the ABI's 8-byte loads and stores.
-            for pack in ["bench", "bench_plain"] {
+            // (extism-pdk alone) and `c_bench` (C, no PDK) always go through the ABI's 8-byte
+            // loads and stores, inlined into the pack on the native engine.
+            for pack in ["bench", "bench_plain", "c_bench"] {
                 let pack_handle = load(pack, engine);
                 let echoed = pack_handle.call("echo", &input).expect("echo");
                 assert_eq!(echoed.output, input, "{pack} on {engine}, {len} bytes");

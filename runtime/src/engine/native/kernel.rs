@@ -255,12 +255,14 @@ fn sync_bounds(store: &mut impl AsContextMut<Data = HostState>, input: Option<(u
     }
 }
 
-/// Allocates a block of `len` bytes and hands it, with the store's state, to `fill`;
+/// Allocates a block of `len` bytes and hands it, with the store's state, to `fill`, which
+/// writes all of it when `fills_block` (so only the padding after it needs zeroing);
 /// returns its offset, or 0 (the ABI's failure) when it would take the instance past its
 /// memory limit.
 fn alloc_with(
     mut store: impl AsContextMut<Data = HostState>,
     len: u64,
+    fills_block: bool,
     fill: impl FnOnce(&mut [u8], &HostState),
 ) -> u64 {
     let mut store = store.as_context_mut();
@@ -292,8 +294,10 @@ fn alloc_with(
     // A block carved from the end starts zeroed, as it always has: bytes past `touched`
     // were never handed out, those below it may hold an earlier block's (a reused block
     // keeps what the pack wrote to it this call).
-    if top > before && before < touched {
-        bytes[before as usize..touched.min(top) as usize].fill(0);
+    let stale_end = touched.min(top);
+    let zero_from = if fills_block { before + len } else { before };
+    if top > before && zero_from < stale_end {
+        bytes[zero_from as usize..stale_end as usize].fill(0);
     }
     state.kernel.touched = touched.max(top);
     state.limiter.observe(state.kernel.size());
@@ -306,12 +310,12 @@ fn alloc_with(
 
 /// Allocates a block of `len` bytes within the memory limit; 0 when refused.
 pub(super) fn alloc(store: impl AsContextMut<Data = HostState>, len: u64) -> u64 {
-    alloc_with(store, len, |_, _| {})
+    alloc_with(store, len, false, |_, _| {})
 }
 
 /// Allocates a block holding `data` within the memory limit; 0 when refused.
 pub(super) fn alloc_bytes(store: impl AsContextMut<Data = HostState>, data: &[u8]) -> u64 {
-    alloc_with(store, data.len() as u64, |block, _| {
+    alloc_with(store, data.len() as u64, true, |block, _| {
         block.copy_from_slice(data)
     })
 }
@@ -328,7 +332,7 @@ pub(super) fn input_block(mut store: impl AsContextMut<Data = HostState>) -> u64
     }
     let len = store.data().call.input.len() as u64;
     let refused_before = store.data().limiter.refused();
-    let offset = alloc_with(&mut store, len, |block, state| {
+    let offset = alloc_with(&mut store, len, true, |block, state| {
         block.copy_from_slice(state.call.input.bytes());
     });
     let state = store.data_mut();
