@@ -14,7 +14,7 @@
 
 use std::ops::Range;
 
-use wasmtime::{AsContext, AsContextMut, Global, Instance, Memory, Val};
+use wasmtime::{AsContext, AsContextMut, Global, Instance, Memory, StoreContextMut, Val};
 
 use super::kernel_wasm::{Bound, MEMORY_EXPORT};
 use super::state::HostState;
@@ -277,18 +277,9 @@ fn alloc_with(
     let before = state.kernel.top;
     let offset = state.kernel.alloc(len);
     let (top, touched) = (state.kernel.top, state.kernel.touched);
-    let have = handles.memory.data_size(&store) as u64;
-    if top > have {
-        let pages = (top - have).div_ceil(WASM_PAGE);
-        // The limiter admitted the kernel's exact bytes above; the pages that hold them
-        // are not counted a second time.
-        store.data_mut().limiter.growing_kernel = true;
-        let grown = handles.memory.grow(&mut store, pages);
-        store.data_mut().limiter.growing_kernel = false;
-        if grown.is_err() {
-            store.data_mut().kernel.free(offset);
-            return 0;
-        }
+    if !hold_in_memory(&mut store, handles.memory, top) {
+        store.data_mut().kernel.free(offset);
+        return 0;
     }
     let (bytes, state) = handles.memory.data_and_store_mut(&mut store);
     // A block carved from the end starts zeroed, as it always has: bytes past `touched`
@@ -304,8 +295,31 @@ fn alloc_with(
     if let Some(range) = state.kernel.block(offset) {
         fill(&mut bytes[range], state);
     }
-    sync_bounds(&mut store, None);
+    // A reused block moves no bound.
+    if top != before {
+        sync_bounds(&mut store, None);
+    }
     offset
+}
+
+/// Grows kernel memory to hold its first `end` bytes; false when it cannot. The limiter
+/// admitted the kernel's exact bytes already, so the pages that hold them are not counted
+/// a second time.
+fn hold_in_memory(store: &mut StoreContextMut<'_, HostState>, memory: Memory, end: u64) -> bool {
+    let have = memory.data_size(&*store) as u64;
+    if end <= have {
+        return true;
+    }
+    store.data_mut().limiter.growing_kernel = true;
+    let grown = memory.grow(&mut *store, (end - have).div_ceil(WASM_PAGE));
+    store.data_mut().limiter.growing_kernel = false;
+    grown.is_ok()
+}
+
+/// `range` of kernel memory's `bytes`; before its first page, the reserved zeros below
+/// [`FIRST_OFFSET`] read as such.
+fn in_kernel_memory(bytes: &[u8], range: Range<usize>) -> Option<&[u8]> {
+    bytes.get(range.clone()).or_else(|| RESERVED.get(range))
 }
 
 /// Allocates a block of `len` bytes within the memory limit; 0 when refused.
@@ -381,8 +395,7 @@ pub(super) fn with_block<R>(
     match (store.data().kernel.handles, range) {
         (Some(handles), Some(range)) => {
             let (bytes, state) = handles.memory.data_and_store_mut(&mut store);
-            let block = bytes.get(range.clone()).or_else(|| RESERVED.get(range));
-            use_block(block, state)
+            use_block(in_kernel_memory(bytes, range), state)
         }
         // Blocks exist only in a rewritten pack, which has handles.
         _ => use_block(None, store.data_mut()),
@@ -407,9 +420,7 @@ fn bytes_in<T: AsContext<Data = HostState>>(store: &T, range: Range<usize>) -> O
     let Some(handles) = store.data().kernel.handles else {
         return RESERVED.get(range);
     };
-    // Before its first page, kernel memory reads as the reserved zeros below FIRST_OFFSET.
-    let bytes = handles.memory.data(store);
-    bytes.get(range.clone()).or_else(|| RESERVED.get(range))
+    in_kernel_memory(handles.memory.data(store), range)
 }
 
 /// Writes `value` at `offset` inside the bytes in use; `None` when it does not fit there.
@@ -423,10 +434,9 @@ pub(super) fn write(
     let handles = store.data().kernel.handles?;
     if handles.memory.data_size(&store) < range.end {
         // Only the reserved bytes lie past a kernel memory without pages.
-        store.data_mut().limiter.growing_kernel = true;
-        let grown = handles.memory.grow(&mut store, 1);
-        store.data_mut().limiter.growing_kernel = false;
-        grown.ok()?;
+        if !hold_in_memory(&mut store, handles.memory, range.end as u64) {
+            return None;
+        }
         sync_bounds(&mut store, None);
     }
     handles
