@@ -177,11 +177,11 @@ fn load(path: &Path, options: PackOptions) -> packhost::Result<Pack> {
             )
         })?;
         let resolved = packhost::ExtismManifest::from_json(&text)?.resolve(options)?;
-        let stand_ins = stand_ins_for(&resolved.bytes)?;
+        let stand_ins = stand_ins_for(&resolved.host_view()?);
         return Pack::load_resolved(resolved, stand_ins);
     }
     let stand_ins = match std::fs::read(path) {
-        Ok(bytes) => stand_ins_for(&bytes)?,
+        Ok(bytes) => stand_ins_for(&packhost::ModuleInfo::read(&bytes)?),
         // Loading reports the unreadable file with its own `io` error.
         Err(_) => Vec::new(),
     };
@@ -191,13 +191,13 @@ fn load(path: &Path, options: PackOptions) -> packhost::Result<Pack> {
 /// A stand-in for each host function the module imports from `extism:host/user`, where
 /// every Extism PDK puts them. An import from any other module is still refused: without a
 /// host to say otherwise, it is more likely a mistake (or worse) than a host function.
-fn stand_ins_for(module: &[u8]) -> packhost::Result<Vec<packhost::HostFunction>> {
+fn stand_ins_for(module: &packhost::ModuleInfo) -> Vec<packhost::HostFunction> {
     let mut stand_ins = packhost::unavailable_host_functions(
-        &packhost::ModuleInfo::read(module)?,
+        module,
         "the packhost command lends no host functions; embed the pack in a host that does",
     );
     stand_ins.retain(|function| function.namespace() == packhost::EXTISM_USER);
-    Ok(stand_ins)
+    stand_ins
 }
 
 fn inspect(path: &Path, as_json: bool) -> Result<(), Failure> {
@@ -392,7 +392,7 @@ fn embed(module: &Path, output: &Path, manifest: Option<&Path>) -> Result<(), Fa
     let pack = Pack::load_with(
         &pack_bytes,
         PackOptions::default(),
-        stand_ins_for(&pack_bytes)?,
+        stand_ins_for(&packhost::ModuleInfo::read(&pack_bytes)?),
     )?;
     println!(
         "{} {} -> {} ({} actions)",

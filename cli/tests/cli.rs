@@ -306,3 +306,38 @@ fn call_runs_the_plugin_an_extism_manifest_names_with_its_config() {
     assert!(stderr(&out).contains("SHA-256"), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(&folder);
 }
+
+#[test]
+fn call_links_the_modules_of_an_extism_manifest_and_stands_in_for_the_hosts_functions() {
+    let folder = std::env::temp_dir().join(format!("packhost-cli-linked-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let manifest = folder.join("linked.json");
+    let fixture = |name: &str| {
+        repo()
+            .join("tests/conformance/fixtures")
+            .join(format!("{name}.wasm"))
+            .to_string_lossy()
+            .into_owned()
+    };
+    let text = serde_json::json!({
+        "wasm": [
+            {"path": fixture("linked_user_functions"), "name": "extism:host/user"},
+            {"path": fixture("linked_user_main")},
+        ],
+    });
+    std::fs::write(&manifest, text.to_string()).unwrap();
+    let path = manifest.to_string_lossy().into_owned();
+    // `greeting` comes from the linked module; `reverse`, which the main module imports
+    // from the host, gets the command's stand-in.
+    let out = packhost(&["call", &path, "greet", ""], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello from a linked module");
+    let out = packhost(&["call", &path, "greet_reversed", ""], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("host_function_error"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(&folder);
+}

@@ -37,7 +37,7 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
             &Default::default(),
         )),
     ));
-    info.check_imports(false, &stubs)?;
+    info.check_imports(false, &stubs, &[])?;
     if !info.exports_function(MANIFEST_EXPORT) {
         return Err(Error::invalid_pack(format!(
             "the module does not export {MANIFEST_EXPORT}; declare the pack with packhost_pdk::pack!"
@@ -46,6 +46,7 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
     let spec = InstanceSpec {
         id: crate::pack::module_id(module),
         wasm: Arc::new(module.to_vec()),
+        linked: Default::default(),
         engine: EngineKind::default(),
         allowed_hosts: Vec::new(),
         http: Arc::new(HttpGrant::new(Vec::new(), &Default::default())),

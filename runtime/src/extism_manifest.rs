@@ -5,8 +5,7 @@
 //! The format is read by packhost's own types, not the `extism-manifest` crate's: that
 //! crate also accepts a module as `{"ptr": …, "len": …}`, which it turns into a slice of
 //! the reading process's memory, and a manifest is text a host may take from anywhere.
-//! What packhost cannot honour yet (several modules linked together) is refused with
-//! `invalid_options`, never ignored.
+//! What packhost cannot honour is refused with `invalid_options`, never ignored.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::link::{LinkedModule, MAIN_MODULE};
 use crate::options::PackOptions;
 
 /// Longest a module download may take.
@@ -27,7 +27,7 @@ const MAX_DOWNLOAD_BYTES: u64 = 512 << 20;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExtismManifest {
-    /// Where the module comes from. packhost takes exactly one.
+    /// Where the modules come from: the main module and those it links with by name.
     #[serde(default)]
     pub wasm: Vec<WasmSource>,
     /// Memory caps.
@@ -76,7 +76,8 @@ pub struct WasmSource {
     pub headers: BTreeMap<String, String>,
     /// The download's method; only `GET`.
     pub method: Option<String>,
-    /// The module's name, for linking; also the pack's name when it carries no manifest.
+    /// The module's name, which modules importing from it use (`main`, or none, for the
+    /// main module); also the pack's name when the main module carries no manifest.
     pub name: Option<String>,
     /// The module's SHA-256 in hex: a module with any other hash is refused.
     pub hash: Option<String>,
@@ -107,17 +108,33 @@ fn without_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
 }
 
-/// A manifest's module, fetched and checked, and the options it maps to: what
+/// A manifest's modules, fetched and checked, and the options it maps to: what
 /// [`Pack::load_resolved`](crate::Pack::load_resolved) loads.
 #[derive(Debug, Clone)]
 pub struct ResolvedManifest {
-    /// The module.
+    /// The main module.
     pub bytes: Vec<u8>,
     /// What the pack is called when the module carries no packhost manifest: the entry's
     /// `name`, else its file's stem, else `main`.
     pub name: String,
+    /// The modules the main one imports from by name, in the manifest's order.
+    pub linked: Vec<LinkedModule>,
     /// The options with the manifest's fields applied.
     pub options: PackOptions,
+}
+
+impl ResolvedManifest {
+    /// The plugin as a host sees it: the main module's facts, with every import of its
+    /// modules that none of them serves (what the host must lend; the `packhost` command
+    /// lends stand-ins for them).
+    ///
+    /// # Errors
+    /// `invalid_pack` for a module that does not validate or modules that cannot be linked.
+    pub fn host_view(&self) -> Result<crate::module::ModuleInfo> {
+        let read = crate::pack::read_module_cached;
+        let main = read(&crate::pack::module_id(&self.bytes), &self.bytes)?;
+        Ok(crate::link::Linking::new(&main, &self.linked, read)?.host_view)
+    }
 }
 
 fn refuse(message: impl Into<String>) -> Error {
@@ -143,14 +160,7 @@ impl ExtismManifest {
     /// `invalid_pack` for a module whose hash differs; `io` when it cannot be read or
     /// downloaded.
     pub fn resolve(self, mut options: PackOptions) -> Result<ResolvedManifest> {
-        let source =
-            match self.wasm.as_slice() {
-                [] => return Err(refuse("Extism manifest: wasm names no module")),
-                [one] => one,
-                _ => return Err(refuse(
-                    "Extism manifest: several wasm modules (linked modules) are not supported yet",
-                )),
-            };
+        let main = main_entry(&self.wasm)?;
         let memory = &self.memory;
         let defaults = PackOptions::default();
         if let Some(bytes) = memory.max_var_bytes {
@@ -225,24 +235,56 @@ impl ExtismManifest {
                 }
             }
         }
-        let (bytes, fallback_name) = source.fetch()?;
-        if let Some(expected) = &source.hash {
-            let actual = crate::pack::module_id(&bytes);
-            if !actual.eq_ignore_ascii_case(expected.trim()) {
-                return Err(Error::new(
-                    ErrorKind::InvalidPack,
-                    format!(
-                        "the module's SHA-256 is {actual}, but the Extism manifest expects \
-                         {expected}"
-                    ),
-                ));
+        let mut linked = Vec::with_capacity(self.wasm.len() - 1);
+        let mut main_module = None;
+        for (index, source) in self.wasm.iter().enumerate() {
+            let (bytes, fallback_name) = source.fetch_checked()?;
+            if index == main {
+                main_module = Some((bytes, source.name.clone().unwrap_or(fallback_name)));
+            } else {
+                linked.push(LinkedModule {
+                    // Every entry but the main one has a name (`main_entry`).
+                    name: source.name.clone().unwrap_or_default(),
+                    bytes,
+                });
             }
         }
+        let (bytes, name) = main_module.expect("main_entry names an entry of the list");
         Ok(ResolvedManifest {
             bytes,
-            name: source.name.clone().unwrap_or(fallback_name),
+            name,
+            linked,
             options,
         })
+    }
+}
+
+/// Which entry is the main module, by Extism's rule: the one named `main` or without a
+/// name, else the last; every other entry needs a name of its own, the module name its
+/// importers use.
+fn main_entry(wasm: &[WasmSource]) -> Result<usize> {
+    if wasm.is_empty() {
+        return Err(refuse("Extism manifest: wasm names no module"));
+    }
+    if let [_] = wasm {
+        return Ok(0);
+    }
+    let is_main = |source: &WasmSource| {
+        source
+            .name
+            .as_deref()
+            .is_none_or(|name| name == MAIN_MODULE)
+    };
+    let mains: Vec<usize> = (0..wasm.len())
+        .filter(|&index| is_main(&wasm[index]))
+        .collect();
+    match mains.as_slice() {
+        [] => Ok(wasm.len() - 1),
+        [one] => Ok(*one),
+        _ => Err(refuse(
+            "Extism manifest: several wasm entries are the main module (named \"main\" or \
+             unnamed); name each linked module after the module name its importers use",
+        )),
     }
 }
 
@@ -266,6 +308,29 @@ fn agree<T: PartialEq>(
 }
 
 impl WasmSource {
+    /// The module's bytes, checked against `hash` when it is given, and the name its source
+    /// suggests.
+    fn fetch_checked(&self) -> Result<(Vec<u8>, String)> {
+        let (bytes, fallback_name) = self.fetch()?;
+        if let Some(expected) = &self.hash {
+            let actual = crate::pack::module_id(&bytes);
+            if !actual.eq_ignore_ascii_case(expected.trim()) {
+                let which = self.name.as_deref().map_or_else(
+                    || "the module".to_string(),
+                    |name| format!("the module {name:?}"),
+                );
+                return Err(Error::new(
+                    ErrorKind::InvalidPack,
+                    format!(
+                        "{which}'s SHA-256 is {actual}, but the Extism manifest expects \
+                         {expected}"
+                    ),
+                ));
+            }
+        }
+        Ok((bytes, fallback_name))
+    }
+
     /// The module's bytes and the name its source suggests.
     fn fetch(&self) -> Result<(Vec<u8>, String)> {
         match (&self.path, &self.data, &self.url) {
@@ -386,7 +451,7 @@ mod tests {
             (serde_json::json!({"wasm": []}), "names no module"),
             (
                 serde_json::json!({"wasm": [inline(), inline()]}),
-                "linked modules",
+                "several wasm entries are the main module",
             ),
             (
                 serde_json::json!({"wasm": [{"path": "a.wasm", "data": "AA=="}]}),
@@ -404,6 +469,29 @@ mod tests {
             assert_eq!(err.code(), "invalid_options", "{manifest}");
             assert!(err.message().contains(says), "{manifest}: {err}");
         }
+    }
+
+    #[test]
+    fn the_main_module_is_the_unnamed_one_else_the_last() {
+        let named = |name: &str| {
+            let mut source = inline();
+            source["name"] = serde_json::json!(name);
+            source
+        };
+        let resolved = resolve(
+            serde_json::json!({"wasm": [named("a"), inline(), named("b")]}),
+            PackOptions::default(),
+        )
+        .unwrap();
+        let linked: Vec<&str> = resolved.linked.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!((resolved.name.as_str(), linked), ("main", vec!["a", "b"]));
+        let resolved = resolve(
+            serde_json::json!({"wasm": [named("a"), named("app")]}),
+            PackOptions::default(),
+        )
+        .unwrap();
+        let linked: Vec<&str> = resolved.linked.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!((resolved.name.as_str(), linked), ("app", vec!["a"]));
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod engine;
 mod error;
 mod extism_manifest;
 pub mod hosts;
+mod link;
 mod lock;
 pub mod manifest;
 pub mod module;
@@ -50,6 +51,7 @@ pub use embed::embed_generated_manifest;
 pub use engine::forget_compiled_code;
 pub use error::{Error, ErrorKind, Result, ERROR_CODES};
 pub use extism_manifest::{ExtismManifest, ExtismMemory, ResolvedManifest, WasmSource};
+pub use link::{LinkedModule, MAIN_MODULE};
 pub use lock::{InterpreterLock, HOLD_AT_MOST};
 pub use manifest::{
     ActionSpec, Capabilities, Encoding, HostFunctionSpec, PackManifest, PayloadSpec,

@@ -121,6 +121,10 @@ pub struct Export {
     /// True for a function with the Extism call signature: no parameters, and no result or
     /// one `i32` return code.
     pub callable: bool,
+    /// For a function: its parameter and result types, as [`Import`] spells them (what a
+    /// linked module's import of it must match).
+    #[serde(skip)]
+    pub signature: Option<(Vec<String>, Vec<String>)>,
 }
 
 /// What a module imports, exports and carries, read without running it.
@@ -250,19 +254,24 @@ impl ModuleInfo {
         let exports = exported
             .into_iter()
             .map(|(name, kind, index)| {
-                let callable = kind == ExternalKind::Func
-                    && !RUNTIME_EXPORTS.contains(&name.as_str())
+                let signature = (kind == ExternalKind::Func)
+                    .then(|| {
+                        func_type_of
+                            .get(index as usize)
+                            .and_then(|ty| func_types.get(*ty as usize))
+                            .cloned()
+                    })
+                    .flatten();
+                let callable = !RUNTIME_EXPORTS.contains(&name.as_str())
                     && !name.starts_with(RESERVED_EXPORT_PREFIX)
-                    && func_type_of
-                        .get(index as usize)
-                        .and_then(|ty| func_types.get(*ty as usize))
-                        .is_some_and(|(params, results)| {
-                            params.is_empty() && (results.is_empty() || *results == ["i32"])
-                        });
+                    && signature.as_ref().is_some_and(|(params, results)| {
+                        params.is_empty() && (results.is_empty() || *results == ["i32"])
+                    });
                 Export {
                     name,
                     kind: external_kind_name(kind),
                     callable,
+                    signature,
                 }
             })
             .collect();
@@ -330,13 +339,21 @@ impl ModuleInfo {
             .any(|import| import.module == WASI_PREVIEW1)
     }
 
-    /// Rejects imports that neither packhost nor the host provides.
+    /// Rejects imports that neither packhost, the host nor a linked module provides.
+    /// `linked` holds the modules this one may import from by name (an Extism manifest's
+    /// other modules), each import from one of them matched against its exports.
     ///
     /// # Errors
     /// `invalid_pack` naming the first import that is not part of the Extism ABI (or of
-    /// WASI, when `allow_wasi`) and not one of `functions` with the same signature;
-    /// `host_denied` when the pack needs WASI and it is not allowed.
-    pub fn check_imports(&self, allow_wasi: bool, functions: &[HostFunction]) -> Result<()> {
+    /// WASI, when `allow_wasi`), not one of `functions` with the same signature and not an
+    /// export of a linked module of the same kind and signature; `host_denied` when the pack
+    /// needs WASI and it is not allowed.
+    pub fn check_imports(
+        &self,
+        allow_wasi: bool,
+        functions: &[HostFunction],
+        linked: &[(&str, &ModuleInfo)],
+    ) -> Result<()> {
         // A start function runs inside instantiation, before a host can lend it anything
         // safely: under the extism engine, one that calls a host-side import dereferences a
         // null pointer in extism 1.30 and takes the whole process down (found by the `abi`
@@ -365,6 +382,30 @@ impl ModuleInfo {
             )));
         }
         for import in &self.imports {
+            // A linked module answers for its name, but for what it does not export and the
+            // host lends there (a module serving some of `extism:host/user`).
+            let lent = || {
+                functions
+                    .iter()
+                    .any(|f| f.namespace() == import.module && f.name() == import.name)
+            };
+            if let Some((_, provider)) = linked.iter().find(|(name, _)| *name == import.module) {
+                match provider.exports.iter().find(|e| e.name == import.name) {
+                    Some(export) => {
+                        check_served(import, export)?;
+                        continue;
+                    }
+                    None if !lent() => {
+                        return Err(Error::invalid_pack(format!(
+                            "the pack imports {} {:?} from {:?}, which neither the linked \
+                             module of that name exports nor the host registered",
+                            import.kind, import.name, import.module
+                        )));
+                    }
+                    // The host's function, checked below.
+                    None => {}
+                }
+            }
             let provided = match import.module.as_str() {
                 EXTISM_ENV => {
                     let abi = EXTISM_ENV_FUNCTIONS.iter().find(|f| f.name == import.name);
@@ -415,6 +456,17 @@ impl ModuleInfo {
                         }
                         true
                     }
+                    // A module name nothing answers to: most likely a linked module the
+                    // manifest does not list.
+                    _ if module != crate::capabilities::host_fn::EXTISM_USER
+                        && !functions.iter().any(|f| f.namespace() == module) =>
+                    {
+                        return Err(Error::invalid_pack(format!(
+                            "the pack imports {} {:?} from {module:?}, but no linked module is \
+                             named {module:?} and the host lends no functions there",
+                            import.kind, import.name
+                        )));
+                    }
                     // The ABI's module and WASI's functions were matched above.
                     _ if import.kind == "func" => {
                         return Err(Error::invalid_pack(format!(
@@ -437,6 +489,29 @@ impl ModuleInfo {
 }
 
 /// A function signature as error messages show it: `(i64, i32) -> (i64)`.
+/// Checks that `export`, of the module linked under `import.module`, is what `import` asks
+/// for: the same kind and, for a function, the same signature.
+fn check_served(import: &Import, export: &Export) -> Result<()> {
+    let from = &import.module;
+    if export.kind != import.kind {
+        return Err(Error::invalid_pack(format!(
+            "the pack imports {:?} from the linked module {from:?} as a {}; it exports a {}",
+            import.name, import.kind, export.kind
+        )));
+    }
+    if let Some((params, results)) = &export.signature {
+        if *params != import.params || *results != import.results {
+            return Err(Error::invalid_pack(format!(
+                "the pack imports {:?} from the linked module {from:?} as {}; it exports {}",
+                import.name,
+                signature_text(&import.params, &import.results),
+                signature_text(params, results),
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn signature_text(params: &[impl AsRef<str>], results: &[impl AsRef<str>]) -> String {
     fn list(types: &[impl AsRef<str>]) -> String {
         types

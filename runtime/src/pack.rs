@@ -27,6 +27,7 @@ use crate::engine::{refuse_what_extism_cannot_bound, Instance, InstanceSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::extism_manifest::{ExtismManifest, ResolvedManifest};
 use crate::hosts::effective_hosts;
+use crate::link::{LinkedModule, Linking};
 use crate::lock::{CallLengths, InterpreterLock};
 use crate::manifest::PackManifest;
 use crate::module::ModuleInfo;
@@ -145,7 +146,7 @@ impl Pack {
         options: PackOptions,
         functions: Vec<HostFunction>,
     ) -> Result<Pack> {
-        Self::load_named(bytes, options, functions, "unnamed")
+        Self::load_named(bytes, &[], options, functions, "unnamed")
     }
 
     /// Loads a pack from a `.wasm` file. A pack without a manifest is named after the file.
@@ -172,18 +173,19 @@ impl Pack {
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_else(|| "unnamed".to_string());
-        Self::load_named(&bytes, options, functions, &stem)
+        Self::load_named(&bytes, &[], options, functions, &stem)
     }
 
     /// Loads the plugin an Extism manifest describes (JSON text, as Extism's SDKs take it):
-    /// its one module by path, inline data or URL, checked against its `hash`, with the
-    /// manifest's memory, config, hosts and timeout mapped onto `options` (README, "Coming
-    /// from Extism").
+    /// its modules by path, inline data or URL, each checked against its `hash`, the main
+    /// one linked with the others by name, and the manifest's memory, config, hosts, paths
+    /// and timeout mapped onto `options` (README, "Coming from Extism").
     ///
     /// # Errors
-    /// `invalid_options` for a malformed manifest, what packhost cannot honour yet (linked
-    /// modules) or a field that `options` sets to something else; `invalid_pack` when the module's hash differs; `io` when the module
-    /// cannot be read or downloaded; else as [`Pack::load_with`].
+    /// `invalid_options` for a malformed manifest or a field that `options` sets to
+    /// something else; `invalid_pack` when a module's hash differs, or modules that do not
+    /// link (an import no module or host provides, naming it; a circle of imports); `io`
+    /// when a module cannot be read or downloaded; else as [`Pack::load_with`].
     pub fn load_extism_manifest(
         manifest_json: &str,
         options: PackOptions,
@@ -193,28 +195,40 @@ impl Pack {
         Self::load_resolved(resolved, functions)
     }
 
-    /// Loads the module of an Extism manifest already resolved (for a host that wants the
-    /// module's bytes first, as the `packhost` command does to lend stand-ins).
+    /// Loads the modules of an Extism manifest already resolved (for a host that wants the
+    /// modules' bytes first, as the `packhost` command does to lend stand-ins).
     ///
     /// # Errors
-    /// As [`Pack::load_with`].
+    /// As [`Pack::load_extism_manifest`].
     pub fn load_resolved(resolved: ResolvedManifest, functions: Vec<HostFunction>) -> Result<Pack> {
-        Self::load_named(&resolved.bytes, resolved.options, functions, &resolved.name)
+        Self::load_named(
+            &resolved.bytes,
+            &resolved.linked,
+            resolved.options,
+            functions,
+            &resolved.name,
+        )
     }
 
     fn load_named(
         bytes: &[u8],
+        linked: &[LinkedModule],
         options: PackOptions,
         functions: Vec<HostFunction>,
         fallback_name: &str,
     ) -> Result<Pack> {
-        let id = module_id(bytes);
-        let span = tracing::info_span!("packhost.load", pack_id = %&id[..12], size = bytes.len());
+        let main_id = module_id(bytes);
+        let span =
+            tracing::info_span!("packhost.load", pack_id = %&main_id[..12], size = bytes.len());
         let _entered = span.enter();
 
         options.validate()?;
         check_registrations(&functions)?;
-        let module = read_module_cached(&id, bytes)?;
+        let module = read_module_cached(&main_id, bytes)?;
+        let linking = Linking::new(&module, linked, read_module_cached)?;
+        let id = linking.plugin_id(&main_id);
+        // What the host side sees of the plugin: the imports no linked module serves.
+        let plugin = &linking.host_view;
         let (manifest, manifest_embedded) = match &module.manifest_section {
             Some(section) => (PackManifest::parse(section, &module)?, true),
             None => (PackManifest::synthesize(fallback_name, &module), false),
@@ -235,26 +249,27 @@ impl Pack {
         // then refused one by one, as HTTP to a host outside the grant is.
         let mut functions = functions;
         let lent = functions.len();
-        functions.extend(builtin_functions(&module, None, secrets.clone()));
-        module.check_imports(options.allow_wasi, &functions)?;
+        functions.extend(builtin_functions(plugin, None, secrets.clone()));
+        linking.check_imports(&module, options.allow_wasi, &functions)?;
         let mounts = files::granted(
             files::parse(&options.allowed_paths, options.allow_wasi)?,
             &asked.paths,
         );
         if options.engine == EngineKind::Extism {
-            refuse_what_extism_cannot_bound(&module, options.allow_wasi, &options.limits, &mounts)?;
+            refuse_what_extism_cannot_bound(plugin, options.allow_wasi, &options.limits, &mounts)?;
         }
         // Only a pack that will load opens its store (creates a file, dials a server).
         if let (Some(kv_options), true) = (&options.kv, asked.kv) {
             let grant = Arc::new(kv::KvGrant::open(kv_options, &manifest.name)?);
             functions.truncate(lent);
-            functions.extend(builtin_functions(&module, Some(grant), secrets));
+            functions.extend(builtin_functions(plugin, Some(grant), secrets));
         }
 
         let hosts = effective_hosts(&asked.http_hosts, &options.allowed_hosts);
         let spec = InstanceSpec {
             id: id.clone(),
             wasm: Arc::new(bytes.to_vec()),
+            linked: Arc::new(linking.order.iter().map(|(code, _)| code.clone()).collect()),
             engine: options.engine,
             allowed_hosts: hosts.iter().map(ToString::to_string).collect(),
             http: Arc::new(HttpGrant::new(hosts, &options.http)),
@@ -267,7 +282,7 @@ impl Pack {
             limits: options.limits.clone(),
             log_level: options.log_level,
             redactor: redactor.clone(),
-            wasi: options.allow_wasi && module.imports_wasi(),
+            wasi: options.allow_wasi && plugin.imports_wasi(),
             mounts: Arc::new(mounts),
             host_functions: Arc::new(HostFunctions {
                 // Only what the pack imports is linked: the rest would be dead weight in
@@ -275,7 +290,7 @@ impl Pack {
                 functions: functions
                     .into_iter()
                     .filter(|f| {
-                        module
+                        plugin
                             .imports
                             .iter()
                             .any(|import| import.module == f.namespace() && import.name == f.name())
@@ -320,7 +335,9 @@ impl Pack {
         })
     }
 
-    /// The SHA-256 of the module bytes, in lowercase hex: the pack's identity.
+    /// The SHA-256 of the module bytes, in lowercase hex: the pack's identity. A plugin with
+    /// linked modules is identified by the SHA-256 over its main module's and each linked
+    /// module's name and SHA-256.
     pub fn id(&self) -> &str {
         &self.inner.id
     }
@@ -766,7 +783,7 @@ const MAX_REMEMBERED_MODULES: usize = 256;
 /// Reads and validates a module, remembering the result by its hash. Full validation costs
 /// milliseconds for a typical pack, and hosts often load the same pack again and again
 /// (per request, per tenant); identical bytes always give the identical verdict.
-fn read_module_cached(id: &str, bytes: &[u8]) -> Result<Arc<ModuleInfo>> {
+pub(crate) fn read_module_cached(id: &str, bytes: &[u8]) -> Result<Arc<ModuleInfo>> {
     static REMEMBERED: OnceLock<Mutex<HashMap<String, Arc<ModuleInfo>>>> = OnceLock::new();
     let remembered = REMEMBERED.get_or_init(Default::default);
     if let Some(info) = remembered.lock().ok().and_then(|map| map.get(id).cloned()) {
@@ -787,7 +804,7 @@ pub(crate) fn module_id(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()

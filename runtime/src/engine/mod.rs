@@ -24,6 +24,7 @@ use crate::capabilities::host_fn::{HostFunctions, HostTally, ValueType, WasmValu
 use crate::capabilities::http::HttpGrant;
 use crate::capabilities::secrets::Redactor;
 use crate::error::{Error, ErrorKind, Result};
+use crate::link::LinkedCode;
 use crate::lock::InterpreterLock;
 use crate::options::{CallOptions, EngineKind, Limits, LogLevel};
 use crate::usage::{LogRecord, MAX_LOG_LINES, MAX_LOG_MESSAGE_BYTES};
@@ -35,10 +36,14 @@ pub use native::forget_compiled_code;
 /// Everything needed to make instances of one pack, fixed at load.
 #[derive(Debug, Clone)]
 pub(crate) struct InstanceSpec {
-    /// The pack's identity (SHA-256 of `wasm`, hex): the key of every code cache.
+    /// The pack's identity (SHA-256 of `wasm`, hex, or over it and the linked modules):
+    /// the key of every code cache of the main module.
     pub(crate) id: String,
-    /// The module bytes.
+    /// The main module's bytes.
     pub(crate) wasm: Arc<Vec<u8>>,
+    /// The modules it links with (an Extism manifest's other modules), each after those it
+    /// imports from.
+    pub(crate) linked: Arc<Vec<LinkedCode>>,
     /// Which engine runs the calls.
     pub(crate) engine: EngineKind,
     /// Host patterns the pack may reach (already the pack ∩ host intersection).

@@ -36,6 +36,7 @@ use crate::cancel::{CancelToken, HookGuard};
 use crate::capabilities::audit::AuditTrail;
 use crate::capabilities::files::Mount;
 use crate::error::{Error, ErrorKind, Result};
+use crate::link::MAIN_MODULE;
 use crate::module::{ModuleInfo, EXTISM_ENV};
 use crate::options::{CallOptions, Limits, LogLevel};
 
@@ -130,7 +131,14 @@ impl Instance {
             meter.clone(),
         ));
 
-        let manifest = extism::Manifest::new([extism::Wasm::data(spec.wasm.as_slice())])
+        // Linked modules by name, the main module last (extism links every module it is
+        // given; packhost checked at load that they link without a circle).
+        let modules = spec
+            .linked
+            .iter()
+            .map(|linked| extism::Wasm::data(linked.wasm.as_slice()).with_name(&linked.name))
+            .chain([extism::Wasm::data(spec.wasm.as_slice()).with_name(MAIN_MODULE)]);
+        let manifest = extism::Manifest::new(modules)
             .with_timeout(Duration::from_millis(spec.limits.timeout_ms))
             .with_memory_options(
                 extism_manifest::MemoryOptions::new()

@@ -51,7 +51,7 @@ pub(crate) const BULK_OUTPUT_EXPORT: &str = "__packhost_io_output";
 
 /// A compiled, linked pack: everything instances share.
 pub(crate) struct PackCode {
-    pre: InstancePre<HostState>,
+    start: Start,
     grants: Arc<Grants>,
     /// With WASI linked, the directories each instance's WASI mounts.
     wasi: Option<Arc<Vec<Mount>>>,
@@ -88,24 +88,124 @@ enum Initializer {
     HsInit(ModuleExport),
 }
 
-impl Exports {
-    fn new(module: &Module) -> Self {
-        let func_type = |name: &str| match module.get_export(name) {
+/// How instances come to be.
+enum Start {
+    /// A module alone, linked once for every instance.
+    Alone(InstancePre<HostState>),
+    /// A main module with the modules it links with: each store makes the linked modules,
+    /// in order, into its own copy of `linker`, then the main module. Their instances
+    /// belong to the store, so nothing can be linked ahead of it.
+    Linked {
+        linker: Linker<HostState>,
+        modules: Vec<LinkedModuleCode>,
+        main: Module,
+    },
+}
+
+/// A compiled linked module and what makes an instance of it ready.
+struct LinkedModuleCode {
+    name: String,
+    module: Module,
+    initializers: Vec<Initializer>,
+}
+
+impl Start {
+    /// Makes the main module's instance in `store`, with its linked modules' made and
+    /// started first.
+    ///
+    /// # Errors
+    /// As [`start_error`], for linking or any linked module's start-up.
+    fn instantiate(&self, store: &mut Store<HostState>) -> Result<WasmInstance> {
+        match self {
+            Start::Alone(pre) => pre
+                .instantiate(&mut *store)
+                .map_err(|err| start_error(store, err)),
+            Start::Linked {
+                linker,
+                modules,
+                main,
+            } => {
+                let mut linker = linker.clone();
+                for linked in modules {
+                    let failed = |store: &Store<HostState>, err: wasmtime::Error| {
+                        start_error(
+                            store,
+                            err.context(format!("linked module {:?}", linked.name)),
+                        )
+                    };
+                    let instance = linker
+                        .instantiate(&mut *store, &linked.module)
+                        .map_err(|err| failed(store, err))?;
+                    run_initializers(store, &instance, &linked.initializers)?;
+                    linker
+                        .instance(&mut *store, &linked.name, instance)
+                        .map_err(|err| failed(store, err))?;
+                }
+                linker
+                    .instantiate(&mut *store, main)
+                    .map_err(|err| start_error(store, err))
+            }
+        }
+    }
+}
+
+/// What a module exports, by name and type.
+struct ExportTypes<'a>(&'a Module);
+
+impl ExportTypes<'_> {
+    fn func_type(&self, name: &str) -> Option<wasmtime::FuncType> {
+        match self.0.get_export(name) {
             Some(ExternType::Func(ty)) => Some(ty),
             _ => None,
+        }
+    }
+
+    fn has_shape(&self, name: &str, params: &[ValType], results: &[ValType]) -> bool {
+        let same = |found: &mut dyn ExactSizeIterator<Item = ValType>, wanted: &[ValType]| {
+            found.len() == wanted.len()
+                && found
+                    .zip(wanted)
+                    .all(|(found, wanted)| ValType::eq(&found, wanted))
         };
+        self.func_type(name)
+            .is_some_and(|ty| same(&mut ty.params(), params) && same(&mut ty.results(), results))
+    }
+
+    fn index(&self, name: &str) -> Option<ModuleExport> {
+        self.0.get_export_index(name)
+    }
+
+    /// The guest language's initialisers, in the order the official hosts run them:
+    /// Haskell's `hs_init` (after `_initialize`), else `__wasm_call_ctors`, else a WASI
+    /// reactor's `_initialize`.
+    fn initializers(&self) -> Vec<Initializer> {
+        let plain = |name: &str| {
+            self.has_shape(name, &[], &[])
+                .then(|| self.index(name))
+                .flatten()
+                .map(Initializer::Plain)
+        };
+        if self.has_shape("hs_init", &[ValType::I32, ValType::I32], &[]) {
+            plain("_initialize")
+                .into_iter()
+                .chain(self.index("hs_init").map(Initializer::HsInit))
+                .collect()
+        } else if self.func_type("__wasm_call_ctors").is_some() {
+            // As in extism: constructors exported with another type mean no start-up at all.
+            plain("__wasm_call_ctors").into_iter().collect()
+        } else {
+            plain("_initialize").into_iter().collect()
+        }
+    }
+}
+
+impl Exports {
+    fn new(module: &Module) -> Self {
+        let types = ExportTypes(module);
         let has_shape = |name: &str, params: &[ValType], results: &[ValType]| {
-            let same = |found: &mut dyn ExactSizeIterator<Item = ValType>, wanted: &[ValType]| {
-                found.len() == wanted.len()
-                    && found
-                        .zip(wanted)
-                        .all(|(found, wanted)| ValType::eq(&found, wanted))
-            };
-            func_type(name).is_some_and(|ty| {
-                same(&mut ty.params(), params) && same(&mut ty.results(), results)
-            })
+            types.has_shape(name, params, results)
         };
-        let index = |name: &str| module.get_export_index(name);
+        let index = |name: &str| types.index(name);
         let mut actions = HashMap::new();
         for export in module.exports() {
             let name = export.name();
@@ -128,30 +228,11 @@ impl Exports {
             && has_shape(BULK_OUTPUT_EXPORT, &[], &[ValType::I64]))
         .then(|| index(BULK_INPUT_EXPORT).zip(index(BULK_OUTPUT_EXPORT)))
         .flatten();
-        // Haskell's `hs_init` (after `_initialize`), else `__wasm_call_ctors`, else a WASI
-        // reactor's `_initialize`: what the official hosts run.
-        let plain = |name: &str| {
-            has_shape(name, &[], &[])
-                .then(|| index(name))
-                .flatten()
-                .map(Initializer::Plain)
-        };
-        let initializers = if has_shape("hs_init", &[ValType::I32, ValType::I32], &[]) {
-            plain("_initialize")
-                .into_iter()
-                .chain(index("hs_init").map(Initializer::HsInit))
-                .collect()
-        } else if func_type("__wasm_call_ctors").is_some() {
-            // As in extism: constructors exported with another type mean no start-up at all.
-            plain("__wasm_call_ctors").into_iter().collect()
-        } else {
-            plain("_initialize").into_iter().collect()
-        };
         Exports {
             actions,
             memory,
             bulk,
-            initializers,
+            initializers: types.initializers(),
         }
     }
 }
@@ -180,16 +261,37 @@ impl PackCode {
             })
             .map_err(internal("linking WASI"))?;
         }
-        let pre = linker
-            .instantiate_pre(&module)
-            .map_err(|err| Error::invalid_pack(format!("could not link the pack: {err:#}")))?;
+        let start =
+            if spec.linked.is_empty() {
+                Start::Alone(linker.instantiate_pre(&module).map_err(|err| {
+                    Error::invalid_pack(format!("could not link the pack: {err:#}"))
+                })?)
+            } else {
+                let modules = spec
+                    .linked
+                    .iter()
+                    .map(|linked| {
+                        let module = code::compiled_module(&linked.id, &linked.wasm)?;
+                        Ok(LinkedModuleCode {
+                            name: linked.name.clone(),
+                            initializers: ExportTypes(&module).initializers(),
+                            module,
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                Start::Linked {
+                    linker,
+                    modules,
+                    main: module.clone(),
+                }
+            };
         let grants = Grants {
             config: spec.config.clone(),
             http: spec.http.clone(),
         };
         Ok(PackCode {
             exports: Exports::new(&module),
-            pre,
+            start,
             grants: Arc::new(grants),
             wasi: spec.wasi.then(|| spec.mounts.clone()),
         })
@@ -566,8 +668,8 @@ fn instantiate(
         .data_mut()
         .set_deadline(started + limits.timeout, None);
     let running = code::RunningCall::begin();
-    let started_up = catch_panic("instantiating", || code.pre.instantiate(&mut store))
-        .and_then(|instance| instance.map_err(|err| start_error(&store, err)))
+    let started_up = catch_panic("instantiating", || code.start.instantiate(&mut store))
+        .and_then(|instance| instance)
         .and_then(|instance| {
             store.data_mut().kernel.handles = kernel::KernelHandles::of(&instance, &mut store);
             run_initializers(&mut store, &instance, &code.exports.initializers)?;
