@@ -167,7 +167,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
 
 /// Loads a pack as this command can: it lends no host functions, so each one the pack
 /// imports is a stand-in that fails the call that reaches it. A `.json` file is an Extism
-/// manifest naming the module.
+/// manifest naming the modules.
 fn load(path: &Path, options: PackOptions) -> packhost::Result<Pack> {
     if path.extension().is_some_and(|ext| ext == "json") {
         let text = std::fs::read_to_string(path).map_err(|err| {

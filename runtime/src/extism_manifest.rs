@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::link::{LinkedModule, MAIN_MODULE};
+use crate::link::{LinkedModule, MAIN_MODULE, MAX_LINKED_MODULES};
 use crate::options::PackOptions;
 
 /// Longest a module download may take.
@@ -150,7 +150,8 @@ impl ExtismManifest {
         serde_json::from_str(text).map_err(|err| refuse(format!("Extism manifest: {err}")))
     }
 
-    /// Fetches the module, checks its hash and maps the rest onto `options`. An option left
+    /// Fetches every module, checks each hash, picks the main module and maps the rest onto
+    /// `options`. An option left
     /// at its default takes the manifest's value; one set to anything else that differs from
     /// the manifest's is refused, so neither of the host's two words quietly overrides the
     /// other.
@@ -160,6 +161,13 @@ impl ExtismManifest {
     /// `invalid_pack` for a module whose hash differs; `io` when it cannot be read or
     /// downloaded.
     pub fn resolve(self, mut options: PackOptions) -> Result<ResolvedManifest> {
+        if self.wasm.len() > MAX_LINKED_MODULES + 1 {
+            return Err(refuse(format!(
+                "Extism manifest: {} wasm entries; packhost links at most {MAX_LINKED_MODULES} \
+                 modules with the main one",
+                self.wasm.len()
+            )));
+        }
         let main = main_entry(&self.wasm)?;
         let memory = &self.memory;
         let defaults = PackOptions::default();

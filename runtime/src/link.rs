@@ -19,6 +19,13 @@ use crate::module::{Import, ModuleInfo, EXTISM_ENV, WASI_PREVIEW1};
 /// What the main module is called among the modules of a plugin, as in Extism.
 pub const MAIN_MODULE: &str = "main";
 
+/// Most modules linked with a main module: each is instantiated in every instance, and the
+/// loader follows their imports recursively.
+pub const MAX_LINKED_MODULES: usize = 64;
+
+/// Module names packhost provides, which no linked module can take.
+const PROVIDED_MODULES: [&str; 3] = [EXTISM_ENV, WASI_PREVIEW1, "wasi_unstable"];
+
 /// A module the main module (or another linked module) imports from by `name`.
 #[derive(Clone)]
 pub struct LinkedModule {
@@ -69,6 +76,12 @@ impl Linking {
         modules: &[LinkedModule],
         read: impl Fn(&str, &[u8]) -> Result<Arc<ModuleInfo>>,
     ) -> Result<Self> {
+        if modules.len() > MAX_LINKED_MODULES {
+            return Err(Error::invalid_pack(format!(
+                "{} linked modules; packhost links at most {MAX_LINKED_MODULES}",
+                modules.len()
+            )));
+        }
         let mut read_modules = Vec::with_capacity(modules.len());
         for module in modules {
             check_name(&module.name, &read_modules)?;
@@ -125,9 +138,9 @@ impl Linking {
         let mut hasher = Sha256::new();
         hasher.update(main_id);
         for (name, id) in named {
-            hasher.update([0]);
+            // Length first, so that no name can pose as a name and a hash.
+            hasher.update((name.len() as u64).to_le_bytes());
             hasher.update(name);
-            hasher.update([0]);
             hasher.update(id);
         }
         crate::pack::hex(&hasher.finalize())
@@ -145,16 +158,19 @@ fn in_module(name: &str, err: Error) -> Error {
 /// Refuses a name a linked module cannot answer to: one packhost provides, the main
 /// module's, or one taken by an earlier module.
 fn check_name(name: &str, earlier: &[(LinkedCode, Arc<ModuleInfo>)]) -> Result<()> {
-    let reserved = name == EXTISM_ENV || name == WASI_PREVIEW1 || is_packhost_namespace(name);
+    let reserved = PROVIDED_MODULES.contains(&name) || is_packhost_namespace(name);
     if reserved {
         return Err(Error::invalid_pack(format!(
             "a linked module cannot be named {name:?}: packhost provides that module"
         )));
     }
-    if name == MAIN_MODULE || name.is_empty() {
+    if name == MAIN_MODULE {
         return Err(Error::invalid_pack(format!(
             "a linked module cannot be named {name:?}: that is the main module"
         )));
+    }
+    if name.is_empty() {
+        return Err(Error::invalid_pack("a linked module needs a name"));
     }
     if earlier.iter().any(|(code, _)| code.name == name) {
         return Err(Error::invalid_pack(format!(
@@ -185,11 +201,19 @@ fn instantiation_order(
                 code.name
             )));
         }
+        // Only what a linked module serves makes a dependency: a module named
+        // `extism:host/user` may import the host's functions of that namespace.
         let mut imported: Vec<usize> = info
             .imports
             .iter()
-            .filter_map(|import| index_of(&import.module))
+            .filter_map(|import| {
+                index_of(&import.module).filter(|&index| {
+                    let exports = &modules[index].1.exports;
+                    exports.iter().any(|export| export.name == import.name)
+                })
+            })
             .collect();
+        imported.sort_unstable();
         imported.dedup();
         depends_on.push(imported);
     }
@@ -261,8 +285,8 @@ fn host_view(main: &ModuleInfo, linked: &[(LinkedCode, Arc<ModuleInfo>)]) -> Mod
                 view.imports.push(import.clone());
             }
         }
-        // A linked module's start-up code is the plugin's: the view has start-up code when
-        // any module has.
+        // A linked module's start-up code is the plugin's: the view has a start function
+        // (as far as the checks of start-up code go) when any module has start-up code.
         view.has_start |= info.has_start_up_code();
         view.table_elements_max = view
             .table_elements_max
@@ -341,9 +365,45 @@ mod tests {
     }
 
     #[test]
+    fn a_module_importing_the_hosts_functions_of_its_own_name_is_no_circle() {
+        let user = r#"(module (import "extism:host/user" "reverse" (func))
+            (func (export "greeting")))"#;
+        let linking = link(
+            r#"(module (import "extism:host/user" "greeting" (func)))"#,
+            &[linked("extism:host/user", user)],
+        )
+        .unwrap();
+        let imported: Vec<&str> = linking
+            .host_view
+            .imports
+            .iter()
+            .map(|import| import.name.as_str())
+            .collect();
+        assert_eq!(imported, ["reverse"]);
+    }
+
+    #[test]
+    fn the_plugin_id_names_every_module_whatever_the_order() {
+        let main = "(module)";
+        let a = || linked("a", LEAF);
+        let b = || linked("b", r#"(module (func (export "g")))"#);
+        let id = |modules: &[LinkedModule]| link(main, modules).unwrap().plugin_id("m");
+        assert_eq!(link(main, &[]).unwrap().plugin_id("m"), "m");
+        assert_eq!(id(&[a(), b()]), id(&[b(), a()]));
+        assert_ne!(id(&[a(), b()]), id(&[a()]));
+        let renamed = LinkedModule {
+            name: "c".to_string(),
+            ..a()
+        };
+        assert_ne!(id(&[a()]), id(&[renamed]));
+    }
+
+    #[test]
     fn reserved_and_repeated_names_and_imports_from_main_are_refused() {
         for (modules, says) in [
             (vec![linked(EXTISM_ENV, LEAF)], "packhost provides"),
+            (vec![linked("wasi_unstable", LEAF)], "packhost provides"),
+            (vec![linked("", LEAF)], "needs a name"),
             (vec![linked("packhost:host/kv", LEAF)], "packhost provides"),
             (vec![linked("main", LEAF)], "the main module"),
             (
@@ -422,6 +482,5 @@ mod tests {
             [("extism:host/env", "alloc"), ("extism:host/user", "shout")]
         );
         assert!(linking.host_view.has_start_up_code());
-        assert_ne!(linking.plugin_id("x"), "x");
     }
 }

@@ -488,7 +488,6 @@ impl ModuleInfo {
     }
 }
 
-/// A function signature as error messages show it: `(i64, i32) -> (i64)`.
 /// Checks that `export`, of the module linked under `import.module`, is what `import` asks
 /// for: the same kind and, for a function, the same signature.
 fn check_served(import: &Import, export: &Export) -> Result<()> {
@@ -512,6 +511,7 @@ fn check_served(import: &Import, export: &Export) -> Result<()> {
     Ok(())
 }
 
+/// A function signature as error messages show it: `(i64, i32) -> (i64)`.
 fn signature_text(params: &[impl AsRef<str>], results: &[impl AsRef<str>]) -> String {
     fn list(types: &[impl AsRef<str>]) -> String {
         types

@@ -230,8 +230,8 @@ impl Pack {
         // What the host side sees of the plugin: the imports no linked module serves.
         let plugin = &linking.host_view;
         let (manifest, manifest_embedded) = match &module.manifest_section {
-            Some(section) => (PackManifest::parse(section, &module)?, true),
-            None => (PackManifest::synthesize(fallback_name, &module), false),
+            Some(section) => (PackManifest::parse(section, plugin)?, true),
+            None => (PackManifest::synthesize(fallback_name, plugin), false),
         };
         // A pack with a manifest gets what it asks for, narrowed by the host's grant. A
         // plugin without one (any Extism PDK's) asks for nothing itself: as in Extism, the

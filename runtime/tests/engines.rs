@@ -173,3 +173,58 @@ fn alloc_of_a_negative_or_huge_size_never_wraps_around() {
     );
     assert!(native.call("huge", b"").is_ok());
 }
+
+/// A module whose `_initialize` calls the host (a log line through the kernel) and whose
+/// `run` outputs its memory's first byte, which `_initialize` sets.
+const STARTUP_LOGS: &str = r#"(module
+    (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+    (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+    (import "extism:host/env" "log_warn" (func $log (param i64)))
+    (memory (export "memory") 1)
+    (func (export "_initialize")
+      (local $message i64)
+      (local.set $message (call $alloc (i64.const 1)))
+      (call $store_u8 (local.get $message) (i32.const 33))
+      (call $log (local.get $message))
+      (i32.store8 (i32.const 0) (i32.const 1)))
+    (func (export "run") (result i32) (i32.load8_u (i32.const 0))))"#;
+
+#[test]
+fn start_up_code_calling_the_host_runs_natively_and_never_crashes_the_extism_engine() {
+    use base64::Engine as _;
+    let module = wat::parse_str(STARTUP_LOGS).unwrap();
+    let linked_manifest = serde_json::json!({"wasm": [
+        {"data": base64::engine::general_purpose::STANDARD.encode(&module), "name": "lib"},
+        {"data": base64::engine::general_purpose::STANDARD.encode(
+            wat::parse_str(r#"(module (import "lib" "run" (func $run (result i32)))
+                (func (export "run") (result i32) (call $run)))"#).unwrap())},
+    ]})
+    .to_string();
+    let alone =
+        |engine: &str| Pack::load(&module, options(&format!(r#"{{"engine": "{engine}"}}"#)));
+    let linked = |engine: &str| {
+        Pack::load_extism_manifest(
+            &linked_manifest,
+            options(&format!(r#"{{"engine": "{engine}"}}"#)),
+            Vec::new(),
+        )
+    };
+    // The native engine serves start-up code like a call: the log line reaches the first
+    // call's logs, and `run` sees what `_initialize` wrote (1, a plugin error code).
+    let native = alone("native").unwrap();
+    let err = native.call("run", b"").unwrap_err();
+    assert_eq!(err.return_code(), Some(1), "{err}");
+    let logs = &err.report().unwrap().logs;
+    assert_eq!(
+        logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(),
+        ["!"]
+    );
+    let err = linked("native").unwrap().call("run", b"").unwrap_err();
+    assert_eq!(err.return_code(), Some(1), "{err}");
+    // extism 1.30 would dereference a null pointer here and take the process down.
+    for pack in [alone("extism").unwrap(), linked("extism").unwrap()] {
+        let err = pack.call("run", b"").unwrap_err();
+        assert_eq!(err.code(), "invalid_pack", "{err}");
+        assert!(err.message().contains("start-up code"), "{err}");
+    }
+}

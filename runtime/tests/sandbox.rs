@@ -556,10 +556,10 @@ fn a_timed_out_spin_reports_the_fuel_it_burnt() {
             "[{engine}] {timed:.3} fuel/ns billed for the timed-out spin, {exact:.3} when it ran out of fuel"
         );
         // A loop no call has measured yet (a module of its own per engine) is billed at the
-        // machine's calibrated rate, within a small factor of what it really burns: the same
-        // loop has run at ~5 and at ~10 fuel per CPU nanosecond from one process to the next
-        // on one machine (code placement, store forwarding), so a tighter bound only measures
-        // the machine's luck.
+        // machine's calibrated rate (measured once per process), within a small factor of
+        // what it really burns: on the 2-vCPU VM CI runs on, the same loop in one process,
+        // even pinned to one vCPU, runs at ~4.5 and at ~11 fuel per CPU nanosecond from one
+        // moment to the next (the host's doing), so a tighter bound only measures its luck.
         let wasm = wat::parse_str(format!(
             r#"(module (memory (export "memory") 1)
                  (func (export "spin") (result i32) (local $i i64)
@@ -576,7 +576,7 @@ fn a_timed_out_spin_reports_the_fuel_it_burnt() {
         let exact = spin_rate(&Pack::load(&wasm, by_fuel).unwrap(), named, "out_of_fuel");
         let ratio = fresh / exact;
         assert!(
-            (0.4..=2.5).contains(&ratio),
+            (1.0 / 3.0..=3.0).contains(&ratio),
             "[{engine}] an unmeasured loop is billed {fresh:.3} fuel/ns, burns {exact:.3}"
         );
     }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use extism::{CurrentPlugin, Function, UserData, ValType};
 
+use super::LinkGate;
 use crate::capabilities::audit::AuditTrail;
 use crate::capabilities::host_fn::{
     CallFrame, HostCall, HostFnError, HostFunctions, KernelMemory, WasmValue,
@@ -66,6 +67,7 @@ pub(crate) fn end_call(state: &UserData<HostCallState>) -> crate::capabilities::
 pub(crate) fn functions(
     lent: &Arc<HostFunctions>,
     state: &UserData<HostCallState>,
+    gate: &LinkGate,
 ) -> Vec<Function> {
     lent.functions
         .iter()
@@ -74,6 +76,9 @@ pub(crate) fn functions(
             let result_types = results.clone();
             let lent = lent.clone();
             let function_for_call = function.clone();
+            let gate = gate.clone();
+            // Not `gate.function`: a handler may run at start-up (packhost's own refuse there,
+            // with their own message), and only its reach into memory must wait for linking.
             Function::new(
                 function.name(),
                 params.iter().map(|ty| ValType::from(wasmtime_type(ty))),
@@ -102,7 +107,10 @@ pub(crate) fn functions(
                             pack_id: &lent.pack_id,
                             function: function_for_call.name(),
                             context: &context,
-                            memory: &mut PluginMemory(plugin),
+                            memory: &mut PluginMemory {
+                                plugin,
+                                linking: gate.is_linking(),
+                            },
                         },
                         &args,
                         &mut results,
@@ -138,17 +146,27 @@ fn poisoned() -> extism::Error {
     ))
 }
 
-/// extism's kernel memory, as host functions see it.
-struct PluginMemory<'a>(&'a mut CurrentPlugin);
+/// extism's kernel memory, as host functions see it: out of reach while extism links the
+/// plugin (see [`LinkGate`]).
+struct PluginMemory<'a> {
+    plugin: &'a mut CurrentPlugin,
+    linking: bool,
+}
 
 impl KernelMemory for PluginMemory<'_> {
     fn block(&mut self, offset: u64) -> Option<&[u8]> {
-        let handle = self.0.memory_handle(offset)?;
-        self.0.memory_bytes(handle).ok()
+        if self.linking {
+            return None;
+        }
+        let handle = self.plugin.memory_handle(offset)?;
+        self.plugin.memory_bytes(handle).ok()
     }
 
     fn alloc_bytes(&mut self, data: &[u8]) -> Result<u64, HostFnError> {
-        let handle = self.0.memory_new(data).map_err(|_| {
+        if self.linking {
+            return Err(HostFnError::new(LinkGate::REFUSAL));
+        }
+        let handle = self.plugin.memory_new(data).map_err(|_| {
             HostFnError::new(format!(
                 "{} bytes do not fit in the pack's memory limit",
                 data.len()

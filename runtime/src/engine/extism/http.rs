@@ -8,6 +8,7 @@ use std::time::Instant;
 use extism::{CurrentPlugin, Function, UserData, Val, ValType, PTR};
 
 use super::memory::MemoryMeter;
+use super::LinkGate;
 use crate::capabilities::audit::AuditTrail;
 use crate::capabilities::http::HttpGrant;
 use crate::error::{Error, ErrorKind};
@@ -48,9 +49,9 @@ pub(crate) fn begin_call(http: &UserData<HttpCall>) {
 }
 
 /// The three HTTP imports, bound to one instance's state.
-pub(crate) fn functions(http: &UserData<HttpCall>) -> Vec<Function> {
+pub(crate) fn functions(http: &UserData<HttpCall>, gate: &LinkGate) -> Vec<Function> {
     vec![
-        Function::new(
+        gate.function(
             "http_request",
             [PTR, PTR],
             [PTR],
@@ -61,7 +62,7 @@ pub(crate) fn functions(http: &UserData<HttpCall>) -> Vec<Function> {
             },
         )
         .with_namespace(EXTISM_ENV),
-        Function::new(
+        gate.function(
             "http_status_code",
             [],
             [ValType::I32],
@@ -74,7 +75,7 @@ pub(crate) fn functions(http: &UserData<HttpCall>) -> Vec<Function> {
             },
         )
         .with_namespace(EXTISM_ENV),
-        Function::new(
+        gate.function(
             "http_headers",
             [],
             [PTR],

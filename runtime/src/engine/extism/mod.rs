@@ -20,6 +20,7 @@ mod http;
 mod memory;
 mod vars;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -108,6 +109,8 @@ pub(crate) struct Instance {
     /// What the live plugin's start-up cost, until a call is billed for it.
     startup: Option<StartupCost>,
     fuel_rates: Arc<super::fuel::FuelRates>,
+    /// Closed to host calls while extism links a new plugin.
+    gate: LinkGate,
 }
 
 impl Instance {
@@ -126,6 +129,7 @@ impl Instance {
             audit.clone(),
         ));
         let host = UserData::new(host_fn::HostCallState::recording_into(audit.clone()));
+        let gate = LinkGate::default();
         let vars = UserData::new(vars::InstanceVars::new(
             spec.limits.max_var_bytes,
             meter.clone(),
@@ -164,10 +168,11 @@ impl Instance {
 
         let mut builder = extism::PluginBuilder::new(manifest)
             .with_wasi(spec.wasi)
-            .with_functions(log_functions(&logs))
-            .with_functions(http::functions(&http))
-            .with_functions(vars::functions(&vars))
-            .with_functions(host_fn::functions(&spec.host_functions, &host))
+            .with_functions(log_functions(&logs, &gate))
+            .with_functions([config_function(&spec.config, &gate)])
+            .with_functions(http::functions(&http, &gate))
+            .with_functions(vars::functions(&vars, &gate))
+            .with_functions(host_fn::functions(&spec.host_functions, &host, &gate))
             .with_fuel_limit(spec.limits.fuel.unwrap_or(u64::MAX))
             .with_wasmtime_config(wasmtime_config);
         builder = match code_cache_config() {
@@ -189,6 +194,7 @@ impl Instance {
             fuel_limit: spec.limits.fuel,
             startup: None,
             fuel_rates: spec.fuel_rates.clone(),
+            gate,
         };
         instance.renew()?;
         Ok(instance)
@@ -206,9 +212,12 @@ impl Instance {
         let started = Instant::now();
         let compiled = &self.compiled;
         // Linking already runs a reactor's `_initialize` (wasmtime's linker does).
+        self.gate.linking(true);
         let linked = catch_panic("instantiating", || {
             extism::Plugin::new_from_compiled(compiled)
-        })?;
+        });
+        self.gate.linking(false);
+        let linked = linked?;
         let plugin = match linked {
             Ok(plugin) => plugin,
             Err(err) => {
@@ -470,11 +479,11 @@ fn instantiate_now(
 }
 
 /// The `log_*` and `get_log_level` imports, bound to one instance's buffer.
-fn log_functions(logs: &UserData<LogBuffer>) -> Vec<Function> {
+fn log_functions(logs: &UserData<LogBuffer>, gate: &LinkGate) -> Vec<Function> {
     let mut functions: Vec<Function> = LOG_IMPORTS
         .into_iter()
         .map(|(name, level)| {
-            Function::new(
+            gate.function(
                 name,
                 [PTR],
                 [],
@@ -485,7 +494,7 @@ fn log_functions(logs: &UserData<LogBuffer>) -> Vec<Function> {
         })
         .collect();
     functions.push(
-        Function::new(
+        gate.function(
             "get_log_level",
             [],
             [ValType::I32],
@@ -499,6 +508,87 @@ fn log_functions(logs: &UserData<LogBuffer>) -> Vec<Function> {
         .with_namespace(EXTISM_ENV),
     );
     functions
+}
+
+/// `config_get`, shadowing extism's so that it too goes through the [`LinkGate`]: the
+/// config the pack may read (already narrowed to its grant), by key.
+fn config_function(config: &BTreeMap<String, String>, gate: &LinkGate) -> Function {
+    gate.function(
+        "config_get",
+        [PTR],
+        [PTR],
+        UserData::new(config.clone()),
+        |plugin, inputs, outputs, config| {
+            let key = http::read_block(plugin, &inputs[0], "config key", true)?;
+            let config = config.get()?;
+            let value = config
+                .lock()
+                .map_err(|_| extism::Error::msg("config lock poisoned"))?
+                .get(&*String::from_utf8_lossy(&key))
+                .cloned();
+            outputs[0] = match value {
+                Some(value) => {
+                    let handle = plugin.memory_new(value.as_bytes())?;
+                    plugin.memory_to_val(handle)
+                }
+                None => Val::I64(0),
+            };
+            Ok(())
+        },
+    )
+    .with_namespace(EXTISM_ENV)
+}
+
+/// Whether extism is linking the plugin. extism 1.30 runs a reactor's `_initialize` inside
+/// `Plugin::new_from_compiled`, before the plugin's `CurrentPlugin` can reach its store: a
+/// host function that touches memory then dereferences a null pointer and takes the whole
+/// process down. Every function packhost lends through extism (all of `extism:host/env`
+/// that is not kernel wasm) checks the gate first, and the host's functions reach memory
+/// only through a gated `PluginMemory`, so such a start-up fails with `invalid_pack`
+/// instead. The native engine serves start-up code like any call.
+#[derive(Clone, Default)]
+pub(super) struct LinkGate(Arc<AtomicBool>);
+
+impl LinkGate {
+    /// Why a host call made while extism links the plugin fails.
+    pub(super) const REFUSAL: &str = "the pack calls the host from its start-up code, which \
+         the extism engine cannot serve while it links the plugin; the native engine (the \
+         default) can";
+
+    /// `Function::new`, refusing calls while the plugin is being linked.
+    pub(super) fn function<T: 'static>(
+        &self,
+        name: &str,
+        params: impl IntoIterator<Item = ValType>,
+        results: impl IntoIterator<Item = ValType>,
+        data: UserData<T>,
+        f: impl Fn(&mut CurrentPlugin, &[Val], &mut [Val], UserData<T>) -> Result<(), extism::Error>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Function {
+        let gate = self.clone();
+        Function::new(
+            name,
+            params,
+            results,
+            data,
+            move |plugin, inputs, outputs, data| {
+                if gate.is_linking() {
+                    return Err(extism::Error::msg(Self::REFUSAL));
+                }
+                f(plugin, inputs, outputs, data)
+            },
+        )
+    }
+
+    pub(super) fn is_linking(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn linking(&self, linking: bool) {
+        self.0.store(linking, Ordering::Release);
+    }
 }
 
 fn poisoned() -> extism::Error {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use extism::{CurrentPlugin, Function, UserData, Val, PTR};
 
 use super::memory::MemoryMeter;
+use super::LinkGate;
 use crate::engine::vars::{MemoryAccount, Vars};
 use crate::error::Error;
 use crate::module::EXTISM_ENV;
@@ -56,9 +57,9 @@ pub(crate) fn clear(vars: &UserData<InstanceVars>) {
 }
 
 /// `var_get` and `var_set`, bound to one instance's vars.
-pub(crate) fn functions(vars: &UserData<InstanceVars>) -> Vec<Function> {
+pub(crate) fn functions(vars: &UserData<InstanceVars>, gate: &LinkGate) -> Vec<Function> {
     vec![
-        Function::new(
+        gate.function(
             "var_get",
             [PTR],
             [PTR],
@@ -78,7 +79,7 @@ pub(crate) fn functions(vars: &UserData<InstanceVars>) -> Vec<Function> {
             },
         )
         .with_namespace(EXTISM_ENV),
-        Function::new(
+        gate.function(
             "var_set",
             [PTR, PTR],
             [],

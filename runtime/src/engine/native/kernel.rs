@@ -48,7 +48,7 @@ pub(super) struct KernelHandles {
 impl KernelHandles {
     /// The rewritten pack's kernel memory and bounds, or `None` for a module that is no
     /// Extism plugin (it was not rewritten).
-    pub(super) fn of(instance: &Instance, store: &mut impl AsContextMut) -> Option<Self> {
+    fn of(instance: &Instance, store: &mut impl AsContextMut) -> Option<Self> {
         let memory = instance.get_memory(&mut *store, MEMORY_EXPORT)?;
         let mut bounds = Vec::with_capacity(Bound::ALL.len());
         for bound in Bound::ALL {
@@ -210,6 +210,32 @@ fn round_up(len: u64) -> u64 {
 
 /// The reserved bytes below [`FIRST_OFFSET`], as read before kernel memory has a page.
 static RESERVED: [u8; FIRST_OFFSET as usize] = [0; FIRST_OFFSET as usize];
+
+/// Offers the kernel memory of `instance`, when it is a rewritten module, as the store's.
+/// It is taken when the store has none yet, or has one that never held a byte: a plugin's
+/// linked modules start before its main module, so the first of them that is rewritten
+/// lends its kernel memory to their start-up, and the main module's, whose injected
+/// functions serve the hot calls, takes over once it exists unless that start-up used the
+/// lent one (whose bytes stay counted then). The bounds of a memory given up stay 0, so
+/// that module's injected functions send every access to the host.
+pub(super) fn offer(mut store: impl AsContextMut<Data = HostState>, instance: &Instance) {
+    let mut store = store.as_context_mut();
+    let Some(offered) = KernelHandles::of(instance, &mut store) else {
+        return;
+    };
+    let held = store.data().kernel.handles;
+    if held.is_some_and(|held| held.memory.data_size(&store) > 0) {
+        return;
+    }
+    store.data_mut().kernel.handles = Some(offered);
+    if let Some(held) = held {
+        for bound in held.bounds {
+            // The rewrite's own `mut i64`s: setting one cannot fail.
+            let _ = bound.set(&mut store, Val::I64(0));
+        }
+    }
+    sync_bounds(&mut store, Some((0, 0)));
+}
 
 /// Releases every block and the last call's input, at the start of a call.
 pub(super) fn reset(mut store: impl AsContextMut<Data = HostState>) {

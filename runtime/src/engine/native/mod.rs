@@ -136,7 +136,13 @@ impl Start {
                     let instance = linker
                         .instantiate(&mut *store, &linked.module)
                         .map_err(|err| failed(store, err))?;
-                    run_initializers(store, &instance, &linked.initializers)?;
+                    kernel::offer(&mut *store, &instance);
+                    run_initializers(store, &instance, &linked.initializers).map_err(|err| {
+                        Error::new(
+                            err.kind().clone(),
+                            format!("linked module {:?}: {}", linked.name, err.message()),
+                        )
+                    })?;
                     linker
                         .instance(&mut *store, &linked.name, instance)
                         .map_err(|err| failed(store, err))?;
@@ -443,10 +449,15 @@ impl Instance {
         };
         let fuel_limit = self.limits.fuel.unwrap_or(u64::MAX);
         let timeout = self.limits.timeout;
+        // The first call on an instance also reports its start-up's log lines, as it does
+        // its cost.
+        let first_call = self.startup.is_some();
         let live = &mut self.live;
         kernel::reset(&mut live.store);
         let state = live.store.data_mut();
-        state.logs.lines.clear();
+        if !first_call {
+            state.logs.lines.clear();
+        }
         state
             .limiter
             .begin_call(state.kernel.size(), state.vars.bytes());
@@ -671,7 +682,7 @@ fn instantiate(
     let started_up = catch_panic("instantiating", || code.start.instantiate(&mut store))
         .and_then(|instance| instance)
         .and_then(|instance| {
-            store.data_mut().kernel.handles = kernel::KernelHandles::of(&instance, &mut store);
+            kernel::offer(&mut store, &instance);
             run_initializers(&mut store, &instance, &code.exports.initializers)?;
             Ok(instance)
         });
