@@ -44,10 +44,30 @@ packs: cli ## Build the sample packs into plugins/dist/ (manifests embedded).
 	for pack in $(PDK_PACKS); do $(PACKHOST) embed $(WASM_OUT)/$$pack.wasm -o plugins/dist/$$pack.wasm; done
 	for pack in $(PLAIN_PACKS); do cp $(WASM_OUT)/$$pack.wasm plugins/dist/$$pack.wasm; done
 	clang $(C_FLAGS) -o plugins/dist/c_plain.wasm plugins/c-plain/plain.c
-	clang $(C_FLAGS) -o plugins/dist/c_bench.wasm plugins/c-bench/bench.c
+	clang $(C_FLAGS) -I pdk/c -o plugins/dist/c_bench.wasm plugins/c-bench/bench.c
+	clang $(C_FLAGS) -I pdk/c -o $(TARGET_DIR)/c_text_tools.wasm plugins/c-text-tools/text_tools.c
+	$(PACKHOST) embed $(TARGET_DIR)/c_text_tools.wasm -o plugins/dist/c_text_tools.wasm
+	python3 scripts/readme_snippet.py "Writing a pack in C" c > $(TARGET_DIR)/c_vowels.c
+	clang $(C_FLAGS) -I pdk/c -o $(TARGET_DIR)/c_vowels.wasm $(TARGET_DIR)/c_vowels.c
+	$(PACKHOST) embed $(TARGET_DIR)/c_vowels.wasm -o plugins/dist/c_vowels.wasm
+	@size=$$(stat -c %s plugins/dist/c_vowels.wasm); test $$size -lt 10240 || \
+		{ echo "the README's C count_vowels pack is $$size bytes; the target is under 10 KB"; exit 1; }
 	$(ZIG) build-exe plugins/zig-plain/plain.zig $(ZIG_FLAGS) -femit-bin=plugins/dist/zig_plain.wasm
 	rm -f plugins/dist/zig_plain.wasm.o
 	cd plugins/as-plain && node_modules/.bin/asc assembly/index.ts --outFile ../dist/as_plain.wasm $(AS_FLAGS)
+	cd plugins/as-text-tools && ../as-plain/node_modules/.bin/asc assembly/index.ts \
+		--outFile $(TARGET_DIR)/as_text_tools.wasm $(AS_FLAGS)
+	$(PACKHOST) embed $(TARGET_DIR)/as_text_tools.wasm -o plugins/dist/as_text_tools.wasm
+	mkdir -p $(TARGET_DIR)/as-vowels/assembly $(TARGET_DIR)/as-vowels/packages
+	ln -sfn $(CURDIR)/pdk/assemblyscript $(TARGET_DIR)/as-vowels/packages/packhost-pdk
+	python3 scripts/readme_snippet.py "Writing a pack in AssemblyScript" ts pdk/assemblyscript/README.md \
+		> $(TARGET_DIR)/as-vowels/assembly/index.ts
+	cd $(TARGET_DIR)/as-vowels && $(CURDIR)/plugins/as-plain/node_modules/.bin/asc assembly/index.ts \
+		--path packages --outFile vowels.wasm --runtime incremental --optimize --exportStart _initialize \
+		--use abort=~lib/packhost-pdk/assembly/index/abort
+	$(PACKHOST) embed $(TARGET_DIR)/as-vowels/vowels.wasm -o plugins/dist/as_vowels.wasm
+	@size=$$(stat -c %s plugins/dist/as_vowels.wasm); test $$size -lt 30720 || \
+		{ echo "the AssemblyScript PDK's count_vowels pack is $$size bytes; the target is under 30 KB"; exit 1; }
 
 demo: packs ## The main job: build the packs, run one from the command line and from Rust.
 	$(PACKHOST) inspect plugins/dist/api_errors.wasm

@@ -17,11 +17,14 @@ struct CaseFile {
     cases: Vec<Case>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Case {
     name: String,
     pack: Option<String>,
+    /// Instead of `pack`: run the case once on each of these sample packs, as `NAME/PACK`.
+    #[serde(default)]
+    packs: Vec<String>,
     pack_file: Option<String>,
     extism_manifest: Option<Value>,
     options: Option<Value>,
@@ -34,7 +37,7 @@ struct Case {
     then: Vec<Call>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Call {
     /// In a `then` step: call this sample pack, loaded with the case's options, instead.
@@ -77,9 +80,36 @@ fn load_cases() -> Vec<(String, Case)> {
         let parsed: CaseFile =
             serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", file.display()));
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
-        cases.extend(parsed.cases.into_iter().map(|case| (stem.clone(), case)));
+        for case in parsed.cases {
+            cases.extend(
+                one_per_pack(case)
+                    .into_iter()
+                    .map(|case| (stem.clone(), case)),
+            );
+        }
     }
     cases
+}
+
+/// `case`, or for a case with `packs`, one case per pack, named `NAME/PACK`.
+fn one_per_pack(case: Case) -> Vec<Case> {
+    if case.packs.is_empty() {
+        return vec![case];
+    }
+    assert!(
+        case.pack.is_none() && case.pack_file.is_none() && case.extism_manifest.is_none(),
+        "{}: packs replaces pack, pack_file and extism_manifest",
+        case.name
+    );
+    case.packs
+        .iter()
+        .map(|pack| Case {
+            name: format!("{}/{pack}", case.name),
+            pack: Some(pack.clone()),
+            packs: Vec::new(),
+            ..case.clone()
+        })
+        .collect()
 }
 
 /// A call whose cancel token another thread cancels `cancel_after_ms` after it starts (or

@@ -25,8 +25,15 @@ function loadCases() {
   const files = fs.readdirSync(dir).filter((file) => file.endsWith('.json')).sort()
   return files.flatMap((file) => {
     const { cases } = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'))
-    return cases.map((testCase) => ({ file: path.basename(file, '.json'), testCase }))
+    return cases.flatMap(onePerPack).map((testCase) => ({ file: path.basename(file, '.json'), testCase }))
   })
+}
+
+/** A case, or for a case with `packs`, one case per pack, named `NAME/PACK`. */
+function onePerPack(testCase) {
+  if (testCase.packs === undefined) return [testCase]
+  const { packs, ...rest } = testCase
+  return packs.map((pack) => ({ ...structuredClone(rest), name: `${rest.name}/${pack}`, pack }))
 }
 
 const CASES = loadCases()

@@ -27,14 +27,14 @@ import packhost
 from conftest import CONFORMANCE, DIST, SUITE_FUNCTIONS, pack_path
 
 CASE_FIELDS = {
-    "name", "pack", "pack_file", "extism_manifest", "options", "actions", "then",
+    "name", "pack", "packs", "pack_file", "extism_manifest", "options", "actions", "then",
     "host_functions",
     "export", "input", "input_repeat", "output", "output_json", "error",
     "message_contains", "return_code", "logs", "context", "cancel_after_ms", "host_calls",
     "kv_ops", "audit",
 }
 CALL_FIELDS = CASE_FIELDS - {
-    "name", "pack", "pack_file", "extism_manifest", "options", "actions", "then",
+    "name", "pack", "packs", "pack_file", "extism_manifest", "options", "actions", "then",
     "host_functions",
 }
 # A ``then`` step may also name a sample pack to call instead of the case's; only the
@@ -45,8 +45,20 @@ STEP_FIELDS = (CALL_FIELDS - {"cancel_after_ms"}) | {"pack"}
 def load_cases() -> List[Dict[str, Any]]:
     cases = []
     for file in sorted((CONFORMANCE / "cases").glob("*.json")):
-        cases.extend(json.loads(file.read_text(encoding="utf-8"))["cases"])
+        for case in json.loads(file.read_text(encoding="utf-8"))["cases"]:
+            cases.extend(one_per_pack(case))
     return cases
+
+
+def one_per_pack(case: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The case, or for a case with ``packs``, one case per pack, named ``NAME/PACK``."""
+    if "packs" not in case:
+        return [case]
+    rest = {key: value for key, value in case.items() if key != "packs"}
+    return [
+        {**copy.deepcopy(rest), "name": f"{case['name']}/{pack}", "pack": pack}
+        for pack in case["packs"]
+    ]
 
 
 def expected_fuel() -> Dict[str, Dict[str, int]]:

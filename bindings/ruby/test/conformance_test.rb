@@ -52,6 +52,14 @@ class ConformanceTest < Minitest::Test
       options.is_a?(Hash) && options["kv"].is_a?(Hash) ? KV_BACKENDS : [nil]
     end
 
+    # `kase`, or for a case with `packs`, one case per pack, named `NAME/PACK`.
+    def one_per_pack(kase)
+      return [kase] unless kase.key?("packs")
+
+      rest = kase.reject { |key, _| key == "packs" }
+      kase["packs"].map { |pack| Marshal.load(Marshal.dump(rest)).merge("name" => "#{kase['name']}/#{pack}", "pack" => pack) }
+    end
+
     # How messages and test names name a run: its engine, and its KV backend if any.
     def run_label(engine, backend)
       backend ? "#{engine}, kv #{backend}" : engine
@@ -64,7 +72,7 @@ class ConformanceTest < Minitest::Test
   end
 
   CASE_FILES.each do |file|
-    JSON.parse(File.read(file)).fetch("cases").each do |kase|
+    JSON.parse(File.read(file)).fetch("cases").flat_map { |kase| one_per_pack(kase) }.each do |kase|
       ENGINES.each do |engine|
         kv_backends(kase).each do |backend|
           define_method("test_#{kase.fetch('name')} [#{run_label(engine, backend)}]") do
