@@ -9,7 +9,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),$(CURDIR)/target))
 WASM_OUT := $(TARGET_DIR)/wasm32-unknown-unknown/release
 PACKHOST := $(TARGET_DIR)/release/packhost
 # Packs built with packhost-pdk get their manifest embedded; `plain` is a plain extism-pdk

@@ -9,27 +9,35 @@ import pathlib
 import sys
 
 
-def snippet(text: str, heading: str, language: str) -> str:
-    lines = text.splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines) if line.lstrip("#").strip() == heading)
-    except StopIteration:
-        sys.exit(f"README.md has no heading {heading!r}")
+def snippet(text: str, heading: str, language: str, name: str) -> str:
+    """The block's text; exits naming `name` when the heading or the block is missing."""
+    fenced = False
+    under_heading = False
     inside = None
-    for line in lines[start + 1 :]:
-        if inside is None:
-            if line.startswith("#"):
-                break
-            if line.strip() == f"```{language}":
-                inside = []
-        elif line.strip() == "```":
-            return "\n".join(inside) + "\n"
-        else:
+    for line in text.splitlines():
+        if inside is not None:
+            if line.strip() == "```":
+                return "\n".join(inside) + "\n"
             inside.append(line)
-    sys.exit(f"README.md has no {language} block under {heading!r}")
+            continue
+        if line.startswith("```"):
+            # A `#` inside a block (a shell comment) is no heading.
+            fenced = not fenced
+            if under_heading and fenced and line.strip() == f"```{language}":
+                inside = []
+            continue
+        if fenced or not line.startswith("#"):
+            continue
+        if under_heading:
+            break
+        under_heading = line.lstrip("#").strip() == heading
+    if not under_heading:
+        sys.exit(f"{name} has no heading {heading!r}")
+    sys.exit(f"{name} has no {language} block under {heading!r}")
 
 
 if __name__ == "__main__":
     root = pathlib.Path(__file__).resolve().parent.parent
     readme = pathlib.Path(sys.argv[3]) if len(sys.argv) > 3 else root / "README.md"
-    sys.stdout.write(snippet(readme.read_text(encoding="utf-8"), sys.argv[1], sys.argv[2]))
+    text = readme.read_text(encoding="utf-8")
+    sys.stdout.write(snippet(text, sys.argv[1], sys.argv[2], str(readme)))

@@ -341,3 +341,85 @@ fn call_links_the_modules_of_an_extism_manifest_and_stands_in_for_the_hosts_func
     );
     let _ = std::fs::remove_dir_all(&folder);
 }
+
+#[test]
+fn test_runs_fixture_cases_and_shows_what_a_failing_one_expected_and_got() {
+    let folder = std::env::temp_dir().join(format!("packhost-cli-fixtures-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let passing = serde_json::json!({"cases": [
+        {"name": "counts", "export": "count_vowels", "input": "{\"text\": \"hello\"}",
+         "output_json": {"vowels": "eo", "count": 2}, "max_fuel": 10_000_000},
+        {"name": "fails", "export": "fail_with", "input": "no", "error": "plugin_error",
+         "message_contains": "no", "return_code": 1},
+        {"name": "greets", "options": {"config": {"greeting": "Hi"}}, "export": "greet",
+         "input": "Ada", "output": "Hi, Ada!"},
+        {"name": "logs", "export": "chatty", "output": "logged", "logs": [
+            {"level": "info", "message": "info line"},
+            {"level": "warn", "message": "warn line"},
+            {"level": "error", "message": "error line"}]},
+    ]});
+    std::fs::write(folder.join("passing.json"), passing.to_string()).unwrap();
+    let out = packhost(
+        &["test", &pack("text_tools"), folder.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("4 cases: 4 passed, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+
+    let failing = serde_json::json!({"cases": [
+        {"name": "shouts wrong", "export": "uppercase", "input": "hi", "output": "HI!"},
+        {"name": "expects an error", "export": "echo", "input": "x", "error": "plugin_error"},
+    ]});
+    std::fs::write(folder.join("z_failing.json"), failing.to_string()).unwrap();
+    let out = packhost(
+        &["test", &pack("text_tools"), folder.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let printed = stdout(&out);
+    assert!(printed.contains("FAIL  shouts wrong"), "{printed}");
+    assert!(printed.contains("expected output \"HI!\""), "{printed}");
+    assert!(printed.contains("actual output \"HI\""), "{printed}");
+    assert!(printed.contains("FAIL  expects an error"), "{printed}");
+    assert!(printed.contains("ok    counts"), "{printed}");
+    assert!(printed.contains("6 cases: 4 passed, 2 failed"), "{printed}");
+
+    // A fixture folder that does not exist is a usage error, not a pass.
+    let missing = folder.join("nowhere");
+    let out = packhost(
+        &["test", &pack("text_tools"), missing.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+#[test]
+fn the_readmes_fixture_example_passes_on_the_text_tools_pack() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("## The `packhost` command")
+        .expect("the section")..];
+    let block = section
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a JSON fixture example in the section");
+    let file = std::env::temp_dir().join(format!(
+        "packhost-readme-fixture-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(&file, block).unwrap();
+    let out = packhost(&["test", &pack("text_tools"), file.to_str().unwrap()], None);
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("2 cases: 2 passed"),
+        "{}",
+        stdout(&out)
+    );
+}

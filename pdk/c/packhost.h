@@ -225,11 +225,9 @@ static inline void ph_log(ph_log_level level, const char *message) {
 }
 
 // The config value under `key` into `value`; false when the host set none (or did not grant
-// the key).
+// the key). The host takes the key's block, as with vars.
 static inline bool ph_config(const char *key, ph_bytes *value) {
-  ph_block key_block = ph__text_block(key);
-  ph_block found = ph__config_get(key_block);
-  ph__free(key_block);
+  ph_block found = ph__config_get(ph__text_block(key));
   if (found == 0) {
     return false;
   }
@@ -275,7 +273,13 @@ static inline ph_http_response ph_http_request(const char *request_json, const v
 // Calls a host function declared with PH_HOST_FUNCTION on `length` bytes of `data`.
 static inline ph_bytes ph_call_host(uint64_t (*function)(uint64_t), const void *data,
                                     uint64_t length) {
-  return ph__take(function(ph__block(data, length)));
+  ph_block input = ph__block(data, length);
+  ph_block answer = function(input);
+  // The host reads the input and leaves its block to the pack.
+  if (input != 0 && input != answer) {
+    ph__free(input);
+  }
+  return ph__take(answer);
 }
 
 // The value under `key` in the pack's key-value store (for the calling tenant) into
@@ -505,8 +509,12 @@ malformed:
   return false;
 }
 
-// Skips the JSON value at `*at`; false when it is not one.
-static inline bool ph__json_skip(const uint8_t **at, const uint8_t *end) {
+// How deep JSON the reader follows: deeper input is refused, not a stack overflow.
+#define PH__JSON_MAX_DEPTH 128
+
+// Skips the JSON value at `*at`, `depth` levels down; false when it is not one.
+static inline bool ph__json_skip(const uint8_t **at, const uint8_t *end, int depth) {
+  if (depth > PH__JSON_MAX_DEPTH) return false;
   const uint8_t *p = ph__json_space(*at, end);
   if (p >= end) return false;
   if (*p == '"') {
@@ -528,7 +536,7 @@ static inline bool ph__json_skip(const uint8_t **at, const uint8_t *end) {
         p = ph__json_space(p, end);
         if (p >= end || *p++ != ':') return false;
       }
-      if (!ph__json_skip(&p, end)) return false;
+      if (!ph__json_skip(&p, end, depth + 1)) return false;
       p = ph__json_space(p, end);
       if (p < end && *p == ',') {
         p++;
@@ -577,9 +585,9 @@ static inline ph_json_result ph_json_string_field(ph_bytes json, const char *nam
       bool read = ph__json_string(&p, end, &key);
       bool wanted = read && key.length == strlen(name) && memcmp(key.data, name, key.length) == 0;
       free(key.data);
-      if (!read) return PH_JSON_INVALID;
+      if (!read) goto invalid;
       p = ph__json_space(p, end);
-      if (p >= end || *p++ != ':') return PH_JSON_INVALID;
+      if (p >= end || *p++ != ':') goto invalid;
       p = ph__json_space(p, end);
       if (wanted && result == PH_JSON_MISSING) {
         if (p < end && *p == '"') {
@@ -590,13 +598,13 @@ static inline ph_json_result ph_json_string_field(ph_bytes json, const char *nam
           }
           *value = (ph_bytes){text.data, text.length};
           result = PH_JSON_FOUND;
-        } else if (!ph__json_skip(&p, end)) {
+        } else if (!ph__json_skip(&p, end, 1)) {
           return PH_JSON_INVALID;
         } else {
           result = PH_JSON_NOT_A_STRING;
         }
-      } else if (!ph__json_skip(&p, end)) {
-        return PH_JSON_INVALID;
+      } else if (!ph__json_skip(&p, end, 1)) {
+        goto invalid;
       }
       p = ph__json_space(p, end);
       if (p < end && *p == ',') {
@@ -607,15 +615,16 @@ static inline ph_json_result ph_json_string_field(ph_bytes json, const char *nam
         p++;
         break;
       }
-      if (result == PH_JSON_FOUND) ph_bytes_free(*value);
-      return PH_JSON_INVALID;
+      goto invalid;
     }
   }
-  if (ph__json_space(p, end) != end) {
-    if (result == PH_JSON_FOUND) ph_bytes_free(*value);
-    return PH_JSON_INVALID;
+  if (ph__json_space(p, end) == end) {
+    return result;
   }
-  return result;
+invalid:
+  // A value found before the input turned out malformed is not handed out.
+  if (result == PH_JSON_FOUND) ph_bytes_free(*value);
+  return PH_JSON_INVALID;
 }
 
 #endif

@@ -141,9 +141,8 @@ static void output_text(const char *text) { output(text, strlen(text)); }
 // "<greeting>, <input>!", the greeting from config key `greeting` (default "Hello").
 ACTION(greet) {
   bytes_t name = input();
-  block_t key = store_text("greeting");
-  char *greeting = block_text(extism_config_get(key));
-  extism_free(key);
+  // The host takes the key's block.
+  char *greeting = block_text(extism_config_get(store_text("greeting")));
   char *text = format("%s, %s!", greeting ? greeting : "Hello", (char *)name.bytes);
   output_text(text);
   free(text);

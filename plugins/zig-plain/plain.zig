@@ -98,9 +98,8 @@ fn print(comptime format: []const u8, args: anytype) []u8 {
 export fn greet() i32 {
     defer release();
     const name = input();
-    const key = storeBlock("greeting");
-    const greeting = blockBytes(config_get(key));
-    free(key);
+    // The host takes the key's block.
+    const greeting = blockBytes(config_get(storeBlock("greeting")));
     output(print("{s}, {s}!", .{ greeting orelse "Hello", name }));
     return 0;
 }

@@ -67,6 +67,8 @@ declare function secret_get(name: u64): u64;
 export function toBlock(data: Uint8Array): u64 {
   if (data.length == 0) return 0;
   const offset = alloc(data.length);
+  // The host refused the memory: writing from 0 would overwrite its reserved bytes.
+  if (offset == 0) unreachable();
   let at = 0;
   for (; at + 8 <= data.length; at += 8) {
     store_u64(offset + at, load<u64>(data.dataStart + at));
@@ -75,6 +77,12 @@ export function toBlock(data: Uint8Array): u64 {
     store_u8(offset + at, data[at]);
   }
   return offset;
+}
+
+// Frees a block the pack made with `toBlock` and no longer needs (a host function's input:
+// the host reads it and leaves it to the pack).
+export function freeBlock(block: u64): void {
+  if (block != 0) free(block);
 }
 
 function textBlock(text: string): u64 {
@@ -173,9 +181,8 @@ export function log(level: LogLevel, message: string): void {
 
 // The config value under `key`, or null when the host set none (or did not grant the key).
 export function config(key: string): string | null {
-  const keyBlock = textBlock(key);
-  const found = config_get(keyBlock);
-  free(keyBlock);
+  // The host takes the key's block, as with vars.
+  const found = config_get(textBlock(key));
   return found == 0 ? null : utf8(fromBlock(found));
 }
 
@@ -243,15 +250,22 @@ export function secret(name: string): string {
 
 // `text` as a JSON string, quotes included.
 export function jsonString(text: string): string {
-  let out = "\"";
+  // Pieces joined once: adding to a string one character at a time copies it each time.
+  const pieces = new Array<string>();
+  pieces.push("\"");
+  let plain = 0;
   for (let at = 0; at < text.length; at++) {
     const code = text.charCodeAt(at);
-    if (code == 0x22) out += "\\\"";
-    else if (code == 0x5c) out += "\\\\";
-    else if (code < 0x20) out += "\\u00" + (code < 0x10 ? "0" : "") + code.toString(16);
-    else out += String.fromCharCode(code);
+    if (code != 0x22 && code != 0x5c && code >= 0x20) continue;
+    pieces.push(text.substring(plain, at));
+    if (code == 0x22) pieces.push("\\\"");
+    else if (code == 0x5c) pieces.push("\\\\");
+    else pieces.push("\\u00" + (code < 0x10 ? "0" : "") + code.toString(16));
+    plain = at + 1;
   }
-  return out + "\"";
+  pieces.push(text.substring(plain));
+  pieces.push("\"");
+  return pieces.join("");
 }
 
 export enum JsonField {
@@ -264,6 +278,9 @@ export enum JsonField {
   // The input is not a JSON object.
   Invalid,
 }
+
+// How deep JSON the reader follows.
+const JSON_MAX_DEPTH = 128;
 
 // Reads the string in one field of a JSON object: `reader.field("text")`, then
 // `reader.value`.
@@ -332,34 +349,54 @@ export class JsonReader {
   private string(): string | null {
     if (this.peek() != 0x22) return null;
     this.at++;
-    let out = "";
+    // UTF-16 code units, made into a string once.
+    const units = new Array<i32>();
     while (true) {
       const c = this.peek();
       if (c < 0x20) return null;
       this.at++;
-      if (c == 0x22) return out;
+      if (c == 0x22) return String.fromCharCodes(units);
       if (c != 0x5c) {
-        out += String.fromCharCode(c);
+        units.push(c);
         continue;
       }
       const escaped = this.peek();
       this.at++;
-      if (escaped == 0x22 || escaped == 0x5c || escaped == 0x2f) out += String.fromCharCode(escaped);
-      else if (escaped == 0x62) out += "\b";
-      else if (escaped == 0x66) out += "\f";
-      else if (escaped == 0x6e) out += "\n";
-      else if (escaped == 0x72) out += "\r";
-      else if (escaped == 0x74) out += "\t";
-      else if (escaped == 0x75 && this.at + 4 <= this.json.length) {
-        const code = I32.parseInt(this.json.substring(this.at, this.at + 4), 16);
-        if (isNaN(<f64>code)) return null;
-        out += String.fromCharCode(code);
-        this.at += 4;
+      if (escaped == 0x22 || escaped == 0x5c || escaped == 0x2f) units.push(escaped);
+      else if (escaped == 0x62) units.push(0x08);
+      else if (escaped == 0x66) units.push(0x0c);
+      else if (escaped == 0x6e) units.push(0x0a);
+      else if (escaped == 0x72) units.push(0x0d);
+      else if (escaped == 0x74) units.push(0x09);
+      else if (escaped == 0x75) {
+        const code = this.hex4();
+        if (code < 0) return null;
+        units.push(code);
       } else return null;
     }
   }
 
-  private skip(): bool {
+  // The four hex digits at the reader, as a number; -1 when they are not four hex digits.
+  private hex4(): i32 {
+    if (this.at + 4 > this.json.length) return -1;
+    let code = 0;
+    for (let i = 0; i < 4; i++) {
+      const c = this.json.charCodeAt(this.at + i);
+      const digit = c >= 0x30 && c <= 0x39 ? c - 0x30
+        : c >= 0x61 && c <= 0x66 ? c - 0x57
+        : c >= 0x41 && c <= 0x46 ? c - 0x37
+        : -1;
+      if (digit < 0) return -1;
+      code = code * 16 + digit;
+    }
+    this.at += 4;
+    return code;
+  }
+
+  // Skips the value at the reader, `depth` levels down: deeper input than
+  // JSON_MAX_DEPTH is refused, not a stack overflow.
+  private skip(depth: i32 = 1): bool {
+    if (depth > JSON_MAX_DEPTH) return false;
     this.space();
     const c = this.peek();
     if (c == 0x22) return this.string() != null;
@@ -372,7 +409,7 @@ export class JsonReader {
           this.space();
           if (this.string() == null || !this.take(0x3a)) return false;
         }
-        if (!this.skip()) return false;
+        if (!this.skip(depth + 1)) return false;
         if (this.take(0x2c)) continue;
         return this.take(close);
       }

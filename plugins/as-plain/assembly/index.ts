@@ -110,9 +110,8 @@ function outputText(text: string): void {
 // "<greeting>, <input>!", the greeting from config key `greeting` (default "Hello").
 export function greet(): i32 {
   const name = inputText();
-  const key = storeText("greeting");
-  const greeting = blockText(config_get(key));
-  free(key);
+  // The host takes the key's block.
+  const greeting = blockText(config_get(storeText("greeting")));
   outputText((greeting == null ? "Hello" : greeting) + ", " + name + "!");
   return 0;
 }

@@ -54,11 +54,13 @@ export function count_vowels(): i32 {
   if (found == JsonField.Missing) return fail("invalid input: missing field `text`");
   if (found == JsonField.NotAString) return fail("invalid input: `text` is not a string");
   if (found == JsonField.Invalid) return fail("invalid input: expected a JSON object");
-  let vowels = "";
-  for (let at = 0; at < reader.value.length; at++) {
-    const c = reader.value.charAt(at);
-    if ("aeiouAEIOU".includes(c)) vowels += c;
+  const units = new Array<i32>();
+  const text = reader.value;
+  for (let at = 0; at < text.length; at++) {
+    const c = text.charCodeAt(at);
+    if ("aeiouAEIOU".indexOf(String.fromCharCode(c)) >= 0) units.push(c);
   }
+  const vowels = String.fromCharCodes(units);
   outputString(`{"count":${vowels.length},"vowels":${jsonString(vowels)}}`);
   return 0;
 }

@@ -139,7 +139,11 @@ fn link_io(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 
 fn link_services(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(EXTISM_ENV, "config_get", |mut cx: Cx, key: i64| {
-        let key = block_text(&cx, key as u64, "config key")?;
+        let key_offset = key as u64;
+        let key = block_text(&cx, key_offset, "config key")?;
+        // The pack hands the key's block over, as Extism's hosts take it (the extism engine
+        // too), so a PDK that frees it after the call frees it twice on either engine.
+        kernel::free(&mut cx, key_offset);
         let grants = cx.data().grants.clone();
         Ok(match grants.config.get(&key) {
             Some(value) => kernel::alloc_bytes(&mut cx, value.as_bytes()) as i64,
