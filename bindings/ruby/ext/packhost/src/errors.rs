@@ -8,6 +8,7 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use magnus::error::ErrorType;
 use magnus::{function, prelude::*, Error, Exception, KwArgs, RClass, RModule, Ruby, Value};
 use packhost::ErrorKind;
 
@@ -78,6 +79,9 @@ pub(crate) fn raise_with(
 ) -> Error {
     match build_exception(ruby, err, handler_exception) {
         Ok(exception) => exception.into(),
+        // An interrupt waiting for the call to end (`Timeout.timeout`'s throw) fired while
+        // the exception was being built: it goes on, as it would have without packhost.
+        Err(interrupted) if matches!(interrupted.error_type(), ErrorType::Jump(_)) => interrupted,
         // Building the exception failed (the Ruby half is not loaded, or is broken): still
         // raise something readable that names the code.
         Err(why) => Error::new(
