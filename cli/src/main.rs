@@ -223,7 +223,7 @@ fn load(path: &Path, options: PackOptions) -> packhost::Result<Pack> {
             )
         })?;
         let resolved = packhost::ExtismManifest::from_json(&text)?.resolve(options)?;
-        let stand_ins = stand_ins_for(&resolved.host_view()?);
+        let stand_ins = stand_ins_for(&*resolved.host_view()?);
         return Pack::load_resolved(resolved, stand_ins);
     }
     let stand_ins = match std::fs::read(path) {

@@ -130,7 +130,7 @@ impl ResolvedManifest {
     ///
     /// # Errors
     /// `invalid_pack` for a module that does not validate or modules that cannot be linked.
-    pub fn host_view(&self) -> Result<crate::module::ModuleInfo> {
+    pub fn host_view(&self) -> Result<std::sync::Arc<crate::module::ModuleInfo>> {
         let read = crate::pack::read_module_cached;
         let main = read(&crate::pack::module_id(&self.bytes), &self.bytes)?;
         Ok(crate::link::Linking::new(&main, &self.linked, read)?.host_view)

@@ -59,8 +59,8 @@ pub(crate) struct Linking {
     pub(crate) order: Vec<(LinkedCode, Arc<ModuleInfo>)>,
     /// The plugin as the host sees it: the main module with every import of every module
     /// that no linked module serves (what packhost and the host must provide), its start-up
-    /// code and its tables.
-    pub(crate) host_view: ModuleInfo,
+    /// code and its tables; the main module itself when it links with none.
+    pub(crate) host_view: Arc<ModuleInfo>,
 }
 
 impl Linking {
@@ -72,7 +72,7 @@ impl Linking {
     /// repeated name, an import from the main module, or modules that import each other in
     /// a circle.
     pub(crate) fn new(
-        main: &ModuleInfo,
+        main: &Arc<ModuleInfo>,
         modules: &[LinkedModule],
         read: impl Fn(&str, &[u8]) -> Result<Arc<ModuleInfo>>,
     ) -> Result<Self> {
@@ -95,7 +95,11 @@ impl Linking {
             read_modules.push((code, info));
         }
         let order = instantiation_order(read_modules)?;
-        let host_view = host_view(main, &order);
+        let host_view = if order.is_empty() {
+            main.clone()
+        } else {
+            Arc::new(host_view(main, &order))
+        };
         Ok(Linking { order, host_view })
     }
 
@@ -148,7 +152,7 @@ impl Linking {
 }
 
 /// `err`, about the linked module `name`, saying so.
-fn in_module(name: &str, err: Error) -> Error {
+pub(crate) fn in_module(name: &str, err: Error) -> Error {
     Error::new(
         err.kind().clone(),
         format!("the linked module {name:?}: {}", err.message()),
@@ -207,10 +211,8 @@ fn instantiation_order(
             .imports
             .iter()
             .filter_map(|import| {
-                index_of(&import.module).filter(|&index| {
-                    let exports = &modules[index].1.exports;
-                    exports.iter().any(|export| export.name == import.name)
-                })
+                index_of(&import.module)
+                    .filter(|&index| modules[index].1.export(&import.name).is_some())
             })
             .collect();
         imported.sort_unstable();
@@ -272,10 +274,9 @@ fn place(
 /// The plugin as the host sees it (see [`Linking::host_view`]).
 fn host_view(main: &ModuleInfo, linked: &[(LinkedCode, Arc<ModuleInfo>)]) -> ModuleInfo {
     let served = |import: &Import| {
-        linked.iter().any(|(code, info)| {
-            code.name == import.module
-                && info.exports.iter().any(|export| export.name == import.name)
-        })
+        linked
+            .iter()
+            .any(|(code, info)| code.name == import.module && info.export(&import.name).is_some())
     };
     let mut view = main.clone();
     view.imports.retain(|import| !served(import));
@@ -312,7 +313,7 @@ mod tests {
     }
 
     fn link(main: &str, modules: &[LinkedModule]) -> Result<Linking> {
-        let main = ModuleInfo::read(&module(main))?;
+        let main = Arc::new(ModuleInfo::read(&module(main))?);
         Linking::new(&main, modules, |_, bytes| {
             Ok(Arc::new(ModuleInfo::read(bytes)?))
         })
@@ -446,7 +447,7 @@ mod tests {
                 "no linked module is named \"b\"",
             ),
         ] {
-            let main_info = ModuleInfo::read(&module(main)).unwrap();
+            let main_info = Arc::new(ModuleInfo::read(&module(main)).unwrap());
             let linking = Linking::new(&main_info, &[linked("a", LEAF)], |_, bytes| {
                 Ok(Arc::new(ModuleInfo::read(bytes)?))
             })

@@ -294,11 +294,15 @@ impl ModuleInfo {
             .map(|export| export.name.as_str())
     }
 
+    /// The export named `name`, of any kind.
+    pub fn export(&self, name: &str) -> Option<&Export> {
+        self.exports.iter().find(|export| export.name == name)
+    }
+
     /// True when the module exports a function named `name`, whatever its signature.
     pub fn exports_function(&self, name: &str) -> bool {
-        self.exports
-            .iter()
-            .any(|export| export.kind == "func" && export.name == name)
+        self.export(name)
+            .is_some_and(|export| export.kind == "func")
     }
 
     /// The function imports a host must lend: every one outside the Extism ABI, WASI and
@@ -390,7 +394,7 @@ impl ModuleInfo {
                     .any(|f| f.namespace() == import.module && f.name() == import.name)
             };
             if let Some((_, provider)) = linked.iter().find(|(name, _)| *name == import.module) {
-                match provider.exports.iter().find(|e| e.name == import.name) {
+                match provider.export(&import.name) {
                     Some(export) => {
                         check_served(import, export)?;
                         continue;

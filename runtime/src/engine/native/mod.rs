@@ -137,12 +137,8 @@ impl Start {
                         .instantiate(&mut *store, &linked.module)
                         .map_err(|err| failed(store, err))?;
                     kernel::offer(&mut *store, &instance);
-                    run_initializers(store, &instance, &linked.initializers).map_err(|err| {
-                        Error::new(
-                            err.kind().clone(),
-                            format!("linked module {:?}: {}", linked.name, err.message()),
-                        )
-                    })?;
+                    run_initializers(store, &instance, &linked.initializers)
+                        .map_err(|err| crate::link::in_module(&linked.name, err))?;
                     linker
                         .instance(&mut *store, &linked.name, instance)
                         .map_err(|err| failed(store, err))?;
