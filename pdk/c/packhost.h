@@ -431,7 +431,8 @@ static inline int32_t ph__json_hex4(const uint8_t *at, const uint8_t *end) {
   return value;
 }
 
-static inline void ph__utf8(ph_buffer *out, uint32_t code) {
+// Appends the character `code` as UTF-8.
+static inline void ph_buffer_utf8(ph_buffer *out, uint32_t code) {
   uint8_t bytes[4];
   uint64_t count;
   if (code < 0x80) {
@@ -498,7 +499,7 @@ static inline bool ph__json_string(const uint8_t **at, const uint8_t *end, ph_bu
       }
     }
     if (code >= 0xD800 && code < 0xE000) code = 0xFFFD;
-    ph__utf8(into, (uint32_t)code);
+    ph_buffer_utf8(into, (uint32_t)code);
   }
   free(scratch.data);
   if (p >= end) return false;

@@ -88,27 +88,6 @@ static uint32_t next_char(ph_bytes text, uint64_t *at) {
   return code;
 }
 
-static void append_char(ph_buffer *out, uint32_t code) {
-  uint8_t bytes[4];
-  uint64_t count = 0;
-  if (code < 0x80) {
-    bytes[count++] = (uint8_t)code;
-  } else if (code < 0x800) {
-    bytes[count++] = (uint8_t)(0xC0 | code >> 6);
-    bytes[count++] = (uint8_t)(0x80 | (code & 0x3F));
-  } else if (code < 0x10000) {
-    bytes[count++] = (uint8_t)(0xE0 | code >> 12);
-    bytes[count++] = (uint8_t)(0x80 | (code >> 6 & 0x3F));
-    bytes[count++] = (uint8_t)(0x80 | (code & 0x3F));
-  } else {
-    bytes[count++] = (uint8_t)(0xF0 | code >> 18);
-    bytes[count++] = (uint8_t)(0x80 | (code >> 12 & 0x3F));
-    bytes[count++] = (uint8_t)(0x80 | (code >> 6 & 0x3F));
-    bytes[count++] = (uint8_t)(0x80 | (code & 0x3F));
-  }
-  ph_buffer_append(out, bytes, count);
-}
-
 // Upper-cases UTF-8 text by wasi-libc's Unicode case table, and ß (which has no capital of
 // one character) as "SS", as Rust's to_uppercase does.
 PH_ACTION(uppercase) {
@@ -119,7 +98,7 @@ PH_ACTION(uppercase) {
     if (code == 0xDF) {
       ph_buffer_text(&out, "SS");
     } else {
-      append_char(&out, (uint32_t)towupper((wint_t)code));
+      ph_buffer_utf8(&out, (uint32_t)towupper((wint_t)code));
     }
   }
   ph_bytes_free(text);
