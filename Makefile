@@ -27,7 +27,7 @@ ZIG_FLAGS := -target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall \
 # instantiation, and its `abort` is the pack's own (no host lends `env.abort`).
 AS_FLAGS := --runtime incremental --optimize --exportStart _initialize --use abort=assembly/index/packAbort
 
-.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates lint fmt bench release fuzz
+.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates test-authoring lint fmt bench release fuzz
 
 help: ## List the verbs.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,7 @@ packs: cli ## Build the sample packs into plugins/dist/ (manifests embedded).
 	$(PACKHOST) embed $(TARGET_DIR)/c_vowels.wasm -o plugins/dist/c_vowels.wasm
 	@size=$$(stat -c %s plugins/dist/c_vowels.wasm); test $$size -lt 10240 || \
 		{ echo "the README's C count_vowels pack is $$size bytes; the target is under 10 KB"; exit 1; }
+	$(PACKHOST) check plugins/dist/c_vowels.wasm --fixtures examples/data/vowels_cases.json
 	$(ZIG) build-exe plugins/zig-plain/plain.zig $(ZIG_FLAGS) -femit-bin=plugins/dist/zig_plain.wasm
 	rm -f plugins/dist/zig_plain.wasm.o
 	cd plugins/as-plain && node_modules/.bin/asc assembly/index.ts --outFile ../dist/as_plain.wasm $(AS_FLAGS)
@@ -68,6 +69,7 @@ packs: cli ## Build the sample packs into plugins/dist/ (manifests embedded).
 	$(PACKHOST) embed $(TARGET_DIR)/as-vowels/vowels.wasm -o plugins/dist/as_vowels.wasm
 	@size=$$(stat -c %s plugins/dist/as_vowels.wasm); test $$size -lt 30720 || \
 		{ echo "the AssemblyScript PDK's count_vowels pack is $$size bytes; the target is under 30 KB"; exit 1; }
+	$(PACKHOST) check plugins/dist/as_vowels.wasm --fixtures examples/data/vowels_cases.json
 
 demo: packs ## The main job: build the packs, run one from the command line and from Rust.
 	$(PACKHOST) inspect plugins/dist/api_errors.wasm
@@ -77,7 +79,7 @@ demo: packs ## The main job: build the packs, run one from the command line and 
 	cargo run --release -q -p packhost --example host_functions
 	cargo run --release -q -p packhost --example webhook_guard
 
-test: test-rust test-node test-python test-ruby test-crates ## Every test: Rust, each host binding on its installed package, the crates.
+test: test-rust test-node test-python test-ruby test-crates test-authoring ## Every test: Rust, each host binding on its installed package, the crates, pack authoring.
 
 test-rust: packs lint ## Rust: unit, conformance, sandbox, contract and CLI tests, and a benchmark smoke run.
 	cargo test --release --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby
@@ -110,6 +112,9 @@ test-ruby: packs ## Ruby binding tests (minitest) on the installed gem.
 
 test-crates: packs ## The crates as packaged, `cargo install` of the CLI, and a user's crate on packhost.
 	bash scripts/crates-check.sh
+
+test-authoring: packs ## `packhost new`, `build`, `test` and `check` in Rust, C and AssemblyScript; the README's pack examples.
+	bash scripts/authoring-check.sh
 
 lint: setup ## rustfmt and clippy, warnings denied.
 	cargo fmt --all -- --check

@@ -48,6 +48,14 @@ done
 # The core's archive must build on its own: nothing it needs may live outside it.
 listing="$(tar tzf "$CARGO_TARGET_DIR/package/packhost-$version.crate")"
 grep -qx "packhost-$version/build.rs" <<<"$listing"
+# The CLI's archive carries every template `packhost new` compiles in: the C header as a file
+# (a symlink to pdk/c in the repository) and the Rust one, whose Cargo.toml is spelled
+# Cargo.toml.tmpl because cargo leaves folders with a Cargo.toml out of a package.
+cli_listing="$(tar tvzf "$CARGO_TARGET_DIR/package/packhost-cli-$version.crate")"
+for template in $(grep -o 'templates/[^"]*' cli/src/scaffold.rs); do
+    grep -q "^-.* packhost-cli-$version/$template\$" <<<"$cli_listing" \
+        || { echo "the packhost-cli archive lacks $template (as a file)" >&2; exit 1; }
+done
 
 step "cargo install --locked --path cli, into an empty root"
 cargo install --quiet --locked --path cli --root "$scratch/cli"

@@ -12,9 +12,10 @@ for component in rustfmt clippy; do
 done
 # Debian packages: redis-server for the Redis key-value backend's tests (which start it
 # themselves on a free loopback port; only the binary is needed), and clang, lld, wasi-libc
-# and clang's wasm32 runtime library for the pack written in C (plugins/c-plain).
+# and clang's wasm32 runtime library for the packs written in C (plugins/c-*), and binaryen,
+# whose wasm-opt makes `packhost build --release` packs smaller.
 missing=()
-for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32; do
+for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32 binaryen; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

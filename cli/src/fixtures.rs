@@ -61,13 +61,16 @@ pub(crate) fn run(
 ) -> Result<usize, String> {
     let mut files = Vec::new();
     for fixture in fixtures {
+        if !fixture.exists() {
+            return Err(format!(
+                "{}: no such fixture file or folder (name the fixture files or folders, or \
+                 keep the cases in tests/)",
+                fixture.display()
+            ));
+        }
         if fixture.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(fixture)
-                .map_err(|err| format!("{}: {err}", fixture.display()))?
-                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-                .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-                .collect();
-            found.sort();
+            let found = crate::project::files_with_extension(fixture, "json")
+                .map_err(|err| format!("{}: {err}", fixture.display()))?;
             files.extend(found);
         } else {
             files.push(fixture.clone());

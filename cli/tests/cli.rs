@@ -423,3 +423,198 @@ fn the_readmes_fixture_example_passes_on_the_text_tools_pack() {
         stdout(&out)
     );
 }
+
+/// A fresh scratch folder for one test, named after it.
+fn scratch(test: &str) -> PathBuf {
+    let folder = std::env::temp_dir().join(format!("packhost-cli-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    folder
+}
+
+/// Runs packhost in `dir`, with `PATH` replaced when `path` is given.
+fn packhost_in(dir: &std::path::Path, args: &[&str], path: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_packhost"));
+    command.args(args).current_dir(dir).stdin(Stdio::null());
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    command.output().expect("packhost runs")
+}
+
+#[test]
+fn new_refuses_a_bad_name_and_an_existing_folder() {
+    let folder = scratch("new-names");
+    for bad in ["Demo", "../escape", "a b", ""] {
+        let out = packhost_in(&folder, &["new", bad, "--lang", "c"], None);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("cannot name a pack"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = packhost_in(&folder, &["new", "demo", "--lang", "c"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = packhost_in(&folder, &["new", "demo", "--lang", "rust"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    // The first project is left as it was.
+    assert!(folder.join("demo/src/pack.c").is_file());
+    assert!(!folder.join("demo/Cargo.toml").exists());
+    let out = packhost_in(&folder, &["new", "other", "--lang", "cobol"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+#[test]
+fn build_names_the_missing_toolchain_and_what_to_install() {
+    let folder = scratch("no-toolchain");
+    // An empty PATH: no cargo, clang or node to be found.
+    let empty = folder.join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (lang, missing) in [
+        ("rust", "rustup target add wasm32-unknown-unknown"),
+        ("c", "apt-get install clang lld wasi-libc"),
+        ("assemblyscript", "apt-get install nodejs npm"),
+    ] {
+        let out = packhost_in(&folder, &["new", lang, "--lang", lang], None);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = packhost_in(&folder.join(lang), &["build"], empty.to_str());
+        assert_eq!(out.status.code(), Some(1), "{lang}: {}", stderr(&out));
+        let said = stderr(&out);
+        assert!(said.starts_with("packhost build: "), "{lang}: {said}");
+        assert!(
+            said.contains("is not installed") && said.contains(missing),
+            "{lang}: {said}"
+        );
+        assert!(!said.contains("panicked"), "{lang}: {said}");
+        assert!(
+            !folder.join(lang).join("dist").exists(),
+            "{lang}: nothing built"
+        );
+    }
+    // A folder that is no project says what a project needs.
+    let out = packhost_in(&empty, &["build"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("packhost new NAME --lang"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing built yet: test and check say to build first.
+    for command in ["test", "check"] {
+        let out = packhost_in(&folder.join("c"), &[command], None);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(stderr(&out).contains("packhost build"), "{}", stderr(&out));
+    }
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+/// The whole authoring loop in C, whose toolchain builds in a second: `new`, `build`
+/// (debug and release), `test`, `check`, and a failing fixture and check shown as such.
+/// All three templates go through the same loop in scripts/authoring-check.sh
+/// (`make test-authoring`).
+#[test]
+fn a_new_c_pack_builds_passes_its_tests_and_checks_clean() {
+    let folder = scratch("new-c");
+    let out = packhost_in(&folder, &["new", "demo", "--lang", "c"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let project = folder.join("demo");
+    // From the folder above, naming the project.
+    let out = packhost_in(&folder, &["build", "demo"], None);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("-> demo/dist/demo.wasm"),
+        "{}",
+        stdout(&out)
+    );
+    // From above, `check` finds the cases beside the pack's dist/.
+    let out = packhost_in(&folder, &["check", "demo/dist/demo.wasm"], None);
+    assert!(
+        stdout(&out).contains("ok    fixtures pass"),
+        "{}",
+        stdout(&out)
+    );
+    for release in [false, true] {
+        let args: &[&str] = if release {
+            &["build", "--release"]
+        } else {
+            &["build"]
+        };
+        let out = packhost_in(&project, args, None);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        let said = stdout(&out);
+        assert!(said.contains("-> dist/demo.wasm"), "{said}");
+        assert!(said.contains("sha256") && said.contains("greet"), "{said}");
+        assert!(stderr(&out).contains("==> "), "progress: {}", stderr(&out));
+    }
+    let size = std::fs::metadata(project.join("dist/demo.wasm"))
+        .unwrap()
+        .len();
+    assert!(size < 30 * 1024, "the release C pack is {size} bytes");
+
+    let out = packhost_in(&project, &["test"], None);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("7 cases: 7 passed, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+    let out = packhost_in(&project, &["check"], None);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(!stdout(&out).contains("FAIL"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("manifest complete"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A case the pack does not meet: its name, what it expected and what came back.
+    std::fs::write(
+        project.join("tests/wrong.json"),
+        r#"{"cases": [{"name": "greets loudly", "export": "greet", "input": "Ada", "output": "HELLO, ADA!"}]}"#,
+    )
+    .unwrap();
+    let out = packhost_in(&project, &["test"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stdout(&out);
+    assert!(said.contains("FAIL  greets loudly"), "{said}");
+    assert!(said.contains("expected output \"HELLO, ADA!\""), "{said}");
+    assert!(said.contains("actual output \"Hello, Ada!\""), "{said}");
+    // check fails on it too, and on a budget the pack exceeds.
+    let out = packhost_in(&project, &["check", "--max-size", "100"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stdout(&out);
+    assert!(said.contains("FAIL  size"), "{said}");
+    assert!(said.contains("FAIL  1 fixture case(s) failed"), "{said}");
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+#[test]
+fn check_flags_a_pack_without_a_manifest_and_lists_what_a_pack_asks_for() {
+    // extism-pdk alone: no manifest, so nothing describes the actions.
+    let out = packhost(
+        &["check", &pack("plain"), "--fixtures", "/nonexistent"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let said = stdout(&out);
+    assert!(said.contains("FAIL  no manifest embedded"), "{said}");
+    assert!(said.contains("has no description"), "{said}");
+    assert!(said.contains("FAIL  fixtures:"), "{said}");
+    // The text-tools pack asks for a config key; check lists it and the ABI it imports.
+    let out = packhost(
+        &["check", &pack("text_tools"), "--fixtures", "/nonexistent"],
+        None,
+    );
+    let said = stdout(&out);
+    assert!(
+        said.contains("info  asks for config keys: greeting"),
+        "{said}"
+    );
+    assert!(
+        said.contains("info  imports extism:host/env (the Extism ABI"),
+        "{said}"
+    );
+}

@@ -201,9 +201,10 @@ static inline void ph_output(const void *data, uint64_t length) {
 static inline void ph_output_text(const char *text) { ph_output(text, strlen(text)); }
 
 // Ends the action with `message` as the call's error: `return ph_fail("declined");`. The
-// host reports `plugin_error` with the message and return code 1.
+// host reports `plugin_error` with the message and return code 1. An empty message would be
+// no error at all (an empty block is offset 0), so it becomes "the pack failed".
 static inline int32_t ph_fail(const char *message) {
-  ph__error_set(ph__text_block(message));
+  ph__error_set(ph__text_block(message != NULL && *message ? message : "the pack failed"));
   return 1;
 }
 

@@ -238,6 +238,12 @@ pub mod __private {
     }
 
     fn set_error(message: &str) {
+        // An empty message would be no error at all (an empty block is offset 0).
+        let message = if message.is_empty() {
+            "the pack failed"
+        } else {
+            message
+        };
         if let Ok(memory) = extism_pdk::Memory::from_bytes(message) {
             // SAFETY: the handle was just allocated through the Extism ABI and is handed over.
             unsafe { extism_pdk::extism::error_set(memory.offset()) };
@@ -308,6 +314,7 @@ macro_rules! pack {
             $crate::__private::bulk::kept_output()
         }
 
+        $crate::__manifest_export! {
         #[doc(hidden)]
         #[export_name = "__packhost_manifest"]
         pub extern "C" fn __packhost_manifest() -> i32 {
@@ -331,5 +338,24 @@ macro_rules! pack {
                 },
             })
         }
+        }
     };
+}
+
+/// Keeps the `__packhost_manifest` export [`pack!`] writes: `packhost embed` runs it.
+#[doc(hidden)]
+#[cfg(not(feature = "omit-manifest-export"))]
+#[macro_export]
+macro_rules! __manifest_export {
+    ($($export:tt)*) => { $($export)* };
+}
+
+/// Drops the `__packhost_manifest` export: `packhost build --release` builds the module it
+/// ships a second time with this feature, once the manifest is embedded, so the schemas and
+/// the code that writes them are not dead weight in the pack (about a third of a small one).
+#[doc(hidden)]
+#[cfg(feature = "omit-manifest-export")]
+#[macro_export]
+macro_rules! __manifest_export {
+    ($($export:tt)*) => {};
 }

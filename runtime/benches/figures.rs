@@ -1,12 +1,13 @@
 //! The benchmark figures criterion does not fit: calls per second with one and two threads,
 //! time to first call from raw bytes and from the compiled-code cache, resident memory per
-//! loaded pack with one idle instance, and a per-call time to compare with and without
-//! `RUST_BACKTRACE`. Prints one `figure key=value ...` line per measurement for
+//! loaded pack with one idle instance, a per-call time to compare with and without
+//! `RUST_BACKTRACE`, and the text-tools pack in Rust, C and AssemblyScript. Prints one `figure key=value ...` line per measurement for
 //! `scripts/bench_report.py`.
 //!
 //! `make bench` runs it with `--bench`; `cargo test --benches` runs it without, as a smoke
 //! test with tiny counts. `PACKHOST_BENCH_ONLY=per_call` limits it to the per-call lines
-//! (`make bench` runs that part a second time with `RUST_BACKTRACE=1`).
+//! (`make bench` runs that part a second time with `RUST_BACKTRACE=1`), and
+//! `PACKHOST_BENCH_ONLY=language_packs` to the text-tools pack in three languages.
 
 use std::path::PathBuf;
 use std::sync::Barrier;
@@ -51,14 +52,18 @@ impl Effort {
 
 /// Median over rounds of the per-call time of `action` on `size` bytes, in microseconds.
 fn per_call_us(pack: &Pack, action: &str, size: usize, effort: &Effort) -> f64 {
-    let input = payload(size);
-    let calls = effort.calls((20_000_000 / size.max(1000)).clamp(20, 20_000));
-    pack.call(action, &input).expect("warm-up call");
+    per_call_on_us(pack, action, &payload(size), effort)
+}
+
+/// Median over rounds of the per-call time of `action` on `input`, in microseconds.
+fn per_call_on_us(pack: &Pack, action: &str, input: &[u8], effort: &Effort) -> f64 {
+    let calls = effort.calls((20_000_000 / input.len().max(1000)).clamp(20, 20_000));
+    pack.call(action, input).expect("warm-up call");
     let rounds = (0..effort.rounds)
         .map(|_| {
             let started = Instant::now();
             for _ in 0..calls {
-                pack.call(action, &input).expect("call succeeds");
+                pack.call(action, input).expect("call succeeds");
             }
             started.elapsed().as_secs_f64() * 1e6 / calls as f64
         })
@@ -148,10 +153,45 @@ fn bare_calls_per_second(threads: usize, duration: Duration) -> f64 {
 /// bytes new to every cache (`cold`), unless `forget` only empties the in-memory one so the
 /// on-disk cache answers.
 fn first_call_ms(bytes: &[u8], engine: &str) -> f64 {
+    first_call_of_ms(bytes, engine, "length", b"x")
+}
+
+fn first_call_of_ms(bytes: &[u8], engine: &str, action: &str, input: &[u8]) -> f64 {
     let started = Instant::now();
     let pack = Pack::load(bytes, options(engine)).expect("pack loads");
-    pack.call("length", b"x").expect("first call");
+    pack.call(action, input).expect("first call");
     started.elapsed().as_secs_f64() * 1e3
+}
+
+/// The text-tools pack as written in Rust, C and AssemblyScript (issue 15): each one's size,
+/// first call from raw bytes and per-call times on the same inputs, native engine.
+fn language_packs(effort: &Effort, runs: usize) {
+    let text = String::from_utf8(payload(1024)).expect("ASCII");
+    let json = format!(r#"{{"text": "{text}"}}"#);
+    for (language, file) in [
+        ("rust", "text_tools.wasm"),
+        ("c", "c_text_tools.wasm"),
+        ("assemblyscript", "as_text_tools.wasm"),
+    ] {
+        let bytes = std::fs::read(dist(file)).expect("run `make packs` first");
+        let first = median(
+            (0..runs)
+                .map(|run| {
+                    let fresh = salted(&bytes, &format!("lang-{run}-{}", std::process::id()));
+                    first_call_of_ms(&fresh, "native", "count_vowels", json.as_bytes())
+                })
+                .collect(),
+        );
+        let pack = Pack::load(&bytes, options("native")).expect("pack loads");
+        let vowels = per_call_on_us(&pack, "count_vowels", json.as_bytes(), effort);
+        let upper = per_call_on_us(&pack, "uppercase", text.as_bytes(), effort);
+        let small = per_call_on_us(&pack, "uppercase", b"hi", effort);
+        println!(
+            "figure language_pack language={language} size={} first_call_ms={first:.2} \
+             count_vowels_1k_us={vowels:.3} uppercase_1k_us={upper:.3} uppercase_2_us={small:.3}",
+            bytes.len()
+        );
+    }
 }
 
 /// `bytes` with a custom section named `salt` appended: the same pack, a new identity.
@@ -206,6 +246,11 @@ fn main() {
             scale: 0.001,
         }
     };
+    let runs = if full { 5 } else { 1 };
+    if std::env::var("PACKHOST_BENCH_ONLY").as_deref() == Ok("language_packs") {
+        language_packs(&effort, runs);
+        return;
+    }
     let bench = std::fs::read(dist("bench.wasm")).expect("run `make packs` first");
     let native = Pack::load(&bench, options("native")).unwrap();
 
@@ -230,7 +275,8 @@ fn main() {
         println!("figure threads action=bare-wasmtime bytes=1024 threads={threads} calls_per_s={rate:.0}");
     }
 
-    let runs = if full { 5 } else { 1 };
+    language_packs(&effort, runs);
+
     for engine in ["native", "extism"] {
         let cold = median(
             (0..runs)

@@ -3,8 +3,8 @@
 //!
 //! The PDK cannot write the section at compile time because JSON Schemas are built at run
 //! time, so its `pack!` macro exports `__packhost_manifest` instead. This runs that export
-//! once, in the sandbox with the default limits and no capabilities, checks the JSON against
-//! the module, and stores it.
+//! once, in the sandbox with the default limits and no capabilities (WASI, for a module that
+//! imports it, with nothing preopened), checks the JSON against the module, and stores it.
 
 use crate::capabilities::http::HttpGrant;
 use std::collections::BTreeMap;
@@ -37,7 +37,10 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
             &Default::default(),
         )),
     ));
-    info.check_imports(false, &stubs, &[])?;
+    // A C pack calling printf imports WASI; its manifest is generated all the same (WASI
+    // lends no capability unless a host preopens folders, and this run preopens none).
+    let wasi = info.imports_wasi();
+    info.check_imports(wasi, &stubs, &[])?;
     if !info.exports_function(MANIFEST_EXPORT) {
         return Err(Error::invalid_pack(format!(
             "the module does not export {MANIFEST_EXPORT}; declare the pack with packhost_pdk::pack!"
@@ -54,7 +57,7 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
         limits: Limits::default(),
         log_level: LogLevel::Off,
         redactor: Default::default(),
-        wasi: false,
+        wasi,
         mounts: Default::default(),
         host_functions: Arc::new(HostFunctions {
             functions: stubs,

@@ -56,7 +56,7 @@ pub use lock::{InterpreterLock, HOLD_AT_MOST};
 pub use manifest::{
     ActionSpec, Capabilities, Encoding, HostFunctionSpec, PackManifest, PayloadSpec,
 };
-pub use module::{embed_manifest, ModuleInfo};
+pub use module::{embed_manifest, ModuleInfo, EXTISM_ENV};
 pub use options::{
     tenant_of, CallOptions, EngineKind, HttpOptions, Isolation, Limits, LogLevel, PackOptions,
 };

@@ -140,9 +140,10 @@ export function outputString(text: string): void {
 }
 
 // Ends the action with `message` as the call's error: `return fail("declined")`. The host
-// reports `plugin_error` with the message and return code 1.
+// reports `plugin_error` with the message and return code 1. An empty message would be no
+// error at all (an empty block is offset 0), so it becomes "the pack failed".
 export function fail(message: string): i32 {
-  error_set(textBlock(message));
+  error_set(textBlock(message.length == 0 ? "the pack failed" : message));
   return 1;
 }
 
@@ -154,7 +155,7 @@ export function manifest(json: string): i32 {
 }
 
 // AssemblyScript's runtime reports a failed assertion or an out-of-bounds access here
-// (`--use abort=packhost-pdk/assembly/index/abort`), since no Extism host lends
+// (`--use abort=~lib/packhost-pdk/assembly/index/abort`), since no Extism host lends
 // `env.abort`: the message becomes the call's error.
 export function abort(message: string | null, file: string | null, line: u32, column: u32): void {
   error_set(textBlock((message == null ? "abort" : message) + " at " +

@@ -583,7 +583,7 @@ fn run_action<R>(
                 store.data_mut().call.exited = true;
                 (exit.0, true)
             }
-            None => return Err(call_error(err)),
+            None => return Err(trap_error(store, err)),
         },
     };
 
@@ -631,6 +631,25 @@ fn run_action<R>(
             )
         })?;
     read(output)
+}
+
+/// A failed call's error. A pack that traps after recording its error (AssemblyScript's
+/// `abort` does) meant that message, so a wasm trap reports it, as extism does; a limit or
+/// a host's refusal keeps its own.
+fn trap_error(store: &Store<HostState>, err: wasmtime::Error) -> Error {
+    let wasm_trap = matches!(
+        err.downcast_ref::<Trap>(),
+        Some(trap) if *trap != Trap::OutOfFuel && *trap != Trap::Interrupt
+    );
+    let error = call_error(err);
+    let error_offset = store.data().call.error_offset;
+    if !wasm_trap || error_offset == 0 {
+        return error;
+    }
+    match kernel::block(store, error_offset) {
+        Some(message) => Error::new(ErrorKind::Trap, String::from_utf8_lossy(message)),
+        None => error,
+    }
 }
 
 /// Classifies a failed wasm call: traps by their wasmtime code, refusals by our own type.

@@ -1,0 +1,1 @@
+../../../../../pdk/assemblyscript/assembly/index.ts

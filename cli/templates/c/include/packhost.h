@@ -1,0 +1,1 @@
+../../../../pdk/c/packhost.h
