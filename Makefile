@@ -43,6 +43,11 @@ packs: cli ## Build the sample packs into plugins/dist/ (manifests embedded).
 	mkdir -p plugins/dist
 	for pack in $(PDK_PACKS); do $(PACKHOST) embed $(WASM_OUT)/$$pack.wasm -o plugins/dist/$$pack.wasm; done
 	for pack in $(PLAIN_PACKS); do cp $(WASM_OUT)/$$pack.wasm plugins/dist/$$pack.wasm; done
+	# Signatures for the trust cases (tests/conformance/cases/trust.json): text-tools by the
+	# trusted test key, hostile by another, and bench given text-tools' (for other bytes).
+	$(PACKHOST) sign plugins/dist/text_tools.wasm --key tests/conformance/fixtures/signing/trusted.json
+	$(PACKHOST) sign plugins/dist/hostile.wasm --key tests/conformance/fixtures/signing/other.json
+	cp plugins/dist/text_tools.wasm.sig plugins/dist/bench.wasm.sig
 	clang $(C_FLAGS) -o plugins/dist/c_plain.wasm plugins/c-plain/plain.c
 	clang $(C_FLAGS) -I pdk/c -o plugins/dist/c_bench.wasm plugins/c-bench/bench.c
 	clang $(C_FLAGS) -I pdk/c -o $(TARGET_DIR)/c_text_tools.wasm plugins/c-text-tools/text_tools.c

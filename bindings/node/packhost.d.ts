@@ -73,8 +73,24 @@ export interface PackOptions {
   usage_log?: string | null
   /** A JSON Lines file each call's audit entries are appended to. */
   audit_log?: string | null
+  /** Public keys (`ed25519:BASE64`) whose signatures this host trusts (README, Signing packs). */
+  trusted_keys?: string[]
+  /** Refuse unsigned packs too (`UntrustedPackError`); needs `trusted_keys`. */
+  require_signature?: boolean
+  /** The pack's signature document; by default `FILE.sig` beside a pack loaded from a file. */
+  signature?: PackSignature | null
   /** Options added to the core later pass through unchanged. */
   [option: string]: unknown
+}
+
+/** A pack's signature, as `packhost sign` writes it beside the pack. */
+export interface PackSignature {
+  format: 'packhost-signature-v1'
+  sha256: string
+  name: string
+  version: string
+  key: string
+  signature: string
 }
 
 /** Bounds on the HTTP requests a pack makes; every field has the core's default. */
@@ -367,6 +383,7 @@ export type ErrorCode =
   | 'invalid_pack'
   | 'invalid_manifest'
   | 'invalid_options'
+  | 'untrusted_pack'
   | 'action_not_found'
   | 'timeout'
   | 'out_of_fuel'
@@ -405,6 +422,8 @@ export declare class PackError extends Error {
 export declare class InvalidPackError extends PackError {}
 export declare class InvalidManifestError extends PackError {}
 export declare class InvalidOptionsError extends PackError {}
+/** The trust policy (`trusted_keys`, `require_signature`) refused the pack. */
+export declare class UntrustedPackError extends PackError {}
 export declare class ActionNotFoundError extends PackError {}
 export declare class TimeoutError extends PackError {}
 export declare class OutOfFuelError extends PackError {}
@@ -470,6 +489,7 @@ declare const packhost: {
   InvalidPackError: typeof InvalidPackError
   InvalidManifestError: typeof InvalidManifestError
   InvalidOptionsError: typeof InvalidOptionsError
+  UntrustedPackError: typeof UntrustedPackError
   ActionNotFoundError: typeof ActionNotFoundError
   TimeoutError: typeof TimeoutError
   OutOfFuelError: typeof OutOfFuelError

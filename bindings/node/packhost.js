@@ -44,6 +44,7 @@ function errorClass(name, code) {
 const InvalidPackError = errorClass('InvalidPackError', 'invalid_pack')
 const InvalidManifestError = errorClass('InvalidManifestError', 'invalid_manifest')
 const InvalidOptionsError = errorClass('InvalidOptionsError', 'invalid_options')
+const UntrustedPackError = errorClass('UntrustedPackError', 'untrusted_pack')
 const ActionNotFoundError = errorClass('ActionNotFoundError', 'action_not_found')
 const TimeoutError = errorClass('TimeoutError', 'timeout')
 const OutOfFuelError = errorClass('OutOfFuelError', 'out_of_fuel')
@@ -89,6 +90,7 @@ const ERROR_CLASSES = Object.freeze(
       InvalidPackError,
       InvalidManifestError,
       InvalidOptionsError,
+      UntrustedPackError,
       ActionNotFoundError,
       TimeoutError,
       OutOfFuelError,
@@ -777,6 +779,7 @@ module.exports = {
   InvalidPackError,
   InvalidManifestError,
   InvalidOptionsError,
+  UntrustedPackError,
   ActionNotFoundError,
   TimeoutError,
   OutOfFuelError,

@@ -11,6 +11,7 @@ export const {
   InvalidPackError,
   InvalidManifestError,
   InvalidOptionsError,
+  UntrustedPackError,
   ActionNotFoundError,
   TimeoutError,
   OutOfFuelError,

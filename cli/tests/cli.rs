@@ -618,3 +618,92 @@ fn check_flags_a_pack_without_a_manifest_and_lists_what_a_pack_asks_for() {
         "{said}"
     );
 }
+
+#[test]
+fn keygen_sign_and_verify_a_pack() {
+    let folder = scratch("signing");
+    let key = folder.join("key.json");
+    let out = packhost(&["keygen", "-o", key.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let public = stdout(&out).trim().to_string();
+    assert!(public.starts_with("ed25519:"), "{public}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the key file is private");
+    // A key file is never overwritten.
+    let out = packhost(&["keygen", "-o", key.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+
+    let copy = folder.join("text_tools.wasm");
+    std::fs::copy(pack("text_tools"), &copy).unwrap();
+    let copy = copy.to_str().unwrap();
+    let out = packhost(&["sign", copy, "--key", key.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(folder.join("text_tools.wasm.sig").is_file());
+    let out = packhost(&["verify", copy, "--trusted-key", &public], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("is signed by {public}")),
+        "{}",
+        stdout(&out)
+    );
+    // The key file itself names the trusted key too.
+    let out = packhost(
+        &["verify", copy, "--trusted-key", key.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Another key is not trusted; an edited signature no longer matches.
+    let other = folder.join("other.json");
+    let other_public = stdout(&packhost(&["keygen", "-o", other.to_str().unwrap()], None))
+        .trim()
+        .to_string();
+    let out = packhost(&["verify", copy, "--trusted-key", &other_public], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("error[untrusted_pack]"),
+        "{}",
+        stderr(&out)
+    );
+    let signature = folder.join("text_tools.wasm.sig");
+    let text = std::fs::read_to_string(&signature).unwrap();
+    let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let good = document["signature"].as_str().unwrap();
+    // One character of the signature itself changed: only the cryptography can tell.
+    let flipped = if good.starts_with('A') {
+        good.replacen('A', "B", 1)
+    } else {
+        format!("A{}", &good[1..])
+    };
+    std::fs::write(&signature, text.replace(good, &flipped)).unwrap();
+    let out = packhost(&["verify", copy, "--trusted-key", &public], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("altered or forged"),
+        "{}",
+        stderr(&out)
+    );
+    // The document edited to name another version does not match the pack.
+    std::fs::write(
+        &signature,
+        text.replace("\"version\": \"0.1.0\"", "\"version\": \"9.9.9\""),
+    )
+    .unwrap();
+    let out = packhost(&["verify", copy, "--trusted-key", &public], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("untrusted_pack"), "{}", stderr(&out));
+    // A secret key given as a trusted key is refused without being repeated.
+    let pair: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&key).unwrap()).unwrap();
+    let secret = pair["secret_key"].as_str().unwrap();
+    let out = packhost(&["verify", copy, "--trusted-key", secret], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains(secret), "{}", stderr(&out));
+    // Unsigned: refused when a signature is required.
+    std::fs::remove_file(&signature).unwrap();
+    let out = packhost(&["verify", copy, "--trusted-key", &public], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not signed"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&folder);
+}

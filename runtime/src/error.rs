@@ -18,6 +18,10 @@ pub enum ErrorKind {
     InvalidManifest,
     /// The host's options could not be read (unknown field, wrong type, bad host pattern).
     InvalidOptions,
+    /// The host's trust policy (`trusted_keys`, `require_signature`) refused the pack: it is
+    /// unsigned where a signature is required, or its signature is invalid, for other bytes
+    /// or by a key the host does not trust.
+    UntrustedPack,
     /// The pack exports no action of that name.
     ActionNotFound,
     /// The call ran past its wall-clock limit.
@@ -65,6 +69,7 @@ impl ErrorKind {
             ErrorKind::InvalidPack => "invalid_pack",
             ErrorKind::InvalidManifest => "invalid_manifest",
             ErrorKind::InvalidOptions => "invalid_options",
+            ErrorKind::UntrustedPack => "untrusted_pack",
             ErrorKind::ActionNotFound => "action_not_found",
             ErrorKind::Timeout => "timeout",
             ErrorKind::OutOfFuel => "out_of_fuel",
@@ -88,6 +93,7 @@ pub const ERROR_CODES: &[&str] = &[
     "invalid_pack",
     "invalid_manifest",
     "invalid_options",
+    "untrusted_pack",
     "action_not_found",
     "timeout",
     "out_of_fuel",
@@ -213,6 +219,7 @@ mod tests {
             ErrorKind::InvalidPack,
             ErrorKind::InvalidManifest,
             ErrorKind::InvalidOptions,
+            ErrorKind::UntrustedPack,
             ErrorKind::ActionNotFound,
             ErrorKind::Timeout,
             ErrorKind::OutOfFuel,

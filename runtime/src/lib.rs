@@ -31,6 +31,7 @@ pub mod module;
 mod options;
 mod pack;
 mod pool;
+mod trust;
 mod usage;
 
 pub use build_info::{build_info, BuildInfo};
@@ -61,4 +62,5 @@ pub use options::{
     tenant_of, CallOptions, EngineKind, HttpOptions, Isolation, Limits, LogLevel, PackOptions,
 };
 pub use pack::Pack;
+pub use trust::{KeyPair, PackSignature, SIGNATURE_FORMAT};
 pub use usage::{CallOutput, CallReport, LogRecord, PackStats, Usage};

@@ -236,6 +236,16 @@ pub struct PackOptions {
     /// A JSON Lines file each call's audit entries are appended to, one per line with the
     /// pack, action and context. Default `null`: none.
     pub audit_log: Option<String>,
+    /// Public keys (`ed25519:BASE64`, as `packhost keygen` prints them) whose signatures this
+    /// host trusts. With any set, a signed pack must be signed by one of them, validly, for
+    /// its own bytes, name and version, or it is refused with `untrusted_pack`. Default
+    /// none: signatures are not looked at.
+    pub trusted_keys: Vec<String>,
+    /// Refuse unsigned packs too (`untrusted_pack`); needs `trusted_keys`. Default false.
+    pub require_signature: bool,
+    /// The pack's signature (a `packhost sign` document). Default: for a pack loaded from a
+    /// file, the `FILE.sig` beside it, if any.
+    pub signature: Option<crate::trust::PackSignature>,
 }
 
 impl PackOptions {
@@ -287,6 +297,18 @@ impl PackOptions {
             }
         }
         crate::capabilities::files::parse(&self.allowed_paths, self.allow_wasi)?;
+        // A key is named by its place, never quoted: a secret key put here by mistake must
+        // not reach the host's logs through this message.
+        for (at, key) in self.trusted_keys.iter().enumerate() {
+            crate::trust::public_key(key)
+                .map_err(|why| Error::invalid_options(format!("trusted_keys[{at}]: {why}")))?;
+        }
+        if self.trusted_keys.is_empty() && (self.require_signature || self.signature.is_some()) {
+            return Err(Error::invalid_options(
+                "require_signature and signature need trusted_keys: the public keys whose \
+                 signatures count (without them nothing is verified)",
+            ));
+        }
         if self.limits.timeout_ms == 0 {
             return Err(Error::invalid_options(
                 "limits.timeout_ms must be at least 1",

@@ -129,7 +129,8 @@ impl Pack {
     /// # Errors
     /// `invalid_pack` for bytes that are not a valid module or that import what packhost
     /// does not provide; `invalid_manifest` for a bad manifest section; `invalid_options`
-    /// for bad options; `host_denied` for a WASI pack when WASI is not allowed.
+    /// for bad options; `host_denied` for a WASI pack when WASI is not allowed;
+    /// `untrusted_pack` when the options' trust policy refuses it.
     pub fn load(bytes: &[u8], options: PackOptions) -> Result<Pack> {
         Self::load_with(bytes, options, Vec::new())
     }
@@ -150,6 +151,8 @@ impl Pack {
     }
 
     /// Loads a pack from a `.wasm` file. A pack without a manifest is named after the file.
+    /// Under a trust policy (`trusted_keys`), its signature is the `signature` option or
+    /// else the file's `.sig` beside it (`pack.wasm.sig`), as `packhost sign` writes it.
     ///
     /// # Errors
     /// `io` when the file cannot be read, else as [`Pack::load`].
@@ -169,6 +172,10 @@ impl Pack {
         let path = path.as_ref();
         let bytes = std::fs::read(path)
             .map_err(|err| Error::new(ErrorKind::Io, format!("{}: {err}", path.display())))?;
+        let mut options = options;
+        if !options.trusted_keys.is_empty() && options.signature.is_none() {
+            options.signature = signature_beside(path)?;
+        }
         let stem = path
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
@@ -233,6 +240,14 @@ impl Pack {
             Some(section) => (PackManifest::parse(section, plugin)?, true),
             None => (PackManifest::synthesize(fallback_name, plugin), false),
         };
+        crate::trust::enforce(
+            &options.trusted_keys,
+            options.require_signature,
+            options.signature.as_ref(),
+            &id,
+            &manifest.name,
+            &manifest.version,
+        )?;
         // A pack with a manifest gets what it asks for, narrowed by the host's grant. A
         // plugin without one (any Extism PDK's) asks for nothing itself: as in Extism, the
         // host's grant is then the whole policy.
@@ -812,4 +827,48 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
             let _ = write!(out, "{b:02x}");
             out
         })
+}
+
+/// The signature `packhost sign` wrote beside the pack at `path` (`PATH.sig`), if any.
+///
+/// # Errors
+/// `untrusted_pack` for a file there that is no signature; `io` when it cannot be read.
+fn signature_beside(path: &Path) -> Result<Option<crate::trust::PackSignature>> {
+    use std::io::Read as _;
+    /// Far more than a signature document takes; a bound on what a planted file costs.
+    const MOST: u64 = 64 * 1024;
+    let mut beside = path.as_os_str().to_owned();
+    beside.push(".sig");
+    let beside = std::path::PathBuf::from(beside);
+    let io =
+        |err: std::io::Error| Error::new(ErrorKind::Io, format!("{}: {err}", beside.display()));
+    let refused = |why: &str| {
+        Error::new(
+            ErrorKind::UntrustedPack,
+            format!("{} {why}", beside.display()),
+        )
+    };
+    // A FIFO or a device there would hang or flood the load: only a file is a signature,
+    // looked at before it is opened (opening a FIFO waits for a writer), and opened without
+    // waiting in case it was swapped since.
+    match std::fs::metadata(&beside) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(refused("is not a file")),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(io(err)),
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NONBLOCK);
+    let file = open.open(&beside).map_err(io)?;
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err(refused("is not a file"));
+    }
+    let mut text = Vec::new();
+    file.take(MOST + 1).read_to_end(&mut text).map_err(io)?;
+    if text.len() as u64 > MOST {
+        return Err(refused("is larger than any signature"));
+    }
+    crate::trust::PackSignature::from_json(&text).map(Some)
 }

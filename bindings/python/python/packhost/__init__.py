@@ -32,6 +32,7 @@ from .errors import (
     QuotaExceeded,
     Timeout,
     Trap,
+    UntrustedPack,
 )
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "InvalidPack",
     "InvalidManifest",
     "InvalidOptions",
+    "UntrustedPack",
     "ActionNotFound",
     "Timeout",
     "OutOfFuel",

@@ -29,6 +29,7 @@ __all__ = [
     "InvalidPack",
     "InvalidManifest",
     "InvalidOptions",
+    "UntrustedPack",
     "ActionNotFound",
     "Timeout",
     "OutOfFuel",
@@ -102,6 +103,13 @@ class InvalidOptions(PackError):
     """The load options were rejected (unknown field, wrong type, bad host pattern)."""
 
     code = "invalid_options"
+
+
+class UntrustedPack(PackError):
+    """The trust policy (``trusted_keys``, ``require_signature``) refused the pack: unsigned
+    where a signature is required, or signed wrongly or by a key the host does not trust."""
+
+    code = "untrusted_pack"
 
 
 class ActionNotFound(PackError):
@@ -216,6 +224,7 @@ ERROR_CLASSES: Mapping[str, Type[PackError]] = MappingProxyType(
             InvalidPack,
             InvalidManifest,
             InvalidOptions,
+            UntrustedPack,
             ActionNotFound,
             Timeout,
             OutOfFuel,

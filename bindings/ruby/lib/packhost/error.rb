@@ -88,6 +88,12 @@ module Packhost
     code_is "invalid_options"
   end
 
+  # The trust policy (trusted_keys, require_signature) refused the pack: unsigned where a
+  # signature is required, or signed wrongly or by a key the host does not trust.
+  class UntrustedPackError < Error
+    code_is "untrusted_pack"
+  end
+
   # The pack has no action of that name.
   class ActionNotFoundError < Error
     code_is "action_not_found"

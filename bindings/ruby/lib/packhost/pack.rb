@@ -54,6 +54,8 @@ module Packhost
       #   lent with another signature
       # @raise [InvalidOptionsError] also for a function lent twice under one name
       # @raise [InvalidManifestError, HostDeniedError, IOError] when the pack cannot be loaded
+      # @raise [UntrustedPackError] when the trust policy (trusted_keys, require_signature)
+      #   refuses it
       def load(source, options = nil, functions: nil, **keywords)
         options_json = JSON.generate(options.nil? ? keywords : options.merge(keywords))
         lent = functions.nil? ? [] : HostFunction.pairs(functions)
