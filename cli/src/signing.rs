@@ -3,9 +3,9 @@
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use packhost::{KeyPair, PackOptions, PackSignature};
+use packhost::{signature_path, KeyPair, PackOptions, PackSignature};
 
 use crate::Failure;
 
@@ -27,13 +27,6 @@ pub(crate) fn keygen(output: &Path) -> Result<(), Failure> {
     );
     println!("{}", keys.public_key);
     Ok(())
-}
-
-/// The file `packhost sign` writes for `pack`, and `packhost::Pack::load_file` reads.
-pub(crate) fn signature_path(pack: &Path) -> PathBuf {
-    let mut path = pack.as_os_str().to_owned();
-    path.push(".sig");
-    PathBuf::from(path)
 }
 
 /// `packhost sign PACK --key FILE [-o SIG]`: signs the pack's SHA-256, name and version.

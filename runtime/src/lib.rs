@@ -62,5 +62,5 @@ pub use options::{
     tenant_of, CallOptions, EngineKind, HttpOptions, Isolation, Limits, LogLevel, PackOptions,
 };
 pub use pack::Pack;
-pub use trust::{KeyPair, PackSignature, SIGNATURE_FORMAT};
+pub use trust::{signature_path, KeyPair, PackSignature, SIGNATURE_FORMAT};
 pub use usage::{CallOutput, CallReport, LogRecord, PackStats, Usage};

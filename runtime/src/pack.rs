@@ -837,9 +837,7 @@ fn signature_beside(path: &Path) -> Result<Option<crate::trust::PackSignature>> 
     use std::io::Read as _;
     /// Far more than a signature document takes; a bound on what a planted file costs.
     const MOST: u64 = 64 * 1024;
-    let mut beside = path.as_os_str().to_owned();
-    beside.push(".sig");
-    let beside = std::path::PathBuf::from(beside);
+    let beside = crate::trust::signature_path(path);
     let io =
         |err: std::io::Error| Error::new(ErrorKind::Io, format!("{}: {err}", beside.display()));
     let refused = |why: &str| {

@@ -60,6 +60,14 @@ impl std::fmt::Debug for KeyPair {
     }
 }
 
+/// Where a pack file's signature is kept: beside it, `PACK.sig` (`pack.wasm.sig`), where
+/// `packhost sign` writes it and [`crate::Pack::load_file`] reads it.
+pub fn signature_path(pack: &std::path::Path) -> std::path::PathBuf {
+    let mut path = pack.as_os_str().to_owned();
+    path.push(".sig");
+    std::path::PathBuf::from(path)
+}
+
 fn untrusted(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::UntrustedPack, message)
 }
