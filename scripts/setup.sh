@@ -12,10 +12,12 @@ for component in rustfmt clippy; do
 done
 # Debian packages: redis-server for the Redis key-value backend's tests (which start it
 # themselves on a free loopback port; only the binary is needed), and clang, lld, wasi-libc
-# and clang's wasm32 runtime library for the packs written in C (plugins/c-*), and binaryen,
-# whose wasm-opt makes `packhost build --release` packs smaller.
+# and clang's wasm32 runtime library for the packs written in C (plugins/c-*), binaryen,
+# whose wasm-opt makes `packhost build --release` packs smaller, and docker-registry (the
+# distribution project's OCI registry) with apache2-utils' htpasswd for the push, pull and
+# oci:// tests, which start the registry themselves on a free loopback port.
 missing=()
-for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32 binaryen; do
+for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32 binaryen docker-registry apache2-utils; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

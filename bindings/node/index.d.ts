@@ -169,3 +169,12 @@ export interface NativeHostImport {
    */
   wantsCall?: boolean
 }
+
+/**
+ * Pulls a pack into the local store and pins the reference; resolves to what was pulled,
+ * as JSON text.
+ */
+export declare function pullPack(reference: string): Promise<string | NativeError>
+
+/** Publishes a pack to an OCI registry; resolves to what was pushed, as JSON text. */
+export declare function pushPack(path: string, reference: string, signature?: string | undefined | null): Promise<string | NativeError>

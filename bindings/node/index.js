@@ -842,3 +842,5 @@ module.exports.buildInfoJson = nativeBinding.buildInfoJson
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.loadPack = nativeBinding.loadPack
 module.exports.loadPackSync = nativeBinding.loadPackSync
+module.exports.pullPack = nativeBinding.pullPack
+module.exports.pushPack = nativeBinding.pushPack

@@ -61,6 +61,10 @@ const PluginError = errorClass('PluginError', 'plugin_error')
  * full, too many operations in one call.
  */
 const QuotaExceededError = errorClass('QuotaExceededError', 'quota_exceeded')
+/**
+ * Reading the pack failed (its file, or a registry that cannot be reached, refuses the
+ * credentials or lacks the reference), or a capability's storage did.
+ */
 const IoError = errorClass('IoError', 'io')
 const InternalError = errorClass('InternalError', 'internal')
 
@@ -118,6 +122,33 @@ const ERROR_CODES = Object.freeze(native.errorCodes())
  */
 function buildInfo() {
   return JSON.parse(native.buildInfoJson())
+}
+
+/**
+ * Publishes the pack at `path` to an OCI registry as a Wasm artifact, with its signature
+ * (`options.signature`, else `PATH.sig` when it exists). Credentials come from
+ * PACKHOST_REGISTRY_USERNAME and PACKHOST_REGISTRY_PASSWORD (or PACKHOST_REGISTRY_TOKEN).
+ * @param {string} path the .wasm file
+ * @param {string} reference REGISTRY/NAME:TAG, `oci://` optional
+ * @param {{signature?: string}} [options]
+ * @returns {Promise<{reference: string, manifest_digest: string, pack_digest: string, signed: boolean}>}
+ */
+async function push(path, reference, options) {
+  const done = await native.pushPack(String(path), String(reference), options?.signature ?? null)
+  if (typeof done !== 'string') throw toPackError(done)
+  return JSON.parse(done)
+}
+
+/**
+ * Pulls a pack into the local store (PACKHOST_STORE) with every digest checked, and pins the
+ * reference to it: `Pack.load('oci://…')` then loads it with no network.
+ * @param {string} reference REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:…, `oci://` optional
+ * @returns {Promise<{reference: string, manifest_digest: string, pack_digest: string, path: string, signed: boolean}>}
+ */
+async function pull(reference) {
+  const done = await native.pullPack(String(reference))
+  if (typeof done !== 'string') throw toPackError(done)
+  return JSON.parse(done)
 }
 
 /** Builds the `PackError` for a failure the addon reported as data. */
@@ -182,12 +213,12 @@ class CallResult {
 }
 
 /**
- * Where a pack comes from: a path (string or file: URL) stays a path, bytes become a Buffer,
- * and a plain object is an Extism manifest, read by the core as JSON.
+ * Where a pack comes from: a path (string or file: URL) or an `oci://` reference stays text,
+ * bytes become a Buffer, and a plain object is an Extism manifest, read by the core as JSON.
  */
 function toSource(source) {
   if (typeof source === 'string') return source
-  if (source instanceof URL) return fileURLToPath(source)
+  if (source instanceof URL) return source.protocol === 'oci:' ? source.href : fileURLToPath(source)
   if (Buffer.isBuffer(source)) return source
   if (ArrayBuffer.isView(source)) return Buffer.from(source.buffer, source.byteOffset, source.byteLength)
   if (source instanceof ArrayBuffer) return Buffer.from(source)
@@ -549,7 +580,7 @@ class Pack {
 
   /**
    * Loads a pack on the libuv thread pool.
-   * @param {string | URL | Buffer | Uint8Array | ArrayBuffer | object} source a .wasm path, the module's bytes, or an Extism manifest ({wasm: [{path}], config, allowed_hosts, ...})
+   * @param {string | URL | Buffer | Uint8Array | ArrayBuffer | object} source a .wasm path, an `oci://registry/name:tag` reference (pulled into the local store once, then pinned), the module's bytes, or an Extism manifest ({wasm: [{path}], config, allowed_hosts, ...})
    * @param {object} [options] limits, allowed_hosts, config, log_level, allow_wasi, isolation, kv: read by the core
    * @param {{
    *   onLog?: ((record: {level: string, message: string}, pack: Pack) => void) | null,
@@ -797,4 +828,6 @@ module.exports = {
   ERROR_CLASSES,
   ERROR_CODES,
   buildInfo,
+  push,
+  pull,
 }

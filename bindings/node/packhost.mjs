@@ -29,6 +29,8 @@ export const {
   ERROR_CLASSES,
   ERROR_CODES,
   buildInfo,
+  push,
+  pull,
 } = packhost
 
 export default packhost

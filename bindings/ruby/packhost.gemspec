@@ -31,7 +31,7 @@ Gem::Specification.new do |spec|
     Dir[
       "packhost.gemspec", "README.md", "lib/**/*.rb",
       "ext/packhost/{extconf.rb,Cargo.toml,Cargo.lock}", "ext/packhost/src/**/*.rs",
-      "ext/packhost/runtime/**/*"
+      "ext/packhost/runtime/**/*", "ext/packhost/oci/**/*"
     ].select { |path| File.file?(path) }
   end
   spec.require_paths = ["lib"]

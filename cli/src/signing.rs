@@ -133,7 +133,10 @@ pub(crate) fn verify(
     options.require_signature = true;
     // Read once and handed to the load, so the key printed is the key checked (and a pack
     // named by an Extism manifest, which loading does not look beside, is verified too).
-    let signature_file = signature.map_or_else(|| signature_path(pack_path), Path::to_path_buf);
+    let signature_file = match signature {
+        Some(file) => file.to_path_buf(),
+        None => signature_path(&crate::local_file(pack_path)?),
+    };
     if signature_file.exists() {
         options.signature = Some(PackSignature::from_json(&crate::read_file(
             &signature_file,

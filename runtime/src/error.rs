@@ -56,7 +56,8 @@ pub enum ErrorKind {
     /// The pack went past a quota of a capability: a key or value too large, a tenant's
     /// storage full, too many operations in one call.
     QuotaExceeded,
-    /// Reading a pack from disk failed, or a capability's storage did.
+    /// Reading a pack failed (from disk, or from a registry that cannot be reached, refuses
+    /// the credentials or lacks the reference), or a capability's storage did.
     Io,
     /// A fault inside packhost itself; a bug to report, never the pack's doing.
     Internal,

@@ -31,6 +31,7 @@ pub mod module;
 mod options;
 mod pack;
 mod pool;
+mod store;
 mod trust;
 mod usage;
 
@@ -62,5 +63,8 @@ pub use options::{
     tenant_of, CallOptions, EngineKind, HttpOptions, Isolation, Limits, LogLevel, PackOptions,
 };
 pub use pack::Pack;
+pub use store::{
+    register_pack_source, GcReport, PackSource, PackStore, ResolvedReference, StoredPack,
+};
 pub use trust::{signature_path, KeyPair, PackSignature, SIGNATURE_FORMAT};
 pub use usage::{CallOutput, CallReport, LogRecord, PackStats, Usage};

@@ -170,17 +170,77 @@ impl Pack {
         functions: Vec<HostFunction>,
     ) -> Result<Pack> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|err| Error::new(ErrorKind::Io, format!("{}: {err}", path.display())))?;
-        let mut options = options;
-        if !options.trusted_keys.is_empty() && options.signature.is_none() {
-            options.signature = signature_beside(path)?;
-        }
         let stem = path
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_else(|| "unnamed".to_string());
-        Self::load_named(&bytes, &[], options, functions, &stem)
+        Self::load_file_named(path, None, options, functions, &stem)
+    }
+
+    /// Loads a pack by reference: `oci://registry/name:tag` (or `…@sha256:…`) through the
+    /// source registered for its scheme (packhost-oci's `register()`), from the local store
+    /// when it holds the pack ([`PackStore`](crate::PackStore)); anything without a scheme is
+    /// a file path, as for [`Pack::load_file_with`]. The store's copy is checked against
+    /// the digest the reference resolved to, and its signature, if one came with it, is the
+    /// one a trust policy checks.
+    ///
+    /// # Errors
+    /// `io` for a scheme no crate registered, or a registry that cannot be reached, refuses
+    /// the credentials or has no such reference; `invalid_pack` when bytes differ from their
+    /// digest; else as [`Pack::load_file_with`].
+    pub fn load_reference(
+        reference: impl AsRef<Path>,
+        options: PackOptions,
+        functions: Vec<HostFunction>,
+    ) -> Result<Pack> {
+        let reference = reference.as_ref();
+        // A path that is not text has no scheme: it is a file.
+        let source = match reference.to_str() {
+            Some(text) => crate::store::source_for(text)?.map(|source| (source, text)),
+            None => None,
+        };
+        match source {
+            None => Self::load_file_with(reference, options, functions),
+            Some((source, reference)) => {
+                let resolved = source(reference)?;
+                Self::load_file_named(
+                    &resolved.path,
+                    Some(&resolved.digest),
+                    options,
+                    functions,
+                    &resolved.name,
+                )
+            }
+        }
+    }
+
+    /// Loads the file at `path`, whose bytes must be `expected_digest` when given.
+    fn load_file_named(
+        path: &Path,
+        expected_digest: Option<&str>,
+        mut options: PackOptions,
+        functions: Vec<HostFunction>,
+        fallback_name: &str,
+    ) -> Result<Pack> {
+        let bytes = std::fs::read(path)
+            .map_err(|err| Error::new(ErrorKind::Io, format!("{}: {err}", path.display())))?;
+        if let Some(expected) = expected_digest {
+            let actual = format!("sha256:{}", module_id(&bytes));
+            if actual != expected {
+                return Err(Error::new(
+                    ErrorKind::InvalidPack,
+                    format!(
+                        "digest mismatch: {} should be {expected} but is {actual}; it was \
+                         altered after it was stored",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        if !options.trusted_keys.is_empty() && options.signature.is_none() {
+            options.signature = signature_beside(path)?;
+        }
+        Self::load_named(&bytes, &[], options, functions, fallback_name)
     }
 
     /// Loads the plugin an Extism manifest describes (JSON text, as Extism's SDKs take it):

@@ -9,12 +9,14 @@
 //! with its usage, logs and audit trail attached. Host functions cross as bytes in and bytes
 //! out (`host_fn`); the wrapper owns their encodings and reads what a handler threw. An
 //! async call may carry a `CancelToken` (`cancel`), which the wrapper cancels when the
-//! call's `AbortSignal` aborts.
+//! call's `AbortSignal` aborts. `push` and `pull` reach OCI registries through packhost-oci
+//! (`registry`), which also makes `oci://` references loadable.
 
 mod cancel;
 mod host_fn;
 mod outcome;
 mod pack;
+mod registry;
 
 use napi_derive::napi;
 
@@ -22,6 +24,7 @@ pub use cancel::CancelToken;
 pub use host_fn::{HostReply, NativeHostFunctions, NativeHostImport};
 pub use outcome::{NativeCallOutcome, NativeError};
 pub use pack::{load_pack, load_pack_sync, CallTask, LoadTask, NativePack};
+pub use registry::{pull_pack, push_pack, RegistryTask};
 
 /// How the core was built (`packhost::build_info`), as JSON text the wrapper parses.
 #[napi]

@@ -85,11 +85,12 @@ fn load(
     guarded("load", || {
         // An empty object is the core's own way of saying "the defaults".
         let options = PackOptions::from_json(options_json.unwrap_or("{}"))?;
+        packhost_oci::register();
         let functions = host
             .map(|host| host.functions(&options))
             .unwrap_or_default();
         match source {
-            Source::Path(path) => Pack::load_file_with(path, options, functions),
+            Source::Path(path) => Pack::load_reference(path, options, functions),
             Source::Bytes(bytes) => Pack::load_with(bytes, options, functions),
             Source::ExtismManifest(json) => Pack::load_extism_manifest(json, options, functions),
         }

@@ -25,8 +25,34 @@ fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("ERROR_CODES", PyTuple::new(py, packhost::ERROR_CODES)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add_function(wrap_pyfunction!(build_info_json, module)?)?;
+    module.add_function(wrap_pyfunction!(push_json, module)?)?;
+    module.add_function(wrap_pyfunction!(pull_json, module)?)?;
     module.add_function(wrap_pyfunction!(panic_for_tests, module)?)?;
     Ok(())
+}
+
+/// Publishes a pack to an OCI registry (`packhost_oci::push`) without the GIL; what was
+/// pushed, as JSON text for `packhost.push()`.
+#[pyfunction]
+#[pyo3(signature = (path, reference, signature=None))]
+fn push_json(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    reference: &str,
+    signature: Option<std::path::PathBuf>,
+) -> PyResult<String> {
+    py.detach(|| errors::catch_panic(|| packhost_oci::push(&path, reference, signature.as_deref())))
+        .map(|pushed| pushed.to_json())
+        .map_err(|err| errors::to_py_err(py, &err))
+}
+
+/// Pulls a pack into the local store (`packhost_oci::pull_to_default_store`) without the
+/// GIL; what was pulled, as JSON text for `packhost.pull()`.
+#[pyfunction]
+fn pull_json(py: Python<'_>, reference: &str) -> PyResult<String> {
+    py.detach(|| errors::catch_panic(|| packhost_oci::pull_to_default_store(reference)))
+        .map(|pulled| pulled.to_json())
+        .map_err(|err| errors::to_py_err(py, &err))
 }
 
 /// How the core was built (`packhost::build_info`), as JSON text for `packhost.build_info()`.

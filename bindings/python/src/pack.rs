@@ -42,8 +42,8 @@ impl NativePack {
         })
     }
 
-    /// Loads a pack from a `.wasm` file with options given as JSON text, lending it
-    /// `functions` as [`NativePack::load_bytes`] does.
+    /// Loads a pack from a `.wasm` file or an `oci://` reference with options given as JSON
+    /// text, lending it `functions` as [`NativePack::load_bytes`] does.
     #[staticmethod]
     #[pyo3(signature = (path, options_json, functions=Vec::new()))]
     fn load_file(
@@ -53,7 +53,7 @@ impl NativePack {
         functions: Vec<(String, String, Py<PyAny>)>,
     ) -> PyResult<Self> {
         load(py, options_json, functions, |options, functions| {
-            Pack::load_file_with(&path, options, functions)
+            Pack::load_reference(&path, options, functions)
         })
     }
 
@@ -185,6 +185,7 @@ fn load(
     load: impl FnOnce(PackOptions, Vec<HostFunction>) -> packhost::Result<Pack> + Send,
 ) -> PyResult<NativePack> {
     let functions = host_functions(functions);
+    packhost_oci::register();
     let loaded =
         py.detach(|| catch_panic(|| load(PackOptions::from_json(options_json)?, functions)));
     loaded

@@ -42,6 +42,7 @@ module Packhost
   private_constant :SEVERITIES
 
   @logger = Logger.new($stderr, level: Logger::WARN, progname: "packhost")
+  private_class_method :__push_json, :__pull_json
 
   class << self
     # The Logger plugin log lines go to, after each call, in the calling thread, at their own
@@ -50,6 +51,33 @@ module Packhost
     #
     # @return [Logger, nil]
     attr_accessor :logger
+
+    # Publishes the pack at +path+ to an OCI registry as a Wasm artifact, with its signature
+    # (+signature:+, else +PATH.sig+ when it exists). The GVL is released while it runs.
+    # Credentials come from PACKHOST_REGISTRY_USERNAME and PACKHOST_REGISTRY_PASSWORD (or
+    # PACKHOST_REGISTRY_TOKEN).
+    #
+    # @param path [String, Pathname] the .wasm file
+    # @param reference [String] +REGISTRY/NAME:TAG+, +oci://+ optional
+    # @param signature [String, Pathname, nil] the signature file to publish
+    # @return [Hash] "reference", "manifest_digest", "pack_digest", "signed"
+    # @raise [IOError] when the registry cannot be reached or refuses
+    # @raise [UntrustedPackError] for a signature of other bytes
+    def push(path, reference, signature: nil)
+      JSON.parse(__push_json(path.to_s, reference.to_s, signature&.to_s))
+    end
+
+    # Pulls a pack into the local store (PACKHOST_STORE) with every digest checked, and pins
+    # the reference to it: +Pack.load("oci://...")+ then loads it with no network. The GVL
+    # is released while it runs.
+    #
+    # @param reference [String] +REGISTRY/NAME:TAG+ or +REGISTRY/NAME@sha256:...+
+    # @return [Hash] "reference", "manifest_digest", "pack_digest", "path", "signed"
+    # @raise [InvalidPackError] when the registry's bytes do not match their digest
+    # @raise [IOError] when the registry cannot be reached or has no such reference
+    def pull(reference)
+      JSON.parse(__pull_json(reference.to_s))
+    end
 
     # @api private
     # Sends a call's log lines to {logger}.

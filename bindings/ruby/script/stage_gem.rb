@@ -11,7 +11,8 @@
 # workspace of its own: the extension's [package] tables, then every table of the
 # repository's workspace manifest except [workspace] itself (so [workspace.dependencies],
 # [workspace.lints] and the profiles are the repository's, word for word), and
-# `members = ["runtime"]` with the core copied to ext/packhost/runtime. The workspace's
+# `members = ["runtime", "oci"]` with the core copied to ext/packhost/runtime (and the OCI
+# crate to ext/packhost/oci). The workspace's
 # `packhost = { path = "runtime" }` then points at that copy unchanged. Cargo.lock is the
 # repository's, pruned by cargo to this smaller workspace, so the gem builds with exactly
 # the dependency versions the repository tests. Nothing in the repository is modified.
@@ -59,6 +60,9 @@ copy_tree(ruby_dir, in_dir(ruby_dir, ["packhost.gemspec", "README.md", "lib/**/*
 runtime = File.join(repo_root, "runtime")
 copy_tree(runtime, in_dir(runtime, ["**/*"]).reject { |path| path.start_with?("target/") },
           File.join(ext_stage, "runtime"))
+# The OCI crate the extension loads `oci://` references through: its manifest and sources.
+oci = File.join(repo_root, "oci")
+copy_tree(oci, in_dir(oci, ["Cargo.toml", "src/**/*.rs"]), File.join(ext_stage, "oci"))
 # Dev-dependencies on sibling crates (packhost-redis, for the core's own tests) are not in the
 # stage, and the gem never builds the core's tests: they go, as `cargo package` drops them.
 staged_core = File.join(ext_stage, "runtime", "Cargo.toml")
@@ -77,7 +81,7 @@ File.write(File.join(ext_stage, "Cargo.toml"), <<~TOML + ext_manifest + "\n" + <
 TOML
   [workspace]
   resolver = "2"
-  members = ["runtime"]
+  members = ["runtime", "oci"]
 
 WORKSPACE
 

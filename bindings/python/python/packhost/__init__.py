@@ -12,6 +12,7 @@ counts match the Rust, Node and Ruby hosts exactly.
 from ._host_fn import EXTISM_USER, HostCall, HostFn, host_fn
 from ._native import ERROR_CODES, CallResult, CancelToken, LogRecord, Usage, __version__
 from ._pack import TRACE, Input, Pack, Source, build_info
+from ._registry import pull, push
 from .errors import (
     ERROR_CLASSES,
     ActionNotFound,
@@ -42,6 +43,8 @@ __all__ = [
     "HostCall",
     "EXTISM_USER",
     "build_info",
+    "push",
+    "pull",
     "CancelToken",
     "CallResult",
     "Usage",

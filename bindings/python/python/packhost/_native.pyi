@@ -15,6 +15,8 @@ __all__ = [
     "ERROR_CODES",
     "__version__",
     "build_info_json",
+    "push_json",
+    "pull_json",
     "_panic_for_tests",
 ]
 
@@ -22,6 +24,8 @@ ERROR_CODES: Tuple[str, ...]
 __version__: str
 
 def build_info_json() -> str: ...
+def push_json(path: str, reference: str, signature: Optional[str] = None) -> str: ...
+def pull_json(reference: str) -> str: ...
 def _panic_for_tests(message: str) -> None: ...
 
 @final

@@ -206,7 +206,8 @@ class QuotaExceeded(PackError):
 
 
 class Io(PackError):
-    """Reading the pack file failed, or a capability's storage did."""
+    """Reading the pack failed (its file, or a registry that cannot be reached, refuses the
+    credentials or lacks the reference), or a capability's storage did."""
 
     code = "io"
 

@@ -205,7 +205,8 @@ module Packhost
     code_is "quota_exceeded"
   end
 
-  # Reading a pack from disk failed, or a capability's storage did.
+  # Reading a pack failed (its file, or a registry that cannot be reached, refuses the
+  # credentials or lacks the reference), or a capability's storage did.
   class IOError < Error
     code_is "io"
   end

@@ -44,7 +44,8 @@ module Packhost
       #   Packhost::Pack.load(File.binread("text_tools.wasm"), {"config" => {"greeting" => "Hi"}})
       #   Packhost::Pack.load("host_calls.wasm", functions: {"reverse" => ->(input) { input.reverse }, ...})
       #
-      # @param source [String, Pathname, Hash] a path, the module bytes, or an Extism manifest
+      # @param source [String, Pathname, Hash] a path, an +oci://registry/name:tag+ reference
+      #   (pulled into the local store once, then pinned), the module bytes, or an Extism manifest
       # @param options [Hash, nil] load options
       # @param functions [Hash{String, Symbol => #call, HostFunction}, nil] host functions
       # @param keywords [Hash] more load options, e.g. `limits: {timeout_ms: 200}`

@@ -12,6 +12,7 @@ mod errors;
 mod gvl;
 mod host_fn;
 mod pack;
+mod registry;
 
 /// The entry point Ruby calls; a private module, so the generated `Init_packhost` (which
 /// cannot carry a doc comment) is not part of any Rust API.
@@ -34,6 +35,7 @@ mod entry {
         crate::pack::init(ruby, module)?;
         crate::cancel::init(ruby, module)?;
         crate::errors::init(ruby, module)?;
+        crate::registry::init(module)?;
         Ok(())
     }
 

@@ -72,8 +72,8 @@ fn load_bytes(
     })
 }
 
-/// Loads a pack from a `.wasm` file with options given as JSON text, lending it host
-/// functions as [`load_bytes`] does.
+/// Loads a pack from a `.wasm` file or an `oci://` reference with options given as JSON
+/// text, lending it host functions as [`load_bytes`] does.
 fn load_file(
     ruby: &Ruby,
     path: String,
@@ -84,7 +84,8 @@ fn load_file(
         let size = std::fs::metadata(&path).map_or(0, |meta| meta.len() as usize);
         let functions = host_functions(functions);
         load_with(ruby, size, move || {
-            Pack::load_file_with(&path, PackOptions::from_json(&options_json)?, functions)
+            packhost_oci::register();
+            Pack::load_reference(&path, PackOptions::from_json(&options_json)?, functions)
         })
     })
 }
