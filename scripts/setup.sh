@@ -14,10 +14,11 @@ done
 # themselves on a free loopback port; only the binary is needed), and clang, lld, wasi-libc
 # and clang's wasm32 runtime library for the packs written in C (plugins/c-*), binaryen,
 # whose wasm-opt makes `packhost build --release` packs smaller, and docker-registry (the
-# distribution project's OCI registry) with apache2-utils' htpasswd for the push, pull and
-# oci:// tests, which start the registry themselves on a free loopback port.
+# distribution project's OCI registry) with apache2-utils' htpasswd and openssl (the test
+# token server's key) for the push, pull and oci:// tests, which start the registry
+# themselves on a free loopback port.
 missing=()
-for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32 binaryen docker-registry apache2-utils; do
+for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32 binaryen docker-registry apache2-utils openssl; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

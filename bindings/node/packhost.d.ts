@@ -519,7 +519,8 @@ export interface Pulled {
 /**
  * Publishes a pack to an OCI registry as a Wasm artifact, with its signature
  * (`options.signature`, else `PATH.sig` when it exists). Credentials come from
- * PACKHOST_REGISTRY_USERNAME and PACKHOST_REGISTRY_PASSWORD (or PACKHOST_REGISTRY_TOKEN).
+ * PACKHOST_REGISTRY_USERNAME and PACKHOST_REGISTRY_PASSWORD (or PACKHOST_REGISTRY_TOKEN), for
+ * the registry PACKHOST_REGISTRY_HOST names.
  */
 export declare function push(path: string, reference: string, options?: { signature?: string }): Promise<Pushed>
 

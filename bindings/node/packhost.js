@@ -127,7 +127,8 @@ function buildInfo() {
 /**
  * Publishes the pack at `path` to an OCI registry as a Wasm artifact, with its signature
  * (`options.signature`, else `PATH.sig` when it exists). Credentials come from
- * PACKHOST_REGISTRY_USERNAME and PACKHOST_REGISTRY_PASSWORD (or PACKHOST_REGISTRY_TOKEN).
+ * PACKHOST_REGISTRY_USERNAME and PACKHOST_REGISTRY_PASSWORD (or PACKHOST_REGISTRY_TOKEN), for
+ * the registry PACKHOST_REGISTRY_HOST names.
  * @param {string} path the .wasm file
  * @param {string} reference REGISTRY/NAME:TAG, `oci://` optional
  * @param {{signature?: string}} [options]

@@ -158,7 +158,7 @@ enum Command {
     },
     /// Publish a pack to an OCI registry as a Wasm artifact, with its signature (`PACK.sig`)
     /// when it has one. Credentials: PACKHOST_REGISTRY_USERNAME and PACKHOST_REGISTRY_PASSWORD
-    /// (or PACKHOST_REGISTRY_TOKEN).
+    /// (or PACKHOST_REGISTRY_TOKEN), for the registry PACKHOST_REGISTRY_HOST names.
     Push {
         /// The .wasm file.
         pack: PathBuf,

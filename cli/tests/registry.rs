@@ -79,7 +79,7 @@ fn a_pack_is_pushed_pulled_verified_and_called_by_reference() {
         "{listing}"
     );
 
-    // Unpinned twice over (the tag and the manifest digest every pull pins), it is collected.
+    // Unpinned, it is collected.
     let out = run(&store, &["store", "ls", "--json"]);
     let packs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(packs.as_array().unwrap().len(), 1);

@@ -24,7 +24,8 @@ use oci_client::manifest::{OciImageManifest, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAG
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use packhost::{
-    Error, ErrorKind, Pack, PackOptions, PackSignature, PackStore, ResolvedReference, Result,
+    Error, ErrorKind, IncomingPack, Pack, PackOptions, PackSignature, PackStore, ResolvedReference,
+    Result,
 };
 use serde::Serialize;
 
@@ -36,6 +37,8 @@ pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
 pub const SIGNATURE_ANNOTATION: &str = "dev.packhost.signature";
 /// The largest pack a pull accepts, in bytes: a registry cannot make the host hold more.
 pub const MAX_PACK_BYTES: u64 = 256 * 1024 * 1024;
+/// How long one push or pull may take in all, however slowly a registry answers.
+const WHOLE_OPERATION: Duration = Duration::from_secs(300);
 /// The scheme of references hosts load.
 const SCHEME: &str = "oci://";
 
@@ -141,7 +144,7 @@ pub fn push(path: &Path, reference: &str, signature: Option<&Path>) -> Result<Pu
     )];
     let image_manifest = OciImageManifest::build(&layers, &config, Some(annotations));
 
-    let registry = Registry::for_image(&image);
+    let registry = Registry::for_image(&image)?;
     let manifest_digest = registry.run(async {
         registry
             .client
@@ -169,7 +172,8 @@ pub fn push(path: &Path, reference: &str, signature: Option<&Path>) -> Result<Pu
 }
 
 /// Pulls `reference` into `store` and pins it there to the pack's digest, replacing an
-/// earlier pin (a tag that moved is followed here, and only here).
+/// earlier pin (a tag that moved is followed here, and only here). The manifest is stored
+/// too, so that `REFERENCE@MANIFEST-DIGEST` loads offline afterwards.
 ///
 /// # Errors
 /// `io` when the registry cannot be reached, refuses the credentials or has no such
@@ -177,8 +181,46 @@ pub fn push(path: &Path, reference: &str, signature: Option<&Path>) -> Result<Pu
 /// Wasm layer, is larger than [`MAX_PACK_BYTES`], or any digest does not match its bytes.
 pub fn pull(reference: &str, store: &PackStore) -> Result<Pulled> {
     let image = parse_reference(reference)?;
-    let registry = Registry::for_image(&image);
-    let (manifest_digest, manifest) = registry.run(registry.manifest(&image))?;
+    let registry = Registry::for_image(&image)?;
+    // One runtime for the whole pull: the client's pooled connections belong to it.
+    let (manifest_digest, manifest_bytes, manifest, bytes) = registry.run(async {
+        let (digest, bytes, manifest) = registry.manifest(&image).await?;
+        let layer = wasm_layer(&manifest, &image)?;
+        let pack = registry.blob(&image, layer).await?;
+        Ok((digest, bytes, manifest, pack))
+    })?;
+    let pack_digest = wasm_layer(&manifest, &image)?.digest.clone();
+    // A signature that is not for these bytes is not kept: it could only ever refuse them.
+    let signature = manifest
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(SIGNATURE_ANNOTATION))
+        .filter(|text| {
+            PackSignature::from_json(text.as_bytes())
+                .is_ok_and(|signature| format!("sha256:{}", signature.sha256) == pack_digest)
+        });
+    let path = store.add_pulled(&IncomingPack {
+        bytes: &bytes,
+        digest: &pack_digest,
+        signature: signature.map(String::as_str),
+        manifest: &manifest_bytes,
+        references: &[canonical(&image)],
+    })?;
+    Ok(Pulled {
+        reference: image.whole(),
+        manifest_digest,
+        pack_digest,
+        path,
+        signed: signature.is_some(),
+    })
+}
+
+/// The layer that holds the pack: the Wasm OCI layout's `application/wasm`, or the older
+/// `application/vnd.wasm.content.layer.v1+wasm`; named by a sha256 digest.
+fn wasm_layer<'m>(
+    manifest: &'m OciImageManifest,
+    image: &Reference,
+) -> Result<&'m oci_client::manifest::OciDescriptor> {
     let layer = manifest
         .layers
         .iter()
@@ -196,34 +238,22 @@ pub fn pull(reference: &str, store: &PackStore) -> Result<Pulled> {
                 ),
             )
         })?;
-    let pack_digest = layer.digest.clone();
-    if store.path_of(&pack_digest).is_err() {
+    if !is_sha256_digest(&layer.digest) {
         return Err(Error::new(
             ErrorKind::InvalidPack,
             format!(
-                "{} names its pack by {pack_digest:?}, not a sha256 digest",
-                image.whole()
+                "{} names its pack by {:?}, not a sha256 digest",
+                image.whole(),
+                layer.digest
             ),
         ));
     }
-    let bytes = registry.run(registry.blob(&image, layer))?;
-    let signature = manifest
-        .annotations
-        .as_ref()
-        .and_then(|annotations| annotations.get(SIGNATURE_ANNOTATION));
-    store.add(&bytes, Some(&pack_digest), signature.map(String::as_str))?;
-    store.pin(&canonical(&image), &pack_digest)?;
-    let by_digest = image.clone_with_digest(manifest_digest.clone());
-    store.pin(&canonical(&by_digest), &pack_digest)?;
-    let path = store
-        .path_of(&pack_digest)?
-        .ok_or_else(|| Error::new(ErrorKind::Io, "the store lost a pack it just wrote"))?;
-    Ok(Pulled {
-        reference: image.whole(),
-        manifest_digest,
-        pack_digest,
-        path,
-        signed: signature.is_some(),
+    Ok(layer)
+}
+
+fn is_sha256_digest(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     })
 }
 
@@ -251,9 +281,21 @@ pub fn resolve(reference: &str) -> Result<ResolvedReference> {
         .next()
         .unwrap_or("unnamed")
         .to_string();
-    // A digest in the reference names the manifest, not the pack: it too is found through
-    // its pin, which every pull writes beside the reference's own.
-    if let Some(digest) = store.pinned(&canonical(&image))? {
+    let stored = match image.digest() {
+        // A digest names the manifest, which the store keeps checked against it: followed
+        // to its pack, it cannot be redirected by anything written in the store.
+        Some(manifest_digest) => match store.manifest(manifest_digest)? {
+            Some(bytes) => {
+                let manifest: OciImageManifest = serde_json::from_slice(&bytes).map_err(|err| {
+                    Error::new(ErrorKind::InvalidPack, format!("{manifest_digest}: {err}"))
+                })?;
+                Some(wasm_layer(&manifest, &image)?.digest.clone())
+            }
+            None => None,
+        },
+        None => store.pinned(&canonical(&image))?,
+    };
+    if let Some(digest) = stored {
         if let Some(path) = store.path_of(&digest)? {
             return Ok(ResolvedReference { path, digest, name });
         }
@@ -282,15 +324,27 @@ fn canonical(image: &Reference) -> String {
 /// `registry/name:tag` or `…@sha256:…`, with or without `oci://`.
 fn parse_reference(reference: &str) -> Result<Reference> {
     let bare = reference.strip_prefix(SCHEME).unwrap_or(reference);
-    bare.parse::<Reference>().map_err(|err| {
+    let not_one = |why: String| {
         Error::new(
             ErrorKind::Io,
             format!(
                 "{reference:?} is not an OCI reference (registry/name:tag or \
-                 registry/name@sha256:...): {err}"
+                 registry/name@sha256:...): {why}"
             ),
         )
-    })
+    };
+    let image = bare
+        .parse::<Reference>()
+        .map_err(|err| not_one(err.to_string()))?;
+    if image
+        .digest()
+        .is_some_and(|digest| !is_sha256_digest(digest))
+    {
+        return Err(not_one(
+            "packhost names packs by sha256 digests".to_string(),
+        ));
+    }
+    Ok(image)
 }
 
 /// Loads `bytes` as a host that lends nothing would, to publish only packs that load and to
@@ -346,10 +400,14 @@ struct Registry {
 impl Registry {
     /// The client for `image`'s registry: plain HTTP for a registry on this machine (as
     /// docker treats `localhost`) or one listed in `PACKHOST_INSECURE_REGISTRIES`, HTTPS
-    /// otherwise; credentials from `PACKHOST_REGISTRY_USERNAME` and
-    /// `PACKHOST_REGISTRY_PASSWORD` (basic, or exchanged for a token when the registry
-    /// asks), or `PACKHOST_REGISTRY_TOKEN`, else anonymous.
-    fn for_image(image: &Reference) -> Registry {
+    /// otherwise. Credentials go only to the registry `PACKHOST_REGISTRY_HOST` names:
+    /// `PACKHOST_REGISTRY_USERNAME` and `PACKHOST_REGISTRY_PASSWORD` (basic, or exchanged for
+    /// a token when the registry asks), or `PACKHOST_REGISTRY_TOKEN`; every other registry
+    /// is asked anonymously, so a reference a user supplied cannot collect them.
+    ///
+    /// # Errors
+    /// `io` when credentials are set but `PACKHOST_REGISTRY_HOST` is not.
+    fn for_image(image: &Reference) -> Result<Registry> {
         install_crypto_provider();
         let registry = image.resolve_registry().to_string();
         let insecure = is_loopback(&registry)
@@ -359,7 +417,7 @@ impl Registry {
                 .any(|listed| listed.trim() == registry);
         let config = ClientConfig {
             protocol: if insecure {
-                ClientProtocol::HttpsExcept(vec![registry])
+                ClientProtocol::HttpsExcept(vec![registry.clone()])
             } else {
                 ClientProtocol::Https
             },
@@ -369,19 +427,31 @@ impl Registry {
             ..ClientConfig::default()
         };
         let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-        let auth = match (
+        let credentials = match (
             env("PACKHOST_REGISTRY_USERNAME"),
             env("PACKHOST_REGISTRY_PASSWORD"),
             env("PACKHOST_REGISTRY_TOKEN"),
         ) {
-            (Some(user), Some(password), _) => RegistryAuth::Basic(user, password),
-            (_, _, Some(token)) => RegistryAuth::Bearer(token),
-            _ => RegistryAuth::Anonymous,
+            (Some(user), Some(password), _) => Some(RegistryAuth::Basic(user, password)),
+            (_, _, Some(token)) => Some(RegistryAuth::Bearer(token)),
+            _ => None,
         };
-        Registry {
+        let auth = match (credentials, env("PACKHOST_REGISTRY_HOST")) {
+            (None, _) => RegistryAuth::Anonymous,
+            (Some(auth), Some(host)) if host == registry => auth,
+            (Some(_), Some(_)) => RegistryAuth::Anonymous,
+            (Some(_), None) => {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    "registry credentials are set but PACKHOST_REGISTRY_HOST, the registry \
+                     (host:port) they are for, is not",
+                ))
+            }
+        };
+        Ok(Registry {
             client: Client::new(config),
             auth,
-        }
+        })
     }
 
     /// Runs `work` to its end on a runtime of its own, on a thread of its own, so that a
@@ -394,7 +464,19 @@ impl Registry {
                         .enable_all()
                         .build()
                         .map_err(|err| Error::new(ErrorKind::Io, format!("no runtime: {err}")))?;
-                    runtime.block_on(work)
+                    runtime.block_on(async {
+                        tokio::time::timeout(WHOLE_OPERATION, work)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(Error::new(
+                                    ErrorKind::Io,
+                                    format!(
+                                        "the registry took longer than {} s",
+                                        WHOLE_OPERATION.as_secs()
+                                    ),
+                                ))
+                            })
+                    })
                 })
                 .join()
                 .unwrap_or_else(|_| {
@@ -408,7 +490,7 @@ impl Registry {
 
     /// The image manifest `image` names, and its digest computed here from its bytes (and
     /// checked against the reference's digest, when it has one).
-    async fn manifest(&self, image: &Reference) -> Result<(String, OciImageManifest)> {
+    async fn manifest(&self, image: &Reference) -> Result<(String, Vec<u8>, OciImageManifest)> {
         let (bytes, _) = self
             .client
             .pull_manifest_raw(
@@ -436,7 +518,7 @@ impl Registry {
                 format!("{} is not an image manifest: {err}", image.whole()),
             )
         })?;
-        Ok((digest, manifest))
+        Ok((digest, bytes.to_vec(), manifest))
     }
 
     /// The layer's bytes, at most [`MAX_PACK_BYTES`] whatever the registry sends. Their digest

@@ -23,13 +23,27 @@ fn a_registry_behind_basic_authentication_takes_the_credentials_from_the_environ
 
     // SAFETY (edition 2021: not unsafe): the only test of this process.
     std::env::set_var("PACKHOST_REGISTRY_USERNAME", "publisher");
-    std::env::set_var("PACKHOST_REGISTRY_PASSWORD", "wrong");
+    std::env::set_var("PACKHOST_REGISTRY_PASSWORD", "s3cret-pass");
+    // Credentials without the registry they are for go nowhere.
+    let err = packhost_oci::push(&pack, &reference, None).unwrap_err();
+    assert!(err.message().contains("PACKHOST_REGISTRY_HOST"), "{err}");
+    // Credentials for another registry are not sent to this one.
+    std::env::set_var("PACKHOST_REGISTRY_HOST", "registry.example:5000");
     let err = packhost_oci::push(&pack, &reference, None).unwrap_err();
     assert_eq!(err.code(), "io", "{err}");
-    assert!(
-        !err.message().contains("wrong"),
-        "no password in messages: {err}"
-    );
+
+    std::env::set_var("PACKHOST_REGISTRY_HOST", registry.address());
+    std::env::set_var("PACKHOST_REGISTRY_PASSWORD", "not-the-password-7x");
+    for err in [
+        packhost_oci::push(&pack, &reference, None).unwrap_err(),
+        packhost_oci::pull(&reference, &store).unwrap_err(),
+    ] {
+        assert_eq!(err.code(), "io", "{err}");
+        assert!(
+            !err.message().contains("not-the-password-7x"),
+            "no password in messages: {err}"
+        );
+    }
 
     std::env::set_var("PACKHOST_REGISTRY_PASSWORD", "s3cret-pass");
     let pushed = packhost_oci::push(&pack, &reference, None).unwrap();

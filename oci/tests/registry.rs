@@ -177,3 +177,32 @@ fn what_the_registry_lacks_or_is_not_a_pack_is_a_clear_error() {
     assert_eq!(err.code(), "io", "{err}");
     assert!(err.message().contains("not an OCI reference"), "{err}");
 }
+
+#[test]
+fn a_digest_reference_follows_its_stored_manifest_and_refuses_an_altered_one() {
+    let store = store();
+    let registry = LocalRegistry::start().unwrap();
+    let reference = format!("{}/packs/by-digest:1", registry.address());
+    let pushed = packhost_oci::push(&sample("kv_probe"), &reference, None).unwrap();
+    packhost_oci::pull(&reference, &store).unwrap();
+    let by_digest = format!(
+        "oci://{}/packs/by-digest@{}",
+        registry.address(),
+        pushed.manifest_digest
+    );
+    let pack = Pack::load_reference(&by_digest, PackOptions::default(), Vec::new()).unwrap();
+    assert_eq!(format!("sha256:{}", pack.id()), pushed.pack_digest);
+
+    // The stored manifest rewritten to name another pack: refused, not followed.
+    let manifest = store.root().join("blobs/sha256").join(format!(
+        "{}.json",
+        &pushed.manifest_digest["sha256:".len()..]
+    ));
+    let altered = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(&pushed.pack_digest, &format!("sha256:{}", "0".repeat(64)));
+    std::fs::write(&manifest, altered).unwrap();
+    let err = Pack::load_reference(&by_digest, PackOptions::default(), Vec::new()).unwrap_err();
+    assert_eq!(err.code(), "invalid_pack", "{err}");
+    assert!(err.message().contains("altered"), "{err}");
+}

@@ -4,10 +4,13 @@
 //!
 //! Several processes may write at once: a blob is written to a temporary file of its own and
 //! renamed into place, so two processes storing the same pack both succeed and leave one
-//! copy, and no reader ever sees half a pack. Writers hold a shared lock on the store and
-//! `gc` an exclusive one, so a collection never removes a blob between its write and the
-//! pin that keeps it. Nothing read from the store is trusted: a load checks the bytes
-//! against the digest that named them, so a file planted or altered there is refused.
+//! copy, and no reader ever sees half a pack. A pull's writes (pack, manifest, pins) happen
+//! under one shared lock on the store and `gc` takes it exclusively, so a collection never
+//! removes a pack between its write and the pin that keeps it. Bytes read from the store are
+//! checked against the digest that named them: a pack or manifest planted or altered there is
+//! refused, and a digest reference (`…@sha256:…`) is followed through its stored manifest,
+//! never through a pin. Pins of tags are trusted as the store's owner wrote them; the store
+//! refuses a folder other users may write to.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -49,11 +52,29 @@ pub struct GcReport {
     pub freed_bytes: u64,
 }
 
-/// A pin: the reference as the user wrote it and the digest it resolved to.
+/// A pin: the reference as the user wrote it, the pack it resolved to and, for a pull, the
+/// image manifest that named the pack.
 #[derive(Serialize, Deserialize)]
 struct Pin {
     reference: String,
     digest: String,
+    #[serde(default)]
+    manifest: Option<String>,
+}
+
+/// A pack as a registry served it, for [`PackStore::add_pulled`].
+#[derive(Debug, Clone, Copy)]
+pub struct IncomingPack<'a> {
+    /// The pack's bytes.
+    pub bytes: &'a [u8],
+    /// The digest the manifest names the pack by; bytes that differ are not stored.
+    pub digest: &'a str,
+    /// The signature document that came with it, if any.
+    pub signature: Option<&'a str>,
+    /// The image manifest, as served.
+    pub manifest: &'a [u8],
+    /// The references to pin to the pack.
+    pub references: &'a [String],
 }
 
 impl PackStore {
@@ -96,6 +117,25 @@ impl PackStore {
             let dir = root.join(dir);
             builder.create(&dir).map_err(|err| io_error(&dir, err))?;
         }
+        // Whoever may write here decides what a pinned tag loads.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let mode = std::fs::metadata(&root)
+                .map_err(|err| io_error(&root, err))?
+                .mode();
+            if mode & 0o022 != 0 {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "{}: the pack store is writable by other users (mode {:o}); make it \
+                         the user's only (chmod go-w)",
+                        root.display(),
+                        mode & 0o7777
+                    ),
+                ));
+            }
+        }
         Ok(PackStore { root })
     }
 
@@ -126,6 +166,58 @@ impl PackStore {
         expected_digest: Option<&str>,
         signature: Option<&str>,
     ) -> Result<String> {
+        let _lock = self.lock(false)?;
+        self.add_locked(bytes, expected_digest, signature)
+            .map(|(digest, _)| digest)
+    }
+
+    /// Stores a pack as a registry served it, its manifest, and pins `references` to it,
+    /// all under one lock (so `gc` cannot come between); returns the pack's file.
+    ///
+    /// # Errors
+    /// As [`PackStore::add`] and [`PackStore::pin`].
+    pub fn add_pulled(&self, incoming: &IncomingPack<'_>) -> Result<PathBuf> {
+        let _lock = self.lock(false)?;
+        let (digest, path) =
+            self.add_locked(incoming.bytes, Some(incoming.digest), incoming.signature)?;
+        let manifest = format!("sha256:{}", module_id(incoming.manifest));
+        let manifest_path = self.manifest_path(&manifest)?;
+        if !manifest_path.is_file() {
+            self.write_atomically(&manifest_path, incoming.manifest)?;
+        }
+        for reference in incoming.references {
+            self.pin_locked(reference, &digest, Some(&manifest))?;
+        }
+        Ok(path)
+    }
+
+    /// The image manifest `digest` names, if the store has it, checked against the digest.
+    ///
+    /// # Errors
+    /// `invalid_pack` when the stored bytes are not those the digest names; `io` when they
+    /// cannot be read; `invalid_options` for a malformed digest.
+    pub fn manifest(&self, digest: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.manifest_path(digest)?;
+        match std::fs::read(&path) {
+            Ok(bytes) if format!("sha256:{}", module_id(&bytes)) == digest => Ok(Some(bytes)),
+            Ok(_) => Err(Error::new(
+                ErrorKind::InvalidPack,
+                format!(
+                    "digest mismatch: {} is not {digest}; it was altered",
+                    path.display()
+                ),
+            )),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(io_error(&path, err)),
+        }
+    }
+
+    fn add_locked(
+        &self,
+        bytes: &[u8],
+        expected_digest: Option<&str>,
+        signature: Option<&str>,
+    ) -> Result<(String, PathBuf)> {
         let digest = format!("sha256:{}", module_id(bytes));
         if let Some(expected) = expected_digest {
             if expected != digest {
@@ -135,7 +227,6 @@ impl PackStore {
                 ));
             }
         }
-        let _lock = self.lock(false)?;
         let path = self.blob_path(&digest)?;
         // A copy already there is kept only when it is intact: storing a pack again (a
         // `packhost pull`) repairs one that was altered on disk.
@@ -146,7 +237,7 @@ impl PackStore {
         if let Some(signature) = signature {
             self.write_atomically(&signature_path(&path), signature.as_bytes())?;
         }
-        Ok(digest)
+        Ok((digest, path))
     }
 
     /// Pins `reference` to `digest`: later loads of the reference use that pack without
@@ -155,13 +246,18 @@ impl PackStore {
     /// # Errors
     /// `io` when the pin cannot be written.
     pub fn pin(&self, reference: &str, digest: &str) -> Result<()> {
+        let _lock = self.lock(false)?;
+        self.pin_locked(reference, digest, None)
+    }
+
+    fn pin_locked(&self, reference: &str, digest: &str, manifest: Option<&str>) -> Result<()> {
         self.blob_path(digest)?;
         let pin = serde_json::to_vec(&Pin {
             reference: reference.to_string(),
             digest: digest.to_string(),
+            manifest: manifest.map(str::to_string),
         })
         .map_err(|err| Error::new(ErrorKind::Internal, err.to_string()))?;
-        let _lock = self.lock(false)?;
         self.write_atomically(&self.pin_path(reference), &pin)
     }
 
@@ -201,7 +297,10 @@ impl PackStore {
     /// # Errors
     /// `io` when the store cannot be read.
     pub fn list(&self) -> Result<Vec<StoredPack>> {
-        let pins = self.pins()?;
+        let mut pins: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pin in self.pins()? {
+            pins.entry(pin.digest).or_default().push(pin.reference);
+        }
         let mut packs = Vec::new();
         for (digest, path) in self.blobs()? {
             let size = std::fs::metadata(&path)
@@ -227,7 +326,11 @@ impl PackStore {
     /// `io` when the store cannot be read or a file cannot be removed.
     pub fn gc(&self) -> Result<GcReport> {
         let _lock = self.lock(true)?;
-        let pins = self.pins()?;
+        let mut kept = std::collections::BTreeSet::new();
+        for pin in self.pins()? {
+            kept.extend(pin.manifest);
+            kept.insert(pin.digest);
+        }
         let mut report = GcReport::default();
         let mut remove = |path: &Path| -> Result<()> {
             match std::fs::symlink_metadata(path) {
@@ -241,10 +344,22 @@ impl PackStore {
             }
         };
         for (digest, path) in self.blobs()? {
-            if !pins.contains_key(&digest) {
+            if !kept.contains(&digest) {
                 remove(&path)?;
                 remove(&signature_path(&path))?;
                 report.removed += 1;
+            }
+        }
+        let manifests = self.root.join("blobs/sha256");
+        for entry in std::fs::read_dir(&manifests).map_err(|err| io_error(&manifests, err))? {
+            let path = entry.map_err(|err| io_error(&manifests, err))?.path();
+            let digest = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_suffix(".json"))
+                .map(|hex| format!("sha256:{hex}"));
+            if digest.is_some_and(|digest| valid_digest(&digest) && !kept.contains(&digest)) {
+                remove(&path)?;
             }
         }
         // Under the exclusive lock no write is in progress: whatever is here was abandoned.
@@ -257,15 +372,23 @@ impl PackStore {
     }
 
     fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        self.path_in_blobs(digest, "wasm")
+    }
+
+    fn manifest_path(&self, digest: &str) -> Result<PathBuf> {
+        self.path_in_blobs(digest, "json")
+    }
+
+    fn path_in_blobs(&self, digest: &str, extension: &str) -> Result<PathBuf> {
         if !valid_digest(digest) {
             return Err(Error::invalid_options(format!(
-                "{digest:?} is not a pack digest (sha256: and 64 lowercase hex digits)"
+                "{digest:?} is not a digest packhost stores (sha256: and 64 lowercase hex digits)"
             )));
         }
         Ok(self
             .root
             .join("blobs/sha256")
-            .join(format!("{}.wasm", &digest["sha256:".len()..])))
+            .join(format!("{}.{extension}", &digest["sha256:".len()..])))
     }
 
     /// A pin's file is named by the hash of its reference, so that no reference, whatever
@@ -297,10 +420,10 @@ impl PackStore {
         Ok(blobs)
     }
 
-    /// Digest → the references pinned to it.
-    fn pins(&self) -> Result<BTreeMap<String, Vec<String>>> {
+    /// Every readable pin.
+    fn pins(&self) -> Result<Vec<Pin>> {
         let dir = self.root.join("pins");
-        let mut pins: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut pins = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(|err| io_error(&dir, err))? {
             let path = entry.map_err(|err| io_error(&dir, err))?.path();
             let Ok(bytes) = std::fs::read(&path) else {
@@ -308,7 +431,7 @@ impl PackStore {
             };
             if let Ok(pin) = serde_json::from_slice::<Pin>(&bytes) {
                 if valid_digest(&pin.digest) {
-                    pins.entry(pin.digest).or_default().push(pin.reference);
+                    pins.push(pin);
                 }
             }
         }
@@ -473,6 +596,17 @@ mod tests {
         assert_eq!(err.code(), "invalid_pack");
         assert!(err.message().contains("digest mismatch"), "{err}");
         assert!(store.list().unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_store_other_users_may_write_to_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let store = scratch("shared");
+        std::fs::set_permissions(store.root(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = PackStore::at(store.root()).unwrap_err();
+        assert_eq!(err.code(), "io");
+        assert!(err.message().contains("writable by other users"), "{err}");
     }
 
     #[test]

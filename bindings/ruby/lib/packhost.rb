@@ -55,7 +55,7 @@ module Packhost
     # Publishes the pack at +path+ to an OCI registry as a Wasm artifact, with its signature
     # (+signature:+, else +PATH.sig+ when it exists). The GVL is released while it runs.
     # Credentials come from PACKHOST_REGISTRY_USERNAME and PACKHOST_REGISTRY_PASSWORD (or
-    # PACKHOST_REGISTRY_TOKEN).
+    # PACKHOST_REGISTRY_TOKEN), for the registry PACKHOST_REGISTRY_HOST names.
     #
     # @param path [String, Pathname] the .wasm file
     # @param reference [String] +REGISTRY/NAME:TAG+, +oci://+ optional

@@ -18,7 +18,7 @@ def push(path: PathLike, reference: str, *, signature: Optional[PathLike] = None
 
     ``reference`` is ``REGISTRY/NAME:TAG`` (``oci://`` optional). Credentials come from
     ``PACKHOST_REGISTRY_USERNAME`` and ``PACKHOST_REGISTRY_PASSWORD`` (or
-    ``PACKHOST_REGISTRY_TOKEN``). Returns ``reference``, ``manifest_digest``, ``pack_digest``
+    ``PACKHOST_REGISTRY_TOKEN``), for the registry ``PACKHOST_REGISTRY_HOST`` names. Returns ``reference``, ``manifest_digest``, ``pack_digest``
     and ``signed``; raises :class:`packhost.Io` when the registry cannot be reached or
     refuses, :class:`packhost.UntrustedPack` for a signature of other bytes."""
     sig = None if signature is None else os.fspath(signature)
