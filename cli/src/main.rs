@@ -455,10 +455,7 @@ fn load(path: &Path, options: PackOptions) -> packhost::Result<Pack> {
         // Loading reports the unreadable file with its own `io` error.
         Err(_) => Vec::new(),
     };
-    match oci_reference(path) {
-        Some(reference) => Pack::load_reference(reference, options, stand_ins),
-        None => Pack::load_file_with(path, options, stand_ins),
-    }
+    Pack::load_reference(path, options, stand_ins)
 }
 
 /// `path` when it is an `oci://` reference rather than a file.

@@ -238,7 +238,7 @@ fn wasm_layer<'m>(
                 ),
             )
         })?;
-    if !is_sha256_digest(&layer.digest) {
+    if !packhost::is_digest(&layer.digest) {
         return Err(Error::new(
             ErrorKind::InvalidPack,
             format!(
@@ -249,12 +249,6 @@ fn wasm_layer<'m>(
         ));
     }
     Ok(layer)
-}
-
-fn is_sha256_digest(digest: &str) -> bool {
-    digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
 }
 
 /// [`pull`] into the store every host shares ([`PackStore::open_default`]): what the host
@@ -338,7 +332,7 @@ fn parse_reference(reference: &str) -> Result<Reference> {
         .map_err(|err| not_one(err.to_string()))?;
     if image
         .digest()
-        .is_some_and(|digest| !is_sha256_digest(digest))
+        .is_some_and(|digest| !packhost::is_digest(digest))
     {
         return Err(not_one(
             "packhost names packs by sha256 digests".to_string(),
@@ -500,7 +494,7 @@ impl Registry {
             )
             .await
             .map_err(|err| registry_error(image, "pull", err))?;
-        let digest = format!("sha256:{}", sha256_hex(&bytes));
+        let digest = packhost::digest_of(&bytes);
         if let Some(expected) = image.digest() {
             if expected != digest {
                 return Err(Error::new(
@@ -584,14 +578,6 @@ fn is_loopback(registry: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|address| address.is_loopback())
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 /// A registry's failure as packhost's error: a digest the registry's bytes do not match is

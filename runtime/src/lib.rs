@@ -64,8 +64,8 @@ pub use options::{
 };
 pub use pack::Pack;
 pub use store::{
-    register_pack_source, GcReport, IncomingPack, PackSource, PackStore, ResolvedReference,
-    StoredPack,
+    digest_of, is_digest, register_pack_source, GcReport, IncomingPack, PackSource, PackStore,
+    ResolvedReference, StoredPack,
 };
 pub use trust::{signature_path, KeyPair, PackSignature, SIGNATURE_FORMAT};
 pub use usage::{CallOutput, CallReport, LogRecord, PackStats, Usage};

@@ -225,7 +225,7 @@ impl Pack {
         let bytes = std::fs::read(path)
             .map_err(|err| Error::new(ErrorKind::Io, format!("{}: {err}", path.display())))?;
         if let Some(expected) = expected_digest {
-            let actual = format!("sha256:{}", module_id(&bytes));
+            let actual = crate::store::digest_of(&bytes);
             if actual != expected {
                 return Err(Error::new(
                     ErrorKind::InvalidPack,

@@ -180,7 +180,7 @@ impl PackStore {
         let _lock = self.lock(false)?;
         let (digest, path) =
             self.add_locked(incoming.bytes, Some(incoming.digest), incoming.signature)?;
-        let manifest = format!("sha256:{}", module_id(incoming.manifest));
+        let manifest = digest_of(incoming.manifest);
         let manifest_path = self.manifest_path(&manifest)?;
         if !manifest_path.is_file() {
             self.write_atomically(&manifest_path, incoming.manifest)?;
@@ -199,7 +199,7 @@ impl PackStore {
     pub fn manifest(&self, digest: &str) -> Result<Option<Vec<u8>>> {
         let path = self.manifest_path(digest)?;
         match std::fs::read(&path) {
-            Ok(bytes) if format!("sha256:{}", module_id(&bytes)) == digest => Ok(Some(bytes)),
+            Ok(bytes) if digest_of(&bytes) == digest => Ok(Some(bytes)),
             Ok(_) => Err(Error::new(
                 ErrorKind::InvalidPack,
                 format!(
@@ -218,7 +218,7 @@ impl PackStore {
         expected_digest: Option<&str>,
         signature: Option<&str>,
     ) -> Result<(String, PathBuf)> {
-        let digest = format!("sha256:{}", module_id(bytes));
+        let digest = digest_of(bytes);
         if let Some(expected) = expected_digest {
             if expected != digest {
                 return Err(Error::new(
@@ -230,7 +230,7 @@ impl PackStore {
         let path = self.blob_path(&digest)?;
         // A copy already there is kept only when it is intact: storing a pack again (a
         // `packhost pull`) repairs one that was altered on disk.
-        let intact = std::fs::read(&path).is_ok_and(|stored| module_id(&stored) == digest[7..]);
+        let intact = std::fs::read(&path).is_ok_and(|stored| digest_of(&stored) == digest);
         if !intact {
             self.write_atomically(&path, bytes)?;
         }
@@ -270,7 +270,7 @@ impl PackStore {
         match std::fs::read(&path) {
             Ok(bytes) => Ok(serde_json::from_slice::<Pin>(&bytes)
                 .ok()
-                .filter(|pin| pin.reference == reference && valid_digest(&pin.digest))
+                .filter(|pin| pin.reference == reference && is_digest(&pin.digest))
                 .map(|pin| pin.digest)),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(io_error(&path, err)),
@@ -358,7 +358,7 @@ impl PackStore {
                 .and_then(|name| name.to_str())
                 .and_then(|name| name.strip_suffix(".json"))
                 .map(|hex| format!("sha256:{hex}"));
-            if digest.is_some_and(|digest| valid_digest(&digest) && !kept.contains(&digest)) {
+            if digest.is_some_and(|digest| is_digest(&digest) && !kept.contains(&digest)) {
                 remove(&path)?;
             }
         }
@@ -380,7 +380,7 @@ impl PackStore {
     }
 
     fn path_in_blobs(&self, digest: &str, extension: &str) -> Result<PathBuf> {
-        if !valid_digest(digest) {
+        if !is_digest(digest) {
             return Err(Error::invalid_options(format!(
                 "{digest:?} is not a digest packhost stores (sha256: and 64 lowercase hex digits)"
             )));
@@ -412,7 +412,7 @@ impl PackStore {
                 continue;
             };
             let digest = format!("sha256:{hex}");
-            if valid_digest(&digest) {
+            if is_digest(&digest) {
                 blobs.push((digest, path));
             }
         }
@@ -430,7 +430,7 @@ impl PackStore {
                 continue;
             };
             if let Ok(pin) = serde_json::from_slice::<Pin>(&bytes) {
-                if valid_digest(&pin.digest) {
+                if is_digest(&pin.digest) {
                     pins.push(pin);
                 }
             }
@@ -485,7 +485,14 @@ impl PackStore {
     }
 }
 
-fn valid_digest(digest: &str) -> bool {
+/// `bytes`' digest as content-addressed stores write it: `sha256:` and the lowercase hex of
+/// their SHA-256 (for a pack, `sha256:` and its [`Pack::id`](crate::Pack::id)).
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", module_id(bytes))
+}
+
+/// Whether `digest` is one packhost stores and follows: `sha256:` and 64 lowercase hex digits.
+pub fn is_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|hex| {
         hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     })
@@ -589,7 +596,7 @@ mod tests {
     #[test]
     fn bytes_that_are_not_what_their_digest_names_are_not_stored() {
         let store = scratch("mismatch");
-        let named = format!("sha256:{}", module_id(b"the real pack"));
+        let named = digest_of(b"the real pack");
         let err = store
             .add(b"something else", Some(&named), None)
             .unwrap_err();
