@@ -27,7 +27,7 @@ ZIG_FLAGS := -target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall \
 # instantiation, and its `abort` is the pack's own (no host lends `env.abort`).
 AS_FLAGS := --runtime incremental --optimize --exportStart _initialize --use abort=assembly/index/packAbort
 
-.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates test-authoring lint fmt bench release fuzz
+.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates test-authoring test-runner lint fmt bench release fuzz
 
 help: ## List the verbs.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,12 @@ packs: cli ## Build the sample packs into plugins/dist/ (manifests embedded).
 	$(PACKHOST) sign plugins/dist/text_tools.wasm --key tests/conformance/fixtures/signing/trusted.json
 	$(PACKHOST) sign plugins/dist/hostile.wasm --key tests/conformance/fixtures/signing/other.json
 	cp plugins/dist/text_tools.wasm.sig plugins/dist/bench.wasm.sig
+	# The next version of text-tools (9.0.0, same code), for the hosts' reload tests.
+	$(PACKHOST) inspect plugins/dist/text_tools.wasm --json | python3 -c \
+		'import json,sys; m=json.load(sys.stdin)["manifest"]; m["version"]="9.0.0"; print(json.dumps(m))' \
+		> $(TARGET_DIR)/text_tools_next.json
+	$(PACKHOST) embed plugins/dist/text_tools.wasm --manifest $(TARGET_DIR)/text_tools_next.json \
+		-o plugins/dist/text_tools_next.wasm
 	clang $(C_FLAGS) -o plugins/dist/c_plain.wasm plugins/c-plain/plain.c
 	clang $(C_FLAGS) -I pdk/c -o plugins/dist/c_bench.wasm plugins/c-bench/bench.c
 	clang $(C_FLAGS) -I pdk/c -o $(TARGET_DIR)/c_text_tools.wasm plugins/c-text-tools/text_tools.c
@@ -76,15 +82,17 @@ packs: cli ## Build the sample packs into plugins/dist/ (manifests embedded).
 		{ echo "the AssemblyScript PDK's count_vowels pack is $$size bytes; the target is under 30 KB"; exit 1; }
 	$(PACKHOST) check plugins/dist/as_vowels.wasm --fixtures examples/data/vowels_cases.json
 
-demo: packs ## The main job: build the packs, run one from the command line and from Rust.
+demo: packs ## The main job: build the packs, run one from the command line, from Rust and through the runner service.
 	$(PACKHOST) inspect plugins/dist/api_errors.wasm
 	$(PACKHOST) call plugins/dist/api_errors.wasm post --input-file examples/data/stripe_card_declined.json --usage --logs
 	@echo
 	cargo run --release -q -p packhost --example quickstart
 	cargo run --release -q -p packhost --example host_functions
 	cargo run --release -q -p packhost --example webhook_guard
+	@echo
+	bash scripts/runner-example.sh
 
-test: test-rust test-node test-python test-ruby test-crates test-authoring ## Every test: Rust, each host binding on its installed package, the crates, pack authoring.
+test: test-rust test-node test-python test-ruby test-crates test-authoring test-runner ## Every test: Rust, each host binding on its installed package, the crates, pack authoring, the runner's MCP tools.
 
 test-rust: packs lint ## Rust: unit, conformance, sandbox, contract and CLI tests, and a benchmark smoke run.
 	cargo test --release --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby
@@ -114,6 +122,9 @@ test-python: packs ## Python binding tests (pytest) on the installed wheel; `pip
 test-ruby: packs ## Ruby binding tests (minitest) on the installed gem.
 	bash bindings/ruby/ci.sh
 	cargo clippy -p packhost-ruby --all-targets -- -D warnings
+
+test-runner: packs ## The runner's MCP tools through the official MCP Python SDK, over stdio and HTTP (its other tests are Rust tests).
+	PACKHOST=$(PACKHOST) "$$(bash bindings/python/setup-venv.sh)/bin/python" -m pytest runner/tests -q -ra
 
 test-crates: packs ## The crates as packaged, `cargo install` of the CLI, and a user's crate on packhost.
 	bash scripts/crates-check.sh

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The Rust packages as users get them (`make test-crates`, part of `make test`):
 #
-# 1. `cargo package` of the five published crates (packhost, packhost-pdk,
-#    packhost-pdk-macros, packhost-oci, packhost-cli): each archive holds what crates.io
-#    would get.
+# 1. `cargo package` of the seven published crates (packhost, packhost-pdk,
+#    packhost-pdk-macros, packhost-oci, packhost-redis, packhost-runner, packhost-cli): each
+#    archive holds what crates.io would get.
 # 2. `cargo install --locked --path cli` into an empty root: the installed `packhost` must
 #    report an optimised build (`--version --verbose`) and run a pack.
 # 3. A user's crate: a fresh cargo project that depends on packhost as unpacked from its
@@ -34,14 +34,14 @@ expect_release() {
     fi
 }
 
-step "cargo package: the five crates as crates.io would receive them"
+step "cargo package: the seven crates as crates.io would receive them"
 # --no-verify: verifying would compile each crate a second time, with the default dev
 # profile (wasmtime unoptimised); steps 2 and 3 build them the way users do instead.
 cargo package --locked --no-verify --allow-dirty \
-    -p packhost -p packhost-pdk -p packhost-pdk-macros -p packhost-oci -p packhost-cli
+    -p packhost -p packhost-pdk -p packhost-pdk-macros -p packhost-oci -p packhost-redis -p packhost-runner -p packhost-cli
 version="$(cargo metadata --format-version 1 --no-deps \
     | python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "packhost"))')"
-for crate in packhost packhost-pdk packhost-pdk-macros packhost-oci packhost-cli; do
+for crate in packhost packhost-pdk packhost-pdk-macros packhost-oci packhost-redis packhost-runner packhost-cli; do
     archive="$CARGO_TARGET_DIR/package/$crate-$version.crate"
     [ -s "$archive" ] || { echo "missing $archive" >&2; exit 1; }
     echo "$crate-$version.crate: $(tar tzf "$archive" | wc -l) files, $(du -k "$archive" | cut -f1) KiB"

@@ -16,9 +16,10 @@ done
 # whose wasm-opt makes `packhost build --release` packs smaller, and docker-registry (the
 # distribution project's OCI registry) with apache2-utils' htpasswd and openssl (the test
 # token server's key) for the push, pull and oci:// tests, which start the registry
-# themselves on a free loopback port.
+# themselves on a free loopback port, and haproxy, the balancer of the runner's scale-out
+# test (started by the test on loopback too).
 missing=()
-for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32 binaryen docker-registry apache2-utils openssl; do
+for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32 binaryen docker-registry apache2-utils openssl haproxy; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -75,6 +75,12 @@ export declare class NativePack {
    */
   call(action: string, input: string | Buffer, optionsJson?: string | undefined | null, cancel?: CancelToken | undefined | null): Promise<NativeCallOutcome>
   /**
+   * Loads the next version of this pack (a path, an `oci://` reference or bytes) with
+   * its options and host functions, on the thread pool; the wrapper swaps it in. This
+   * pack is unchanged, so calls running on it finish on the old version.
+   */
+  loadNext(source: string | Buffer): Promise<NativePack | NativeError>
+  /**
    * Counts and totals of this pack's calls since it was loaded (failed ones included, by
    * error code), as JSON text the core serialized.
    */

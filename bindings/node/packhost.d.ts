@@ -359,6 +359,13 @@ export declare class Pack {
   /** The actions the pack can be called with, in manifest order. */
   readonly actions: string[]
   /**
+   * Swaps in the next version of this pack (a path, an `oci://` reference or bytes), loaded
+   * with the same options and host functions: calls already running finish on the old
+   * version, later calls get the new one. Rejects with a PackError (the old version stays)
+   * when it does not load or is another pack.
+   */
+  reload(source: string | URL | Buffer | Uint8Array | ArrayBuffer): Promise<Pack>
+  /**
    * Runs `action` on the libuv thread pool; host functions' promises are awaited. Rejects
    * with a PackError; with a `CancelledError` when `options.signal` aborts (the native engine
    * stops the pack within about a millisecond).

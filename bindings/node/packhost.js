@@ -611,6 +611,27 @@ class Pack {
     return new Pack(FROM_LOAD, loaded, hooks, host)
   }
 
+  /**
+   * Swaps in the next version of this pack, loaded with the same options and host
+   * functions: calls already running finish on the old version, every later call gets the
+   * new one. On failure (bytes that do not load, a pack of another name) the promise
+   * rejects and the old version stays.
+   * @param {string | URL | Buffer | Uint8Array | ArrayBuffer} source a .wasm path, an `oci://` reference or the module's bytes
+   * @returns {Promise<Pack>} this pack
+   */
+  async reload(source) {
+    const next = toSource(source)
+    if (next !== null && typeof next === 'object' && !Buffer.isBuffer(next)) {
+      throw new TypeError('reload takes a path, an oci:// reference or bytes')
+    }
+    const loaded = await this.#native.loadNext(next)
+    if (!(loaded instanceof native.NativePack)) throw toPackError(loaded)
+    this.#native = loaded
+    this.#manifest = undefined
+    this.#names = undefined
+    return this
+  }
+
   /** The SHA-256 of the module bytes, in lowercase hex: the pack's identity. */
   get id() {
     return this.#native.id

@@ -57,6 +57,9 @@ struct PackInner {
     usage_log: Option<JsonLines>,
     /// Where each call's audit entries are appended, when the host asked.
     audit_log: Option<JsonLines>,
+    /// The functions the host lent at load, as it gave them: what the next version
+    /// ([`Pack::load_next`]) is lent (it may import ones this version does not).
+    lent: Vec<HostFunction>,
 }
 
 /// One audit entry as `audit_log` holds it: which call it belongs to, then the entry.
@@ -322,6 +325,7 @@ impl Pack {
         let redactor = Arc::new(Redactor::new(&options.secrets));
         // A pack may import key-value functions without being granted them; its calls are
         // then refused one by one, as HTTP to a host outside the grant is.
+        let lent_by_host = functions.clone();
         let mut functions = functions;
         let lent = functions.len();
         functions.extend(builtin_functions(plugin, None, secrets.clone()));
@@ -406,8 +410,61 @@ impl Pack {
                 stats: Mutex::new(PackStats::default()),
                 usage_log,
                 audit_log,
+                lent: lent_by_host,
             }),
         })
+    }
+
+    /// Loads the next version of this pack from a file or reference (as
+    /// [`Pack::load_reference`]) with this pack's options and host functions: what a host
+    /// swaps in for a live update (`reload` in the Node, Python and Ruby hosts). This pack is
+    /// unchanged, so calls running on it, or made on it later, keep the old version.
+    ///
+    /// A signature is looked for again (the new file's `.sig`), never carried over.
+    ///
+    /// # Errors
+    /// As [`Pack::load_reference`]; `invalid_pack` when both carry manifests and the new one
+    /// names another pack (a version of `text-tools` cannot be replaced by `hostile`).
+    pub fn load_next(&self, source: impl AsRef<Path>) -> Result<Pack> {
+        let next = Pack::load_reference(source, self.next_options(), self.host_functions())?;
+        self.check_next(next)
+    }
+
+    /// [`Pack::load_next`] from module bytes.
+    ///
+    /// # Errors
+    /// As [`Pack::load_next`].
+    pub fn load_next_bytes(&self, bytes: &[u8]) -> Result<Pack> {
+        let next = Pack::load_with(bytes, self.next_options(), self.host_functions())?;
+        self.check_next(next)
+    }
+
+    fn next_options(&self) -> PackOptions {
+        PackOptions {
+            signature: None,
+            ..self.inner.options.clone()
+        }
+    }
+
+    fn host_functions(&self) -> Vec<HostFunction> {
+        self.inner.lent.clone()
+    }
+
+    fn check_next(&self, next: Pack) -> Result<Pack> {
+        let (old, new) = (&self.inner.manifest.name, &next.inner.manifest.name);
+        // A module without a manifest would get every granted capability, so a pack that
+        // asked for what it uses cannot be replaced by one that does not say.
+        if self.inner.manifest_embedded && !next.inner.manifest_embedded {
+            return Err(Error::invalid_pack(format!(
+                "the next version of {old:?} must carry a manifest, as it did"
+            )));
+        }
+        if self.inner.manifest_embedded && old != new {
+            return Err(Error::invalid_pack(format!(
+                "the next version of {old:?} must be {old:?}, not {new:?}"
+            )));
+        }
+        Ok(next)
     }
 
     /// The SHA-256 of the module bytes, in lowercase hex: the pack's identity. A plugin with

@@ -358,11 +358,47 @@ impl NativePack {
         })
     }
 
+    /// Loads the next version of this pack (a path, an `oci://` reference or bytes) with
+    /// its options and host functions, on the thread pool; the wrapper swaps it in. This
+    /// pack is unchanged, so calls running on it finish on the old version.
+    #[napi(ts_return_type = "Promise<NativePack | NativeError>")]
+    pub fn load_next(&self, source: Either<String, Buffer>) -> AsyncTask<LoadNextTask> {
+        AsyncTask::new(LoadNextTask {
+            pack: self.pack.clone(),
+            source: match source {
+                Either::A(path) => Source::Path(path),
+                Either::B(bytes) => Source::Bytes(bytes.to_vec()),
+            },
+        })
+    }
+
     /// Counts and totals of this pack's calls since it was loaded (failed ones included, by
     /// error code), as JSON text the core serialized.
     #[napi]
     pub fn stats_json(&self) -> String {
         serde_json::to_string(&self.pack.stats()).unwrap_or_else(|_| "{}".to_string())
+    }
+}
+
+/// A reload's load, running on the thread pool.
+pub struct LoadNextTask {
+    pack: Pack,
+    source: Source,
+}
+
+impl Task for LoadNextTask {
+    type Output = packhost::Result<Pack>;
+    type JsValue = Either<NativePack, NativeError>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(guarded("reload", || match &self.source {
+            Source::Bytes(bytes) => self.pack.load_next_bytes(bytes),
+            Source::Path(path) | Source::ExtismManifest(path) => self.pack.load_next(path),
+        }))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(loaded(output))
     }
 }
 

@@ -57,6 +57,17 @@ impl NativePack {
         })
     }
 
+    /// Loads the next version of this pack from module bytes, with its options and host
+    /// functions (the GIL released); the Python half swaps it in for `Pack.reload`.
+    fn load_next_bytes(&self, py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        next(py, || self.pack.load_next_bytes(data))
+    }
+
+    /// [`NativePack::load_next_bytes`] from a `.wasm` file or an `oci://` reference.
+    fn load_next_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        next(py, || self.pack.load_next(&path))
+    }
+
     /// Loads the plugin an Extism manifest (JSON text) describes, with options given as
     /// JSON text, lending it `functions` as [`NativePack::load_bytes`] does.
     #[staticmethod]
@@ -189,6 +200,15 @@ fn load(
     let loaded =
         py.detach(|| catch_panic(|| load(PackOptions::from_json(options_json)?, functions)));
     loaded
+        .map(|pack| NativePack { pack })
+        .map_err(|err| to_py_err(py, &err))
+}
+
+fn next(
+    py: Python<'_>,
+    load: impl FnOnce() -> packhost::Result<Pack> + Send,
+) -> PyResult<NativePack> {
+    py.detach(|| catch_panic(load))
         .map(|pack| NativePack { pack })
         .map_err(|err| to_py_err(py, &err))
 }

@@ -99,6 +99,26 @@ class Pack:
         self._logger = logging.getLogger(f"packhost.plugin.{self._native.name}")
         self._manifest: Optional[Dict[str, Any]] = None
 
+    def reload(self, source: Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]) -> "Pack":
+        """Swaps in the next version of this pack (a path, an ``oci://`` reference or the
+        module's bytes), loaded with the same options and host functions.
+
+        Calls already running finish on the old version; every later call gets the new one.
+        When it does not load, or is another pack, the error (e.g. ``InvalidPack``) is raised
+        and the old version stays. Loading releases the GIL. Returns this pack.
+        """
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            native = self._native.load_next_bytes(bytes(source))
+        elif isinstance(source, (str, os.PathLike)):
+            native = self._native.load_next_file(os.fspath(source))
+        else:
+            raise TypeError(f"reload takes a path or bytes, not {type(source).__name__}")
+        # One assignment: a call sees the old native pack or the new one, never a mix.
+        self._native = native
+        self._manifest = None
+        self._logger = logging.getLogger(f"packhost.plugin.{native.name}")
+        return self
+
     @property
     def id(self) -> str:
         """The SHA-256 of the module bytes, in lowercase hex: the pack's identity."""

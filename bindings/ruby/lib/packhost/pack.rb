@@ -168,6 +168,27 @@ module Packhost
       call("post", input, json: json, context: context, cancel: cancel)
     end
 
+    # Swaps in the next version of this pack, loaded with the same options and host
+    # functions: calls already running (on any thread) finish on the old version, every later
+    # call gets the new one. Loading releases the GVL.
+    #
+    # @param source [String, Pathname] a `.wasm` path, an `oci://` reference, or the
+    #   module's bytes (a binary String)
+    # @return [Pack] self
+    # @raise [InvalidPackError] when it does not load or is another pack (the old version
+    #   stays); else as {Pack.load}
+    def reload(source)
+      raise TypeError, "reload takes a path or the module's bytes" if source.is_a?(Hash)
+
+      if self.class.send(:module_bytes?, source)
+        __reload_bytes(String(source))
+      else
+        __reload_file(source.to_s)
+      end
+      @manifest = nil
+      self
+    end
+
     # @return [Hash] the pack's manifest (name, version, description, actions,
     #   capabilities), synthesized from its exports when the pack carries none
     def manifest

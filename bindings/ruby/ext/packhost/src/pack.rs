@@ -9,6 +9,8 @@ use magnus::{
     RModule, RString, Ruby,
 };
 use packhost::{CallOptions, Pack, PackOptions};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::RwLock;
 
 use crate::cancel::RbCancelToken;
 use crate::convert::to_ruby;
@@ -19,16 +21,19 @@ use crate::host_fn::{host_functions, scope, Failure};
 /// A loaded pack, owned by a Ruby object. Freed when Ruby collects the object.
 #[magnus::wrap(class = "Packhost::Pack", free_immediately, size)]
 struct RbPack {
-    pack: Pack,
+    /// Behind a lock so `#reload` can swap the next version in while other threads call
+    /// (each call takes its own handle first, so it finishes on the version it started on).
+    pack: RwLock<Pack>,
     /// Bytes this object keeps alive outside Ruby's heap, reported to Ruby's GC so a loop
     /// that loads many packs triggers collection as their memory grows.
-    external_bytes: isize,
+    external_bytes: AtomicIsize,
 }
 
 impl Drop for RbPack {
     fn drop(&mut self) {
+        let bytes = self.external_bytes.load(Ordering::Relaxed);
         // SAFETY: Ruby frees typed data on a Ruby thread holding the GVL.
-        unsafe { rb_sys::rb_gc_adjust_memory_usage(-self.external_bytes as _) };
+        unsafe { rb_sys::rb_gc_adjust_memory_usage(-bytes as _) };
     }
 }
 
@@ -40,6 +45,8 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_singleton_method("__load_file", function!(load_file, 3))?;
     class.define_singleton_method("__load_extism_manifest", function!(load_extism_manifest, 3))?;
     class.define_method("__call", method!(RbPack::call, 5))?;
+    class.define_method("__reload_bytes", method!(RbPack::reload_bytes, 1))?;
+    class.define_method("__reload_file", method!(RbPack::reload_file, 1))?;
     class.define_method("id", method!(RbPack::id, 0))?;
     class.define_method("actions", method!(RbPack::actions, 0))?;
     class.define_method("__manifest_json", method!(RbPack::manifest_json, 0))?;
@@ -123,12 +130,69 @@ fn load_with(
     // SAFETY: called with the GVL held, as every native method is.
     unsafe { rb_sys::rb_gc_adjust_memory_usage(external_bytes as _) };
     Ok(RbPack {
-        pack,
-        external_bytes,
+        pack: RwLock::new(pack),
+        external_bytes: AtomicIsize::new(external_bytes),
     })
 }
 
 impl RbPack {
+    /// The version calls run on now: a handle of its own, so a reload during the call
+    /// leaves it alone.
+    fn current(&self) -> Pack {
+        self.pack
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    /// Loads the next version from module bytes (without the GVL) and swaps it in.
+    fn reload_bytes(ruby: &Ruby, rb_self: &Self, bytes: RString) -> Result<(), Error> {
+        guard(ruby, |ruby| {
+            // SAFETY: the slice is copied before anything else can run Ruby code.
+            let bytes = unsafe { bytes.as_slice() }.to_vec();
+            let pack = rb_self.current();
+            let size = bytes.len();
+            rb_self.swap(ruby, size, move || pack.load_next_bytes(&bytes))
+        })
+    }
+
+    /// Loads the next version from a `.wasm` file or an `oci://` reference and swaps it in.
+    fn reload_file(ruby: &Ruby, rb_self: &Self, path: String) -> Result<(), Error> {
+        guard(ruby, |ruby| {
+            let pack = rb_self.current();
+            let size = std::fs::metadata(&path).map_or(0, |meta| meta.len() as usize);
+            rb_self.swap(ruby, size, move || {
+                packhost_oci::register();
+                pack.load_next(&path)
+            })
+        })
+    }
+
+    fn swap(
+        &self,
+        ruby: &Ruby,
+        size: usize,
+        load: impl FnOnce() -> packhost::Result<Pack>,
+    ) -> Result<(), Error> {
+        let next = load_with(ruby, size, load)?;
+        let next_pack = next
+            .pack
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone();
+        *self
+            .pack
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = next_pack;
+        // The old version's bytes go with it; `next`'s count moves here (its drop then
+        // gives back nothing).
+        let moved = next.external_bytes.swap(0, Ordering::Relaxed);
+        let old = self.external_bytes.swap(moved, Ordering::Relaxed);
+        // SAFETY: called with the GVL held, as every native method is.
+        unsafe { rb_sys::rb_gc_adjust_memory_usage(-old as _) };
+        Ok(())
+    }
+
     /// Calls an action and returns `[output, usage, logs, audit]`: the output as a String,
     /// the usage as an Array of integers, then the context, then the pack's name, version
     /// and id and the action as Strings, the log lines as an Array of Hashes (nil when
@@ -154,7 +218,7 @@ impl RbPack {
                 None => CallOptions::default(),
             };
             options.cancel = cancel.map(RbCancelToken::token);
-            let pack = &rb_self.pack;
+            let pack = rb_self.current();
             // The Array stays a live argument of this method for the whole call, so the GC
             // keeps it where it is while handlers read it.
             let adapters = adapters.map(Opaque::from);
@@ -220,14 +284,14 @@ impl RbPack {
 
     /// The SHA-256 of the module bytes, in lowercase hex.
     fn id(ruby: &Ruby, rb_self: &Self) -> Result<String, Error> {
-        guard(ruby, |_| Ok(rb_self.pack.id().to_string()))
+        guard(ruby, |_| Ok(rb_self.current().id().to_string()))
     }
 
     /// The action names, `pre` and `post` included, in manifest order.
     fn actions(ruby: &Ruby, rb_self: &Self) -> Result<Vec<String>, Error> {
         guard(ruby, |_| {
             Ok(rb_self
-                .pack
+                .current()
                 .actions()
                 .into_iter()
                 .map(str::to_string)
@@ -238,7 +302,7 @@ impl RbPack {
     /// The manifest as JSON text; the Ruby half parses it once.
     fn manifest_json(ruby: &Ruby, rb_self: &Self) -> Result<String, Error> {
         guard(ruby, |ruby| {
-            serde_json::to_string(rb_self.pack.manifest()).map_err(|err| {
+            serde_json::to_string(rb_self.current().manifest()).map_err(|err| {
                 raise(
                     ruby,
                     &packhost::Error::new(packhost::ErrorKind::Internal, err.to_string()),
@@ -248,18 +312,18 @@ impl RbPack {
     }
 
     fn has_embedded_manifest(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
-        guard(ruby, |_| Ok(rb_self.pack.has_embedded_manifest()))
+        guard(ruby, |_| Ok(rb_self.current().has_embedded_manifest()))
     }
 
     fn allowed_hosts(ruby: &Ruby, rb_self: &Self) -> Result<Vec<String>, Error> {
-        guard(ruby, |_| Ok(rb_self.pack.allowed_hosts().to_vec()))
+        guard(ruby, |_| Ok(rb_self.current().allowed_hosts().to_vec()))
     }
 
     /// The counts and totals of the pack's calls since it was loaded (the core's
     /// `PackStats`) as JSON text; the Ruby half parses it.
     fn stats_json(ruby: &Ruby, rb_self: &Self) -> Result<String, Error> {
         guard(ruby, |ruby| {
-            serde_json::to_string(&rb_self.pack.stats()).map_err(|err| {
+            serde_json::to_string(&rb_self.current().stats()).map_err(|err| {
                 raise(
                     ruby,
                     &packhost::Error::new(packhost::ErrorKind::Internal, err.to_string()),

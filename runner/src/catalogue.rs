@@ -1,0 +1,241 @@
+//! The packs a runner serves, loaded once at start, and how a request's `pack` names one:
+//! `name` (its newest version), `name@version`, or `sha256:HEX` (its digest).
+
+use std::path::Path;
+
+use packhost::{Error, ErrorKind, Pack, Result};
+use serde_json::json;
+
+use crate::config::RunnerConfig;
+use crate::mcp::Toolbox;
+
+/// One pack being served.
+#[derive(Clone)]
+pub(crate) struct Served {
+    pub pack: Pack,
+    pub name: String,
+    pub version: String,
+    /// `sha256:HEX` of the module.
+    pub digest: String,
+    /// Where it came from, as configured.
+    pub source: String,
+}
+
+/// Every pack a runner serves, and its actions as MCP tools.
+pub(crate) struct Catalogue {
+    packs: Vec<Served>,
+    tools: Toolbox,
+}
+
+impl Catalogue {
+    /// Loads every pack the configuration names.
+    ///
+    /// # Errors
+    /// The first pack that does not load, with its path in the message; `invalid_options`
+    /// for an empty list or two different packs with one name and version.
+    pub fn load(config: &RunnerConfig) -> Result<Catalogue> {
+        Self::reload(config, None)
+    }
+
+    /// Loads every pack again, for a swap: `oci://` tags are pulled again (a registry that
+    /// cannot be reached leaves the tag where it was pinned), and a pack whose bytes did not
+    /// change keeps its loaded instance (and its warm instances) from `previous`.
+    ///
+    /// # Errors
+    /// As [`Catalogue::load`].
+    pub fn reload(config: &RunnerConfig, previous: Option<&Catalogue>) -> Result<Catalogue> {
+        packhost_oci::register();
+        packhost_redis::register();
+        let mut packs: Vec<Served> = Vec::new();
+        for entry in &config.packs {
+            let (sources, from_folder) = expand(entry)?;
+            for source in sources {
+                if previous.is_some() && source.starts_with("oci://") {
+                    if let Err(err) = packhost_oci::pull_to_default_store(&source) {
+                        tracing::warn!("{source}: {}; keeping the pinned pack", err.message());
+                    }
+                }
+                let loaded = load_one(config, &source).map(|served| {
+                    let unchanged = previous.and_then(|previous| {
+                        previous
+                            .packs
+                            .iter()
+                            .find(|old| old.source == served.source && old.digest == served.digest)
+                    });
+                    unchanged.cloned().unwrap_or(served)
+                });
+                let served = match loaded {
+                    Ok(served) => served,
+                    // A folder is whatever packs it holds: one that needs what this runner
+                    // does not lend (host functions, say) is left out, loudly. A pack named
+                    // on its own must load.
+                    // On a reload, a pack of the folder that no longer loads (a file
+                    // half copied, say) keeps serving the version that did.
+                    Err(err)
+                        if from_folder
+                            && previous.and_then(|old| old.by_source(&source)).is_some() =>
+                    {
+                        tracing::warn!(
+                            "{}: error[{}]; still serving the version loaded before",
+                            err.message(),
+                            err.code()
+                        );
+                        match previous.and_then(|old| old.by_source(&source)) {
+                            Some(old) => old.clone(),
+                            None => continue,
+                        }
+                    }
+                    Err(err) if from_folder => {
+                        tracing::warn!("not serving {}: error[{}]", err.message(), err.code());
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                };
+                match packs
+                    .iter()
+                    .find(|known| known.name == served.name && known.version == served.version)
+                {
+                    Some(known) if known.digest == served.digest => {}
+                    Some(known) => {
+                        return Err(Error::new(
+                            ErrorKind::InvalidOptions,
+                            format!(
+                                "{} and {} are both {}@{} but differ; serve one",
+                                known.source, served.source, served.name, served.version
+                            ),
+                        ))
+                    }
+                    None => packs.push(served),
+                }
+            }
+        }
+        if packs.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidOptions,
+                "no packs to serve: name .wasm files, folders of them or oci:// references",
+            ));
+        }
+        let mut catalogue = Catalogue {
+            packs,
+            tools: Toolbox::default(),
+        };
+        catalogue.tools = Toolbox::new(&catalogue);
+        Ok(catalogue)
+    }
+
+    /// Each served name's newest version, in the order first served.
+    pub fn newest(&self) -> Vec<&Served> {
+        let mut names: Vec<&str> = Vec::new();
+        for served in &self.packs {
+            if !names.contains(&served.name.as_str()) {
+                names.push(&served.name);
+            }
+        }
+        names
+            .into_iter()
+            .filter_map(|name| self.find(name))
+            .collect()
+    }
+
+    /// The actions as MCP tools.
+    pub fn tools(&self) -> &Toolbox {
+        &self.tools
+    }
+
+    /// The pack loaded from `source`.
+    fn by_source(&self, source: &str) -> Option<&Served> {
+        self.packs.iter().find(|served| served.source == source)
+    }
+
+    /// `name@version` of every pack, for a reload's report.
+    pub fn versions(&self) -> Vec<String> {
+        self.packs
+            .iter()
+            .map(|served| format!("{}@{} ({})", served.name, served.version, served.digest))
+            .collect()
+    }
+
+    /// The pack a request names, if served.
+    pub fn find(&self, reference: &str) -> Option<&Served> {
+        if packhost::is_digest(reference) {
+            return self.packs.iter().find(|served| served.digest == reference);
+        }
+        match reference.split_once('@') {
+            Some((name, version)) => self
+                .packs
+                .iter()
+                .find(|served| served.name == name && served.version == version),
+            None => self
+                .packs
+                .iter()
+                .filter(|served| served.name == reference)
+                .max_by(|a, b| version_order(&a.version, &b.version)),
+        }
+    }
+
+    /// What `GET /v1/packs` answers: each pack's name, version, digest and actions with
+    /// their descriptions and schemas.
+    pub fn describe(&self) -> serde_json::Value {
+        let packs: Vec<_> = self
+            .packs
+            .iter()
+            .map(|served| {
+                let manifest = served.pack.manifest();
+                json!({
+                    "name": served.name,
+                    "version": served.version,
+                    "digest": served.digest,
+                    "description": manifest.description,
+                    "actions": manifest.actions,
+                })
+            })
+            .collect();
+        json!({ "packs": packs })
+    }
+}
+
+/// Newer versions sort higher: by semver where both parse, else as text.
+fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        _ => a.cmp(b),
+    }
+}
+
+/// A folder stands for the `.wasm` files in it, in name order; anything else for itself.
+/// Whether the entry was a folder comes with them.
+fn expand(entry: &str) -> Result<(Vec<String>, bool)> {
+    let path = Path::new(entry);
+    if !path.is_dir() {
+        return Ok((vec![entry.to_string()], false));
+    }
+    let listing = std::fs::read_dir(path)
+        .map_err(|err| Error::new(ErrorKind::Io, format!("{entry}: {err}")))?;
+    let mut files: Vec<String> = listing
+        .filter_map(|item| item.ok().map(|item| item.path()))
+        .filter(|file| file.extension().is_some_and(|ext| ext == "wasm") && file.is_file())
+        .map(|file| file.to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    Ok((files, true))
+}
+
+fn load_one(config: &RunnerConfig, source: &str) -> Result<Served> {
+    let with_context =
+        |err: Error| Error::new(err.kind().clone(), format!("{source}: {}", err.message()));
+    let mut pack =
+        Pack::load_reference(source, config.base_options()?, Vec::new()).map_err(with_context)?;
+    // Options are chosen by the pack's name, which only its manifest tells.
+    let name = pack.manifest().name.clone();
+    if config.pack_options.contains_key(&name) {
+        pack = Pack::load_reference(source, config.options_for(&name)?, Vec::new())
+            .map_err(with_context)?;
+    }
+    Ok(Served {
+        name,
+        version: pack.manifest().version.clone(),
+        digest: format!("sha256:{}", pack.id()),
+        source: source.to_string(),
+        pack,
+    })
+}

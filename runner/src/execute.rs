@@ -1,0 +1,546 @@
+//! The runner's HTTP handlers: a request's JSON to a call of the core and back, each error
+//! code to the HTTP status that fits it, and the operational endpoints.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use packhost::{CallOptions, CallOutput, CallReport, CancelToken, Encoding, Error, Pack};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::metrics::CallLabels;
+use crate::tenants::Tenant;
+use crate::Shared;
+
+/// The codes the runner answers with besides the core's (`packhost::ERROR_CODES`):
+/// `bad_request` (a body that is not a valid request), `unauthorized` (no or an unknown
+/// token), `pack_not_found` (no served pack by that reference) and `unavailable` (the
+/// runner is draining; try another replica).
+pub const RUNNER_ERROR_CODES: &[&str] = &[
+    "bad_request",
+    "unauthorized",
+    "pack_not_found",
+    "unavailable",
+];
+
+/// The HTTP status of an answer with error `code`: the caller's mistakes are 4xx, limits
+/// the pack hit or failures of its own are 422 (retrying elsewhere would not help), a
+/// timeout is 504, a draining runner 503 (a balancer retries elsewhere), the host's own
+/// failures 500.
+pub fn status_of(code: &str) -> StatusCode {
+    match code {
+        "bad_request" | "invalid_options" => StatusCode::BAD_REQUEST,
+        "unauthorized" => StatusCode::UNAUTHORIZED,
+        "pack_not_found" | "action_not_found" => StatusCode::NOT_FOUND,
+        "input_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "quota_exceeded" => StatusCode::TOO_MANY_REQUESTS,
+        "timeout" => StatusCode::GATEWAY_TIMEOUT,
+        "unavailable" | "cancelled" => StatusCode::SERVICE_UNAVAILABLE,
+        "plugin_error"
+        | "trap"
+        | "out_of_fuel"
+        | "memory_limit"
+        | "output_too_large"
+        | "host_denied"
+        | "host_function_error" => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The body of `POST /v1/execute`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecuteRequest {
+    /// `name`, `name@version` or `sha256:HEX`.
+    pack: String,
+    action: String,
+    /// For an action whose manifest says its input is JSON, any JSON value, passed as its
+    /// JSON text; otherwise a string is passed as its UTF-8 bytes, and any other value as
+    /// its JSON text.
+    #[serde(default)]
+    input: Option<Value>,
+    /// Raw input bytes, in base64 (instead of `input`).
+    #[serde(default)]
+    input_base64: Option<String>,
+    #[serde(default)]
+    context: Value,
+}
+
+/// A call that did not produce an output.
+pub(crate) struct Failure {
+    pub code: String,
+    pub message: String,
+    pub return_code: Option<i32>,
+    /// Boxed: a report is large, and most failures have none.
+    pub report: Option<Box<CallReport>>,
+}
+
+impl Failure {
+    pub fn new(code: &str, message: impl Into<String>) -> Failure {
+        Failure {
+            code: code.to_string(),
+            message: message.into(),
+            return_code: None,
+            report: None,
+        }
+    }
+
+    /// The fuel the failed call burnt, 0 when it never ran.
+    pub fn fuel(&self) -> u64 {
+        self.report
+            .as_ref()
+            .map_or(0, |report| report.usage.fuel_consumed)
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(return_code) = self.return_code {
+            error["return_code"] = return_code.into();
+        }
+        let mut body = json!({ "error": error });
+        if let Some(report) = self.report {
+            body["usage"] = json!(report.usage);
+            body["logs"] = json!(report.logs);
+            body["audit"] = json!(report.audit);
+        }
+        let mut response = (status_of(&self.code), axum::Json(body)).into_response();
+        if self.code == "unavailable" {
+            // The next request goes to a fresh connection, which a balancer sends elsewhere.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Failure {
+        Failure {
+            code: err.code().to_string(),
+            message: err.message().to_string(),
+            return_code: err.return_code(),
+            report: err.report().cloned().map(Box::new),
+        }
+    }
+}
+
+/// Counts a call as running while it lives; the last one out wakes a waiting drain.
+pub(crate) struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn enter(shared: &Arc<Shared>) -> InFlight {
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        shared.metrics.in_flight().inc();
+        InFlight(Arc::clone(shared))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight().dec();
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Cancels the call when dropped before [`CancelWhenAbandoned::finished`]: when the client
+/// goes away, axum drops the handler, and the pack stops at its next check.
+struct CancelWhenAbandoned(Option<CancelToken>);
+
+impl CancelWhenAbandoned {
+    fn finished(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelWhenAbandoned {
+    fn drop(&mut self) {
+        if let Some(token) = self.0.take() {
+            token.cancel();
+        }
+    }
+}
+
+pub(crate) async fn execute(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let mut labels = CallLabels {
+        tenant: String::new(),
+        pack: String::new(),
+        action: String::new(),
+    };
+    let answer = run_call(&shared, &headers, body, &mut labels).await;
+    let (code, fuel) = match &answer {
+        Ok((_, report)) => ("ok", report.usage.fuel_consumed),
+        Err(failure) => (failure.code.as_str(), failure.fuel()),
+    };
+    tracing::debug!(
+        tenant = %labels.tenant, pack = %labels.pack, action = %labels.action, code,
+        micros = started.elapsed().as_micros() as u64, "call"
+    );
+    if code == "internal" {
+        tracing::warn!(pack = %labels.pack, action = %labels.action, "call failed inside the host");
+    }
+    shared
+        .metrics
+        .record(labels, code, started.elapsed().as_secs_f64(), fuel);
+    match answer {
+        Ok((output, report)) => {
+            let mut body = output;
+            body["usage"] = json!(report.usage);
+            body["logs"] = json!(report.logs);
+            body["audit"] = json!(report.audit);
+            axum::Json(body).into_response()
+        }
+        Err(failure) => failure.into_response(),
+    }
+}
+
+/// Authenticates, reads the request, admits it under the tenant's limits and runs it off
+/// the async threads. `labels` is filled in as far as the request got, for the metrics.
+async fn run_call(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    body: Body,
+    labels: &mut CallLabels,
+) -> std::result::Result<(Value, CallReport), Failure> {
+    let (tenant, in_flight) = admit_request(shared, headers)?;
+    labels.tenant.clone_from(&tenant.name);
+    let body = read_body(shared, body).await?;
+    let request: ExecuteRequest = serde_json::from_slice(&body)
+        .map_err(|err| Failure::new("bad_request", format!("request: {err}")))?;
+    let catalogue = shared.catalogue();
+    let served = catalogue.find(&request.pack).ok_or_else(|| {
+        Failure::new(
+            "pack_not_found",
+            format!("no pack {:?} is served here", request.pack),
+        )
+    })?;
+    labels.pack.clone_from(&served.name);
+    let spec = served
+        .pack
+        .manifest()
+        .actions
+        .iter()
+        .find(|spec| spec.name == request.action);
+    // An action the manifest does not list gets no label of its own: a caller's typos must
+    // not grow the metrics.
+    let (input_encoding, output_encoding) = match spec {
+        Some(spec) => {
+            labels.action.clone_from(&spec.name);
+            (spec.input.encoding, spec.output.encoding)
+        }
+        None => (Encoding::Bytes, Encoding::Bytes),
+    };
+    let input = input_bytes(request.input, request.input_base64, input_encoding)?;
+    let context = tenant
+        .context_for(request.context)
+        .map_err(|why| Failure::new("bad_request", why))?;
+    let output = invoke(
+        in_flight,
+        &tenant,
+        served.pack.clone(),
+        request.action,
+        input,
+        context,
+    )
+    .await?;
+    let report = CallReport {
+        usage: output.usage,
+        logs: output.logs,
+        audit: output.audit,
+    };
+    Ok((output_json(output.output, output_encoding), report))
+}
+
+/// Runs one call for a tenant: admitted under its limits, counted in flight (for a drain),
+/// on tokio's blocking pool, cancelled if the request is abandoned.
+pub(crate) async fn invoke(
+    in_flight: InFlight,
+    tenant: &Tenant,
+    pack: Pack,
+    action: String,
+    input: Vec<u8>,
+    context: Value,
+) -> std::result::Result<CallOutput, Failure> {
+    let permit = tenant
+        .admit()
+        .map_err(|why| Failure::new("quota_exceeded", why))?;
+    let cancel = CancelToken::new();
+    let abandoned = CancelWhenAbandoned(Some(cancel.clone()));
+    let call = tokio::task::spawn_blocking(move || {
+        let _held = (permit, in_flight);
+        let options = CallOptions {
+            context,
+            cancel: Some(cancel),
+        };
+        pack.call_with_options(&action, &input, &options)
+    })
+    .await;
+    abandoned.finished();
+    call.map_err(|_| Failure::new("internal", "the call panicked"))?
+        .map_err(Failure::from)
+}
+
+/// The first checks of every call: counted in flight at once (so a drain that starts after
+/// this waits for it), refused while draining, refused from web pages, then authenticated.
+pub(crate) fn admit_request(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+) -> std::result::Result<(Arc<Tenant>, InFlight), Failure> {
+    let in_flight = InFlight::enter(shared);
+    if shared.draining.load(Ordering::SeqCst) {
+        return Err(Failure::new("unavailable", "this runner is draining"));
+    }
+    refuse_web_pages(shared, headers)?;
+    let tenant = authenticate(shared, headers)?;
+    Ok((tenant, in_flight))
+}
+
+/// Reads a request body of at most `max_request_bytes`, after the caller was admitted, so
+/// one without a token cannot make the runner hold its body.
+pub(crate) async fn read_body(shared: &Shared, body: Body) -> std::result::Result<Bytes, Failure> {
+    axum::body::to_bytes(body, shared.max_request_bytes)
+        .await
+        .map_err(|err| {
+            let over_limit = std::error::Error::source(&err)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if over_limit {
+                Failure::new(
+                    "input_too_large",
+                    format!(
+                        "the request is larger than this runner's max_request_bytes ({})",
+                        shared.max_request_bytes
+                    ),
+                )
+            } else {
+                Failure::new("bad_request", format!("reading the request: {err}"))
+            }
+        })
+}
+
+/// Refuses what a web page could send: a request with an `Origin` the configuration does
+/// not allow (browsers send one with every cross-site POST), and, on a loopback address, a
+/// `Host` that is not a loopback name (a page that rebinds its own name to 127.0.0.1).
+pub(crate) fn refuse_web_pages(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> std::result::Result<(), Failure> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|origin| {
+            shared
+                .config
+                .allowed_origins
+                .iter()
+                .any(|known| known == origin)
+        });
+        if !allowed {
+            return Err(Failure::new(
+                "unauthorized",
+                "requests from web pages are refused unless allowed_origins names their origin",
+            ));
+        }
+    }
+    if shared.loopback_only {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .unwrap_or("localhost");
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        };
+        let loopback = name.eq_ignore_ascii_case("localhost")
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|address| address.is_loopback());
+        if !loopback {
+            return Err(Failure::new(
+                "unauthorized",
+                format!(
+                    "this runner listens on loopback and answers only loopback names, not {name:?}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The tenant of a request's `Authorization` header, or the `unauthorized` failure.
+pub(crate) fn authenticate(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> std::result::Result<Arc<Tenant>, Failure> {
+    shared
+        .tenants
+        .authenticate(
+            headers
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+        )
+        .map_err(|why| Failure::new("unauthorized", why))
+}
+
+/// The bytes a request's input stands for.
+fn input_bytes(
+    input: Option<Value>,
+    input_base64: Option<String>,
+    encoding: Encoding,
+) -> std::result::Result<Vec<u8>, Failure> {
+    match (input, input_base64) {
+        (Some(_), Some(_)) => Err(Failure::new(
+            "bad_request",
+            "give input or input_base64, not both",
+        )),
+        (None, Some(text)) => base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|err| Failure::new("bad_request", format!("input_base64: {err}"))),
+        (Some(Value::String(text)), None) if encoding != Encoding::Json => Ok(text.into_bytes()),
+        (Some(value), None) => Ok(serde_json::to_vec(&value).unwrap_or_default()),
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+/// `{"output": VALUE}` for JSON output (as the manifest says), `{"output": TEXT}` for
+/// other UTF-8, `{"output_base64": …}` for anything else.
+fn output_json(output: Vec<u8>, encoding: Encoding) -> Value {
+    if encoding == Encoding::Json {
+        if let Ok(value) = serde_json::from_slice::<Value>(&output) {
+            return json!({ "output": value });
+        }
+    }
+    match String::from_utf8(output) {
+        Ok(text) => json!({ "output": text }),
+        Err(bytes) => json!({
+            "output_base64": base64::engine::general_purpose::STANDARD.encode(bytes.into_bytes())
+        }),
+    }
+}
+
+pub(crate) async fn list_packs(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    match refuse_web_pages(&shared, &headers).and_then(|()| authenticate(&shared, &headers)) {
+        Ok(_) => axum::Json(shared.catalogue().describe()).into_response(),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+/// `POST /v1/packs/reload`: for the admin token only, never a tenant's.
+pub(crate) async fn reload(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(failure) = refuse_web_pages(&shared, &headers) {
+        return failure.into_response();
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
+    let admitted = match (&shared.config.admin_token, presented) {
+        (Some(token), Some(presented)) => {
+            crate::tenants::constant_time_eq(token.as_bytes(), presented)
+        }
+        _ => false,
+    };
+    if !admitted {
+        return Failure::new(
+            "unauthorized",
+            "reloading needs the runner's admin token (admin_token)",
+        )
+        .into_response();
+    }
+    match shared.reload().await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(err) => Failure::from(err).into_response(),
+    }
+}
+
+pub(crate) async fn healthz() -> Response {
+    axum::Json(json!({ "ok": true })).into_response()
+}
+
+pub(crate) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.draining.load(Ordering::SeqCst) {
+        Failure::new("unavailable", "this runner is draining").into_response()
+    } else {
+        axum::Json(json!({ "ready": true })).into_response()
+    }
+}
+
+pub(crate) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_fitting_status() {
+        for code in packhost::ERROR_CODES.iter().chain(RUNNER_ERROR_CODES) {
+            let status = status_of(code);
+            let expected_server_side = matches!(
+                *code,
+                "internal"
+                    | "io"
+                    | "invalid_pack"
+                    | "invalid_manifest"
+                    | "untrusted_pack"
+                    | "timeout"
+                    | "unavailable"
+                    | "cancelled"
+            );
+            assert_eq!(
+                status.is_server_error(),
+                expected_server_side,
+                "{code}: {status}"
+            );
+        }
+        assert_eq!(status_of("timeout"), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(status_of("quota_exceeded"), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[test]
+    fn inputs_follow_the_manifest_encoding() {
+        let text = Some(Value::String("hi".into()));
+        assert_eq!(
+            input_bytes(text.clone(), None, Encoding::Text)
+                .ok()
+                .unwrap(),
+            b"hi"
+        );
+        assert_eq!(
+            input_bytes(text, None, Encoding::Json).ok().unwrap(),
+            b"\"hi\""
+        );
+        assert_eq!(
+            input_bytes(None, Some("AAEC".into()), Encoding::Bytes)
+                .ok()
+                .unwrap(),
+            [0, 1, 2]
+        );
+        assert!(input_bytes(Some(json!(1)), Some("AA==".into()), Encoding::Bytes).is_err());
+        assert_eq!(
+            output_json(b"{\"a\":1}".to_vec(), Encoding::Json),
+            json!({"output": {"a": 1}})
+        );
+        assert_eq!(
+            output_json(vec![0xff], Encoding::Bytes),
+            json!({"output_base64": "/w=="})
+        );
+    }
+}

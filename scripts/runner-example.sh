@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the README's runner example ("Runner service") as written, on a free port instead of
+# 8080, and checks the answer: what `make demo` shows and CI proves.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+export PATH="$target_dir/release:$PATH"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+example="$(python3 scripts/readme_snippet.py "Runner service" sh | sed "s/8080/$port/g")"
+answer="$(bash -c "set -m; $example")"
+echo "$answer"
+case "$answer" in
+    *'"output":{"count":3,"vowels":"eoo"}'*) echo "runner example: ok" ;;
+    *) echo "runner example: unexpected answer" >&2; exit 1 ;;
+esac
