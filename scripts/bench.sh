@@ -132,5 +132,8 @@ else
   touch "$results/anchors.txt"
 fi
 
+step "runner: packhost serve against a bare endpoint of the same HTTP stack (wrk)"
+bash scripts/bench_runner.sh "$results/runner.txt"
+
 python3 scripts/bench_report.py "$target_dir/criterion" "$results" > BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

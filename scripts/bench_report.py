@@ -114,6 +114,50 @@ def language_pack_section(figures):
     return lines
 
 
+def runner_section(lines):
+    """`packhost serve` against a bare endpoint of the same HTTP stack (scripts/bench_runner.sh):
+    throughput and p99 latency at each connection count, with the targets of issue 17."""
+    runs = {}
+    for line in lines:
+        f = fields(line)
+        runs[(f["server"], int(f["connections"]))] = f
+    if not runs:
+        return []
+    out = [
+        "\n## Runner service\n",
+        "`POST /v1/execute` of `packhost serve` on `bench.wasm`'s `echo` with a 1 KiB input, driven by",
+        "wrk (one thread per connection up to two) for the same time at each connection count, next to a",
+        "bare endpoint of the same HTTP stack (axum on tokio, `runner/examples/bare_echo.rs`) echoing the",
+        "same 1 KiB. The runner runs with the defaults (`isolation: \"call\"`, a fresh instance per",
+        "call); the warm rows reuse instances (`isolation: \"pack\"`), for comparison only.\n",
+        "| connections | server | requests/s | p50 us | p99 us | throughput / bare | p99 / bare | target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for connections in sorted({c for _, c in runs}):
+        bare = runs.get(("bare", connections))
+        if bare is None:
+            continue
+        out.append(f"| {connections} | bare axum echo | {float(bare['rps']):,.0f} | {bare['p50_us']} | "
+                   f"{bare['p99_us']} | | | reference |")
+        for server, title in (("runner", "packhost serve"), ("runner_warm", "packhost serve, warm")):
+            run = runs.get((server, connections))
+            if run is None:
+                continue
+            throughput = float(run["rps"]) / float(bare["rps"])
+            p99 = float(run["p99_us"]) / max(float(bare["p99_us"]), 1.0)
+            if server == "runner":
+                verdict = " ".join([
+                    check(f"runner throughput >= 0.70x bare ({connections} connections)",
+                          f"{throughput:.2f}x", throughput >= 0.70),
+                    check(f"runner p99 <= 2x bare ({connections} connections)", f"{p99:.2f}x", p99 <= 2.0),
+                ])
+            else:
+                verdict = "comparison"
+            out.append(f"| {connections} | {title} | {float(run['rps']):,.0f} | {run['p50_us']} | "
+                       f"{run['p99_us']} | {throughput:.2f}x | {p99:.2f}x | {verdict} |")
+    return out
+
+
 def main():
     criterion_root, results = sys.argv[1], pathlib.Path(sys.argv[2])
     figures = [fields(line) | {"kind": line.split()[1]} for line in read_lines(results / "figures.txt")
@@ -249,6 +293,9 @@ def main():
                     f"{two_rate:,.0f} | | {two_rate / one_rate:.2f}x | {verdict} |")
 
     for line in language_pack_section(figures):
+        say(line)
+
+    for line in runner_section(read_lines(results / "runner.txt")):
         say(line)
 
     for pack, built in PACKS:

@@ -62,14 +62,21 @@ struct ExecuteRequest {
     action: String,
     /// For an action whose manifest says its input is JSON, any JSON value, passed as its
     /// JSON text; otherwise a string is passed as its UTF-8 bytes, and any other value as
-    /// its JSON text.
-    #[serde(default)]
+    /// its JSON text. `null` is a value (absent is no input at all).
+    #[serde(default, deserialize_with = "present")]
     input: Option<Value>,
     /// Raw input bytes, in base64 (instead of `input`).
     #[serde(default)]
     input_base64: Option<String>,
     #[serde(default)]
     context: Value,
+}
+
+/// Reads a field that is present, `null` included, as `Some` (serde reads `null` as `None`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// A call that did not produce an output.
@@ -103,6 +110,8 @@ impl Failure {
         if let Some(return_code) = self.return_code {
             error["return_code"] = return_code.into();
         }
+        // A tenant's own limits refuse before the call runs, so they come without a report.
+        let tenant_limit = self.code == "quota_exceeded" && self.report.is_none();
         let mut body = json!({ "error": error });
         if let Some(report) = self.report {
             body["usage"] = json!(report.usage);
@@ -110,11 +119,21 @@ impl Failure {
             body["audit"] = json!(report.audit);
         }
         let mut response = (status_of(&self.code), axum::Json(body)).into_response();
-        if self.code == "unavailable" {
+        let headers = response.headers_mut();
+        match self.code.as_str() {
             // The next request goes to a fresh connection, which a balancer sends elsewhere.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            "unavailable" => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            // What a client (an MCP client among them) needs to know to authenticate.
+            "unauthorized" => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // A tenant's limits free up within a second (a slot, a token of the rate).
+            "quota_exceeded" if tenant_limit => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }
@@ -534,6 +553,15 @@ mod tests {
             [0, 1, 2]
         );
         assert!(input_bytes(Some(json!(1)), Some("AA==".into()), Encoding::Bytes).is_err());
+        let request: ExecuteRequest =
+            serde_json::from_str(r#"{"pack": "p", "action": "a", "input": null}"#).unwrap();
+        assert_eq!(
+            input_bytes(request.input, None, Encoding::Json)
+                .ok()
+                .unwrap(),
+            b"null",
+            "null is a JSON input, not a missing one"
+        );
         assert_eq!(
             output_json(b"{\"a\":1}".to_vec(), Encoding::Json),
             json!({"output": {"a": 1}})
