@@ -55,40 +55,31 @@ impl Catalogue {
                         tracing::warn!("{source}: {}; keeping the pinned pack", err.message());
                     }
                 }
-                let loaded = load_one(config, &source).map(|served| {
-                    let unchanged = previous.and_then(|previous| {
-                        previous
-                            .packs
-                            .iter()
-                            .find(|old| old.source == served.source && old.digest == served.digest)
-                    });
-                    unchanged.cloned().unwrap_or(served)
-                });
-                let served = match loaded {
-                    Ok(served) => served,
+                let before = previous.and_then(|previous| previous.by_source(&source));
+                let served = match load_one(config, &source) {
+                    // Unchanged bytes keep the loaded pack, and its warm instances.
+                    Ok(served) => match before {
+                        Some(old) if old.digest == served.digest => old.clone(),
+                        _ => served,
+                    },
                     // A folder is whatever packs it holds: one that needs what this runner
-                    // does not lend (host functions, say) is left out, loudly. A pack named
-                    // on its own must load.
-                    // On a reload, a pack of the folder that no longer loads (a file
-                    // half copied, say) keeps serving the version that did.
-                    Err(err)
-                        if from_folder
-                            && previous.and_then(|old| old.by_source(&source)).is_some() =>
-                    {
-                        tracing::warn!(
-                            "{}: error[{}]; still serving the version loaded before",
-                            err.message(),
-                            err.code()
-                        );
-                        match previous.and_then(|old| old.by_source(&source)) {
-                            Some(old) => old.clone(),
-                            None => continue,
+                    // does not lend (host functions, say) is left out, loudly; on a reload,
+                    // one that no longer loads (a file half copied, say) keeps serving the
+                    // version that did. A pack named on its own must load.
+                    Err(err) if from_folder => match before {
+                        Some(old) => {
+                            tracing::warn!(
+                                "{}: error[{}]; still serving the version loaded before",
+                                err.message(),
+                                err.code()
+                            );
+                            old.clone()
                         }
-                    }
-                    Err(err) if from_folder => {
-                        tracing::warn!("not serving {}: error[{}]", err.message(), err.code());
-                        continue;
-                    }
+                        None => {
+                            tracing::warn!("not serving {}: error[{}]", err.message(), err.code());
+                            continue;
+                        }
+                    },
                     Err(err) => return Err(err),
                 };
                 match packs

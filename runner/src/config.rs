@@ -126,22 +126,7 @@ impl RunnerConfig {
     ///
     /// # Errors
     /// `invalid_options` naming what is wrong; a token is never quoted.
-    pub fn finish(self, tokens_env: Option<&str>) -> Result<Self> {
-        self.check_tokens(tokens_env)
-    }
-
-    /// [`RunnerConfig::finish`] with the tokens of the process's environment.
-    ///
-    /// # Errors
-    /// As [`RunnerConfig::finish`].
-    pub fn finish_from_env(mut self) -> Result<Self> {
-        if self.admin_token.is_none() {
-            self.admin_token = std::env::var(ADMIN_TOKEN_ENV).ok();
-        }
-        self.finish(std::env::var(TOKENS_ENV).ok().as_deref())
-    }
-
-    fn check_tokens(mut self, tokens_env: Option<&str>) -> Result<Self> {
+    pub fn finish(mut self, tokens_env: Option<&str>) -> Result<Self> {
         for entry in tokens_env.unwrap_or("").split(',').map(str::trim) {
             if entry.is_empty() {
                 continue;
@@ -204,6 +189,17 @@ impl RunnerConfig {
             return Err(invalid("max_request_bytes must be at least 1"));
         }
         Ok(self)
+    }
+
+    /// [`RunnerConfig::finish`] with the tokens of the process's environment.
+    ///
+    /// # Errors
+    /// As [`RunnerConfig::finish`].
+    pub fn finish_from_env(mut self) -> Result<Self> {
+        if self.admin_token.is_none() {
+            self.admin_token = std::env::var(ADMIN_TOKEN_ENV).ok();
+        }
+        self.finish(std::env::var(TOKENS_ENV).ok().as_deref())
     }
 
     /// The address to listen on.

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use packhost::{CallOptions, CallOutput, CallReport, CancelToken, Encoding, Error, Pack};
+use packhost::{CallOptions, CallOutput, CallReport, CancelToken, Encoding, Error, Pack, Usage};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -113,10 +113,8 @@ impl Failure {
         // A tenant's own limits refuse before the call runs, so they come without a report.
         let tenant_limit = self.code == "quota_exceeded" && self.report.is_none();
         let mut body = json!({ "error": error });
-        if let Some(report) = self.report {
-            body["usage"] = json!(report.usage);
-            body["logs"] = json!(report.logs);
-            body["audit"] = json!(report.audit);
+        if let Some(report) = &self.report {
+            attach_report(&mut body, report);
         }
         let mut response = (status_of(&self.code), axum::Json(body)).into_response();
         let headers = response.headers_mut();
@@ -200,8 +198,38 @@ pub(crate) async fn execute(
         action: String::new(),
     };
     let answer = run_call(&shared, &headers, body, &mut labels).await;
-    let (code, fuel) = match &answer {
-        Ok((_, report)) => ("ok", report.usage.fuel_consumed),
+    record_call(
+        &shared,
+        labels,
+        started,
+        answer.as_ref().map(|(_, report)| &report.usage),
+    );
+    match answer {
+        Ok((mut body, report)) => {
+            attach_report(&mut body, &report);
+            axum::Json(body).into_response()
+        }
+        Err(failure) => failure.into_response(),
+    }
+}
+
+/// Adds a call's usage, log lines and audit trail to its JSON answer.
+fn attach_report(body: &mut Value, report: &CallReport) {
+    body["usage"] = json!(report.usage);
+    body["logs"] = json!(report.logs);
+    body["audit"] = json!(report.audit);
+}
+
+/// Logs and counts one answered call (`/v1/execute` or an MCP tool call): its result code
+/// (`ok` or the error's), latency since `started` and fuel.
+pub(crate) fn record_call(
+    shared: &Shared,
+    labels: CallLabels,
+    started: Instant,
+    outcome: std::result::Result<&Usage, &Failure>,
+) {
+    let (code, fuel) = match outcome {
+        Ok(usage) => ("ok", usage.fuel_consumed),
         Err(failure) => (failure.code.as_str(), failure.fuel()),
     };
     tracing::debug!(
@@ -214,16 +242,6 @@ pub(crate) async fn execute(
     shared
         .metrics
         .record(labels, code, started.elapsed().as_secs_f64(), fuel);
-    match answer {
-        Ok((output, report)) => {
-            let mut body = output;
-            body["usage"] = json!(report.usage);
-            body["logs"] = json!(report.logs);
-            body["audit"] = json!(report.audit);
-            axum::Json(body).into_response()
-        }
-        Err(failure) => failure.into_response(),
-    }
 }
 
 /// Authenticates, reads the request, admits it under the tenant's limits and runs it off
@@ -330,23 +348,19 @@ pub(crate) fn admit_request(
 /// Reads a request body of at most `max_request_bytes`, after the caller was admitted, so
 /// one without a token cannot make the runner hold its body.
 pub(crate) async fn read_body(shared: &Shared, body: Body) -> std::result::Result<Bytes, Failure> {
-    axum::body::to_bytes(body, shared.max_request_bytes)
-        .await
-        .map_err(|err| {
-            let over_limit = std::error::Error::source(&err)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if over_limit {
-                Failure::new(
-                    "input_too_large",
-                    format!(
-                        "the request is larger than this runner's max_request_bytes ({})",
-                        shared.max_request_bytes
-                    ),
-                )
-            } else {
-                Failure::new("bad_request", format!("reading the request: {err}"))
-            }
-        })
+    let limit = shared.config.max_request_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let over_limit = std::error::Error::source(&err)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if over_limit {
+            Failure::new(
+                "input_too_large",
+                format!("the request is larger than this runner's max_request_bytes ({limit})"),
+            )
+        } else {
+            Failure::new("bad_request", format!("reading the request: {err}"))
+        }
+    })
 }
 
 /// Refuses what a web page could send: a request with an `Origin` the configuration does

@@ -55,9 +55,8 @@ struct Shared {
     in_flight: AtomicUsize,
     /// Woken when `in_flight` drops to zero.
     idle: tokio::sync::Notify,
-    drain_timeout: Duration,
-    max_request_bytes: usize,
-    /// What the packs are loaded from, for reloads, and which web origins may call.
+    /// What the packs are loaded from (for reloads), which web origins may call, the
+    /// request and drain bounds.
     config: RunnerConfig,
     /// The runner listens on a loopback address: only loopback `Host` names are answered.
     loopback_only: bool,
@@ -76,9 +75,10 @@ impl Shared {
     }
 
     /// Loads the packs again and swaps the new set in at once: calls already running finish
-    /// on the packs they started with, every later call gets the new set. A pack that no
-    /// longer loads fails the reload and leaves the old set in place. Answers which packs
-    /// are served now and whether anything changed.
+    /// on the packs they started with, every later call gets the new set. A pack named on
+    /// its own that no longer loads fails the reload and leaves the old set in place (one of
+    /// a folder keeps its previous version). Answers which packs are served now and whether
+    /// anything changed.
     async fn reload(self: &Arc<Self>) -> Result<serde_json::Value> {
         let _one_at_a_time = self.reloading.lock().await;
         let previous = self.catalogue();
@@ -113,7 +113,8 @@ impl Shared {
                 finished.await;
             }
         };
-        if tokio::time::timeout(self.drain_timeout, all_finished)
+        let drain_timeout = Duration::from_millis(self.config.drain_timeout_ms);
+        if tokio::time::timeout(drain_timeout, all_finished)
             .await
             .is_err()
         {
@@ -150,8 +151,6 @@ impl Runner {
                 draining: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
                 idle: tokio::sync::Notify::new(),
-                drain_timeout: Duration::from_millis(config.drain_timeout_ms),
-                max_request_bytes: config.max_request_bytes,
                 config,
                 loopback_only,
                 reloading: tokio::sync::Mutex::new(()),

@@ -368,20 +368,13 @@ pub(crate) async fn http(
                 context,
             )
             .await;
-            let (code, fuel) = match &outcome {
-                Ok(output) => ("ok".to_string(), output.usage.fuel_consumed),
-                Err(failure) => (failure.code.clone(), failure.fuel()),
+            let labels = crate::metrics::CallLabels {
+                tenant: tenant.name.clone(),
+                pack: tool.served.name.clone(),
+                action: tool.action.clone(),
             };
-            shared.metrics.record(
-                crate::metrics::CallLabels {
-                    tenant: tenant.name.clone(),
-                    pack: tool.served.name.clone(),
-                    action: tool.action.clone(),
-                },
-                &code,
-                started.elapsed().as_secs_f64(),
-                fuel,
-            );
+            let usage = outcome.as_ref().map(|output| &output.usage);
+            crate::execute::record_call(&shared, labels, started, usage);
             axum::Json(call_result(id, tool, outcome)).into_response()
         }
     }

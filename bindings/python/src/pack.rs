@@ -60,12 +60,12 @@ impl NativePack {
     /// Loads the next version of this pack from module bytes, with its options and host
     /// functions (the GIL released); the Python half swaps it in for `Pack.reload`.
     fn load_next_bytes(&self, py: Python<'_>, data: &[u8]) -> PyResult<Self> {
-        next(py, || self.pack.load_next_bytes(data))
+        load_detached(py, || self.pack.load_next_bytes(data))
     }
 
     /// [`NativePack::load_next_bytes`] from a `.wasm` file or an `oci://` reference.
     fn load_next_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        next(py, || self.pack.load_next(&path))
+        load_detached(py, || self.pack.load_next(&path))
     }
 
     /// Loads the plugin an Extism manifest (JSON text) describes, with options given as
@@ -197,14 +197,13 @@ fn load(
 ) -> PyResult<NativePack> {
     let functions = host_functions(functions);
     packhost_oci::register();
-    let loaded =
-        py.detach(|| catch_panic(|| load(PackOptions::from_json(options_json)?, functions)));
-    loaded
-        .map(|pack| NativePack { pack })
-        .map_err(|err| to_py_err(py, &err))
+    load_detached(py, || {
+        load(PackOptions::from_json(options_json)?, functions)
+    })
 }
 
-fn next(
+/// Runs a load without the GIL, catching a panic, and wraps the pack or maps its error.
+fn load_detached(
     py: Python<'_>,
     load: impl FnOnce() -> packhost::Result<Pack> + Send,
 ) -> PyResult<NativePack> {
