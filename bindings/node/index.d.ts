@@ -38,6 +38,22 @@ export declare class HostReply {
 }
 
 /**
+ * A checked flow bound to its packs. Both are shared with the runs, so the JS object may be
+ * collected while one runs.
+ */
+export declare class NativeFlow {
+  /** The flow's name, from its definition. */
+  get name(): string
+  /**
+   * Runs the flow on the libuv thread pool on `input_json` (JSON text, empty for null);
+   * the promise resolves with the result as JSON text (`{"output", "steps", "usage"}`) or
+   * the failure. `options_json` is the call options every step gets, as JSON text, absent
+   * for the defaults. Cancelling `cancel` ends the run with `cancelled`.
+   */
+  run(inputJson: string, optionsJson?: string | undefined | null, cancel?: CancelToken | undefined | null): Promise<string | NativeError>
+}
+
+/**
  * A loaded pack. Wraps the core's `Pack`, which is cheap to clone and safe to call from
  * many pool threads at once.
  */
@@ -89,6 +105,13 @@ export declare class NativePack {
 
 /** How the core was built (`packhost::build_info`), as JSON text the wrapper parses. */
 export declare function buildInfoJson(): string
+
+/**
+ * Reads a flow's definition (JSON text) and checks it against its packs, `names[i]` being
+ * the name its steps give `packs[i]`: every pack a step names is there and has the step's
+ * action. A failure comes back as data, as a load's does.
+ */
+export declare function createFlow(definitionJson: string, names: Array<string>, packs: Array<NativePack>): NativeFlow | NativeError
 
 /**
  * Every error code the core can report, in the core's order; the wrapper checks it has

@@ -238,9 +238,9 @@ export interface CallOptions {
 }
 
 /**
- * What an async call (`call`, `pre`, `post`) carries besides its input: the call options,
- * and a `signal` that cancels the call. Sync calls take no signal: they block the event
- * loop, so no abort could reach them while they run.
+ * What an async call (`call`, `pre`, `post`, a flow's `run`) carries besides its input:
+ * the call options, and a `signal` that cancels the call. Sync calls take no signal: they
+ * block the event loop, so no abort could reach them while they run.
  */
 export interface AsyncCallOptions extends CallOptions {
   /**
@@ -387,6 +387,97 @@ export declare class Pack {
   post(input?: CallInput, options?: AsyncCallOptions | null): Promise<CallResult>
   /** Runs the `post` hook on the calling thread. */
   postSync(input?: CallInput, options?: CallOptions | null): CallResult
+}
+
+/**
+ * A flow's definition: steps, each `{id, pack, action, input?, if?, timeout_ms?}` or
+ * `{parallel: [[step, ...], ...]}`, whose inputs and `output` take values from the flow's
+ * input and earlier steps' outputs through `{"$from": POINTER}` (with an optional
+ * `default`). The core reads it and refuses unknown fields (`InvalidOptionsError`).
+ */
+export interface FlowDefinition {
+  name: string
+  description?: string
+  /** One deadline for the whole run, in milliseconds; a step past it fails with `timeout`. */
+  timeout_ms?: number
+  steps: object[]
+  /** What the run returns; default the output of the last top-level step that ran. */
+  output?: unknown
+}
+
+/** One step of a flow's run. */
+export interface FlowStep {
+  /** The step's `id`. */
+  id: string
+  /** The pack name the step gave. */
+  pack: string
+  /** The action it called. */
+  action: string
+  /** `ok`: it ran and succeeded; `skipped`: its condition did not hold, so it did not run. */
+  status: 'ok' | 'skipped'
+  /** What the call cost; `null` for a skipped step. */
+  usage: Usage | null
+  /** What the call logged at or above its pack's log level. */
+  logs: LogRecord[]
+  /** Every capability the call used, refusals included, in order. */
+  audit: AuditEntry[]
+}
+
+/**
+ * The totals of a flow's run: sums over the steps that ran, but the wall time (the run's
+ * own) and the peak memory (the largest step's).
+ */
+export interface FlowUsage {
+  /** Wall-clock time of the whole run, in microseconds. */
+  wall_time_us: number
+  /** Fuel burnt by all steps. */
+  fuel_consumed: number
+  /** The largest `peak_memory_bytes` of any step. */
+  peak_memory_bytes: number
+  input_bytes: number
+  output_bytes: number
+  host_calls: number
+  host_time_us: number
+  kv_ops: number
+  http_requests: number
+  http_bytes_sent: number
+  http_bytes_received: number
+  /** Steps that ran. */
+  steps_run: number
+  /** Steps their condition skipped. */
+  steps_skipped: number
+  /** The run's `context`, which every step's call had (`null` when none). */
+  context: unknown
+}
+
+/** What a successful flow run returned. */
+export interface FlowResult {
+  /** The definition's `output` filled in, else the output of the last top-level step that ran (`null` when none did). */
+  output: unknown
+  /** Every step, in the order the definition writes them, whatever order parallel branches finished in. */
+  steps: FlowStep[]
+  /** The run's totals. */
+  usage: FlowUsage
+}
+
+/**
+ * Packs' actions composed as data. Made from a definition and the packs its steps name; the
+ * core checks both then, so a bad definition (`InvalidOptionsError`), a missing pack or a
+ * value that is not a Pack (`InvalidOptionsError`) or a missing action
+ * (`ActionNotFoundError`) throws from the constructor.
+ */
+export declare class Flow {
+  constructor(definition: FlowDefinition | string, packs: Record<string, Pack>)
+  /** The flow's name, from its definition. */
+  readonly name: string
+  /**
+   * Runs the flow on the libuv thread pool, on `input` (any JSON value; absent is `null`).
+   * Every step's call gets `options.context`; a pack reloaded since the last run runs at its
+   * new version. Rejects with the failing step's PackError (its message naming the flow and
+   * the step), a `TimeoutError` when a step's `timeout_ms` or the flow's deadline ended it, a
+   * `CancelledError` when `options.signal` aborts.
+   */
+  run(input?: unknown, options?: AsyncCallOptions | null): Promise<FlowResult>
 }
 
 /** The core's stable error codes. */
@@ -540,6 +631,7 @@ export declare function pull(reference: string): Promise<Pulled>
 declare const packhost: {
   Pack: typeof Pack
   CallResult: typeof CallResult
+  Flow: typeof Flow
   PackError: typeof PackError
   InvalidPackError: typeof InvalidPackError
   InvalidManifestError: typeof InvalidManifestError

@@ -1,13 +1,15 @@
 /**
- * packhost for Node: the public API (`Pack`, `CallResult` and the `PackError` classes) over
- * the native addon that `index.js` loads.
+ * packhost for Node: the public API (`Pack`, `CallResult`, `Flow` and the `PackError`
+ * classes) over the native addon that `index.js` loads.
  *
  * This file converts values and maps errors; it decides nothing. Options and call options go
  * to the core as JSON text, unchanged. Every core failure reaches JavaScript as plain data
  * and becomes a `PackError` subclass in `toPackError`, the one place errors are mapped. Host
  * functions cross the addon as bytes: this file decodes their input, encodes their output
  * and reads what a handler threw (`HostFunctionTable`, `dispatchHostCall`). An async call's
- * `AbortSignal` stays on this side: it cancels a native `CancelToken` handed to the call.
+ * `AbortSignal` stays on this side: it cancels a native `CancelToken` handed to the call. A
+ * `Flow` hands its definition and its packs' native objects to the core, which checks and
+ * runs it; its result comes back as JSON text.
  */
 'use strict'
 
@@ -268,6 +270,29 @@ function splitSignal(options) {
 function withoutSignal(options) {
   const { signal: _signal, ...rest } = options
   return rest
+}
+
+/**
+ * Runs `start(token)`, an async native call handed a `CancelToken` that `signal` cancels
+ * when it aborts, and waits for it.
+ */
+async function withCancelToken(signal, start) {
+  const token = new native.CancelToken()
+  let onAbort
+  if (signal.aborted) {
+    // Still sent to the core, which fails a call with a cancelled token before it runs
+    // anything, so the error is the core's own, as for any other code.
+    token.cancel()
+  } else {
+    onAbort = () => token.cancel()
+    signal.addEventListener('abort', onAbort, { once: true })
+  }
+  try {
+    return await start(token)
+  } finally {
+    // A signal may outlive many calls: each call's listener goes when the call settles.
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+  }
 }
 
 /** Bytes as a Buffer (without copying, unless shared), or undefined for anything that is not bytes. */
@@ -558,6 +583,9 @@ function dispatchHostCall(err, table, index, input, callJson, reply) {
 // Guards the constructor: packs come from Pack.load / Pack.loadSync only.
 const FROM_LOAD = Symbol('packhost.fromLoad')
 
+/** A Pack's native pack (set by `Pack`, which alone can read it), undefined for anything else. */
+let nativeOf
+
 /** A loaded pack. Safe to call many times at once; each call gets its own instance. */
 class Pack {
   #native
@@ -567,6 +595,11 @@ class Pack {
   #names
   // Held for the pack's lifetime: the addon finds the handlers through it, by id only.
   #host
+
+  static {
+    // For `Flow`, which binds the core's packs: the native pack of a Pack, else undefined.
+    nativeOf = (value) => (value !== null && typeof value === 'object' && #native in value ? value.#native : undefined)
+  }
 
   /** Use `Pack.load` or `Pack.loadSync`. */
   constructor(token, nativePack, hooks, host) {
@@ -671,24 +704,7 @@ class Pack {
     const { signal, optionsJson } = splitSignal(options)
     const bytes = toInput(input)
     if (signal === undefined) return this.#finish(await this.#native.call(action, bytes, optionsJson))
-    const token = new native.CancelToken()
-    let onAbort
-    if (signal.aborted) {
-      // Still sent to the core, which fails a call with a cancelled token before it runs
-      // anything, so the error is the core's own, as for any other code.
-      token.cancel()
-    } else {
-      onAbort = () => token.cancel()
-      signal.addEventListener('abort', onAbort, { once: true })
-    }
-    let outcome
-    try {
-      outcome = await this.#native.call(action, bytes, optionsJson, token)
-    } finally {
-      // A signal may outlive many calls: each call's listener goes when the call settles.
-      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
-    }
-    return this.#finish(outcome)
+    return this.#finish(await withCancelToken(signal, (token) => this.#native.call(action, bytes, optionsJson, token)))
   }
 
   /**
@@ -825,9 +841,105 @@ class Pack {
   }
 }
 
+/** A flow definition as the core reads it: JSON text, or an object written as JSON text. */
+function toDefinitionJson(definition) {
+  if (typeof definition === 'string') return definition
+  if (definition === null || typeof definition !== 'object' || Array.isArray(definition)) {
+    throw new InvalidOptionsError(`flow: the definition must be an object or its JSON text, not ${kindOf(definition)}`)
+  }
+  try {
+    return JSON.stringify(definition)
+  } catch (err) {
+    throw new InvalidOptionsError(`flow: the definition cannot be written as JSON: ${err.message}`)
+  }
+}
+
+/** A flow's input as JSON text: any value JSON can write; undefined is null. */
+function toFlowInputJson(input) {
+  if (input === undefined) return 'null'
+  let json
+  try {
+    json = JSON.stringify(input)
+  } catch (err) {
+    throw new InvalidOptionsError(`flow input: cannot be written as JSON: ${err.message}`)
+  }
+  if (json === undefined) throw new InvalidOptionsError(`flow input: ${kindOf(input)} cannot be written as JSON`)
+  return json
+}
+
+/**
+ * Packs' actions composed as data: each step calls an action of one of the flow's packs,
+ * its input built from the flow's input and earlier steps' outputs. The core checks the
+ * definition, and that every pack a step names is given and has the step's action, when the
+ * flow is made.
+ */
+class Flow {
+  #native
+  #definitionJson
+  // The packs by the names the steps give, in the order the native flow was bound to them.
+  #names
+  #packs
+  // The native packs the native flow is bound to: a reloaded pack has a new one.
+  #bound
+
+  /**
+   * @param {object | string} definition `{name, description?, timeout_ms?, steps, output?}`, or its JSON text
+   * @param {Record<string, Pack>} packs the packs by the names the steps give
+   * @throws {PackError} `InvalidOptionsError` for a bad definition, a missing pack or a value that is not a Pack; `ActionNotFoundError` for a step naming an action its pack lacks
+   */
+  constructor(definition, packs) {
+    this.#definitionJson = toDefinitionJson(definition)
+    if (packs === null || typeof packs !== 'object' || Array.isArray(packs)) {
+      throw new InvalidOptionsError(`flow packs: give an object mapping the names the steps use to Packs, not ${kindOf(packs)}`)
+    }
+    const entries = Object.entries(packs)
+    for (const [name, pack] of entries) {
+      if (nativeOf(pack) === undefined) throw new InvalidOptionsError(`flow packs: ${JSON.stringify(name)} is ${kindOf(pack)}, not a Pack`)
+    }
+    this.#names = entries.map(([name]) => name)
+    this.#packs = entries.map(([, pack]) => pack)
+    this.#bind()
+  }
+
+  /** Binds the core's flow to the packs' current versions. */
+  #bind() {
+    const bound = this.#packs.map(nativeOf)
+    const created = native.createFlow(this.#definitionJson, this.#names, bound)
+    if (!(created instanceof native.NativeFlow)) throw toPackError(created)
+    this.#native = created
+    this.#bound = bound
+  }
+
+  /** The flow's name, from its definition. */
+  get name() {
+    return this.#native.name
+  }
+
+  /**
+   * Runs the flow on the libuv thread pool. Every step's call gets `options.context`; a pack
+   * reloaded since the last run is run (and checked) at its new version. Aborting
+   * `options.signal` cancels the run: it rejects with a `CancelledError`.
+   * @param {unknown} [input] any value JSON can write; undefined is null
+   * @param {{context?: unknown, signal?: AbortSignal | null}} [options]
+   * @returns {Promise<{output: unknown, steps: object[], usage: object}>} rejects with a PackError: the failing step's, its message naming the flow and the step
+   */
+  async run(input, options) {
+    const { signal, optionsJson } = splitSignal(options)
+    const inputJson = toFlowInputJson(input)
+    if (this.#packs.some((pack, index) => nativeOf(pack) !== this.#bound[index])) this.#bind()
+    const flow = this.#native
+    const done = signal === undefined
+      ? await flow.run(inputJson, optionsJson)
+      : await withCancelToken(signal, (token) => flow.run(inputJson, optionsJson, token))
+    if (typeof done !== 'string') throw toPackError(done)
+    return JSON.parse(done)
+  }
+}
+
 module.exports = {
   Pack,
   CallResult,
+  Flow,
   PackError,
   InvalidPackError,
   InvalidManifestError,

@@ -7,6 +7,7 @@ import packhost from './packhost.js'
 export const {
   Pack,
   CallResult,
+  Flow,
   PackError,
   InvalidPackError,
   InvalidManifestError,

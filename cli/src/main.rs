@@ -197,6 +197,10 @@ enum Command {
         /// Options every pack is loaded with, as JSON (in place of the config file's).
         #[arg(long)]
         options: Option<String>,
+        /// A flow to serve at POST /v1/flows/NAME/execute: a definition file (.json,
+        /// .yaml, .yml) or a folder of them; repeatable (added to the config file's `flows`).
+        #[arg(long = "flow")]
+        flows: Vec<String>,
     },
     /// Serve the actions of packs as Model Context Protocol tools over stdio (for an AI
     /// client that starts it): tool names, descriptions and input schemas from the
@@ -326,14 +330,21 @@ fn main() -> ExitCode {
             config,
             listen,
             options,
-        } => runner_config(packs, config.as_deref(), listen, options.as_deref())
+            flows,
+        } => runner_config(packs, flows, config.as_deref(), listen, options.as_deref())
             .and_then(|config| Ok(packhost_runner::run(config)?)),
         Command::Mcp {
             packs,
             config,
             options,
-        } => runner_config(packs, config.as_deref(), None, options.as_deref())
-            .and_then(|config| Ok(packhost_runner::serve_mcp_stdio(config)?)),
+        } => runner_config(
+            packs,
+            Vec::new(),
+            config.as_deref(),
+            None,
+            options.as_deref(),
+        )
+        .and_then(|config| Ok(packhost_runner::serve_mcp_stdio(config)?)),
         Command::Store { command } => match command {
             StoreCommand::Ls { json } => registry::list(json),
             StoreCommand::Gc => registry::gc(),
@@ -625,6 +636,7 @@ fn asks_for(caps: &packhost::Capabilities) -> Vec<(&'static str, Option<String>)
 /// options over it, then the tokens of PACKHOST_RUNNER_TOKENS and PACKHOST_RUNNER_ADMIN_TOKEN.
 fn runner_config(
     packs: Vec<String>,
+    flows: Vec<String>,
     config: Option<&Path>,
     listen: Option<String>,
     options: Option<&str>,
@@ -638,6 +650,7 @@ fn runner_config(
         None => RunnerConfig::default(),
     };
     config.packs.extend(packs);
+    config.flows.extend(flows);
     if let Some(listen) = listen {
         config.listen = listen;
     }

@@ -1,9 +1,12 @@
-//! The packs a runner serves, loaded once at start, and how a request's `pack` names one:
-//! `name` (its newest version), `name@version`, or `sha256:HEX` (its digest).
+//! The packs and flows a runner serves, loaded at start and on each reload, and how a
+//! request's `pack` names one: `name` (its newest version), `name@version`, or `sha256:HEX`
+//! (its digest). A flow's steps name packs the same way.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
-use packhost::{Error, ErrorKind, Pack, Result};
+use packhost::{Error, ErrorKind, Flow, FlowPacks, Pack, Result};
 use serde_json::json;
 
 use crate::config::RunnerConfig;
@@ -21,10 +24,27 @@ pub(crate) struct Served {
     pub source: String,
 }
 
-/// Every pack a runner serves, and its actions as MCP tools.
+/// Every pack a runner serves, its actions as MCP tools, and the flows over them: swapped
+/// as one, so a flow always runs on the packs it was checked against.
 pub(crate) struct Catalogue {
     packs: Vec<Served>,
     tools: Toolbox,
+    flows: Flows,
+}
+
+/// The flows a runner serves.
+#[derive(Default)]
+struct Flows {
+    by_name: BTreeMap<String, Arc<Flow>>,
+    /// Each flow file and the text it was read from, to tell whether a reload changed any.
+    texts: Vec<(String, String)>,
+}
+
+/// A flow's steps find their packs as a request's `pack` does.
+impl FlowPacks for Catalogue {
+    fn pack(&self, name: &str) -> Option<Pack> {
+        self.find(name).map(|served| served.pack.clone())
+    }
 }
 
 impl Catalogue {
@@ -109,9 +129,38 @@ impl Catalogue {
         let mut catalogue = Catalogue {
             packs,
             tools: Toolbox::default(),
+            flows: Flows::default(),
         };
         catalogue.tools = Toolbox::new(&catalogue);
+        catalogue.flows = load_flows(config, &catalogue)?;
         Ok(catalogue)
+    }
+
+    /// Whether `other` serves the same packs and flows.
+    pub fn same_as(&self, other: &Catalogue) -> bool {
+        self.versions() == other.versions() && self.flows.texts == other.flows.texts
+    }
+
+    /// The flow served as `name`.
+    pub fn flow(&self, name: &str) -> Option<&Arc<Flow>> {
+        self.flows.by_name.get(name)
+    }
+
+    /// What `GET /v1/flows` answers: each flow's name, description and the packs it names.
+    pub fn describe_flows(&self) -> serde_json::Value {
+        let flows: Vec<_> = self
+            .flows
+            .by_name
+            .values()
+            .map(|flow| {
+                json!({
+                    "name": flow.name(),
+                    "description": flow.description(),
+                    "packs": flow.pack_names(),
+                })
+            })
+            .collect();
+        json!({ "flows": flows })
     }
 
     /// Each served name's newest version, in the order first served.
@@ -193,9 +242,15 @@ fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// A folder stands for the `.wasm` files in it, in name order; anything else for itself.
-/// Whether the entry was a folder comes with them.
+/// A folder stands for its `.wasm` files, in name order; anything else for itself. Whether
+/// the entry was a folder comes with them.
 fn expand(entry: &str) -> Result<(Vec<String>, bool)> {
+    expand_to(entry, &["wasm"])
+}
+
+/// A folder stands for the files in it with one of `extensions`, in name order; anything
+/// else for itself.
+fn expand_to(entry: &str, extensions: &[&str]) -> Result<(Vec<String>, bool)> {
     let path = Path::new(entry);
     if !path.is_dir() {
         return Ok((vec![entry.to_string()], false));
@@ -204,11 +259,54 @@ fn expand(entry: &str) -> Result<(Vec<String>, bool)> {
         .map_err(|err| Error::new(ErrorKind::Io, format!("{entry}: {err}")))?;
     let mut files: Vec<String> = listing
         .filter_map(|item| item.ok().map(|item| item.path()))
-        .filter(|file| file.extension().is_some_and(|ext| ext == "wasm") && file.is_file())
+        .filter(|file| {
+            file.extension()
+                .is_some_and(|ext| extensions.iter().any(|wanted| ext == *wanted))
+                && file.is_file()
+        })
         .map(|file| file.to_string_lossy().into_owned())
         .collect();
     files.sort();
     Ok((files, true))
+}
+
+/// Reads every flow the configuration names and checks each against `packs`: a flow that
+/// does not read, names a pack or action not served, or takes another's name fails the
+/// load (a reload then keeps the previous set).
+fn load_flows(config: &RunnerConfig, packs: &Catalogue) -> Result<Flows> {
+    let mut flows = Flows::default();
+    for entry in &config.flows {
+        let (files, _) = expand_to(entry, &["json", "yaml", "yml"])?;
+        for file in files {
+            let in_file =
+                |err: Error| Error::new(err.kind().clone(), format!("{file}: {}", err.message()));
+            let text = std::fs::read_to_string(&file)
+                .map_err(|err| Error::new(ErrorKind::Io, format!("{file}: {err}")))?;
+            let flow = read_flow(&file, &text).map_err(in_file)?;
+            flow.check(packs).map_err(in_file)?;
+            let name = flow.name().to_string();
+            if flows.by_name.insert(name.clone(), Arc::new(flow)).is_some() {
+                return Err(Error::new(
+                    ErrorKind::InvalidOptions,
+                    format!("{file}: another flow is already named {name:?}"),
+                ));
+            }
+            flows.texts.push((file, text));
+        }
+    }
+    Ok(flows)
+}
+
+/// A flow definition from a file's text: YAML for `.yaml` and `.yml`, else JSON.
+fn read_flow(file: &str, text: &str) -> Result<Flow> {
+    if file.ends_with(".yaml") || file.ends_with(".yml") {
+        let value: serde_json::Value = serde_norway::from_str(text).map_err(|err| {
+            Error::new(ErrorKind::InvalidOptions, format!("flow: not YAML: {err}"))
+        })?;
+        Flow::from_value(value)
+    } else {
+        Flow::from_json(text)
+    }
 }
 
 fn load_one(config: &RunnerConfig, source: &str) -> Result<Served> {

@@ -26,6 +26,10 @@ pub struct RunnerConfig {
     /// What to serve: `.wasm` files, folders of them (not recursed into) and `oci://`
     /// references, pulled into the local store the first time.
     pub packs: Vec<String>,
+    /// Flows to serve at `POST /v1/flows/NAME/execute`: definition files (`.json`, `.yaml`,
+    /// `.yml`) and folders of them (not recursed into). Each is checked against the packs
+    /// when they load, and read again on every reload.
+    pub flows: Vec<String>,
     /// The options every pack is loaded with, as for `Pack.load` in any host.
     pub options: serde_json::Value,
     /// Options for the packs of one name, in place of `options`.
@@ -57,6 +61,7 @@ impl Default for RunnerConfig {
         RunnerConfig {
             listen: "127.0.0.1:8080".to_string(),
             packs: Vec::new(),
+            flows: Vec::new(),
             options: serde_json::Value::Null,
             pack_options: BTreeMap::new(),
             tenants: Vec::new(),

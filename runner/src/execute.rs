@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use packhost::{CallOptions, CallOutput, CallReport, CancelToken, Encoding, Error, Pack, Usage};
+use packhost::{
+    CallOptions, CallOutput, CallReport, CancelToken, Encoding, Error, FlowOutput, Pack,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -20,12 +22,13 @@ use crate::Shared;
 
 /// The codes the runner answers with besides the core's (`packhost::ERROR_CODES`):
 /// `bad_request` (a body that is not a valid request), `unauthorized` (no or an unknown
-/// token), `pack_not_found` (no served pack by that reference) and `unavailable` (the
-/// runner is draining; try another replica).
+/// token), `pack_not_found` (no served pack by that reference), `flow_not_found` (no served
+/// flow by that name) and `unavailable` (the runner is draining; try another replica).
 pub const RUNNER_ERROR_CODES: &[&str] = &[
     "bad_request",
     "unauthorized",
     "pack_not_found",
+    "flow_not_found",
     "unavailable",
 ];
 
@@ -37,7 +40,7 @@ pub fn status_of(code: &str) -> StatusCode {
     match code {
         "bad_request" | "invalid_options" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,
-        "pack_not_found" | "action_not_found" => StatusCode::NOT_FOUND,
+        "pack_not_found" | "flow_not_found" | "action_not_found" => StatusCode::NOT_FOUND,
         "input_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "quota_exceeded" => StatusCode::TOO_MANY_REQUESTS,
         "timeout" => StatusCode::GATEWAY_TIMEOUT,
@@ -84,6 +87,8 @@ pub(crate) struct Failure {
     pub code: String,
     pub message: String,
     pub return_code: Option<i32>,
+    /// For a flow: the id of the step that failed.
+    pub step: Option<String>,
     /// Boxed: a report is large, and most failures have none.
     pub report: Option<Box<CallReport>>,
 }
@@ -94,6 +99,7 @@ impl Failure {
             code: code.to_string(),
             message: message.into(),
             return_code: None,
+            step: None,
             report: None,
         }
     }
@@ -109,6 +115,9 @@ impl Failure {
         let mut error = json!({ "code": self.code, "message": self.message });
         if let Some(return_code) = self.return_code {
             error["return_code"] = return_code.into();
+        }
+        if let Some(step) = &self.step {
+            error["step"] = step.as_str().into();
         }
         // A tenant's own limits refuse before the call runs, so they come without a report.
         let tenant_limit = self.code == "quota_exceeded" && self.report.is_none();
@@ -143,6 +152,7 @@ impl From<Error> for Failure {
             code: err.code().to_string(),
             message: err.message().to_string(),
             return_code: err.return_code(),
+            step: err.flow_step().map(str::to_string),
             report: err.report().cloned().map(Box::new),
         }
     }
@@ -192,17 +202,15 @@ pub(crate) async fn execute(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let mut labels = CallLabels {
-        tenant: String::new(),
-        pack: String::new(),
-        action: String::new(),
-    };
+    let mut labels = CallLabels::default();
     let answer = run_call(&shared, &headers, body, &mut labels).await;
     record_call(
         &shared,
         labels,
         started,
-        answer.as_ref().map(|(_, report)| &report.usage),
+        answer
+            .as_ref()
+            .map(|(_, report)| report.usage.fuel_consumed),
     );
     match answer {
         Ok((mut body, report)) => {
@@ -220,16 +228,16 @@ fn attach_report(body: &mut Value, report: &CallReport) {
     body["audit"] = json!(report.audit);
 }
 
-/// Logs and counts one answered call (`/v1/execute` or an MCP tool call): its result code
-/// (`ok` or the error's), latency since `started` and fuel.
+/// Logs and counts one answered call (`/v1/execute`, a flow, an MCP tool call): its result
+/// code (`ok` or the error's), latency since `started` and fuel (all its steps', for a flow).
 pub(crate) fn record_call(
     shared: &Shared,
     labels: CallLabels,
     started: Instant,
-    outcome: std::result::Result<&Usage, &Failure>,
+    outcome: std::result::Result<u64, &Failure>,
 ) {
     let (code, fuel) = match outcome {
-        Ok(usage) => ("ok", usage.fuel_consumed),
+        Ok(fuel) => ("ok", fuel),
         Err(failure) => (failure.code.as_str(), failure.fuel()),
     };
     tracing::debug!(
@@ -311,23 +319,108 @@ pub(crate) async fn invoke(
     input: Vec<u8>,
     context: Value,
 ) -> std::result::Result<CallOutput, Failure> {
+    run_admitted(in_flight, tenant, context, move |options| {
+        pack.call_with_options(&action, &input, &options)
+    })
+    .await
+}
+
+/// Runs `work` (a call, a flow) for a tenant: admitted under its limits, counted in flight
+/// (for a drain), on tokio's blocking pool, with call options holding `context` and a token
+/// that cancels it if the request is abandoned.
+async fn run_admitted<T: Send + 'static>(
+    in_flight: InFlight,
+    tenant: &Tenant,
+    context: Value,
+    work: impl FnOnce(CallOptions) -> packhost::Result<T> + Send + 'static,
+) -> std::result::Result<T, Failure> {
     let permit = tenant
         .admit()
         .map_err(|why| Failure::new("quota_exceeded", why))?;
     let cancel = CancelToken::new();
     let abandoned = CancelWhenAbandoned(Some(cancel.clone()));
-    let call = tokio::task::spawn_blocking(move || {
+    let done = tokio::task::spawn_blocking(move || {
         let _held = (permit, in_flight);
-        let options = CallOptions {
+        work(CallOptions {
             context,
             cancel: Some(cancel),
-        };
-        pack.call_with_options(&action, &input, &options)
+        })
     })
     .await;
     abandoned.finished();
-    call.map_err(|_| Failure::new("internal", "the call panicked"))?
+    done.map_err(|_| Failure::new("internal", "the call panicked"))?
         .map_err(Failure::from)
+}
+
+/// The body of `POST /v1/flows/NAME/execute`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowRequest {
+    /// The flow's input, any JSON.
+    #[serde(default)]
+    input: Value,
+    #[serde(default)]
+    context: Value,
+}
+
+/// `POST /v1/flows/NAME/execute`: runs a served flow, answering its output, each step's
+/// usage and the totals, or the failing step's error (`error.step` names it) with that
+/// step's report.
+pub(crate) async fn execute_flow(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let mut labels = CallLabels::default();
+    let answer = run_flow(&shared, name, &headers, body, &mut labels).await;
+    record_call(
+        &shared,
+        labels,
+        started,
+        answer.as_ref().map(|output| output.usage.fuel_consumed),
+    );
+    match answer {
+        Ok(output) => axum::Json(output).into_response(),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+async fn run_flow(
+    shared: &Arc<Shared>,
+    name: String,
+    headers: &HeaderMap,
+    body: Body,
+    labels: &mut CallLabels,
+) -> std::result::Result<FlowOutput, Failure> {
+    let (tenant, in_flight) = admit_request(shared, headers)?;
+    labels.tenant.clone_from(&tenant.name);
+    let body = read_body(shared, body).await?;
+    let request: FlowRequest = serde_json::from_slice(&body)
+        .map_err(|err| Failure::new("bad_request", format!("request: {err}")))?;
+    let catalogue = shared.catalogue();
+    let flow = catalogue.flow(&name).cloned().ok_or_else(|| {
+        Failure::new("flow_not_found", format!("no flow {name:?} is served here"))
+    })?;
+    // Flows are named by the configuration, so their names may label metrics.
+    labels.pack = format!("flow:{name}");
+    labels.action = "run".to_string();
+    let context = tenant
+        .context_for(request.context)
+        .map_err(|why| Failure::new("bad_request", why))?;
+    run_admitted(in_flight, &tenant, context, move |options| {
+        flow.run(&*catalogue, request.input, &options)
+    })
+    .await
+}
+
+/// `GET /v1/flows`: the flows served, with the packs each names.
+pub(crate) async fn list_flows(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    match refuse_web_pages(&shared, &headers).and_then(|()| authenticate(&shared, &headers)) {
+        Ok(_) => axum::Json(shared.catalogue().describe_flows()).into_response(),
+        Err(failure) => failure.into_response(),
+    }
 }
 
 /// The first checks of every call: counted in flight at once (so a drain that starts after

@@ -8,6 +8,9 @@
 //! - `GET /v1/packs` lists what is served, with each action's schemas; `POST
 //!   /v1/packs/reload` (admin token) loads the packs again and swaps in what changed, as
 //!   `reload_interval_ms` does on its own.
+//! - `POST /v1/flows/NAME/execute` runs a flow of the configuration's `flows` over the
+//!   served packs: `{"input", "context"}` in, `{"output", "steps", "usage"}` out, or the
+//!   failing step's error with `error.step`; `GET /v1/flows` lists them.
 //! - `POST /mcp`: the actions as Model Context Protocol tools (`mcp.rs`, which also serves
 //!   them over stdio for `packhost mcp`).
 //! - `GET /healthz`, `GET /readyz` (503 while draining) and `GET /metrics` (Prometheus).
@@ -90,7 +93,7 @@ impl Shared {
                 .map_err(|_| Error::new(ErrorKind::Internal, "the reload panicked"))??;
         let before = previous.versions();
         let after = loaded.versions();
-        let changed = before != after;
+        let changed = !previous.same_as(&loaded);
         if changed {
             *self
                 .catalogue
@@ -164,6 +167,8 @@ impl Runner {
             .route("/v1/execute", post(execute::execute))
             .route("/v1/packs", get(execute::list_packs))
             .route("/v1/packs/reload", post(execute::reload))
+            .route("/v1/flows", get(execute::list_flows))
+            .route("/v1/flows/{name}/execute", post(execute::execute_flow))
             .route("/healthz", get(execute::healthz))
             .route("/readyz", get(execute::readyz))
             .route("/metrics", get(execute::metrics))

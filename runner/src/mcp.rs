@@ -373,8 +373,8 @@ pub(crate) async fn http(
                 pack: tool.served.name.clone(),
                 action: tool.action.clone(),
             };
-            let usage = outcome.as_ref().map(|output| &output.usage);
-            crate::execute::record_call(&shared, labels, started, usage);
+            let fuel = outcome.as_ref().map(|output| output.usage.fuel_consumed);
+            crate::execute::record_call(&shared, labels, started, fuel);
             axum::Json(call_result(id, tool, outcome)).into_response()
         }
     }

@@ -1,22 +1,16 @@
 //! The runner over real HTTP on loopback: calls and their answers, every error code's
 //! status, tenants and their limits, metrics, and a drain that lets calls in flight finish.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+mod support;
 
 use packhost_runner::{RunnerConfig, RunningRunner};
 use serde_json::{json, Value};
+use support::{agent, post, sample};
 
 const ACME_TOKEN: &str = "acme-0123456789abcdef";
 const BETA_TOKEN: &str = "beta-0123456789abcdef";
-
-fn sample(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/dist")
-        .join(format!("{name}.wasm"))
-        .to_string_lossy()
-        .into_owned()
-}
 
 /// A runner on a free loopback port serving text-tools and hostile (whose calls time out
 /// after 300 ms), with the given tenants.
@@ -38,32 +32,6 @@ fn start_with(tenants: Value, hostile_timeout_ms: u64) -> RunningRunner {
         .finish(None)
         .unwrap();
     RunningRunner::start(config).unwrap()
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
-}
-
-/// POSTs `body` (JSON) to `path`, with a bearer token when given: the status and the JSON
-/// answer.
-fn post(runner: &RunningRunner, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let mut request = agent()
-        .post(format!("http://{}{path}", runner.address()))
-        .header("content-type", "application/json");
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let mut response = request.send(body).unwrap();
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 fn execute(runner: &RunningRunner, token: Option<&str>, request: Value) -> (u16, Value) {

@@ -118,6 +118,8 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     report: Option<Box<CallReport>>,
+    /// The id of the flow step whose call failed, for failures of a flow's step.
+    flow_step: Option<Box<str>>,
 }
 
 impl Error {
@@ -135,6 +137,7 @@ impl Error {
             kind,
             message: message.into(),
             report: None,
+            flow_step: None,
         }
     }
 
@@ -175,6 +178,18 @@ impl Error {
     /// Usage and log lines of the failed call, when the failure happened during a call.
     pub fn report(&self) -> Option<&CallReport> {
         self.report.as_deref()
+    }
+
+    /// For a failure inside a flow: the id of the step that failed.
+    pub fn flow_step(&self) -> Option<&str> {
+        self.flow_step.as_deref()
+    }
+
+    /// The same error, its message naming the flow and the step it failed in.
+    pub(crate) fn in_flow_step(mut self, flow: &str, step: &str) -> Self {
+        self.message = format!("flow {flow:?}, step {step:?}: {}", self.message);
+        self.flow_step = Some(step.into());
+        self
     }
 
     pub(crate) fn with_report(mut self, report: CallReport) -> Self {

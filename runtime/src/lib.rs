@@ -23,6 +23,7 @@ mod embed;
 mod engine;
 mod error;
 mod extism_manifest;
+mod flow;
 pub mod hosts;
 mod link;
 mod lock;
@@ -53,6 +54,7 @@ pub use embed::embed_generated_manifest;
 pub use engine::forget_compiled_code;
 pub use error::{Error, ErrorKind, Result, ERROR_CODES};
 pub use extism_manifest::{ExtismManifest, ExtismMemory, ResolvedManifest, WasmSource};
+pub use flow::{Flow, FlowOutput, FlowPacks, FlowUsage, StepRecord, StepStatus, MAX_FLOW_STEPS};
 pub use link::{LinkedModule, MAIN_MODULE};
 pub use lock::{InterpreterLock, HOLD_AT_MOST};
 pub use manifest::{

@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use packhost::{CallOptions, CancelToken, Error, Pack, PackOptions, ERROR_CODES};
+use packhost::{CallOptions, CancelToken, Error, Flow, Pack, PackOptions, ERROR_CODES};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -35,6 +35,14 @@ struct Case {
     call: Call,
     #[serde(default)]
     then: Vec<Call>,
+    /// A flow case: the definition, run on `flow_input` with `flow_packs`.
+    flow: Option<Value>,
+    /// The flow's pack names, each to the sample pack it is loaded from.
+    #[serde(default)]
+    flow_packs: BTreeMap<String, String>,
+    flow_input: Option<Value>,
+    /// The run's steps, `{"id", "status"}` each, in the definition's order.
+    steps: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -235,18 +243,12 @@ fn check_call(
                     ));
                 }
             }
-            fuel.insert(key.to_string(), out.usage.fuel_consumed);
-            if !blessing() {
-                match expected_fuel.get(key) {
-                    Some(&want) if want == out.usage.fuel_consumed => {}
-                    Some(&want) => {
-                        problems.push(format!("fuel {}, expected {want}", out.usage.fuel_consumed))
-                    }
-                    None => {
-                        problems.push("no fuel.json entry (run with PACKHOST_BLESS=1)".to_string())
-                    }
-                }
-            }
+            problems.extend(check_fuel(
+                key,
+                out.usage.fuel_consumed,
+                fuel,
+                expected_fuel,
+            ));
         }
         (Ok(out), Some(code)) => problems.push(format!(
             "succeeded with {:?}, expected error {code}",
@@ -416,6 +418,107 @@ fn kv_backends(case: &Case) -> &'static [&'static str] {
     }
 }
 
+/// A flow case: its packs loaded with the case's options (and the suite's host functions
+/// when it asks), the flow read, checked against them and run once.
+fn run_flow_case(
+    case: &Case,
+    engine: &str,
+    kv_backend: &str,
+    fuel: &mut BTreeMap<String, u64>,
+    expected_fuel: &BTreeMap<String, u64>,
+) -> Vec<String> {
+    let options = options_for(case, engine, kv_backend);
+    let mut packs = BTreeMap::new();
+    for (name, sample) in &case.flow_packs {
+        let functions = if case.host_functions {
+            support::conformance_functions()
+        } else {
+            Vec::new()
+        };
+        let loaded = PackOptions::from_value(options.clone()).and_then(|options| {
+            Pack::load_file_with(support::pack_path(sample), options, functions)
+        });
+        match loaded {
+            Ok(pack) => packs.insert(name.clone(), pack),
+            Err(err) => return vec![format!("loading {sample} failed with {err}")],
+        };
+    }
+    let call = &case.call;
+    let call_options = CallOptions {
+        context: call.context.clone().unwrap_or(Value::Null),
+        ..CallOptions::default()
+    };
+    let input = case.flow_input.clone().unwrap_or(Value::Null);
+    let result = Flow::from_value(case.flow.clone().expect("a flow case"))
+        .and_then(|flow| flow.check(&packs).map(|()| flow))
+        .and_then(|flow| flow.run(&packs, input, &call_options));
+    let out = match (result, &call.error) {
+        (Err(err), Some(code)) => return check_error(&err, code, call),
+        (Err(err), None) => return vec![format!("failed with {err}, expected success")],
+        (Ok(out), Some(code)) => {
+            return vec![format!(
+                "succeeded with {}, expected error {code}",
+                out.output
+            )]
+        }
+        (Ok(out), None) => out,
+    };
+    let mut problems = Vec::new();
+    if let Some(expected) = &call.output_json {
+        if out.output != *expected {
+            problems.push(format!("output_json {}, expected {expected}", out.output));
+        }
+    }
+    if let Some(expected) = &case.steps {
+        let actual: Vec<Value> = out
+            .steps
+            .iter()
+            .map(|step| serde_json::json!({"id": step.id, "status": step.status}))
+            .collect();
+        if actual != *expected {
+            problems.push(format!("steps {actual:?}, expected {expected:?}"));
+        }
+    }
+    let want_context = call_options.context;
+    let contexts = out
+        .steps
+        .iter()
+        .filter_map(|step| step.usage.as_ref())
+        .map(|usage| &usage.context);
+    if let Some(other) = std::iter::once(&out.usage.context)
+        .chain(contexts)
+        .find(|c| **c != want_context)
+    {
+        problems.push(format!("usage context {other}, expected {want_context}"));
+    }
+    problems.extend(check_fuel(
+        &case.name,
+        out.usage.fuel_consumed,
+        fuel,
+        expected_fuel,
+    ));
+    problems
+}
+
+/// Records the fuel a successful call (or flow run) burnt under `key`, and unless blessing,
+/// what differs from `fuel.json`'s entry.
+fn check_fuel(
+    key: &str,
+    burnt: u64,
+    fuel: &mut BTreeMap<String, u64>,
+    expected_fuel: &BTreeMap<String, u64>,
+) -> Option<String> {
+    fuel.insert(key.to_string(), burnt);
+    if blessing() {
+        return None;
+    }
+    match expected_fuel.get(key) {
+        Some(&want) if want == burnt => None,
+        Some(&want) => Some(format!("fuel {burnt}, expected {want}")),
+        None => Some("no fuel.json entry (run with PACKHOST_BLESS=1)".to_string()),
+    }
+}
+
 fn run_case(
     case: &Case,
     engine: &str,
@@ -423,6 +526,9 @@ fn run_case(
     fuel: &mut BTreeMap<String, u64>,
     expected_fuel: &BTreeMap<String, u64>,
 ) -> Vec<String> {
+    if case.flow.is_some() {
+        return run_flow_case(case, engine, kv_backend, fuel, expected_fuel);
+    }
     let options = options_for(case, engine, kv_backend);
     let functions = if case.host_functions {
         support::conformance_functions()

@@ -10,9 +10,12 @@
 //! out (`host_fn`); the wrapper owns their encodings and reads what a handler threw. An
 //! async call may carry a `CancelToken` (`cancel`), which the wrapper cancels when the
 //! call's `AbortSignal` aborts. `push` and `pull` reach OCI registries through packhost-oci
-//! (`registry`), which also makes `oci://` references loadable.
+//! (`registry`), which also makes `oci://` references loadable. A flow (`flow`) is read and
+//! checked by the core against the packs it is bound to, and runs on the thread pool like an
+//! async call, its result leaving as JSON text.
 
 mod cancel;
+mod flow;
 mod host_fn;
 mod outcome;
 mod pack;
@@ -21,6 +24,7 @@ mod registry;
 use napi_derive::napi;
 
 pub use cancel::CancelToken;
+pub use flow::{create_flow, FlowRunTask, NativeFlow};
 pub use host_fn::{HostReply, NativeHostFunctions, NativeHostImport};
 pub use outcome::{NativeCallOutcome, NativeError};
 pub use pack::{load_pack, load_pack_sync, CallTask, LoadTask, NativePack};

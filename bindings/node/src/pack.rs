@@ -217,7 +217,7 @@ fn waiting_report_json(report: &CallReport) -> String {
 }
 
 /// Call options from the JSON text the wrapper sends, absent for the defaults.
-fn call_options(options_json: Option<&str>) -> packhost::Result<CallOptions> {
+pub(crate) fn call_options(options_json: Option<&str>) -> packhost::Result<CallOptions> {
     options_json.map_or_else(|| Ok(CallOptions::default()), CallOptions::from_json)
 }
 
@@ -377,6 +377,11 @@ impl NativePack {
     #[napi]
     pub fn stats_json(&self) -> String {
         serde_json::to_string(&self.pack.stats()).unwrap_or_else(|_| "{}".to_string())
+    }
+
+    /// The core's pack, for the flows bound to it.
+    pub(crate) fn pack(&self) -> &Pack {
+        &self.pack
     }
 }
 

@@ -5,7 +5,9 @@
  * `host_functions` lend the suite's four host functions: plain functions through the sync
  * API, async ones through the async API. Cases with a `kv` option run once per key-value
  * backend, each run on a fresh store. The first call of a case with `cancel_after_ms` goes
- * through the async API in both flavours, as only it takes an `AbortSignal`.
+ * through the async API in both flavours, as only it takes an `AbortSignal`. A case with a
+ * `flow` loads its `flow_packs` through the flavour's load and runs the flow, which is async
+ * in both flavours.
  */
 'use strict'
 
@@ -16,7 +18,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { isDeepStrictEqual } = require('node:util')
 
-const { Pack, PackError } = require('packhost')
+const { Flow, Pack, PackError } = require('packhost')
 const { CONFORMANCE_DIR, DIST_DIR, packPath, quiet, suiteFunctions } = require('./support.js')
 
 /** Every case of every cases/*.json, each with the stem of the file it came from. */
@@ -284,7 +286,50 @@ async function checkCall(flavour, engine, pack, key, call, first) {
   return problems
 }
 
+/**
+ * A flow case: each of its `flow_packs` loaded as a case's pack is (the same options, the
+ * suite's host functions when it asks), then the flow made and run once on `flow_input` with
+ * the case's `context`. Making or running it may fail with the case's `error`; on success the
+ * output, the steps' ids and statuses, the run's and each step's context and the run's fuel
+ * are checked.
+ */
+async function runFlowCase(flavour, engine, kvBackend, testCase) {
+  const options = optionsFor(testCase, engine, kvBackend)
+  const packs = {}
+  for (const [name, sample] of Object.entries(testCase.flow_packs ?? {})) {
+    const loaded = await settle(flavour.load(packPath(sample), options, testCase))
+    if (loaded.error) return [`loading ${sample} failed with ${loaded.error.code}: ${loaded.error.message}`]
+    packs[name] = loaded.result
+  }
+  const run = async () => new Flow(testCase.flow, packs).run(testCase.flow_input ?? null, callOptions(testCase))
+  const { result, error } = await settle(run())
+  const problems = []
+  if (error) {
+    if (testCase.error === undefined) problems.push(`failed with ${error.code}: ${error.message}, expected success`)
+    else checkError(error, testCase, problems)
+    return problems
+  }
+  if (testCase.error !== undefined) {
+    problems.push(`succeeded with ${JSON.stringify(result.output)}, expected error ${testCase.error}`)
+    return problems
+  }
+  if (testCase.output_json !== undefined && !isDeepStrictEqual(result.output, testCase.output_json)) {
+    problems.push(`output_json ${JSON.stringify(result.output)}, expected ${JSON.stringify(testCase.output_json)}`)
+  }
+  const steps = result.steps.map(({ id, status }) => ({ id, status }))
+  if (testCase.steps !== undefined && !isDeepStrictEqual(steps, testCase.steps)) {
+    problems.push(`steps ${JSON.stringify(steps)}, expected ${JSON.stringify(testCase.steps)}`)
+  }
+  // The run's usage and every step's that ran record the run's context.
+  for (const usage of [result.usage, ...result.steps.map((step) => step.usage).filter((usage) => usage !== null)]) {
+    checkUsage(usage, { context: testCase.context }, problems)
+  }
+  checkFuel(engine, testCase.name, result.usage.fuel_consumed, problems)
+  return problems
+}
+
 async function runCase(flavour, engine, kvBackend, testCase) {
+  if (testCase.flow !== undefined) return runFlowCase(flavour, engine, kvBackend, testCase)
   // Options go to the binding as a copy of the plain object the case holds, with only the
   // engine (and for a `kv` case, the backend and a fresh store) added.
   const options = optionsFor(testCase, engine, kvBackend)

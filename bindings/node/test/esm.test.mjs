@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
-import packhost, { CancelledError, Pack, PackError, TimeoutError } from 'packhost'
+import packhost, { CancelledError, Flow, Pack, PackError, TimeoutError } from 'packhost'
 
 const require = createRequire(import.meta.url)
 const textTools = fileURLToPath(new URL('../../../plugins/dist/text_tools.wasm', import.meta.url))
@@ -14,6 +14,7 @@ const textTools = fileURLToPath(new URL('../../../plugins/dist/text_tools.wasm',
 test('named and default imports work and match require()', () => {
   const required = require('packhost')
   assert.equal(Pack, required.Pack)
+  assert.equal(Flow, required.Flow)
   assert.equal(PackError, required.PackError)
   assert.equal(TimeoutError, required.TimeoutError)
   assert.equal(CancelledError, required.CancelledError)

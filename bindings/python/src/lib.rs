@@ -5,6 +5,7 @@
 
 mod cancel;
 mod errors;
+mod flow;
 mod gil;
 mod host_fn;
 mod pack;
@@ -18,6 +19,7 @@ use pyo3::types::PyTuple;
 fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add_class::<pack::NativePack>()?;
+    module.add_class::<flow::NativeFlow>()?;
     module.add_class::<cancel::CancelToken>()?;
     module.add_class::<result::CallResult>()?;
     module.add_class::<result::Usage>()?;

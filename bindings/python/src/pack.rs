@@ -25,6 +25,13 @@ pub struct NativePack {
     pack: Pack,
 }
 
+impl NativePack {
+    /// The core pack, for a flow's steps (`flow.rs`).
+    pub fn pack(&self) -> &Pack {
+        &self.pack
+    }
+}
+
 #[pymethods]
 impl NativePack {
     /// Loads a pack from module bytes with options given as JSON text, lending it

@@ -7,7 +7,8 @@ case with a ``kv`` option runs on each engine once per key-value backend (``memo
 added and, for a ``kv`` case, ``kv.backend`` and a fresh ``kv.path`` (each unless the case
 set it). A case with ``cancel_after_ms`` makes its first call with a ``packhost.CancelToken``,
 cancelled before the call for 0, else by a timer thread that many milliseconds after the call
-starts.
+starts. A case with ``flow`` loads each of its ``flow_packs`` as a ``packhost.Pack`` the way
+a case loads its pack, makes a ``packhost.Flow`` of them and runs it once on ``flow_input``.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ import pytest
 import packhost
 from conftest import CONFORMANCE, DIST, SUITE_FUNCTIONS, pack_path
 
+# A flow case's own fields; it also takes options, host_functions, context and the
+# expectations output_json, error and message_contains.
+FLOW_FIELDS = {"flow", "flow_packs", "flow_input", "steps"}
 CASE_FIELDS = {
     "name", "pack", "packs", "pack_file", "extism_manifest", "options", "actions", "then",
     "host_functions",
     "export", "input", "input_repeat", "output", "output_json", "error",
     "message_contains", "return_code", "logs", "context", "cancel_after_ms", "host_calls",
     "kv_ops", "audit",
-}
-CALL_FIELDS = CASE_FIELDS - {
+} | FLOW_FIELDS
+CALL_FIELDS = CASE_FIELDS - FLOW_FIELDS - {
     "name", "pack", "packs", "pack_file", "extism_manifest", "options", "actions", "then",
     "host_functions",
 }
@@ -150,14 +154,15 @@ def check_logs(logs: Any, expect: Dict[str, Any]) -> List[str]:
     return [] if actual == expect["logs"] else [f"logs {actual}, expected {expect['logs']}"]
 
 
-def check_fuel(usage: packhost.Usage, engine: str, key: str) -> List[str]:
-    """Every successful call must burn what fuel.json records for it on this engine; a
-    missing entry fails, as in the Rust runner, so a stale fuel.json cannot pass unnoticed."""
+def check_fuel(fuel_consumed: int, engine: str, key: str) -> List[str]:
+    """Every successful call (or flow run) must burn what fuel.json records for it on this
+    engine; a missing entry fails, as in the Rust runner, so a stale fuel.json cannot pass
+    unnoticed."""
     wanted = FUEL.get(engine, {}).get(key)
     if wanted is None:
         return [f"no fuel.json entry for {key} on {engine} (bless with the Rust runner)"]
-    if usage.fuel_consumed != wanted:
-        return [f"fuel {usage.fuel_consumed}, expected {wanted} (fuel.json)"]
+    if fuel_consumed != wanted:
+        return [f"fuel {fuel_consumed}, expected {wanted} (fuel.json)"]
     return []
 
 
@@ -216,8 +221,37 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
         else:
             if actual != call["output_json"]:
                 problems.append(f"output_json {actual!r}, expected {call['output_json']!r}")
-    return (problems + check_logs(result.logs, call) + check_fuel(result.usage, engine, key)
+    return (problems + check_logs(result.logs, call)
+            + check_fuel(result.usage.fuel_consumed, engine, key)
             + check_usage(result.usage, call) + check_audit(result.audit, call))
+
+
+def run_flow(case: Dict[str, Any], engine: str, options: Any) -> List[str]:
+    """A flow case: its ``flow_packs`` loaded as a case's pack is, the flow made with them and
+    run once; on success its output, steps' statuses, contexts and total fuel checked."""
+    functions = SUITE_FUNCTIONS if case.get("host_functions") else None
+    packs = {name: packhost.Pack(pack_path(sample), options, functions=functions)
+             for name, sample in case["flow_packs"].items()}
+    context = case.get("context")
+    try:
+        result = packhost.Flow(case["flow"], packs).run(case.get("flow_input"), context=context)
+    except packhost.PackError as error:
+        if "error" not in case:
+            return [f"failed with {error.code}: {error.message}, expected success"]
+        return check_error(error, case)
+    if "error" in case:
+        return [f"succeeded with {result['output']!r}, expected error {case['error']}"]
+    problems = []
+    if "output_json" in case and result["output"] != case["output_json"]:
+        problems.append(f"output_json {result['output']!r}, expected {case['output_json']!r}")
+    steps = [{"id": step["id"], "status": step["status"]} for step in result["steps"]]
+    if "steps" in case and steps != case["steps"]:
+        problems.append(f"steps {steps}, expected {case['steps']}")
+    contexts = [result["usage"]["context"]] + [
+        step["usage"]["context"] for step in result["steps"] if step["usage"] is not None
+    ]
+    problems += [f"usage context {c!r}, expected {context!r}" for c in contexts if c != context]
+    return problems + check_fuel(result["usage"]["fuel_consumed"], engine, case["name"])
 
 
 def check_usage(usage: Any, expect: Dict[str, Any]) -> List[str]:
@@ -303,6 +337,10 @@ def test_conformance(
     # One options dict for the case's pack and any pack a ``then`` step names, so they
     # share the key-value store.
     options = options_for(case, engine, kv_backend, kv_folder)
+    if "flow" in case:
+        problems = run_flow(case, engine, options)
+        assert not problems, "\n".join(problems)
+        return
     try:
         functions = SUITE_FUNCTIONS if case.get("host_functions") else None
         pack = packhost.Pack(source(case), options, functions=functions)

@@ -3,8 +3,8 @@
 # Entry point of the packhost gem: run WebAssembly plugins ("packs") in a sandbox with hard
 # limits, with the same results as packhost's Rust, Node and Python hosts.
 #
-# This file loads the Ruby half (version, errors, results, host functions, CancelToken, Pack)
-# and the native extension, and owns the logger plugin log lines go to.
+# This file loads the Ruby half (version, errors, results, host functions, CancelToken, Pack,
+# Flow) and the native extension, and owns the logger plugin log lines go to.
 
 require "json"
 require "logger"
@@ -16,6 +16,7 @@ require_relative "packhost/host_function"
 require "packhost/packhost"
 require_relative "packhost/cancel_token"
 require_relative "packhost/pack"
+require_relative "packhost/flow"
 
 # Run WebAssembly plugins ("packs") on the Extism plugin ABI in a sandbox with hard limits.
 #

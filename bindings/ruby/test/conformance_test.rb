@@ -10,7 +10,10 @@
 # fresh store; a `then` step with a `pack` calls that sample pack, loaded with the run's
 # options, instead of the case's. A case's `cancel_after_ms` makes its first call with a
 # Packhost::CancelToken, cancelled before the call (0) or from another thread that many
-# milliseconds after it starts.
+# milliseconds after it starts. A case with a `flow` makes a Packhost::Flow over its
+# `flow_packs` (each sample pack loaded with the run's options) and runs it once on
+# `flow_input` with the case's context, checking the output, the steps' statuses, the
+# context every usage records and the run's total fuel.
 
 require "fileutils"
 require "tmpdir"
@@ -89,6 +92,8 @@ class ConformanceTest < Minitest::Test
     @engine = engine
     @label = self.class.run_label(engine, backend)
     options = options_for(kase, backend)
+    return check_flow(kase, options) if kase.key?("flow")
+
     pack = load_pack(kase, options)
     return if pack.nil? # The expected load error happened and was checked.
 
@@ -210,6 +215,40 @@ class ConformanceTest < Minitest::Test
     assert_audit(step, result.audit, label)
     assert expected_fuel.key?(key), "#{label}: no fuel.json entry (the Rust runner writes them)"
     assert_equal expected_fuel[key], result.usage.fuel_consumed, "#{label}: fuel (fuel.json)"
+  end
+
+  # A flow case: the flow made over its packs (each loaded with the run's options, and the
+  # suite's host functions when the case asks) and run once. Making or running it may fail
+  # only as `error` says; a successful run has the case's output and steps, records the
+  # case's context in its totals and in every step that ran, and burns the fuel fuel.json
+  # gives the case in all.
+  def check_flow(kase, options)
+    label = "#{kase['name']} [#{@label}]"
+    functions = kase["host_functions"] ? suite_functions : nil
+    packs = kase.fetch("flow_packs").transform_values do |sample|
+      Packhost::Pack.load(sample_pack(sample), options, functions: functions)
+    rescue Packhost::Error => e
+      flunk "#{label}: loading #{sample} failed: #{e.code}: #{e.message}"
+    end
+    begin
+      result = Packhost::Flow.new(kase.fetch("flow"), packs).run(kase["flow_input"], context: kase["context"])
+    rescue Packhost::Error => e
+      flunk "#{label}: flow failed unexpectedly: #{e.code}: #{e.message}" unless kase.key?("error")
+      assert_error_matches(kase, e, label)
+      return
+    end
+    flunk "#{label}: expected error #{kase['error']}, got output #{result['output'].inspect[0, 200]}" if kase.key?("error")
+    assert_equal kase["output_json"], result["output"], "#{label}: output_json" if kase.key?("output_json")
+    if kase.key?("steps")
+      assert_equal kase["steps"], result["steps"].map { |step| step.slice("id", "status") }, "#{label}: steps"
+    end
+    # The run's totals and each step's usage carry the context as a call's usage does.
+    [result["usage"], *result["steps"].filter_map { |step| step["usage"] }].each do |usage|
+      assert_usage(kase, Packhost::Usage.from_h(usage), label)
+    end
+    expected_fuel = EXPECTED_FUEL.fetch(@engine, {})
+    assert expected_fuel.key?(kase["name"]), "#{label}: no fuel.json entry (the Rust runner writes them)"
+    assert_equal expected_fuel[kase["name"]], result["usage"]["fuel_consumed"], "#{label}: fuel (fuel.json)"
   end
 
   # A null or absent `context` is the same call: no context. `cancel` is the call's

@@ -2,6 +2,7 @@
 // API; `tsc -p bindings/node/test/types` runs in ci.sh. Never executed.
 import {
   CancelledError,
+  Flow,
   HostFunctionError,
   Pack,
   PackError,
@@ -10,6 +11,8 @@ import {
   type AsyncCallOptions,
   type AuditEntry,
   type CallResult,
+  type FlowResult,
+  type FlowStep,
   type HostFunctions,
   type LogRecord,
   type PackStats,
@@ -101,7 +104,26 @@ async function cancelling(pack: Pack): Promise<string> {
   return ''
 }
 
+async function flows(text: Pack): Promise<number> {
+  const flow = new Flow(
+    {
+      name: 'shout_then_count',
+      steps: [
+        { id: 'shout', pack: 'text', action: 'uppercase', input: { $from: '/input/text' } },
+        { id: 'count', pack: 'text', action: 'count_vowels', input: { text: { $from: '/steps/shout/output' } } },
+      ],
+    },
+    { text },
+  )
+  const result: FlowResult = await flow.run({ text: 'hello' }, { context: { tenant: 'acme' }, signal: AbortSignal.timeout(1000) })
+  const ran: FlowStep[] = result.steps.filter((step) => step.status === 'ok')
+  const fuel = ran.reduce((sum, step) => sum + (step.usage?.fuel_consumed ?? 0), 0)
+  await new Flow('{"name": "one", "steps": []}', {}).run()
+  return flow.name.length + fuel + result.usage.steps_run + result.usage.steps_skipped + (result.output === null ? 0 : 1)
+}
+
 void tour
+void flows
 void cancelling
 void hostFunctions
 void accounting

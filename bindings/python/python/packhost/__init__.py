@@ -9,6 +9,7 @@ The same Rust core runs packs for every host language, so results, error codes a
 counts match the Rust, Node and Ruby hosts exactly.
 """
 
+from ._flow import Flow
 from ._host_fn import EXTISM_USER, HostCall, HostFn, host_fn
 from ._native import ERROR_CODES, CallResult, CancelToken, LogRecord, Usage, __version__
 from ._pack import TRACE, Input, Pack, Source, build_info
@@ -38,6 +39,7 @@ from .errors import (
 
 __all__ = [
     "Pack",
+    "Flow",
     "host_fn",
     "HostFn",
     "HostCall",

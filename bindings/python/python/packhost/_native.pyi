@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, final
 
 __all__ = [
     "NativePack",
+    "NativeFlow",
     "CancelToken",
     "CallResult",
     "Usage",
@@ -70,6 +71,25 @@ class NativePack:
         call_options_json: Optional[str] = None,
         cancel: Optional[CancelToken] = None,
     ) -> CallResult: ...
+
+@final
+class NativeFlow:
+    """A checked flow bound to the packs its steps call (``packhost.Flow`` wraps it)."""
+
+    @staticmethod
+    def from_json(definition_json: str, packs: List[Tuple[str, NativePack]]) -> NativeFlow:
+        """Reads a definition from JSON text and checks it against ``(name, pack)`` pairs."""
+    @property
+    def name(self) -> str:
+        """The flow's name, from its definition."""
+    def run(
+        self,
+        input_json: str,
+        call_options_json: Optional[str] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> str:
+        """Runs the flow on JSON text without the GIL; the result (``output``, ``steps``,
+        ``usage``) as JSON text."""
 
 # `CancelToken()` takes no arguments, as object's inherited constructor says: none declared.
 @final

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._host_fn import Functions, native_functions
 from ._native import CallResult, CancelToken, LogRecord, NativePack, build_info_json
@@ -254,15 +254,26 @@ class Pack:
             raise
 
     def _forward_logs(self, action: str, records: Sequence[LogRecord]) -> None:
-        logger = self._logger
-        extra = {"packhost_pack": self._native.name, "packhost_action": action}
-        for record in records:
-            level = _LOGGING_LEVELS.get(record.level, logging.INFO)
-            if logger.isEnabledFor(level):
-                logger.log(level, "%s", record.message, extra=extra)
+        forward_logs(
+            self._logger,
+            self._native.name,
+            action,
+            ((record.level, record.message) for record in records),
+        )
 
     def __repr__(self) -> str:
         return f"<packhost.Pack {self.name} {self.version} id={self.id[:12]}>"
+
+
+def forward_logs(
+    logger: logging.Logger, pack_name: str, action: str, records: Iterable[Tuple[str, str]]
+) -> None:
+    """Sends a call's log lines, ``(level, message)`` pairs, to ``logger`` at their level."""
+    extra = {"packhost_pack": pack_name, "packhost_action": action}
+    for level_name, message in records:
+        level = _LOGGING_LEVELS.get(level_name, logging.INFO)
+        if logger.isEnabledFor(level):
+            logger.log(level, "%s", message, extra=extra)
 
 
 def _options_json(options: Optional[Mapping[str, Any]], fields: Mapping[str, Any]) -> str:

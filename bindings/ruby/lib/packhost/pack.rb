@@ -236,6 +236,11 @@ module Packhost
       "#<#{self.class} #{name} #{version} id=#{id[0, 12]}>"
     end
 
+    # @api private
+    # @return [Array<Proc>, nil] the adapters of the host functions lent to this pack, which
+    #   {#call} (and a {Flow} running this pack) hands to the native extension; nil when none
+    attr_reader :host_adapters
+
     # @!method id
     #   @return [String] the SHA-256 of the module bytes in lowercase hex: the pack's identity
     # @!method actions
@@ -247,7 +252,7 @@ module Packhost
     #     for, narrowed by the `allowed_hosts` option (a plugin without a manifest gets the
     #     whole option)
 
-    private :__call, :__manifest_json, :__stats_json
+    private :__call, :__manifest_json, :__stats_json, :host_adapters
     private_class_method :__load_bytes, :__load_file, :__load_extism_manifest
   end
 end

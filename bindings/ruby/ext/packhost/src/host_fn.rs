@@ -10,9 +10,14 @@
 //! thread holds it, and a handler finds its adapter there by index. The Array is a method
 //! argument for the whole call, so Ruby's GC neither frees nor moves it, and the adapter is
 //! read from it afresh each time.
+//!
+//! A flow run calls several packs, so its frame holds an Array of their adapter Arrays
+//! instead, and each pack's functions carry the number of the load that lent them (its
+//! "lender"): a handler finds its pack's Array by that number, then its adapter by index.
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use magnus::error::{ErrorType, RubyUnavailableError, Tag};
 use magnus::value::{BoxValue, Opaque};
@@ -33,32 +38,45 @@ pub(crate) enum Failure {
     Jumped(Error),
 }
 
-/// One pack call in progress on this thread.
+/// One pack call (or flow run) in progress on this thread.
 struct Frame {
-    /// The pack's adapters, in the order its functions were registered.
+    /// For a pack call, the pack's adapters, in the order its functions were registered.
+    /// For a flow run, an Array holding each of its packs' adapter Arrays (nil for a pack
+    /// that lends none), in the order of `lenders`.
     adapters: Option<Opaque<RArray>>,
+    /// For a flow run, the lender number of each of its packs; `None` for a pack call,
+    /// whose handlers are all its own pack's.
+    lenders: Option<Vec<u64>>,
     /// How a handler failed, if one did; the first failure ends the call.
     failure: Option<Failure>,
 }
 
+/// The next lender number: each load's functions get their own, kept through reloads
+/// (the next version lends the same functions), so a handler called in a flow run finds
+/// its own pack's adapters among the run's.
+static NEXT_LENDER: AtomicU64 = AtomicU64::new(1);
+
 thread_local! {
-    /// The pack calls in progress on this thread, innermost last. The core runs a handler
-    /// on the thread of the call that invoked it, so the innermost frame is always the
-    /// handler's own call's; calls nest when a handler calls a pack.
+    /// The pack calls (and flow runs) in progress on this thread, innermost last. The core
+    /// runs a handler on the thread of the call that invoked it, so the innermost frame is
+    /// always the handler's own call's (or its flow run's); calls nest when a handler calls
+    /// a pack.
     static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The core functions for `(namespace, name)` pairs, the N-th running the N-th adapter of
-/// the calls it serves.
-pub(crate) fn host_functions(specs: Vec<(String, String)>) -> Vec<HostFunction> {
-    specs
+/// the calls it serves, and the lender number they carry (see [`scope_flow`]).
+pub(crate) fn host_functions(specs: Vec<(String, String)>) -> (u64, Vec<HostFunction>) {
+    let lender = NEXT_LENDER.fetch_add(1, Ordering::Relaxed);
+    let functions = specs
         .into_iter()
         .enumerate()
         .map(|(index, (namespace, name))| {
-            HostFunction::bytes(name, move |call, input| run(index, call, input))
+            HostFunction::bytes(name, move |call, input| run(lender, index, call, input))
                 .with_namespace(namespace)
         })
-        .collect()
+        .collect();
+    (lender, functions)
 }
 
 /// Runs `call`, one pack call, as the innermost call on this thread,
@@ -69,9 +87,30 @@ pub(crate) fn scope<T>(
     adapters: Option<Opaque<RArray>>,
     call: impl FnOnce() -> T,
 ) -> (std::thread::Result<T>, Option<Failure>) {
+    enter(adapters, None, call)
+}
+
+/// [`scope`] for a flow run: `adapters` holds the adapter Array (or nil) of each pack the
+/// flow calls, in the order of `lenders`, their lender numbers. Only steps that run on this
+/// thread find them: a step in a `parallel` branch other than the first runs on a thread
+/// Ruby does not know, where no handler can run.
+pub(crate) fn scope_flow<T>(
+    adapters: Option<Opaque<RArray>>,
+    lenders: Vec<u64>,
+    call: impl FnOnce() -> T,
+) -> (std::thread::Result<T>, Option<Failure>) {
+    enter(adapters, Some(lenders), call)
+}
+
+fn enter<T>(
+    adapters: Option<Opaque<RArray>>,
+    lenders: Option<Vec<u64>>,
+    call: impl FnOnce() -> T,
+) -> (std::thread::Result<T>, Option<Failure>) {
     FRAMES.with(|frames| {
         frames.borrow_mut().push(Frame {
             adapters,
+            lenders,
             failure: None,
         })
     });
@@ -90,8 +129,14 @@ struct CallInfo<'a> {
     context: &'a serde_json::Value,
 }
 
-/// One call of the host function whose adapter is the `index`-th, from inside a pack call.
-fn run(index: usize, call: &HostCall<'_>, input: &[u8]) -> Result<Vec<u8>, HostFnError> {
+/// One call of the host function whose adapter is the `index`-th of the pack whose load
+/// numbered its functions `lender`, from inside a pack call or a flow run.
+fn run(
+    lender: u64,
+    index: usize,
+    call: &HostCall<'_>,
+    input: &[u8],
+) -> Result<Vec<u8>, HostFnError> {
     // Written before the GVL is taken: the less done holding it, the better.
     let info = serde_json::to_string(&CallInfo {
         pack_name: call.pack_name,
@@ -105,10 +150,10 @@ fn run(index: usize, call: &HostCall<'_>, input: &[u8]) -> Result<Vec<u8>, HostF
         Err(RubyUnavailableError::GvlUnlocked) => with_gvl(|| {
             // SAFETY: `rb_thread_call_with_gvl` runs this on a Ruby thread holding the GVL.
             let ruby = unsafe { Ruby::get_unchecked() };
-            run_adapter(&ruby, index, input, &info)
+            run_adapter(&ruby, lender, index, input, &info)
         })
         .unwrap_or_else(|payload| Err(HostFnError::with_class(panic_message(&*payload), "panic"))),
-        Ok(ruby) => run_adapter(&ruby, index, input, &info),
+        Ok(ruby) => run_adapter(&ruby, lender, index, input, &info),
         Err(RubyUnavailableError::NonRubyThread) => Err(HostFnError::new(
             "a Ruby handler was called on a thread Ruby does not know",
         )),
@@ -119,13 +164,13 @@ fn run(index: usize, call: &HostCall<'_>, input: &[u8]) -> Result<Vec<u8>, HostF
 /// holding the GVL, and returns the bytes of the String it returns.
 fn run_adapter(
     ruby: &Ruby,
+    lender: u64,
     index: usize,
     input: &[u8],
     info: &str,
 ) -> Result<Vec<u8>, HostFnError> {
-    let adapters = FRAMES.with(|frames| frames.borrow().last().and_then(|frame| frame.adapters));
-    let adapter = adapters
-        .and_then(|adapters| ruby.get_inner(adapters).entry::<Value>(index as isize).ok())
+    let adapter = adapters_of(ruby, lender)
+        .and_then(|adapters| adapters.entry::<Value>(index as isize).ok())
         .filter(|adapter| !adapter.is_nil())
         .ok_or_else(|| HostFnError::new("the call carries no handler for this host function"))?;
     // A protected call: what the handler raises or throws comes back as an `Err`, never as a
@@ -145,6 +190,30 @@ fn run_adapter(
             )),
         },
         Err(err) => Err(failed(err)),
+    }
+}
+
+/// The adapters of the pack whose functions `lender` numbered, from the innermost frame on
+/// this thread: a pack call's own Array, or for a flow run, that pack's entry of the run's
+/// Array (read afresh, as the GC may have moved it). No borrow of the frames is held once
+/// this returns, so the handler may push frames of its own.
+fn adapters_of(ruby: &Ruby, lender: u64) -> Option<RArray> {
+    let (adapters, position) = FRAMES.with(|frames| {
+        let frames = frames.borrow();
+        let frame = frames.last()?;
+        let position = match &frame.lenders {
+            None => None,
+            Some(lenders) => Some(lenders.iter().position(|&each| each == lender)?),
+        };
+        Some((frame.adapters?, position))
+    })?;
+    let adapters = ruby.get_inner(adapters);
+    match position {
+        None => Some(adapters),
+        Some(position) => adapters
+            .entry::<Value>(position as isize)
+            .ok()
+            .and_then(RArray::from_value),
     }
 }
 

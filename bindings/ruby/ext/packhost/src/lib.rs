@@ -1,4 +1,4 @@
-//! packhost for Ruby: the native extension behind `Packhost::Pack` and
+//! packhost for Ruby: the native extension behind `Packhost::Pack`, `Packhost::Flow` and
 //! `Packhost::CancelToken`.
 //!
 //! This crate only converts values and maps errors; every behaviour (limits, grants,
@@ -9,6 +9,7 @@
 mod cancel;
 mod convert;
 mod errors;
+mod flow;
 mod gvl;
 mod host_fn;
 mod pack;
@@ -19,9 +20,9 @@ mod registry;
 mod entry {
     use magnus::{prelude::*, Error, Ruby};
 
-    /// Defines `Packhost::Pack` (native methods only), `Packhost::CancelToken` and the
-    /// constants the Ruby half checks itself against, when `require "packhost/packhost"`
-    /// loads the library.
+    /// Defines `Packhost::Pack` and `Packhost::Flow` (native methods only),
+    /// `Packhost::CancelToken` and the constants the Ruby half checks itself against, when
+    /// `require "packhost/packhost"` loads the library.
     #[magnus::init(name = "packhost")]
     fn init(ruby: &Ruby) -> Result<(), Error> {
         let module = ruby.define_module("Packhost")?;
@@ -33,6 +34,7 @@ mod entry {
         module.const_set("ERROR_CODES", codes)?;
         module.define_module_function("build_info", magnus::function!(build_info, 0))?;
         crate::pack::init(ruby, module)?;
+        crate::flow::init(ruby, module)?;
         crate::cancel::init(ruby, module)?;
         crate::errors::init(ruby, module)?;
         crate::registry::init(module)?;

@@ -20,10 +20,13 @@ use crate::host_fn::{host_functions, scope, Failure};
 
 /// A loaded pack, owned by a Ruby object. Freed when Ruby collects the object.
 #[magnus::wrap(class = "Packhost::Pack", free_immediately, size)]
-struct RbPack {
+pub(crate) struct RbPack {
     /// Behind a lock so `#reload` can swap the next version in while other threads call
     /// (each call takes its own handle first, so it finishes on the version it started on).
     pack: RwLock<Pack>,
+    /// The number its host functions carry (`host_fn`), the same for every version: a flow
+    /// run finds this pack's adapters by it.
+    lender: u64,
     /// Bytes this object keeps alive outside Ruby's heap, reported to Ruby's GC so a loop
     /// that loads many packs triggers collection as their memory grows.
     external_bytes: AtomicIsize,
@@ -72,8 +75,8 @@ fn load_bytes(
         // SAFETY: the slice is copied before anything else can run Ruby code.
         let bytes = unsafe { bytes.as_slice() }.to_vec();
         let size = bytes.len();
-        let functions = host_functions(functions);
-        load_with(ruby, size, move || {
+        let (lender, functions) = host_functions(functions);
+        load_with(ruby, size, lender, move || {
             Pack::load_with(&bytes, PackOptions::from_json(&options_json)?, functions)
         })
     })
@@ -89,8 +92,8 @@ fn load_file(
 ) -> Result<RbPack, Error> {
     guard(ruby, |ruby| {
         let size = std::fs::metadata(&path).map_or(0, |meta| meta.len() as usize);
-        let functions = host_functions(functions);
-        load_with(ruby, size, move || {
+        let (lender, functions) = host_functions(functions);
+        load_with(ruby, size, lender, move || {
             packhost_oci::register();
             Pack::load_reference(&path, PackOptions::from_json(&options_json)?, functions)
         })
@@ -106,8 +109,8 @@ fn load_extism_manifest(
     functions: Vec<(String, String)>,
 ) -> Result<RbPack, Error> {
     guard(ruby, |ruby| {
-        let functions = host_functions(functions);
-        load_with(ruby, manifest_json.len(), move || {
+        let (lender, functions) = host_functions(functions);
+        load_with(ruby, manifest_json.len(), lender, move || {
             Pack::load_extism_manifest(
                 &manifest_json,
                 PackOptions::from_json(&options_json)?,
@@ -117,10 +120,12 @@ fn load_extism_manifest(
     })
 }
 
-/// Runs a load without the GVL (validating a module takes milliseconds) and wraps the pack.
+/// Runs a load without the GVL (validating a module takes milliseconds) and wraps the pack,
+/// whose host functions carry `lender`.
 fn load_with(
     ruby: &Ruby,
     size: usize,
+    lender: u64,
     load: impl FnOnce() -> packhost::Result<Pack>,
 ) -> Result<RbPack, Error> {
     let pack = without_gvl(load)
@@ -131,6 +136,7 @@ fn load_with(
     unsafe { rb_sys::rb_gc_adjust_memory_usage(external_bytes as _) };
     Ok(RbPack {
         pack: RwLock::new(pack),
+        lender,
         external_bytes: AtomicIsize::new(external_bytes),
     })
 }
@@ -138,11 +144,16 @@ fn load_with(
 impl RbPack {
     /// The version calls run on now: a handle of its own, so a reload during the call
     /// leaves it alone.
-    fn current(&self) -> Pack {
+    pub(crate) fn current(&self) -> Pack {
         self.pack
             .read()
             .unwrap_or_else(|poison| poison.into_inner())
             .clone()
+    }
+
+    /// The number this pack's host functions carry (see `host_fn::scope_flow`).
+    pub(crate) fn lender(&self) -> u64 {
+        self.lender
     }
 
     /// Loads the next version from module bytes (without the GVL) and swaps it in.
@@ -174,7 +185,8 @@ impl RbPack {
         size: usize,
         load: impl FnOnce() -> packhost::Result<Pack>,
     ) -> Result<(), Error> {
-        let next = load_with(ruby, size, load)?;
+        // The next version lends the same functions, so it keeps this pack's lender.
+        let next = load_with(ruby, size, self.lender, load)?;
         let next_pack = next
             .pack
             .read()
@@ -337,8 +349,9 @@ impl RbPack {
 /// an error goes on as it began once the pack is out of the way: a `throw` or a killed
 /// thread resumes, and an exception outside `StandardError` (`Interrupt`, `SystemExit`) is
 /// raised as it is. Anything else becomes the core error's exception, a
-/// `Packhost::HostFunctionError` carrying the handler's exception.
-fn call_error(ruby: &Ruby, err: &packhost::Error, failure: Option<Failure>) -> Error {
+/// `Packhost::HostFunctionError` carrying the handler's exception. Flow runs (`flow.rs`)
+/// raise their errors through it too.
+pub(crate) fn call_error(ruby: &Ruby, err: &packhost::Error, failure: Option<Failure>) -> Error {
     match failure {
         Some(Failure::Jumped(jump)) => jump,
         Some(Failure::Raised(exception))
