@@ -128,8 +128,9 @@ def runner_section(lines):
         "`POST /v1/execute` of `packhost serve` on `bench.wasm`'s `echo` with a 1 KiB input, driven by",
         "wrk (one thread per connection up to two) for the same time at each connection count, next to a",
         "bare endpoint of the same HTTP stack (axum on tokio, `runner/examples/bare_echo.rs`) echoing the",
-        "same 1 KiB. The runner runs with the defaults (`isolation: \"call\"`, a fresh instance per",
-        "call); the warm rows reuse instances (`isolation: \"pack\"`), for comparison only.\n",
+        "same 1 KiB. The runner runs with its defaults (`isolation: \"context\"`: a tenant's calls reuse",
+        "warm instances, calls run on the async worker when the core expects them short); the fresh rows",
+        "give every call a fresh instance (`isolation: \"call\"`), for comparison only.\n",
         "| connections | server | requests/s | p50 us | p99 us | throughput / bare | p99 / bare | target |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -139,7 +140,7 @@ def runner_section(lines):
             continue
         out.append(f"| {connections} | bare axum echo | {float(bare['rps']):,.0f} | {bare['p50_us']} | "
                    f"{bare['p99_us']} | | | reference |")
-        for server, title in (("runner", "packhost serve"), ("runner_warm", "packhost serve, warm")):
+        for server, title in (("runner", "packhost serve"), ("runner_fresh", "packhost serve, fresh instances")):
             run = runs.get((server, connections))
             if run is None:
                 continue

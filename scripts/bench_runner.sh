@@ -53,28 +53,28 @@ print("wrk.body = " + json.dumps(body))
 PY
 done
 
-# Two runners: the defaults users get (isolation "call", a fresh instance per call) and
-# isolation "pack" (warm instances reused), logs off in both.
+# Two runners: the defaults users get (the runner's isolation "context": a tenant's calls
+# reuse warm instances) and isolation "call" (a fresh instance per call), logs off in both.
 runner_port="$(free_port)"
 "$target_dir/release/packhost" serve plugins/dist/bench.wasm --listen "127.0.0.1:$runner_port" \
   --options '{"log_level": "off"}' 2>"$scratch/runner.log" &
 pids+=($!)
-warm_port="$(free_port)"
-"$target_dir/release/packhost" serve plugins/dist/bench.wasm --listen "127.0.0.1:$warm_port" \
-  --options '{"log_level": "off", "isolation": "pack"}' 2>"$scratch/warm.log" &
+fresh_port="$(free_port)"
+"$target_dir/release/packhost" serve plugins/dist/bench.wasm --listen "127.0.0.1:$fresh_port" \
+  --options '{"log_level": "off", "isolation": "call"}' 2>"$scratch/fresh.log" &
 pids+=($!)
 bare_port="$(free_port)"
 "$target_dir/release/examples/bare_echo" "127.0.0.1:$bare_port" 2>"$scratch/bare.log" &
 pids+=($!)
 wait_ready "http://127.0.0.1:$runner_port/v1/execute" "$scratch/runner.body"
-wait_ready "http://127.0.0.1:$warm_port/v1/execute" "$scratch/runner.body"
+wait_ready "http://127.0.0.1:$fresh_port/v1/execute" "$scratch/runner.body"
 wait_ready "http://127.0.0.1:$bare_port/echo" "$scratch/bare.body"
 
 # wrk's "Requests/sec" and its latency percentiles (--latency), as microseconds.
 measure() {
   local kind="$1" url="$2" connections="$3"
   wrk -t "$(( connections < 2 ? 1 : 2 ))" -c "$connections" -d "${seconds}s" --latency \
-    -s "$scratch/${kind%_warm}.lua" "$url" >"$scratch/wrk.out"
+    -s "$scratch/${kind%_fresh}.lua" "$url" >"$scratch/wrk.out"
   python3 - "$kind" "$connections" "$scratch/wrk.out" <<'PY'
 import re, sys
 kind, connections, path = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -95,5 +95,5 @@ for connections in 1 16 64; do
   # Bare and runner alternate, so drift on a shared machine touches both alike.
   measure bare "http://127.0.0.1:$bare_port/echo" "$connections" | tee -a "$results"
   measure runner "http://127.0.0.1:$runner_port/v1/execute" "$connections" | tee -a "$results"
-  measure runner_warm "http://127.0.0.1:$warm_port/v1/execute" "$connections" | tee -a "$results"
+  measure runner_fresh "http://127.0.0.1:$fresh_port/v1/execute" "$connections" | tee -a "$results"
 done

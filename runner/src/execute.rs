@@ -319,24 +319,49 @@ pub(crate) async fn invoke(
     input: Vec<u8>,
     context: Value,
 ) -> std::result::Result<CallOutput, Failure> {
-    run_admitted(in_flight, tenant, context, move |options| {
+    let where_to_run = if pack.expects_short(&action) {
+        RunOn::Worker
+    } else {
+        RunOn::BlockingPool
+    };
+    run_admitted(in_flight, tenant, context, where_to_run, move |options| {
         pack.call_with_options(&action, &input, &options)
     })
     .await
 }
 
+/// Where admitted work runs.
+enum RunOn {
+    /// On the async worker that admitted it: for a call the core expects to end within
+    /// microseconds ([`Pack::expects_short`]), which the hop to the blocking pool and back
+    /// would cost several times over. It cannot be cancelled when its client goes away,
+    /// since the handler cannot be dropped while it runs, and needs not be.
+    Worker,
+    /// On tokio's blocking pool, cancelled if its client goes away.
+    BlockingPool,
+}
+
 /// Runs `work` (a call, a flow) for a tenant: admitted under its limits, counted in flight
-/// (for a drain), on tokio's blocking pool, with call options holding `context` and a token
-/// that cancels it if the request is abandoned.
+/// (for a drain), with call options holding `context`, where `run_on` says; on the
+/// blocking pool, with a token that cancels it if the request is abandoned.
 async fn run_admitted<T: Send + 'static>(
     in_flight: InFlight,
     tenant: &Tenant,
     context: Value,
+    run_on: RunOn,
     work: impl FnOnce(CallOptions) -> packhost::Result<T> + Send + 'static,
 ) -> std::result::Result<T, Failure> {
     let permit = tenant
         .admit()
         .map_err(|why| Failure::new("quota_exceeded", why))?;
+    if let RunOn::Worker = run_on {
+        let _held = (permit, in_flight);
+        let options = CallOptions {
+            context,
+            cancel: None,
+        };
+        return work(options).map_err(Failure::from);
+    }
     let cancel = CancelToken::new();
     let abandoned = CancelWhenAbandoned(Some(cancel.clone()));
     let done = tokio::task::spawn_blocking(move || {
@@ -409,9 +434,14 @@ async fn run_flow(
     let context = tenant
         .context_for(request.context)
         .map_err(|why| Failure::new("bad_request", why))?;
-    run_admitted(in_flight, &tenant, context, move |options| {
-        flow.run(&*catalogue, request.input, &options)
-    })
+    // A flow makes several calls and may start threads (branches, deadlines): never inline.
+    run_admitted(
+        in_flight,
+        &tenant,
+        context,
+        RunOn::BlockingPool,
+        move |options| flow.run(&*catalogue, request.input, &options),
+    )
     .await
 }
 
@@ -532,8 +562,7 @@ fn input_bytes(
         (None, Some(text)) => base64::engine::general_purpose::STANDARD
             .decode(text)
             .map_err(|err| Failure::new("bad_request", format!("input_base64: {err}"))),
-        (Some(Value::String(text)), None) if encoding != Encoding::Json => Ok(text.into_bytes()),
-        (Some(value), None) => Ok(serde_json::to_vec(&value).unwrap_or_default()),
+        (Some(value), None) => Ok(encoding.input_from_value(&value)),
         (None, None) => Ok(Vec::new()),
     }
 }

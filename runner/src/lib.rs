@@ -35,7 +35,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use packhost::{Error, ErrorKind, Result};
 
-pub use config::{RunnerConfig, TenantConfig, ADMIN_TOKEN_ENV, ANONYMOUS, TOKENS_ENV};
+pub use config::{
+    RunnerConfig, TenantConfig, ADMIN_TOKEN_ENV, ANONYMOUS, RUNNER_ISOLATION, TOKENS_ENV,
+};
 pub use execute::{status_of, RUNNER_ERROR_CODES};
 pub use mcp::{serve_stdio as serve_mcp_stdio, PROTOCOL_VERSIONS as MCP_PROTOCOL_VERSIONS};
 

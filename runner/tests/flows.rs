@@ -70,6 +70,11 @@ fn run_case(case: &Value, engine: &str, fuel: &Value, folder: &Path) -> Vec<Stri
     if options.get("engine").is_none() {
         options["engine"] = json!(engine);
     }
+    // The hosts load with the core's default isolation; the runner's own default
+    // ("context") would reuse instances between steps and bill start-up code once.
+    if options.get("isolation").is_none() {
+        options["isolation"] = json!("call");
+    }
     let mut names = Map::new();
     let mut packs = Vec::new();
     for (alias, sample_name) in case["flow_packs"].as_object().unwrap() {

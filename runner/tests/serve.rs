@@ -215,6 +215,38 @@ fn tenants_need_their_token_and_cannot_pose_as_another() {
 }
 
 #[test]
+fn a_tenants_calls_share_warm_instances_and_no_other_tenant_sees_them() {
+    let runner = start(json!([
+        {"name": "acme", "token": ACME_TOKEN},
+        {"name": "beta", "token": BETA_TOKEN},
+    ]));
+    // `remember` answers what its instance was given last (in its memory and in a var).
+    let remember = |token, input: &str| {
+        let request = json!({"pack": "hostile", "action": "remember", "input": input});
+        let (status, answer) = execute(&runner, Some(token), request);
+        assert_eq!(status, 200, "{answer}");
+        answer["output"].as_str().unwrap().to_string()
+    };
+    assert_eq!(remember(ACME_TOKEN, "acme secret"), "|");
+    assert_eq!(
+        remember(BETA_TOKEN, "beta"),
+        "|",
+        "beta never gets acme's instance"
+    );
+    assert_eq!(remember(ACME_TOKEN, "again"), "acme secret|acme secret");
+    // Many more calls of acme's, most on the async worker: all on acme's warm instance.
+    for round in 0..20 {
+        assert_eq!(
+            remember(ACME_TOKEN, "again"),
+            "again|again",
+            "round {round}"
+        );
+    }
+    assert_eq!(remember(BETA_TOKEN, "beta again"), "beta|beta");
+    runner.stop().unwrap();
+}
+
+#[test]
 fn a_tenant_over_its_concurrency_gets_429_while_others_still_run() {
     let runner = start_with(
         json!([

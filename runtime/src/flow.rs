@@ -19,13 +19,17 @@ use serde_json::{Map, Value};
 use crate::cancel::CancelToken;
 use crate::capabilities::audit::AuditEntry;
 use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::Encoding;
 use crate::options::CallOptions;
 use crate::pack::Pack;
 use crate::usage::{LogRecord, Usage};
 
 /// Most steps one flow may hold, parallel branches included: a definition is data a host
 /// may accept from its users, and each step may start a thread.
-pub const MAX_FLOW_STEPS: usize = 256;
+pub const MAX_FLOW_STEPS: usize = 64;
+
+/// Most branches one `parallel` may have: each runs on a thread and instance of its own.
+pub const MAX_PARALLEL_BRANCHES: usize = 16;
 
 /// The packs a flow's steps name, looked up at each run.
 pub trait FlowPacks: Sync {
@@ -81,7 +85,8 @@ enum Node {
 struct Step {
     /// Position in [`Flow::steps`].
     index: usize,
-    input: Template,
+    /// `None`: the step sends no input.
+    input: Option<Template>,
     condition: Option<Condition>,
     timeout: Option<Duration>,
 }
@@ -247,12 +252,31 @@ struct StepDef {
     id: String,
     pack: String,
     action: String,
-    #[serde(default)]
-    input: Value,
+    /// Absent is no input at all; `null` is a value.
+    #[serde(default, deserialize_with = "present")]
+    input: Option<Value>,
     #[serde(default, rename = "if")]
     condition: Option<Map<String, Value>>,
     #[serde(default)]
     timeout_ms: Option<u64>,
+}
+
+/// Reads a field that is present, `null` included, as `Some` (serde reads `null` as `None`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+/// A `timeout_ms` of a flow or step: at least one millisecond.
+fn timeout(flow: &str, place: &str, millis: Option<u64>) -> Result<Option<Duration>> {
+    match millis {
+        Some(0) => Err(invalid(
+            flow,
+            format!("{place}: timeout_ms must be at least 1"),
+        )),
+        other => Ok(other.map(Duration::from_millis)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -318,7 +342,7 @@ impl Flow {
         };
         let steps = reader.steps;
         Ok(Flow {
-            timeout: def.timeout_ms.map(Duration::from_millis),
+            timeout: timeout(&def.name, "the flow", def.timeout_ms)?,
             description: def.description,
             name: def.name,
             nodes,
@@ -354,11 +378,9 @@ impl Flow {
             if !pack.actions().contains(&step.action.as_str()) {
                 return Err(Error::new(
                     ErrorKind::ActionNotFound,
-                    format!(
-                        "flow {:?}, step {:?}: pack {:?} has no action {:?}",
-                        self.name, step.id, step.pack, step.action
-                    ),
-                ));
+                    format!("pack {:?} has no action {:?}", step.pack, step.action),
+                )
+                .in_flow_step(&self.name, &step.id));
             }
         }
         Ok(())
@@ -366,10 +388,8 @@ impl Flow {
 
     fn find_pack(&self, packs: &dyn FlowPacks, step: &StepInfo) -> Result<Pack> {
         packs.pack(&step.pack).ok_or_else(|| {
-            invalid(
-                &self.name,
-                format!("step {:?}: no pack named {:?}", step.id, step.pack),
-            )
+            Error::invalid_options(format!("no pack named {:?}", step.pack))
+                .in_flow_step(&self.name, &step.id)
         })
     }
 }
@@ -384,8 +404,11 @@ impl Reader<'_> {
             if is_parallel {
                 let def: ParallelDef = serde_json::from_value(value)
                     .map_err(|err| invalid(self.flow, format!("parallel: {err}")))?;
-                if def.parallel.len() < 2 {
-                    return Err(invalid(self.flow, "parallel needs at least two branches"));
+                if !(2..=MAX_PARALLEL_BRANCHES).contains(&def.parallel.len()) {
+                    return Err(invalid(
+                        self.flow,
+                        format!("parallel needs 2 to {MAX_PARALLEL_BRANCHES} branches"),
+                    ));
                 }
                 let mut joined = visible.clone();
                 let mut branches = Vec::with_capacity(def.parallel.len());
@@ -434,7 +457,11 @@ impl Reader<'_> {
             ));
         }
         let place = format!("step {id:?}");
-        let input = self.template(def.input, visible, &place)?;
+        let input = match def.input {
+            Some(value) => Some(self.template(value, visible, &place)?),
+            None => None,
+        };
+        let step_timeout = timeout(self.flow, &place, def.timeout_ms)?;
         let condition = match def.condition {
             Some(map) => Some(self.condition(map, visible, &place)?),
             None => None,
@@ -449,7 +476,7 @@ impl Reader<'_> {
             index,
             input,
             condition,
-            timeout: def.timeout_ms.map(Duration::from_millis),
+            timeout: step_timeout,
         })
     }
 
@@ -702,7 +729,9 @@ impl Flow {
             return Err(CancelToken::error());
         }
         let output = match &self.output {
-            Some(template) => run.fill(template, "output")?,
+            Some(template) => run
+                .fill(template)
+                .map_err(|why| invalid(&self.name, format!("output: {why}")))?,
             None => last
                 .and_then(|id| lock(&run.outputs).get(&id).cloned())
                 .unwrap_or(Value::Null),
@@ -790,12 +819,27 @@ impl Run<'_> {
                 },
                 Node::Parallel(branches) => {
                     std::thread::scope(|scope| {
-                        let (first, rest) = branches.split_first().expect("two branches");
-                        let others: Vec<_> = rest
-                            .iter()
-                            .map(|branch| scope.spawn(move || self.nodes(branch)))
-                            .collect();
-                        self.nodes(first);
+                        // The calling thread takes the first branch, and any no thread could
+                        // be started for (the host is out of threads): slower, never wrong.
+                        let mut here = Vec::new();
+                        let mut others = Vec::new();
+                        for (index, branch) in branches.iter().enumerate() {
+                            let started = (index > 0)
+                                .then(|| {
+                                    std::thread::Builder::new()
+                                        .name("packhost-flow".into())
+                                        .spawn_scoped(scope, move || self.nodes(branch))
+                                        .ok()
+                                })
+                                .flatten();
+                            match started {
+                                Some(handle) => others.push(handle),
+                                None => here.push(branch),
+                            }
+                        }
+                        for branch in here {
+                            self.nodes(branch);
+                        }
                         for handle in others {
                             if handle.join().is_err() {
                                 self.fail(Error::new(
@@ -825,18 +869,29 @@ impl Run<'_> {
     /// Runs one step; false when its condition kept it from running.
     fn step(&self, step: &Step) -> Result<bool> {
         let info = &self.flow.steps[step.index];
-        let named = |err: Error| self.flow.step_error(info, err);
+        let named = |err: Error| err.in_flow_step(&self.flow.name, &info.id);
         if let Some(condition) = &step.condition {
             if !self.holds(condition) {
                 return Ok(false);
             }
         }
         let pack = self.flow.find_pack(self.packs, info)?;
-        let input = self.fill(&step.input, &info.id)?;
-        let input = match input {
-            Value::Null => Vec::new(),
-            Value::String(text) => text.into_bytes(),
-            other => serde_json::to_vec(&other).unwrap_or_default(),
+        // Values cross as the action's manifest says, as through the runner's `/v1/execute`.
+        let (input_encoding, output_encoding) = pack
+            .manifest()
+            .actions
+            .iter()
+            .find(|spec| spec.name == info.action)
+            .map_or((Encoding::Bytes, Encoding::Bytes), |spec| {
+                (spec.input.encoding, spec.output.encoding)
+            });
+        let input = match &step.input {
+            Some(template) => input_encoding.input_from_value(
+                &self
+                    .fill(template)
+                    .map_err(|why| named(Error::invalid_options(why)))?,
+            ),
+            None => Vec::new(),
         };
         let now = Instant::now();
         let deadline = match (self.deadline, step.timeout) {
@@ -860,12 +915,20 @@ impl Run<'_> {
                 // Both engines stop a call when its token is cancelled, so a deadline shorter
                 // than the pack's own timeout is one cancel, read back as `timeout` below.
                 let (done, fired, cancel) = (&done, &fired, &cancel);
-                scope.spawn(move || {
-                    if !done.sleep(deadline.saturating_duration_since(Instant::now())) {
-                        fired.store(true, Ordering::SeqCst);
-                        cancel.cancel();
-                    }
-                });
+                let watchdog = std::thread::Builder::new()
+                    .name("packhost-flow-deadline".into())
+                    .spawn_scoped(scope, move || {
+                        if !done.sleep(deadline.saturating_duration_since(Instant::now())) {
+                            fired.store(true, Ordering::SeqCst);
+                            cancel.cancel();
+                        }
+                    });
+                if watchdog.is_err() {
+                    return Err(Error::new(
+                        ErrorKind::Internal,
+                        "no thread could be started to keep the step's deadline",
+                    ));
+                }
             }
             let result = pack.call_with_options(&info.action, &input, &options);
             done.cancel();
@@ -878,10 +941,7 @@ impl Run<'_> {
             }
             Err(err) => return Err(named(err)),
         };
-        let value = match serde_json::from_slice::<Value>(&output.output) {
-            Ok(value) => value,
-            Err(_) => Value::String(String::from_utf8_lossy(&output.output).into_owned()),
-        };
+        let value = output_value(&output.output, output_encoding);
         lock(&self.outputs).insert(info.id.clone(), value);
         lock(&self.records)[step.index] = Some(StepRecord {
             id: info.id.clone(),
@@ -899,14 +959,9 @@ impl Run<'_> {
         let value = self.lookup(&condition.pointer);
         let value = value.as_ref();
         let number = value.and_then(Value::as_f64);
-        condition
-            .equals
-            .as_ref()
-            .is_none_or(|want| value == Some(want))
-            && condition
-                .not_equals
-                .as_ref()
-                .is_none_or(|want| value != Some(want))
+        let same = |want: &Value| value.is_some_and(|value| same_value(value, want));
+        condition.equals.as_ref().is_none_or(same)
+            && condition.not_equals.as_ref().is_none_or(|want| !same(want))
             && condition.exists.is_none_or(|want| value.is_some() == want)
             && condition
                 .greater_than
@@ -928,43 +983,57 @@ impl Run<'_> {
         }
     }
 
-    fn fill(&self, template: &Template, place: &str) -> Result<Value> {
+    /// `template` filled in from the input and the outputs so far; the reason when a
+    /// pointer without a default finds no value.
+    fn fill(&self, template: &Template) -> std::result::Result<Value, String> {
         Ok(match template {
             Template::Literal(value) => value.clone(),
             Template::From { pointer, default } => match self.lookup(pointer) {
                 Some(value) => value,
                 None => default.clone().ok_or_else(|| {
-                    invalid(
-                        &self.flow.name,
-                        format!(
-                            "{place}: {:?} names no value (give \"default\" when it may be absent)",
-                            pointer.text
-                        ),
+                    format!(
+                        "{:?} names no value (give \"default\" when it may be absent)",
+                        pointer.text
                     )
                 })?,
             },
             Template::Object(fields) => Value::Object(
                 fields
                     .iter()
-                    .map(|(key, t)| Ok((key.clone(), self.fill(t, place)?)))
-                    .collect::<Result<Map<_, _>>>()?,
+                    .map(|(key, t)| Ok((key.clone(), self.fill(t)?)))
+                    .collect::<std::result::Result<Map<_, _>, String>>()?,
             ),
             Template::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|t| self.fill(t, place))
-                    .collect::<Result<Vec<_>>>()?,
+                    .map(|t| self.fill(t))
+                    .collect::<std::result::Result<Vec<_>, String>>()?,
             ),
         })
     }
 }
 
-impl Flow {
-    /// `err` from a step, its message naming the flow and the step; code and report kept.
-    fn step_error(&self, step: &StepInfo, err: Error) -> Error {
-        err.in_flow_step(&self.name, &step.id)
+/// Whether two JSON values are equal, numbers by value (`1` equals `1.0`).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        _ => a == b,
     }
+}
 
+/// A step's output as a value: parsed for a JSON action, and for a bytes action when it
+/// parses (a pack without a manifest says bytes of everything); otherwise its text (bytes
+/// that are not UTF-8 with U+FFFD in their place).
+fn output_value(output: &[u8], encoding: Encoding) -> Value {
+    if matches!(encoding, Encoding::Json | Encoding::Bytes) {
+        if let Ok(value) = serde_json::from_slice::<Value>(output) {
+            return value;
+        }
+    }
+    Value::String(String::from_utf8_lossy(output).into_owned())
+}
+
+impl Flow {
     /// The `timeout` of a step its deadline ended, with the cancelled call's report.
     fn past_deadline(&self, step: &Step, report: Option<crate::usage::CallReport>) -> Error {
         let why = match (self.timeout, step.timeout) {

@@ -12,7 +12,7 @@
 //! the host cannot (Ruby), an action that has once run past `HOLD_AT_MOST` never keeps the
 //! lock again, so a pack can hold the host's other threads up at most once per action.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 /// A host's global interpreter lock, held by the thread that calls
@@ -45,6 +45,17 @@ pub const HOLD_AT_MOST: Duration = Duration::from_millis(1);
 /// gains on a longer call.
 pub(crate) const SHORT_CALL: Duration = Duration::from_micros(20);
 
+/// How an event loop judges an action ([`CallLengths::expect_short_on_event_loop`]): a
+/// score that a long call raises by [`LONG_CALL_SCORE`], a call past [`HOLD_AT_MOST`] sets
+/// to [`MAX_SCORE`], and a short call lowers by one; the action is short while the score is
+/// at most [`SHORT_SCORE`]. Unlike a host's lock, it forgives: one call stretched by the
+/// scheduler (its thread preempted mid-call, as under load many are) must not send every
+/// later call the long way round, while a truly long action is sent there after one call
+/// and comes back only after several short ones.
+const SHORT_SCORE: u8 = 2;
+const LONG_CALL_SCORE: u8 = 2;
+const MAX_SCORE: u8 = 8;
+
 /// Per action of a pack, whether its last locked call was long, and whether any ran past
 /// [`HOLD_AT_MOST`]. Written only when an answer changes, so threads calling the same short
 /// action share the line read-only.
@@ -58,6 +69,8 @@ pub(crate) struct CallLengths {
 struct ActionLengths {
     last_was_long: AtomicBool,
     ran_past_hold: AtomicBool,
+    /// The event loop's score, from 0 (short) to [`MAX_SCORE`].
+    event_loop_score: AtomicU8,
 }
 
 impl CallLengths {
@@ -69,6 +82,7 @@ impl CallLengths {
                 .map(|_| ActionLengths {
                     last_was_long: AtomicBool::new(true),
                     ran_past_hold: AtomicBool::new(false),
+                    event_loop_score: AtomicU8::new(MAX_SCORE),
                 })
                 .collect(),
         }
@@ -83,10 +97,30 @@ impl CallLengths {
         })
     }
 
+    /// Whether the next call of the action at `index` may run on an event loop's thread
+    /// instead of a thread pool's, by its score (see [`SHORT_SCORE`]).
+    pub(crate) fn expect_short_on_event_loop(&self, index: usize) -> bool {
+        self.actions
+            .get(index)
+            .is_some_and(|action| action.event_loop_score.load(Ordering::Relaxed) <= SHORT_SCORE)
+    }
+
     /// Records how long a call of the action at `index` took.
     pub(crate) fn record(&self, index: usize, wall_time: Duration) {
         if let Some(action) = self.actions.get(index) {
-            store_if_changed(&action.last_was_long, wall_time > SHORT_CALL);
+            let long = wall_time > SHORT_CALL;
+            store_if_changed(&action.last_was_long, long);
+            let score = action.event_loop_score.load(Ordering::Relaxed);
+            let next = if wall_time > HOLD_AT_MOST {
+                MAX_SCORE
+            } else if long {
+                score.saturating_add(LONG_CALL_SCORE).min(MAX_SCORE)
+            } else {
+                score.saturating_sub(1)
+            };
+            if next != score {
+                action.event_loop_score.store(next, Ordering::Relaxed);
+            }
             if wall_time > HOLD_AT_MOST {
                 store_if_changed(&action.ran_past_hold, true);
             }

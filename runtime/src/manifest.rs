@@ -84,6 +84,18 @@ pub enum Encoding {
     None,
 }
 
+impl Encoding {
+    /// The input bytes a JSON value stands for, for an action reading this encoding: its
+    /// JSON text for a JSON action; for any other, a string's own text and any other
+    /// value's JSON text. What the runner's `/v1/execute` and flows send.
+    pub fn input_from_value(self, value: &serde_json::Value) -> Vec<u8> {
+        match value {
+            serde_json::Value::String(text) if self != Encoding::Json => text.as_bytes().to_vec(),
+            other => serde_json::to_vec(other).unwrap_or_default(),
+        }
+    }
+}
+
 /// What a pack asks the host for. Nothing is granted unless the host grants it too.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

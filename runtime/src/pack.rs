@@ -647,6 +647,31 @@ impl Pack {
         }
     }
 
+    /// Whether a call of `action` is expected to end within microseconds, going by the calls
+    /// of it before: a host with an event loop (the runner's async workers) runs such a call
+    /// where it is instead of handing it to a thread pool, whose hop there and back costs
+    /// more than the call, as [`Pack::call_locked`] keeps an interpreter's lock for one.
+    ///
+    /// False for an action until several calls of it were short (at most 20 us), then again
+    /// after two long ones in a row or one past [`HOLD_AT_MOST`](crate::HOLD_AT_MOST) (until
+    /// several short ones again), and always for a pack that may wait in the host
+    /// (HTTP, WASI, the host's functions, key-value storage, whose store may be a server),
+    /// the extism engine, and `isolation: "call"`, under which
+    /// every call also replaces its instance (tens of microseconds).
+    pub fn expects_short(&self, action: &str) -> bool {
+        let inner = &*self.inner;
+        let spec = &inner.spec;
+        spec.engine == EngineKind::Native
+            && inner.options.isolation != Isolation::Call
+            && !spec.may_block()
+            && inner.lent.is_empty()
+            && inner.options.kv.is_none()
+            && inner
+                .manifest
+                .action_index(action)
+                .is_some_and(|index| inner.lengths.expect_short_on_event_loop(index))
+    }
+
     /// Where `action` is in the manifest, or `action_not_found`.
     fn action_index(&self, action: &str) -> Result<usize> {
         let manifest = &self.inner.manifest;

@@ -249,3 +249,34 @@ fn packs_that_may_block_in_the_host_and_calls_without_an_idle_instance_release_t
         "the instance was busy: a new one was made"
     );
 }
+
+#[test]
+fn an_event_loop_may_run_in_place_only_what_ran_short_on_a_reused_instance() {
+    let wasm = wat::parse_str(WORKER).expect("the worker assembles");
+    let warm = Pack::load(&wasm, options(r#"{"isolation": "context"}"#)).unwrap();
+    assert!(
+        !warm.expects_short("work"),
+        "nothing is known before a first call"
+    );
+    for _ in 0..6 {
+        warm.call("work", b"").unwrap();
+    }
+    assert!(
+        warm.expects_short("work"),
+        "several calls of an empty input returned at once"
+    );
+    warm.call("work", b"x").unwrap();
+    assert!(
+        !warm.expects_short("work"),
+        "ten million rounds are not short"
+    );
+    assert!(!warm.expects_short("missing"));
+
+    let fresh = Pack::load(&wasm, options(r#"{"isolation": "call"}"#)).unwrap();
+    fresh.call("work", b"").unwrap();
+    fresh.call("work", b"").unwrap();
+    assert!(
+        !fresh.expects_short("work"),
+        "a fresh instance per call costs tens of microseconds"
+    );
+}

@@ -57,8 +57,8 @@ class Flow:
     ) -> Dict[str, Any]:
         """Runs the flow on ``input`` (any JSON-serialisable value; ``None`` is null) and
         returns the result as a dict: ``output`` (the definition's ``output`` filled in, else
-        the last top-level step's output), ``steps`` (one dict per step, in the definition's
-        order: ``id``, ``pack``, ``action``, ``status`` (``"ok"`` or ``"skipped"``),
+        the output of the last top-level step that ran), ``steps`` (one dict per step, in
+        the definition's order: ``id``, ``pack``, ``action``, ``status`` (``"ok"`` or ``"skipped"``),
         ``usage`` (a dict like ``Usage.as_dict()``, ``None`` when skipped), ``logs`` and
         ``audit``) and ``usage`` (the run's totals, with ``steps_run``, ``steps_skipped``
         and ``context``).
