@@ -33,7 +33,8 @@ pub struct RunnerConfig {
     /// The options every pack is loaded with, as for `Pack.load` in any host, but that
     /// `isolation` defaults to [`RUNNER_ISOLATION`] (`"context"`).
     pub options: serde_json::Value,
-    /// Options for the packs of one name, in place of `options`.
+    /// Options for the packs of one name, in place of `options` (but for an `isolation`
+    /// that only `options` sets).
     pub pack_options: BTreeMap<String, serde_json::Value>,
     /// Who may call. With none, calls need no token and their `context` is passed on as
     /// the caller wrote it (a runner behind an application that authenticates itself).
@@ -223,9 +224,21 @@ impl RunnerConfig {
         with_runner_defaults(&self.options)
     }
 
-    /// The options the packs named `name` are loaded with.
+    /// The options the packs named `name` are loaded with: their `pack_options` in place
+    /// of `options`, but for an `isolation` only `options` sets, which they keep (an
+    /// operator's choice of isolation is never undone by naming a pack).
     pub(crate) fn options_for(&self, name: &str) -> Result<PackOptions> {
-        with_runner_defaults(self.pack_options.get(name).unwrap_or(&self.options))
+        let Some(own) = self.pack_options.get(name) else {
+            return with_runner_defaults(&self.options);
+        };
+        let mut own = match own {
+            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+            other => other.clone(),
+        };
+        if let (Some(map), Some(shared)) = (own.as_object_mut(), self.options.get("isolation")) {
+            map.entry("isolation").or_insert_with(|| shared.clone());
+        }
+        with_runner_defaults(&own)
     }
 }
 
@@ -315,6 +328,32 @@ mod tests {
                 err.message()
             );
         }
+    }
+
+    #[test]
+    fn packs_get_context_isolation_unless_the_operator_chose() {
+        use packhost::Isolation;
+        let isolation_of = |json: &str, name: &str| {
+            let config = RunnerConfig::from_json(json).unwrap();
+            config.options_for(name).unwrap().isolation
+        };
+        assert_eq!(isolation_of("{}", "demo"), Isolation::Context);
+        assert_eq!(
+            isolation_of(r#"{"options": {"isolation": "call"}}"#, "demo"),
+            Isolation::Call
+        );
+        // A pack of its own options keeps the shared choice of isolation...
+        let json = r#"{"options": {"isolation": "call"},
+                       "pack_options": {"demo": {"allowed_hosts": ["api.example"]}}}"#;
+        assert_eq!(isolation_of(json, "demo"), Isolation::Call);
+        // ...unless it makes its own.
+        let json = r#"{"options": {"isolation": "call"},
+                       "pack_options": {"demo": {"isolation": "pack"}}}"#;
+        assert_eq!(isolation_of(json, "demo"), Isolation::Pack);
+        assert_eq!(
+            isolation_of(r#"{"pack_options": {"demo": {}}}"#, "demo"),
+            Isolation::Context
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use packhost::{
-    CallOptions, CallOutput, CallReport, CancelToken, Encoding, Error, FlowOutput, Pack,
+    CallOptions, CallOutput, CallReport, CancelToken, Encoding, Error, FlowOutput, InterpreterLock,
+    Pack,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -309,8 +310,11 @@ async fn run_call(
     Ok((output_json(output.output, output_encoding), report))
 }
 
-/// Runs one call for a tenant: admitted under its limits, counted in flight (for a drain),
-/// on tokio's blocking pool, cancelled if the request is abandoned.
+/// Runs one call for a tenant: admitted under its limits and counted in flight (for a
+/// drain). A call the core expects to end within microseconds, on an instance idle for its
+/// tenant, runs in place on the async worker ([`InPlace`]), where the hop to the blocking
+/// pool and back would cost it several times over; any other runs on the blocking pool,
+/// cancelled if the request is abandoned.
 pub(crate) async fn invoke(
     in_flight: InFlight,
     tenant: &Tenant,
@@ -319,53 +323,101 @@ pub(crate) async fn invoke(
     input: Vec<u8>,
     context: Value,
 ) -> std::result::Result<CallOutput, Failure> {
-    let where_to_run = if pack.expects_short(&action) {
-        RunOn::Worker
-    } else {
-        RunOn::BlockingPool
-    };
-    run_admitted(in_flight, tenant, context, where_to_run, move |options| {
+    let permit = admit(tenant)?;
+    let mut context = context;
+    let shared = Arc::clone(&in_flight.0);
+    if let Some(_slot) = InPlace::enter(&shared) {
+        // Nothing could cancel it: the handler cannot be dropped while it runs.
+        let options = CallOptions {
+            context,
+            cancel: None,
+        };
+        let done = pack.call_in_place(&action, &input, &options, &mut AsyncWorker, <[u8]>::to_vec);
+        if let Some(done) = done {
+            drop((permit, in_flight));
+            let (output, report) = done.map_err(Failure::from)?;
+            return Ok(CallOutput {
+                output,
+                usage: report.usage,
+                logs: report.logs,
+                audit: report.audit,
+            });
+        }
+        context = options.context;
+    }
+    on_blocking_pool((permit, in_flight), context, move |options| {
         pack.call_with_options(&action, &input, &options)
     })
     .await
 }
 
-/// Where admitted work runs.
-enum RunOn {
-    /// On the async worker that admitted it: for a call the core expects to end within
-    /// microseconds ([`Pack::expects_short`]), which the hop to the blocking pool and back
-    /// would cost several times over. It cannot be cancelled when its client goes away,
-    /// since the handler cannot be dropped while it runs, and needs not be.
-    Worker,
-    /// On tokio's blocking pool, cancelled if its client goes away.
-    BlockingPool,
+/// The tenant's admission (a concurrency slot, a token of its rate), or `quota_exceeded`.
+fn admit(tenant: &Tenant) -> std::result::Result<impl Send + 'static, Failure> {
+    tenant
+        .admit()
+        .map_err(|why| Failure::new("quota_exceeded", why))
 }
 
-/// Runs `work` (a call, a flow) for a tenant: admitted under its limits, counted in flight
-/// (for a drain), with call options holding `context`, where `run_on` says; on the
-/// blocking pool, with a token that cancels it if the request is abandoned.
-async fn run_admitted<T: Send + 'static>(
-    in_flight: InFlight,
-    tenant: &Tenant,
+/// A call running in place on an async worker. At most one fewer than the runtime has
+/// workers run so at once: however long a call judged short turns out to take (its input
+/// may cost more than the last ones did, up to its timeout), a worker stays free for the
+/// rest (health checks, other tenants, answers from the blocking pool). None on a runtime
+/// with one worker.
+struct InPlace<'a>(&'a Shared);
+
+impl<'a> InPlace<'a> {
+    fn enter(shared: &'a Shared) -> Option<InPlace<'a>> {
+        let most =
+            *shared
+                .in_place_most
+                .get_or_init(|| match tokio::runtime::Handle::try_current() {
+                    Ok(runtime)
+                        if runtime.runtime_flavor()
+                            == tokio::runtime::RuntimeFlavor::MultiThread =>
+                    {
+                        runtime.metrics().num_workers().saturating_sub(1)
+                    }
+                    _ => 0,
+                });
+        shared
+            .in_place
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                (now < most).then_some(now + 1)
+            })
+            .ok()?;
+        Some(InPlace(shared))
+    }
+}
+
+impl Drop for InPlace<'_> {
+    fn drop(&mut self) {
+        self.0.in_place.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The async worker, as the core's host lock: what the core does with it released (start-up
+/// code run again after a failed call) runs in `block_in_place`, which first hands the
+/// worker's other tasks to another thread. Only used on a multi-thread runtime ([`InPlace`]).
+struct AsyncWorker;
+
+impl InterpreterLock for AsyncWorker {
+    fn run_released(&mut self, call: &mut dyn FnMut()) {
+        tokio::task::block_in_place(call);
+    }
+}
+
+/// Runs `work` (a call, a flow) on tokio's blocking pool, holding `held` (the tenant's
+/// admission, the in-flight count) until it ends, with call options holding `context` and a
+/// token that cancels it if the request is abandoned.
+async fn on_blocking_pool<T: Send + 'static>(
+    held: impl Send + 'static,
     context: Value,
-    run_on: RunOn,
     work: impl FnOnce(CallOptions) -> packhost::Result<T> + Send + 'static,
 ) -> std::result::Result<T, Failure> {
-    let permit = tenant
-        .admit()
-        .map_err(|why| Failure::new("quota_exceeded", why))?;
-    if let RunOn::Worker = run_on {
-        let _held = (permit, in_flight);
-        let options = CallOptions {
-            context,
-            cancel: None,
-        };
-        return work(options).map_err(Failure::from);
-    }
     let cancel = CancelToken::new();
     let abandoned = CancelWhenAbandoned(Some(cancel.clone()));
     let done = tokio::task::spawn_blocking(move || {
-        let _held = (permit, in_flight);
+        let _held = held;
         work(CallOptions {
             context,
             cancel: Some(cancel),
@@ -434,14 +486,12 @@ async fn run_flow(
     let context = tenant
         .context_for(request.context)
         .map_err(|why| Failure::new("bad_request", why))?;
-    // A flow makes several calls and may start threads (branches, deadlines): never inline.
-    run_admitted(
-        in_flight,
-        &tenant,
-        context,
-        RunOn::BlockingPool,
-        move |options| flow.run(&*catalogue, request.input, &options),
-    )
+    // A flow makes several calls and may start threads (branches, deadlines): never in
+    // place.
+    let permit = admit(&tenant)?;
+    on_blocking_pool((permit, in_flight), context, move |options| {
+        flow.run(&*catalogue, request.input, &options)
+    })
     .await
 }
 

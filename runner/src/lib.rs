@@ -67,6 +67,9 @@ struct Shared {
     loopback_only: bool,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// Calls running in place on an async worker, and how many may (`execute::InPlace`).
+    in_place: AtomicUsize,
+    in_place_most: std::sync::OnceLock<usize>,
 }
 
 impl Shared {
@@ -159,6 +162,8 @@ impl Runner {
                 config,
                 loopback_only,
                 reloading: tokio::sync::Mutex::new(()),
+                in_place: AtomicUsize::new(0),
+                in_place_most: std::sync::OnceLock::new(),
             }),
         })
     }

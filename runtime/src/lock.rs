@@ -110,16 +110,20 @@ impl CallLengths {
         if let Some(action) = self.actions.get(index) {
             let long = wall_time > SHORT_CALL;
             store_if_changed(&action.last_was_long, long);
-            let score = action.event_loop_score.load(Ordering::Relaxed);
-            let next = if wall_time > HOLD_AT_MOST {
-                MAX_SCORE
+            // Read-modify-write, so that a short call finishing beside a long one never
+            // writes back a score from before the long one; a short action's score stays 0
+            // and is only read.
+            let score = &action.event_loop_score;
+            if wall_time > HOLD_AT_MOST {
+                score.fetch_max(MAX_SCORE, Ordering::Relaxed);
             } else if long {
-                score.saturating_add(LONG_CALL_SCORE).min(MAX_SCORE)
-            } else {
-                score.saturating_sub(1)
-            };
-            if next != score {
-                action.event_loop_score.store(next, Ordering::Relaxed);
+                let _ = score.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                    Some(now.saturating_add(LONG_CALL_SCORE).min(MAX_SCORE))
+                });
+            } else if score.load(Ordering::Relaxed) != 0 {
+                let _ = score.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                    Some(now.saturating_sub(1))
+                });
             }
             if wall_time > HOLD_AT_MOST {
                 store_if_changed(&action.ran_past_hold, true);

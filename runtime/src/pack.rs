@@ -647,18 +647,38 @@ impl Pack {
         }
     }
 
-    /// Whether a call of `action` is expected to end within microseconds, going by the calls
-    /// of it before: a host with an event loop (the runner's async workers) runs such a call
-    /// where it is instead of handing it to a thread pool, whose hop there and back costs
-    /// more than the call, as [`Pack::call_locked`] keeps an interpreter's lock for one.
+    /// [`Pack::call_reading`] for a host with an event loop (the runner's async workers):
+    /// runs the call on the calling thread only when it is expected to end within
+    /// microseconds and an instance for its context is idle, so no start-up code runs
+    /// first; otherwise returns `None` without running anything, for the host to run the
+    /// call where blocking is fine (a thread pool). Start-up code needed again after a failed
+    /// call runs through `lock`'s [`InterpreterLock::run_released`], where the host moves
+    /// its other work off the thread first.
     ///
-    /// False for an action until several calls of it were short (at most 20 us), then again
-    /// after two long ones in a row or one past [`HOLD_AT_MOST`](crate::HOLD_AT_MOST) (until
-    /// several short ones again), and always for a pack that may wait in the host
-    /// (HTTP, WASI, the host's functions, key-value storage, whose store may be a server),
-    /// the extism engine, and `isolation: "call"`, under which
-    /// every call also replaces its instance (tens of microseconds).
-    pub fn expects_short(&self, action: &str) -> bool {
+    /// Expected short: several calls of the action were short (20 us at most) and no two in
+    /// a row were long nor any past [`HOLD_AT_MOST`](crate::HOLD_AT_MOST) since; the pack
+    /// cannot wait in the host (no HTTP, WASI, host-lent functions or key-value storage,
+    /// whose store may be a server); the native engine; instances reused (`isolation` other
+    /// than `"call"`). The call cannot be cancelled (it holds the thread anything would
+    /// cancel it from), so `options.cancel` should be `None`; it still ends at its timeout.
+    pub fn call_in_place<R>(
+        &self,
+        action: &str,
+        input: &[u8],
+        options: &CallOptions,
+        lock: &mut dyn InterpreterLock,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Option<Result<(R, CallReport)>> {
+        let index = self.inner.manifest.action_index(action)?;
+        if !self.short_in_place(index) {
+            return None;
+        }
+        let instance = self.idle_instance(&options.context)?;
+        Some(self.run(Some(instance), index, input, options, Some(lock), read))
+    }
+
+    /// What [`Pack::call_in_place`] asks of the pack and of the action at `index`.
+    fn short_in_place(&self, index: usize) -> bool {
         let inner = &*self.inner;
         let spec = &inner.spec;
         spec.engine == EngineKind::Native
@@ -666,10 +686,7 @@ impl Pack {
             && !spec.may_block()
             && inner.lent.is_empty()
             && inner.options.kv.is_none()
-            && inner
-                .manifest
-                .action_index(action)
-                .is_some_and(|index| inner.lengths.expect_short_on_event_loop(index))
+            && inner.lengths.expect_short_on_event_loop(index)
     }
 
     /// Where `action` is in the manifest, or `action_not_found`.
