@@ -278,8 +278,7 @@ fn load_flows(config: &RunnerConfig, packs: &Catalogue) -> Result<Flows> {
     for entry in &config.flows {
         let (files, _) = expand_to(entry, &["json", "yaml", "yml"])?;
         for file in files {
-            let in_file =
-                |err: Error| Error::new(err.kind().clone(), format!("{file}: {}", err.message()));
+            let in_file = naming(&file);
             let text = std::fs::read_to_string(&file)
                 .map_err(|err| Error::new(ErrorKind::Io, format!("{file}: {err}")))?;
             let flow = read_flow(&file, &text).map_err(in_file)?;
@@ -309,9 +308,14 @@ fn read_flow(file: &str, text: &str) -> Result<Flow> {
     }
 }
 
+/// What turns an error about `source` (a pack or flow file, a reference) into one that says
+/// which.
+fn naming(source: &str) -> impl Fn(Error) -> Error + Copy + '_ {
+    move |err| Error::new(err.kind().clone(), format!("{source}: {}", err.message()))
+}
+
 fn load_one(config: &RunnerConfig, source: &str) -> Result<Served> {
-    let with_context =
-        |err: Error| Error::new(err.kind().clone(), format!("{source}: {}", err.message()));
+    let with_context = naming(source);
     let mut pack =
         Pack::load_reference(source, config.base_options()?, Vec::new()).map_err(with_context)?;
     // Options are chosen by the pack's name, which only its manifest tells.

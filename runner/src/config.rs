@@ -221,24 +221,17 @@ impl RunnerConfig {
 
     /// The options every pack is loaded with unless `pack_options` names it.
     pub(crate) fn base_options(&self) -> Result<PackOptions> {
-        with_runner_defaults(&self.options)
+        with_runner_defaults(&self.options, None)
     }
 
     /// The options the packs named `name` are loaded with: their `pack_options` in place
     /// of `options`, but for an `isolation` only `options` sets, which they keep (an
     /// operator's choice of isolation is never undone by naming a pack).
     pub(crate) fn options_for(&self, name: &str) -> Result<PackOptions> {
-        let Some(own) = self.pack_options.get(name) else {
-            return with_runner_defaults(&self.options);
-        };
-        let mut own = match own {
-            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
-            other => other.clone(),
-        };
-        if let (Some(map), Some(shared)) = (own.as_object_mut(), self.options.get("isolation")) {
-            map.entry("isolation").or_insert_with(|| shared.clone());
+        match self.pack_options.get(name) {
+            Some(own) => with_runner_defaults(own, self.options.get("isolation")),
+            None => self.base_options(),
         }
-        with_runner_defaults(&own)
     }
 }
 
@@ -249,15 +242,22 @@ impl RunnerConfig {
 /// `"call"`, tens of microseconds a call).
 pub const RUNNER_ISOLATION: &str = "context";
 
-/// `options` (`null` for the defaults) with [`RUNNER_ISOLATION`] unless they set one.
-fn with_runner_defaults(options: &serde_json::Value) -> Result<PackOptions> {
+/// `options` (`null` for the defaults) with `isolation` unless they set one: `inherited`
+/// (the shared options' choice, for a pack's own options), else [`RUNNER_ISOLATION`].
+fn with_runner_defaults(
+    options: &serde_json::Value,
+    inherited: Option<&serde_json::Value>,
+) -> Result<PackOptions> {
     let mut options = match options {
         serde_json::Value::Null => serde_json::Value::Object(Default::default()),
         other => other.clone(),
     };
     if let Some(map) = options.as_object_mut() {
-        map.entry("isolation")
-            .or_insert_with(|| RUNNER_ISOLATION.into());
+        map.entry("isolation").or_insert_with(|| {
+            inherited
+                .cloned()
+                .unwrap_or_else(|| RUNNER_ISOLATION.into())
+        });
     }
     PackOptions::from_value(options)
 }

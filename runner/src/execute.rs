@@ -17,6 +17,7 @@ use packhost::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::catalogue::Catalogue;
 use crate::metrics::CallLabels;
 use crate::tenants::Tenant;
 use crate::Shared;
@@ -274,12 +275,7 @@ async fn run_call(
         )
     })?;
     labels.pack.clone_from(&served.name);
-    let spec = served
-        .pack
-        .manifest()
-        .actions
-        .iter()
-        .find(|spec| spec.name == request.action);
+    let spec = served.pack.manifest().action(&request.action);
     // An action the manifest does not list gets no label of its own: a caller's typos must
     // not grow the metrics.
     let (input_encoding, output_encoding) = match spec {
@@ -497,10 +493,7 @@ async fn run_flow(
 
 /// `GET /v1/flows`: the flows served, with the packs each names.
 pub(crate) async fn list_flows(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    match refuse_web_pages(&shared, &headers).and_then(|()| authenticate(&shared, &headers)) {
-        Ok(_) => axum::Json(shared.catalogue().describe_flows()).into_response(),
-        Err(failure) => failure.into_response(),
-    }
+    listing(&shared, &headers, Catalogue::describe_flows)
 }
 
 /// The first checks of every call: counted in flight at once (so a drain that starts after
@@ -634,8 +627,14 @@ fn output_json(output: Vec<u8>, encoding: Encoding) -> Value {
 }
 
 pub(crate) async fn list_packs(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    match refuse_web_pages(&shared, &headers).and_then(|()| authenticate(&shared, &headers)) {
-        Ok(_) => axum::Json(shared.catalogue().describe()).into_response(),
+    listing(&shared, &headers, Catalogue::describe)
+}
+
+/// A list of what the catalogue serves, for any caller that may call (not a web page, a
+/// valid token when tenants are configured).
+fn listing(shared: &Shared, headers: &HeaderMap, describe: fn(&Catalogue) -> Value) -> Response {
+    match refuse_web_pages(shared, headers).and_then(|()| authenticate(shared, headers)) {
+        Ok(_) => axum::Json(describe(&shared.catalogue())).into_response(),
         Err(failure) => failure.into_response(),
     }
 }

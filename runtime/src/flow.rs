@@ -428,8 +428,9 @@ impl Reader<'_> {
             } else {
                 let def: StepDef = serde_json::from_value(value)
                     .map_err(|err| invalid(self.flow, format!("step: {err}")))?;
-                nodes.push(Node::Step(Box::new(self.step(def, visible)?)));
-                visible.insert(self.steps.last().map(|s| s.id.clone()).unwrap_or_default());
+                let step = self.step(def, visible)?;
+                visible.insert(self.steps[step.index].id.clone());
+                nodes.push(Node::Step(Box::new(step)));
             }
         }
         Ok(nodes)
@@ -761,9 +762,7 @@ impl Flow {
             usage,
         })
     }
-}
 
-impl Flow {
     /// [`Flow::run`] for bindings: the input as JSON text, the result as JSON text.
     ///
     /// # Errors
@@ -879,9 +878,7 @@ impl Run<'_> {
         // Values cross as the action's manifest says, as through the runner's `/v1/execute`.
         let (input_encoding, output_encoding) = pack
             .manifest()
-            .actions
-            .iter()
-            .find(|spec| spec.name == info.action)
+            .action(&info.action)
             .map_or((Encoding::Bytes, Encoding::Bytes), |spec| {
                 (spec.input.encoding, spec.output.encoding)
             });
