@@ -27,7 +27,7 @@ ZIG_FLAGS := -target wasm32-freestanding -fno-entry -rdynamic -O ReleaseSmall \
 # instantiation, and its `abort` is the pack's own (no host lends `env.abort`).
 AS_FLAGS := --runtime incremental --optimize --exportStart _initialize --use abort=assembly/index/packAbort
 
-.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-crates test-authoring test-runner lint fmt bench release fuzz
+.PHONY: help setup packs cli demo test test-rust test-node test-python test-ruby test-kotlin test-crates test-authoring test-runner lint fmt bench release fuzz
 
 help: ## List the verbs.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -92,10 +92,10 @@ demo: packs ## The main job: build the packs, run one from the command line, fro
 	@echo
 	bash scripts/runner-example.sh
 
-test: test-rust test-node test-python test-ruby test-crates test-authoring test-runner ## Every test: Rust, each host binding on its installed package, the crates, pack authoring, the runner's MCP tools.
+test: test-rust test-node test-python test-ruby test-kotlin test-crates test-authoring test-runner ## Every test: Rust, each host binding on its installed package (the JVM's on its JAR), the crates, pack authoring, the runner's MCP tools.
 
 test-rust: packs lint ## Rust: unit, conformance, sandbox, contract and CLI tests, and a benchmark smoke run.
-	cargo test --release --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby
+	cargo test --release --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby --exclude packhost-uniffi-bindgen
 	cargo test --release -p packhost --benches
 
 FUZZ_SECONDS ?= 60
@@ -123,6 +123,9 @@ test-ruby: packs ## Ruby binding tests (minitest) on the installed gem.
 	bash bindings/ruby/ci.sh
 	cargo clippy -p packhost-ruby --all-targets -- -D warnings
 
+test-kotlin: packs ## JVM host: the Kotlin conformance runner and tests on the built JAR, the Java and Kotlin examples; generated bindings checked for drift.
+	bash bindings/kotlin/ci.sh
+
 test-runner: packs ## The runner's MCP tools through the official MCP Python SDK, over stdio and HTTP (its other tests are Rust tests).
 	PACKHOST=$(PACKHOST) "$$(bash bindings/python/setup-venv.sh)/bin/python" -m pytest runner/tests -q -ra
 
@@ -135,7 +138,8 @@ test-authoring: packs ## `packhost new`, `build`, `test` and `check` in Rust, C 
 lint: setup ## rustfmt and clippy, warnings denied.
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
-	cargo clippy --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby --all-targets -- -D warnings
+	cargo clippy --workspace --exclude packhost-node --exclude packhost-python --exclude packhost-ruby --exclude packhost-uniffi-bindgen --all-targets -- -D warnings
+	cargo clippy -p packhost-uniffi-bindgen -- -D warnings
 
 fmt: ## Format all Rust code.
 	cargo fmt --all

@@ -69,6 +69,11 @@ install_target() {
   fi
 }
 
+jar="$(bash bindings/kotlin/package.sh)"
+kotlin_home="$root/bindings/kotlin/node_modules/kotlin-compiler"
+kotlin_classpath="$jar:/usr/share/java/jna.jar:/usr/share/java/gson.jar:$kotlin_home/lib/kotlin-stdlib.jar"
+"$kotlin_home/bin/kotlinc" -jvm-target 17 -cp "$kotlin_classpath" -d "$results/kotlin-bench.jar" bindings/kotlin/bench/Bench.kt
+
 step "installed packages: pip install ., the npm tarball, gem install, cargo install"
 python3 -m venv "$installs/venv"
 timed_install python env CARGO_TARGET_DIR="$(install_target python)" \
@@ -91,6 +96,7 @@ in_tree() {
   node bindings/node/bench/bench.js "plugins/dist/$1.wasm"
   .venv/bin/python bindings/python/bench/bench.py "plugins/dist/$1.wasm"
   ruby -Ibindings/ruby/lib bindings/ruby/bench/bench.rb "plugins/dist/$1.wasm"
+  java -cp "$results/kotlin-bench.jar:$kotlin_classpath" BenchKt "plugins/dist/$1.wasm"
 }
 # Same scripts and packs, loading only what was installed (run from outside the
 # repository's load paths); lines are labelled `<host>-installed`.

@@ -159,6 +159,37 @@ def runner_section(lines):
     return out
 
 
+def kotlin_section(hosts, host_threads):
+    """The JVM host's figures on bench.wasm next to the Python binding's from the same run:
+    its target is within 1.5x of Python per call at 1 KiB."""
+    kotlin, python = "packhost-kotlin", "packhost-python"
+    if not any(key[1] == kotlin for key in hosts):
+        return
+    yield "\n## The JVM host (Kotlin) on `bench.wasm`\n"
+    yield ("Per-call times in microseconds from Kotlin (`bindings/kotlin/bench/Bench.kt`, on the JAR, "
+           "after the JIT has warmed up) and from Python in the same run. Target: within 1.5x of "
+           "Python at 1 KiB.\n")
+    yield "| action, input | Kotlin | Python | ratio | target |"
+    yield "|---|---|---|---|---|"
+    for action in ACTIONS:
+        for size in SIZES:
+            ours, anchor = hosts.get(("bench", kotlin, action, size)), hosts.get(("bench", python, action, size))
+            if ours is None:
+                continue
+            value = ratio(ours, anchor)
+            verdict = "–"
+            if size == 1024 and value is not None:
+                verdict = check(f"Kotlin {action} 1 KiB within 1.5x of Python", f"{value:.2f}x", value <= 1.5)
+            yield f"| {action}, {size} B | {fmt(ours)} | {fmt(anchor)} | {fmt_ratio(value)} | {verdict} |"
+    ours, anchor = hosts.get(("bench", kotlin, "host_fn", 64)), hosts.get(("bench", python, "host_fn", 64))
+    if ours is not None:
+        yield f"| host function round trip, 64 B | {fmt(ours)} | {fmt(anchor)} | {fmt_ratio(ratio(ours, anchor))} | – |"
+    one, two = host_threads.get(("bench", kotlin, "length", 1)), host_threads.get(("bench", kotlin, "length", 2))
+    if one and two:
+        yield (f"\nCalls per second on `length` at 1 KiB: {one:,.0f} on one thread, {two:,.0f} on two "
+               f"({two / one:.2f}x; no lock is held between them).")
+
+
 def main():
     criterion_root, results = sys.argv[1], pathlib.Path(sys.argv[2])
     figures = [fields(line) | {"kind": line.split()[1]} for line in read_lines(results / "figures.txt")
@@ -297,6 +328,9 @@ def main():
         say(line)
 
     for line in runner_section(read_lines(results / "runner.txt")):
+        say(line)
+
+    for line in kotlin_section(hosts, host_threads):
         say(line)
 
     for pack, built in PACKS:

@@ -17,9 +17,11 @@ done
 # distribution project's OCI registry) with apache2-utils' htpasswd and openssl (the test
 # token server's key) for the push, pull and oci:// tests, which start the registry
 # themselves on a free loopback port, and haproxy, the balancer of the runner's scale-out
-# test (started by the test on loopback too).
+# test (started by the test on loopback too), and for the JVM host (bindings/kotlin) the JDK
+# with JNA, which the uniffi-generated Kotlin calls the native library through, and Gson,
+# which reads and writes the JSON the Kotlin layer passes.
 missing=()
-for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32 binaryen docker-registry apache2-utils openssl haproxy; do
+for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32 binaryen docker-registry apache2-utils openssl haproxy openjdk-17-jdk-headless libjna-java libgoogle-gson-java; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -34,4 +36,10 @@ fi
 if [ ! -x plugins/as-plain/node_modules/.bin/asc ] ||
   [ plugins/as-plain/package-lock.json -nt plugins/as-plain/node_modules/.package-lock.json ]; then
   npm ci --prefix plugins/as-plain --no-audit --no-fund
+fi
+# The Kotlin compiler for bindings/kotlin, from npm (the full kotlinc distribution; Maven
+# Central is not reachable and Debian's kotlin is too old), into that folder's node_modules.
+if [ ! -x bindings/kotlin/node_modules/kotlin-compiler/bin/kotlinc ] ||
+  [ bindings/kotlin/package-lock.json -nt bindings/kotlin/node_modules/.package-lock.json ]; then
+  npm ci --prefix bindings/kotlin --no-audit --no-fund
 fi

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// How the running packhost was compiled. Every host reports the same record
-/// (`packhost.build_info()` in Python, `buildInfo()` in Node, `Packhost.build_info` in Ruby,
+/// (`packhost.build_info()` in Python, `buildInfo()` in Node, `Packhost.build_info` in Ruby, `Packhost.buildInfo()` on the JVM,
 /// `packhost --version --verbose`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BuildInfo {

@@ -89,6 +89,16 @@ impl ErrorKind {
     }
 }
 
+/// The text a panic was raised with (`panic!("...")`, formatted or not), `None` for any
+/// other payload. The engines and every binding's FFI guard name a caught panic with it, so
+/// a packhost bug reaches the host as an `internal` error saying what panicked.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
 /// Every code [`ErrorKind::code`] can return, in a fixed order; bindings and docs list these.
 pub const ERROR_CODES: &[&str] = &[
     "invalid_pack",

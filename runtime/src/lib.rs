@@ -52,7 +52,7 @@ pub use capabilities::secrets::{
 };
 pub use embed::embed_generated_manifest;
 pub use engine::forget_compiled_code;
-pub use error::{Error, ErrorKind, Result, ERROR_CODES};
+pub use error::{panic_message, Error, ErrorKind, Result, ERROR_CODES};
 pub use extism_manifest::{ExtismManifest, ExtismMemory, ResolvedManifest, WasmSource};
 pub use flow::{Flow, FlowOutput, FlowPacks, FlowUsage, StepRecord, StepStatus, MAX_FLOW_STEPS};
 pub use link::{LinkedModule, MAIN_MODULE};

@@ -58,6 +58,29 @@ pub struct Usage {
     pub action: String,
 }
 
+impl Usage {
+    /// How many numbers [`Usage::counters`] gives.
+    pub const COUNTERS: usize = 11;
+
+    /// The counters in field order (wall time to HTTP bytes received), for bindings that hand
+    /// a call's usage to their host as plain numbers instead of an object.
+    pub fn counters(&self) -> [u64; Usage::COUNTERS] {
+        [
+            self.wall_time_us,
+            self.fuel_consumed,
+            self.peak_memory_bytes,
+            self.input_bytes,
+            self.output_bytes,
+            self.host_calls,
+            self.host_time_us,
+            self.kv_ops,
+            self.http_requests,
+            self.http_bytes_sent,
+            self.http_bytes_received,
+        ]
+    }
+}
+
 /// Counts and totals of a loaded pack's calls since it was loaded (shared by its clones):
 /// what [`Pack::stats`](crate::Pack::stats) returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

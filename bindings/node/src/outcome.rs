@@ -85,11 +85,7 @@ fn report_json(report: &CallReport) -> String {
 /// never unwinds into Node (which would abort the process).
 pub fn guarded<T>(what: &str, work: impl FnOnce() -> packhost::Result<T>) -> packhost::Result<T> {
     catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| {
-        let detail = payload
-            .downcast_ref::<&str>()
-            .map(|text| text.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".to_string());
+        let detail = packhost::panic_message(payload.as_ref()).unwrap_or("no message");
         Err(Error::new(
             ErrorKind::Internal,
             format!("packhost panicked during {what}: {detail}"),

@@ -193,17 +193,9 @@ const OUTPUT_LENGTH: usize = 12;
 
 fn write_usage(usage: &packhost::Usage, into: &mut [f64]) {
     // Counters stay exact as f64 up to 2^53, far beyond any one call's fuel or bytes.
-    into[0] = usage.wall_time_us as f64;
-    into[1] = usage.fuel_consumed as f64;
-    into[2] = usage.peak_memory_bytes as f64;
-    into[3] = usage.input_bytes as f64;
-    into[4] = usage.output_bytes as f64;
-    into[5] = usage.host_calls as f64;
-    into[6] = usage.host_time_us as f64;
-    into[7] = usage.kv_ops as f64;
-    into[8] = usage.http_requests as f64;
-    into[9] = usage.http_bytes_sent as f64;
-    into[10] = usage.http_bytes_received as f64;
+    for (slot, counter) in into.iter_mut().zip(usage.counters()) {
+        *slot = counter as f64;
+    }
 }
 
 /// A sync call's log lines and audit entries as the JSON object `take_report_json` hands

@@ -4,8 +4,6 @@
 //! users read and catch plain Python classes; this file only looks a class up by code and
 //! fills in what the core error carries. Panics caught at the boundary become `internal`.
 
-use std::any::Any;
-
 use packhost::{Error, ErrorKind};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -69,17 +67,10 @@ pub fn catch_panic<T>(work: impl FnOnce() -> packhost::Result<T>) -> packhost::R
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|payload| {
         Err(Error::new(
             ErrorKind::Internal,
-            format!("packhost panicked: {}", panic_text(payload.as_ref())),
+            format!(
+                "packhost panicked: {}",
+                packhost::panic_message(payload.as_ref()).unwrap_or("no message")
+            ),
         ))
     })
-}
-
-fn panic_text(payload: &(dyn Any + Send)) -> &str {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        text
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text
-    } else {
-        "no message"
-    }
 }

@@ -551,11 +551,9 @@ impl Ended<'_> {
 }
 
 fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "the handler panicked".to_string())
+    crate::panic_message(payload.as_ref())
+        .unwrap_or("the handler panicked")
+        .to_string()
 }
 
 /// Host-function calls one pack call made, and the time spent in their handlers.

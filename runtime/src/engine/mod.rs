@@ -442,11 +442,7 @@ fn emit_tracing(level: LogLevel, message: &str) {
 /// bug below packhost never unwinds into the host application (or across an FFI boundary).
 fn catch_panic<T>(doing: &str, work: impl FnOnce() -> T) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|payload| {
-        let detail = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_string());
+        let detail = crate::panic_message(payload.as_ref()).unwrap_or("unknown panic");
         Error::new(
             ErrorKind::Internal,
             format!("packhost bug while {doing}: {detail}"),

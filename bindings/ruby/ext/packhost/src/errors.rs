@@ -55,13 +55,9 @@ pub(crate) fn panic_error(payload: Box<dyn Any + Send>) -> packhost::Error {
 
 /// The message a panic was raised with.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a panic without a message".to_string()
-    }
+    packhost::panic_message(payload)
+        .unwrap_or("a panic without a message")
+        .to_string()
 }
 
 /// The Ruby exception for a core error, ready to return from a native method.

@@ -254,21 +254,10 @@ impl RbPack {
             // logged and no audit list when no capability was used: the common call builds
             // no Hash, no log objects and no audit entries.
             let usage = &report.usage;
-            let mut values = [
-                usage.wall_time_us,
-                usage.fuel_consumed,
-                usage.peak_memory_bytes,
-                usage.input_bytes,
-                usage.output_bytes,
-                usage.host_calls,
-                usage.host_time_us,
-                usage.kv_ops,
-                usage.http_requests,
-                usage.http_bytes_sent,
-                usage.http_bytes_received,
-            ]
-            .map(|number| number.into_value_with(ruby))
-            .to_vec();
+            let mut values = usage
+                .counters()
+                .map(|number| number.into_value_with(ruby))
+                .to_vec();
             values.push(to_ruby(ruby, &usage.context)?);
             values.extend(
                 [
