@@ -102,7 +102,7 @@ FUZZ_SECONDS ?= 60
 fuzz: packs ## Run each fuzz target (load, abi, differential) for FUZZ_SECONDS s (default 60); a finding is kept in fuzz/regressions/.
 	cargo run --release -q -p packhost-fuzz -- all --seconds $(FUZZ_SECONDS)
 
-release: packs ## Build every package users install (wheel, npm tarball, gem, crates, CLI) into target/dist.
+release: packs ## Build every package users install (wheel, npm tarball, gem, JAR, crates, CLI) into target/dist.
 	bash scripts/release.sh
 
 bench: packs ## Time packhost against the official SDKs and bare wasmtime; writes BENCHMARKS.md (slow: a release build).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make release`: builds every package users install, with the release profile, into
 # <cargo target dir>/dist: the abi3 wheel, the npm tarball (prebuilt addon inside), the gem,
-# the four crates' archives and the `packhost` binary. One target dir serves them all, so
+# the JVM's JAR (native library inside), the four crates' archives and the `packhost` binary. One target dir serves them all, so
 # wasmtime is compiled once. `make test` builds and installs the same artifacts (each
 # binding's ci.sh and scripts/crates-check.sh); this verb only collects them.
 set -euo pipefail
@@ -24,6 +24,9 @@ step "gem"
 gem_file="$(ruby bindings/ruby/script/stage_gem.rb)"
 cp "$gem_file" "$PACKHOST_DIST/"
 echo "$PACKHOST_DIST/$(basename "$gem_file")"
+
+step "JVM JAR"
+bash bindings/kotlin/package.sh
 
 step "crates and the packhost binary"
 cargo package --locked --no-verify --allow-dirty -p packhost -p packhost-pdk -p packhost-pdk-macros -p packhost-cli

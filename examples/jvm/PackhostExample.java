@@ -7,11 +7,12 @@
 import dev.packhost.CallResult;
 import dev.packhost.Pack;
 import dev.packhost.PackException;
+import java.nio.charset.CharacterCodingException;
 import java.nio.file.Path;
 import java.util.Map;
 
 public final class PackhostExample {
-    public static void main(String[] args) throws PackException {
+    public static void main(String[] args) throws PackException, CharacterCodingException {
         Path packs = Path.of(args.length > 0 ? args[0] : "plugins/dist");
         try (Pack textTools = Pack.load(packs.resolve("text_tools.wasm"))) {
             CallResult result = textTools.callJson("count_vowels", Map.of("text", "hello world"));

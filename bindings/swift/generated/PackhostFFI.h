@@ -243,21 +243,20 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
-#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_HANDLER_METHOD0
-#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_HANDLER_METHOD0
-typedef void (*UniffiCallbackInterfaceHostHandlerMethod0)(uint64_t, RustBuffer, RustBuffer, RustBuffer* _Nonnull, 
-        RustCallStatus *_Nonnull uniffiCallStatus
-    );
-
+#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_CLONE_NATIVEOUTCOME
+#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_CLONE_NATIVEOUTCOME
+uint64_t uniffi_packhost_uniffi_fn_clone_nativeoutcome(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
 #endif
-#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HOST_HANDLER
-#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HOST_HANDLER
-typedef struct UniffiVTableCallbackInterfaceHostHandler {
-    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
-    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
-    UniffiCallbackInterfaceHostHandlerMethod0 _Nonnull handle;
-} UniffiVTableCallbackInterfaceHostHandler;
-
+#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_FREE_NATIVEOUTCOME
+#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_FREE_NATIVEOUTCOME
+void uniffi_packhost_uniffi_fn_free_nativeoutcome(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_METHOD_NATIVEOUTCOME_FAILURE
+#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_METHOD_NATIVEOUTCOME_FAILURE
+void uniffi_packhost_uniffi_fn_method_nativeoutcome_failure(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_CLONE_NATIVEFLOW
 #define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_CLONE_NATIVEFLOW
@@ -284,26 +283,6 @@ RustBuffer uniffi_packhost_uniffi_fn_method_nativeflow_name(uint64_t ptr, RustCa
 RustBuffer uniffi_packhost_uniffi_fn_method_nativeflow_run(uint64_t ptr, RustBuffer input_json, RustBuffer call_options_json, RustBuffer cancel, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_CLONE_HOSTHANDLER
-#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_CLONE_HOSTHANDLER
-uint64_t uniffi_packhost_uniffi_fn_clone_hosthandler(uint64_t handle, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_FREE_HOSTHANDLER
-#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_FREE_HOSTHANDLER
-void uniffi_packhost_uniffi_fn_free_hosthandler(uint64_t handle, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_INIT_CALLBACK_VTABLE_HOSTHANDLER
-#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_INIT_CALLBACK_VTABLE_HOSTHANDLER
-void uniffi_packhost_uniffi_fn_init_callback_vtable_hosthandler(const UniffiVTableCallbackInterfaceHostHandler* _Nonnull vtable
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_METHOD_HOSTHANDLER_HANDLE
-#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_METHOD_HOSTHANDLER_HANDLE
-RustBuffer uniffi_packhost_uniffi_fn_method_hosthandler_handle(uint64_t ptr, RustBuffer input, RustBuffer call, RustCallStatus *_Nonnull out_status
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_CLONE_NATIVEHOSTFUNCTION
 #define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_CLONE_NATIVEHOSTFUNCTION
 uint64_t uniffi_packhost_uniffi_fn_clone_nativehostfunction(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -316,7 +295,7 @@ void uniffi_packhost_uniffi_fn_free_nativehostfunction(uint64_t handle, RustCall
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_CONSTRUCTOR_NATIVEHOSTFUNCTION_NEW
 #define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_CONSTRUCTOR_NATIVEHOSTFUNCTION_NEW
-uint64_t uniffi_packhost_uniffi_fn_constructor_nativehostfunction_new(RustBuffer name, RustBuffer namespace, uint64_t handler, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_packhost_uniffi_fn_constructor_nativehostfunction_new(RustBuffer name, RustBuffer namespace, int64_t handler, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_CLONE_NATIVECANCELTOKEN
@@ -380,11 +359,6 @@ RustBuffer uniffi_packhost_uniffi_fn_method_nativepack_actions(uint64_t ptr, Rus
 RustBuffer uniffi_packhost_uniffi_fn_method_nativepack_call(uint64_t ptr, RustBuffer action, RustBuffer input, RustBuffer call_options_json, RustBuffer cancel, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_METHOD_NATIVEPACK_FAST_HANDLE
-#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_METHOD_NATIVEPACK_FAST_HANDLE
-uint64_t uniffi_packhost_uniffi_fn_method_nativepack_fast_handle(uint64_t ptr, RustCallStatus *_Nonnull out_status
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_METHOD_NATIVEPACK_HAS_EMBEDDED_MANIFEST
 #define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_METHOD_NATIVEPACK_HAS_EMBEDDED_MANIFEST
 int8_t uniffi_packhost_uniffi_fn_method_nativepack_has_embedded_manifest(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -440,16 +414,6 @@ RustBuffer uniffi_packhost_uniffi_fn_func_build_info_json(RustCallStatus *_Nonnu
 #define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_FUNC_ERROR_CODES
 RustBuffer uniffi_packhost_uniffi_fn_func_error_codes(RustCallStatus *_Nonnull out_status
     
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_FUNC_OUTCOME_FAILURE
-#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_FUNC_OUTCOME_FAILURE
-void uniffi_packhost_uniffi_fn_func_outcome_failure(uint64_t outcome, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_FUNC_OUTCOME_REPORT
-#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_FN_FUNC_OUTCOME_REPORT
-RustBuffer uniffi_packhost_uniffi_fn_func_outcome_report(uint64_t outcome, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_PACKHOST_UNIFFI_RUSTBUFFER_ALLOC
@@ -724,15 +688,9 @@ uint16_t uniffi_packhost_uniffi_checksum_func_error_codes(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_FUNC_OUTCOME_FAILURE
-#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_FUNC_OUTCOME_FAILURE
-uint16_t uniffi_packhost_uniffi_checksum_func_outcome_failure(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_FUNC_OUTCOME_REPORT
-#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_FUNC_OUTCOME_REPORT
-uint16_t uniffi_packhost_uniffi_checksum_func_outcome_report(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_METHOD_NATIVEOUTCOME_FAILURE
+#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_METHOD_NATIVEOUTCOME_FAILURE
+uint16_t uniffi_packhost_uniffi_checksum_method_nativeoutcome_failure(void
     
 );
 #endif
@@ -745,12 +703,6 @@ uint16_t uniffi_packhost_uniffi_checksum_method_nativeflow_name(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_METHOD_NATIVEFLOW_RUN
 #define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_METHOD_NATIVEFLOW_RUN
 uint16_t uniffi_packhost_uniffi_checksum_method_nativeflow_run(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_METHOD_HOSTHANDLER_HANDLE
-#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_METHOD_HOSTHANDLER_HANDLE
-uint16_t uniffi_packhost_uniffi_checksum_method_hosthandler_handle(void
     
 );
 #endif
@@ -775,12 +727,6 @@ uint16_t uniffi_packhost_uniffi_checksum_method_nativepack_actions(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_METHOD_NATIVEPACK_CALL
 #define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_METHOD_NATIVEPACK_CALL
 uint16_t uniffi_packhost_uniffi_checksum_method_nativepack_call(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_METHOD_NATIVEPACK_FAST_HANDLE
-#define UNIFFI_FFIDEF_UNIFFI_PACKHOST_UNIFFI_CHECKSUM_METHOD_NATIVEPACK_FAST_HANDLE
-uint16_t uniffi_packhost_uniffi_checksum_method_nativepack_fast_handle(void
     
 );
 #endif

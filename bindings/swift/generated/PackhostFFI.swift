@@ -460,13 +460,7 @@ fileprivate final class UniffiHandleMap<T>: @unchecked Sendable {
 
 
 // Public interface members begin here.
-// Magic number for the Rust proxy to call using the same mechanism as every other method,
-// to free the callback once it's dropped by Rust.
-private let IDX_CALLBACK_FREE: Int32 = 0
-// Callback return codes
-private let UNIFFI_CALLBACK_SUCCESS: Int32 = 0
-private let UNIFFI_CALLBACK_ERROR: Int32 = 1
-private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
+
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
@@ -496,6 +490,22 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
     }
 
     public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
+    typealias FfiType = Int64
+    typealias SwiftType = Int64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int64, into buf: inout [UInt8]) {
         writeInt(&buf, lower(value))
     }
 }
@@ -587,221 +597,6 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
         writeBytes(&buf, value)
     }
 }
-
-
-
-
-/**
- * One host function's body, implemented on the JVM: bytes in, bytes out.
- */
-public protocol HostHandler: AnyObject, Sendable {
-    
-    /**
-     * Handles one call from a pack.
-     */
-    func handle(input: Data, call: HostCallInfo) throws  -> Data
-    
-}
-/**
- * One host function's body, implemented on the JVM: bytes in, bytes out.
- */
-open class HostHandlerImpl: HostHandler, @unchecked Sendable {
-    fileprivate let handle: UInt64
-
-    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public struct NoHandle {
-        public init() {}
-    }
-
-    // TODO: We'd like this to be `private` but for Swifty reasons,
-    // we can't implement `FfiConverter` without making this `required` and we can't
-    // make it `required` without making it `public`.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    required public init(unsafeFromHandle handle: UInt64) {
-        self.handle = handle
-    }
-
-    // This constructor can be used to instantiate a fake object.
-    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
-    //
-    // - Warning:
-    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public init(noHandle: NoHandle) {
-        self.handle = 0
-    }
-
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public func uniffiCloneHandle() -> UInt64 {
-        return try! rustCall { uniffi_packhost_uniffi_fn_clone_hosthandler(self.handle, $0) }
-    }
-    // No primary constructor declared for this class.
-
-    deinit {
-        if handle == 0 {
-            // Mock objects have handle=0 don't try to free them
-            return
-        }
-
-        try! rustCall { uniffi_packhost_uniffi_fn_free_hosthandler(handle, $0) }
-    }
-
-    
-
-    
-    /**
-     * Handles one call from a pack.
-     */
-open func handle(input: Data, call: HostCallInfo)throws  -> Data  {
-    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeHostHandlerFailure_lift) {
-        uniffiCallStatus in
-    uniffi_packhost_uniffi_fn_method_hosthandler_handle(
-            self.uniffiCloneHandle(),
-        FfiConverterData.lower(input),
-        FfiConverterTypeHostCallInfo_lower(call),uniffiCallStatus
-    )
-})
-}
-    
-
-    
-}
-
-
-
-// Put the implementation in a struct so we don't pollute the top-level namespace
-fileprivate struct UniffiCallbackInterfaceHostHandler {
-
-    // Create the VTable using a series of closures.
-    // Swift automatically converts these into C callback functions.
-    //
-    // Store the vtable directly.
-    static let vtable: UniffiVTableCallbackInterfaceHostHandler = UniffiVTableCallbackInterfaceHostHandler(
-        uniffiFree: { (uniffiHandle: UInt64) -> () in
-            do {
-                try FfiConverterTypeHostHandler.handleMap.remove(handle: uniffiHandle)
-            } catch {
-                print("Uniffi callback interface HostHandler: handle missing in uniffiFree")
-            }
-        },
-        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
-            do {
-                return try FfiConverterTypeHostHandler.handleMap.clone(handle: uniffiHandle)
-            } catch {
-                fatalError("Uniffi callback interface HostHandler: handle missing in uniffiClone")
-            }
-        },
-        handle: { (
-            uniffiHandle: UInt64,
-            input: RustBuffer,
-            call: RustBuffer,
-            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
-            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
-        ) in
-            let makeCall = {
-                () throws -> Data in
-                guard let uniffiObj = try? FfiConverterTypeHostHandler.handleMap.get(handle: uniffiHandle) else {
-                    throw UniffiInternalError.unexpectedStaleHandle
-                }
-                return try uniffiObj.handle(
-                     input: try FfiConverterData.lift(input),
-                     call: try FfiConverterTypeHostCallInfo_lift(call)
-                )
-            }
-
-            
-            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
-            uniffiTraitInterfaceCallWithError(
-                callStatus: uniffiCallStatus,
-                makeCall: makeCall,
-                writeReturn: writeReturn,
-                lowerError: FfiConverterTypeHostHandlerFailure_lower
-            )
-        }
-    )
-
-    // Rust stores this pointer for future callback invocations, so it must live
-    // for the process lifetime (not just for the init function call).
-    //
-    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
-    // This is safe because the pointee is initialized once during static init
-    // and never mutated by either side of the FFI.  Its fields are C function pointers.
-    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceHostHandler> = {
-        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceHostHandler>.allocate(capacity: 1)
-        ptr.initialize(to: vtable)
-        return UnsafePointer(ptr)
-    }()
-}
-
-private func uniffiCallbackInitHostHandler() {
-    uniffi_packhost_uniffi_fn_init_callback_vtable_hosthandler(UniffiCallbackInterfaceHostHandler.vtablePtr)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeHostHandler: FfiConverter {
-    fileprivate static let handleMap = UniffiHandleMap<HostHandler>()
-
-    typealias FfiType = UInt64
-    typealias SwiftType = HostHandler
-
-    public static func lift(_ handle: UInt64) throws -> HostHandler {
-        if ((handle & 1) == 0) {
-            // Rust-generated handle, construct a new class that uses the handle to implement the
-            // interface
-            return HostHandlerImpl(unsafeFromHandle: handle)
-        } else {
-            // Swift-generated handle, get the object from the handle map
-            return try handleMap.remove(handle: handle)
-        }
-    }
-
-    public static func lower(_ value: HostHandler) -> UInt64 {
-         if let rustImpl = value as? HostHandlerImpl {
-             // Rust-implemented object.  Clone the handle and return it
-            return rustImpl.uniffiCloneHandle()
-         } else {
-            // Swift object, generate a new vtable handle and return that.
-            return handleMap.insert(obj: value)
-         }
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HostHandler {
-        let handle: UInt64 = try readInt(&buf)
-        return try lift(handle)
-    }
-
-    public static func write(_ value: HostHandler, into buf: inout [UInt8]) {
-        writeInt(&buf, lower(value))
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeHostHandler_lift(_ handle: UInt64) throws -> HostHandler {
-    return try FfiConverterTypeHostHandler.lift(handle)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeHostHandler_lower(_ value: HostHandler) -> UInt64 {
-    return FfiConverterTypeHostHandler.lower(value)
-}
-
-
 
 
 
@@ -1132,13 +927,13 @@ public func FfiConverterTypeNativeFlow_lower(_ value: NativeFlow) -> UInt64 {
 
 
 /**
- * A handler lent under an import name and namespace.
+ * A handler (by the Kotlin layer's id) lent under an import name and namespace.
  */
 public protocol NativeHostFunctionProtocol: AnyObject, Sendable {
     
 }
 /**
- * A handler lent under an import name and namespace.
+ * A handler (by the Kotlin layer's id) lent under an import name and namespace.
  */
 open class NativeHostFunction: NativeHostFunctionProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1180,17 +975,17 @@ open class NativeHostFunction: NativeHostFunctionProtocol, @unchecked Sendable {
         return try! rustCall { uniffi_packhost_uniffi_fn_clone_nativehostfunction(self.handle, $0) }
     }
     /**
-     * Lends `handler` as the import `namespace`.`name` (Extism PDKs import from
-     * `extism:host/user`).
+     * Lends handler `handler` (an id the Kotlin layer registered with its dispatcher) as the
+     * import `namespace`.`name` (Extism PDKs import from `extism:host/user`).
      */
-public convenience init(name: String, namespace: String, handler: HostHandler) {
+public convenience init(name: String, namespace: String, handler: Int64) {
     let handle =
         try! rustCall() {
         uniffiCallStatus in
     uniffi_packhost_uniffi_fn_constructor_nativehostfunction_new(
         FfiConverterString.lower(name),
         FfiConverterString.lower(namespace),
-        FfiConverterTypeHostHandler_lower(handler),uniffiCallStatus
+        FfiConverterInt64.lower(handler),uniffiCallStatus
     )
 }
     self.init(unsafeFromHandle: handle)
@@ -1259,6 +1054,134 @@ public func FfiConverterTypeNativeHostFunction_lower(_ value: NativeHostFunction
 
 
 /**
+ * One fast call's result, held for the JVM until it has read what it needs.
+ */
+public protocol NativeOutcomeProtocol: AnyObject, Sendable {
+    
+    /**
+     * The failure of a failed call, thrown as `PackFailure` (nothing for a success).
+     */
+    func failure() throws 
+    
+}
+/**
+ * One fast call's result, held for the JVM until it has read what it needs.
+ */
+open class NativeOutcome: NativeOutcomeProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_packhost_uniffi_fn_clone_nativeoutcome(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_packhost_uniffi_fn_free_nativeoutcome(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The failure of a failed call, thrown as `PackFailure` (nothing for a success).
+     */
+open func failure()throws   {try rustCallWithError(FfiConverterTypePackFailure_lift) {
+        uniffiCallStatus in
+    uniffi_packhost_uniffi_fn_method_nativeoutcome_failure(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNativeOutcome: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = NativeOutcome
+
+    public static func lift(_ handle: UInt64) throws -> NativeOutcome {
+        return NativeOutcome(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: NativeOutcome) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NativeOutcome {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: NativeOutcome, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeOutcome_lift(_ handle: UInt64) throws -> NativeOutcome {
+    return try FfiConverterTypeNativeOutcome.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeOutcome_lower(_ value: NativeOutcome) -> UInt64 {
+    return FfiConverterTypeNativeOutcome.lower(value)
+}
+
+
+
+
+
+
+/**
  * A loaded pack. Calls share it across threads.
  */
 public protocol NativePackProtocol: AnyObject, Sendable {
@@ -1273,12 +1196,6 @@ public protocol NativePackProtocol: AnyObject, Sendable {
      * cancelled through `cancel` when given.
      */
     func call(action: String, input: Data, callOptionsJson: String?, cancel: NativeCancelToken?) throws  -> CallResult
-    
-    /**
-     * A handle on this pack for the fast call path (`fast.rs`), released with
-     * `packhost_jvm_pack_release`.
-     */
-    func fastHandle()  -> UInt64
     
     /**
      * True when the manifest came from the module itself rather than from its exports.
@@ -1452,19 +1369,6 @@ open func call(action: String, input: Data, callOptionsJson: String?, cancel: Na
         FfiConverterData.lower(input),
         FfiConverterOptionString.lower(callOptionsJson),
         FfiConverterOptionTypeNativeCancelToken.lower(cancel),uniffiCallStatus
-    )
-})
-}
-    
-    /**
-     * A handle on this pack for the fast call path (`fast.rs`), released with
-     * `packhost_jvm_pack_release`.
-     */
-open func fastHandle() -> UInt64  {
-    return try!  FfiConverterUInt64.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_packhost_uniffi_fn_method_nativepack_fast_handle(
-            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -1988,95 +1892,6 @@ public func FfiConverterTypeCallUsage_lower(_ value: CallUsage) -> RustBuffer {
 
 
 /**
- * What a host function sees of the call that reached it.
- */
-public struct HostCallInfo: Equatable, Hashable {
-    /**
-     * The caller's `context` as JSON text; absent when the call had none.
-     */
-    public var contextJson: String?
-    /**
-     * The calling pack's name (from its manifest).
-     */
-    public var packName: String
-    /**
-     * The calling pack's id.
-     */
-    public var packId: String
-    /**
-     * The host function's import name.
-     */
-    public var function: String
-
-    // Default memberwise initializers are never public by default, so we
-    // declare one manually.
-    public init(
-        /**
-         * The caller's `context` as JSON text; absent when the call had none.
-         */contextJson: String?, 
-        /**
-         * The calling pack's name (from its manifest).
-         */packName: String, 
-        /**
-         * The calling pack's id.
-         */packId: String, 
-        /**
-         * The host function's import name.
-         */function: String) {
-        self.contextJson = contextJson
-        self.packName = packName
-        self.packId = packId
-        self.function = function
-    }
-
-    
-
-    
-}
-
-#if compiler(>=6)
-extension HostCallInfo: Sendable {}
-#endif
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeHostCallInfo: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HostCallInfo {
-        return
-            try HostCallInfo(
-                contextJson: FfiConverterOptionString.read(from: &buf), 
-                packName: FfiConverterString.read(from: &buf), 
-                packId: FfiConverterString.read(from: &buf), 
-                function: FfiConverterString.read(from: &buf)
-        )
-    }
-
-    public static func write(_ value: HostCallInfo, into buf: inout [UInt8]) {
-        FfiConverterOptionString.write(value.contextJson, into: &buf)
-        FfiConverterString.write(value.packName, into: &buf)
-        FfiConverterString.write(value.packId, into: &buf)
-        FfiConverterString.write(value.function, into: &buf)
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeHostCallInfo_lift(_ buf: RustBuffer) throws -> HostCallInfo {
-    return try FfiConverterTypeHostCallInfo.lift(buf)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeHostCallInfo_lower(_ value: HostCallInfo) -> RustBuffer {
-    return FfiConverterTypeHostCallInfo.lower(value)
-}
-
-
-/**
  * One line the pack logged.
  */
 public struct LogLine: Equatable, Hashable {
@@ -2142,95 +1957,6 @@ public func FfiConverterTypeLogLine_lift(_ buf: RustBuffer) throws -> LogLine {
 #endif
 public func FfiConverterTypeLogLine_lower(_ value: LogLine) -> RustBuffer {
     return FfiConverterTypeLogLine.lower(value)
-}
-
-
-/**
- * A host function's handler failed; the call ends with `host_function_error`.
- */
-public 
-enum HostHandlerFailure: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
-
-    
-    
-    /**
-     * The handler threw.
-     */
-    case Raised(
-        /**
-         * The class of what it threw (`simpleName`).
-         */className: String, 
-        /**
-         * Its message.
-         */reason: String
-    )
-
-    
-
-    
-
-    
-    public var errorDescription: String? {
-        String(reflecting: self)
-    }
-    
-}
-
-#if compiler(>=6)
-extension HostHandlerFailure: Sendable {}
-#endif
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeHostHandlerFailure: FfiConverterRustBuffer {
-    typealias SwiftType = HostHandlerFailure
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HostHandlerFailure {
-        let variant: Int32 = try readInt(&buf)
-        switch variant {
-
-        
-
-        
-        case 1: return .Raised(
-            className: try FfiConverterString.read(from: &buf), 
-            reason: try FfiConverterString.read(from: &buf)
-            )
-
-         default: throw UniffiInternalError.unexpectedEnumCase
-        }
-    }
-
-    public static func write(_ value: HostHandlerFailure, into buf: inout [UInt8]) {
-        switch value {
-
-        
-
-        
-        
-        case let .Raised(className,reason):
-            writeInt(&buf, Int32(1))
-            FfiConverterString.write(className, into: &buf)
-            FfiConverterString.write(reason, into: &buf)
-            
-        }
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeHostHandlerFailure_lift(_ buf: RustBuffer) throws -> HostHandlerFailure {
-    return try FfiConverterTypeHostHandlerFailure.lift(buf)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeHostHandlerFailure_lower(_ value: HostHandlerFailure) -> RustBuffer {
-    return FfiConverterTypeHostHandlerFailure.lower(value)
 }
 
 
@@ -2566,29 +2292,6 @@ public func errorCodes() -> [String]  {
     )
 })
 }
-/**
- * The failure of a failed fast call, thrown as `PackFailure` (and nothing for a success).
- * `outcome` must be a live handle from `packhost_jvm_call`.
- */
-public func outcomeFailure(outcome: UInt64)throws   {try rustCallWithError(FfiConverterTypePackFailure_lift) {
-        uniffiCallStatus in
-    uniffi_packhost_uniffi_fn_func_outcome_failure(
-        FfiConverterUInt64.lower(outcome),uniffiCallStatus
-    )
-}
-}
-/**
- * The report (usage, logs, audit) of a successful fast call, read when it has logs or
- * audit entries. `outcome` must be a live handle from `packhost_jvm_call`.
- */
-public func outcomeReport(outcome: UInt64) -> CallReport?  {
-    return try!  FfiConverterOptionTypeCallReport.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_packhost_uniffi_fn_func_outcome_report(
-        FfiConverterUInt64.lower(outcome),uniffiCallStatus
-    )
-})
-}
 
 private enum InitializationResult {
     case ok
@@ -2611,19 +2314,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_packhost_uniffi_checksum_func_error_codes() != 50732) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_packhost_uniffi_checksum_func_outcome_failure() != 12855) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_packhost_uniffi_checksum_func_outcome_report() != 19193) {
+    if (uniffi_packhost_uniffi_checksum_method_nativeoutcome_failure() != 54674) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_packhost_uniffi_checksum_method_nativeflow_name() != 16308) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_packhost_uniffi_checksum_method_nativeflow_run() != 33997) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_packhost_uniffi_checksum_method_hosthandler_handle() != 52216) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_packhost_uniffi_checksum_method_nativecanceltoken_cancel() != 29246) {
@@ -2636,9 +2333,6 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_packhost_uniffi_checksum_method_nativepack_call() != 36599) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_packhost_uniffi_checksum_method_nativepack_fast_handle() != 6359) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_packhost_uniffi_checksum_method_nativepack_has_embedded_manifest() != 50297) {
@@ -2671,7 +2365,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_packhost_uniffi_checksum_constructor_nativeflow_new() != 54589) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_packhost_uniffi_checksum_constructor_nativehostfunction_new() != 64967) {
+    if (uniffi_packhost_uniffi_checksum_constructor_nativehostfunction_new() != 51343) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_packhost_uniffi_checksum_constructor_nativecanceltoken_new() != 38613) {
@@ -2687,7 +2381,6 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
 
-    uniffiCallbackInitHostHandler()
     return InitializationResult.ok
 }()
 

@@ -19,8 +19,9 @@ mod host_fn;
 mod pack;
 
 pub use error::{CallReport, CallUsage, LogLine, PackFailure};
+pub use fast::NativeOutcome;
 pub use flow::NativeFlow;
-pub use host_fn::{HostCallInfo, HostHandler, HostHandlerFailure, NativeHostFunction};
+pub use host_fn::{NativeHostFunction, Reply};
 pub use pack::{CallResult, NativeCancelToken, NativePack};
 
 /// How this library was built (`packhost::build_info`) as JSON text: the Kotlin tests check

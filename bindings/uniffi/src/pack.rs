@@ -82,12 +82,6 @@ impl NativePack {
         wrap(catch_panic(|| self.pack.load_next_bytes(&bytes)))
     }
 
-    /// A handle on this pack for the fast call path (`fast.rs`), released with
-    /// `packhost_jvm_pack_release`.
-    pub fn fast_handle(&self) -> u64 {
-        crate::fast::new_handle(&self.pack)
-    }
-
     /// The SHA-256 of the module bytes, in lowercase hex.
     pub fn id(&self) -> String {
         self.pack.id().to_string()

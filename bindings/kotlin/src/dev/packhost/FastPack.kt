@@ -1,19 +1,24 @@
 // The fast call path (bindings/uniffi/src/fast.rs): one JNA direct call with primitive
 // arguments per call, instead of the several structures uniffi's generated code allocates.
-// FastPack owns the native pack handle and releases it once no call uses it.
+// FastPack owns the native pack handle and releases it once no call uses it. FastCalls also
+// binds host_fn.rs's dispatcher functions (HostDispatch in HostFunction.kt uses them).
 package dev.packhost
 
 import com.google.gson.JsonElement
 import com.sun.jna.Native
+import dev.packhost.ffi.NativeOutcome
+import dev.packhost.ffi.UniffiWithHandle
 import com.sun.jna.Pointer
 import java.lang.ref.Cleaner
 import java.util.concurrent.atomic.AtomicBoolean
 import java.util.concurrent.atomic.AtomicLong
 
-/** The C functions of fast.rs, bound by JNA's direct mapping to the library uniffi loads. */
+/** The C functions of fast.rs and host_fn.rs, bound by JNA's direct mapping to the library uniffi loads. */
 internal object FastCalls {
     init {
-        Native.register(FastCalls::class.java, "packhost_uniffi")
+        // The name uniffi's generated code loads, override included, so both bind one library.
+        val name = System.getProperty("uniffi.component.packhost_uniffi.libraryOverride") ?: "packhost_uniffi"
+        Native.register(FastCalls::class.java, name)
     }
 
     @JvmStatic
@@ -26,6 +31,7 @@ internal object FastCalls {
         options: ByteArray?,
         optionsLength: Int,
         numbers: LongArray,
+        numbersLength: Int,
     ): Long
 
     @JvmStatic
@@ -33,16 +39,33 @@ internal object FastCalls {
 
     @JvmStatic
     external fun packhost_jvm_pack_release(pack: Long)
+
+    @JvmStatic
+    external fun packhost_jvm_set_dispatcher(dispatch: HostDispatch.Dispatch, release: HostDispatch.Release)
+
+    @JvmStatic
+    external fun packhost_jvm_reply_output(reply: Long, data: ByteArray, length: Int)
+
+    @JvmStatic
+    external fun packhost_jvm_reply_failure(
+        reply: Long,
+        className: ByteArray,
+        classLength: Int,
+        message: ByteArray,
+        messageLength: Int,
+    )
 }
 
 // Where packhost_jvm_call writes what (fast.rs keeps the same order).
-private const val NUMBERS = 16
+private const val NUMBERS = 20
 private const val OK = 0
-private const val OUTPUT_ADDRESS = 1
-private const val OUTPUT_LENGTH = 2
-private const val HAS_LOGS = 3
-private const val HAS_AUDIT = 4
-private const val USAGE = 5
+private const val OUTPUT = 1
+// Three JSON texts, each an address and a length (0 when there is none).
+private const val CONTEXT = 3
+private const val LOGS = 5
+private const val AUDIT = 7
+private const val USAGE = 9
+private const val COUNTERS = 11
 
 private val CLEANER: Cleaner = Cleaner.create()
 
@@ -51,7 +74,10 @@ private class Release(private val handle: Long) : Runnable {
     override fun run() = FastCalls.packhost_jvm_pack_release(handle)
 }
 
-/** A native pack handle with the calls in flight on it counted, as uniffi counts its own. */
+/**
+ * A clone of a NativePack's uniffi handle ([handle], from `uniffiCloneHandle`), with the calls
+ * in flight on it counted as uniffi counts its own; given back once nothing uses it.
+ */
 internal class FastPack(owner: Any, private val handle: Long) {
     // 1 while open, plus one per call in flight; the handle is released when it falls to 0.
     private val holds = AtomicLong(1)
@@ -81,25 +107,37 @@ internal class FastPack(owner: Any, private val handle: Long) {
         val actionBytes = action.encodeToByteArray()
         val options = contextJson?.let { "{\"context\":$it}".encodeToByteArray() }
         val outcome = FastCalls.packhost_jvm_call(
-            handle, actionBytes, actionBytes.size, input, input.size, options, options?.size ?: 0, numbers,
+            handle, actionBytes, actionBytes.size, input, input.size, options, options?.size ?: 0, numbers, NUMBERS,
         )
+        check(outcome != 0L) { "the native library is from another build than this JAR" }
+        if (numbers[OK] == 0L) {
+            // The failure goes through uniffi, which takes the outcome over and frees it.
+            NativeOutcome(UniffiWithHandle, outcome).use { failed -> ffi { failed.failure() } }
+            error("a failed call reported no failure")
+        }
         try {
-            if (numbers[OK] == 0L) {
-                ffi { dev.packhost.ffi.outcomeFailure(outcome.toULong()) }
-                error("a failed call reported no failure")
+            val context = text(numbers, CONTEXT)?.let(Json::parse)
+            val logs = text(numbers, LOGS)?.let { logs ->
+                Json.parse(logs).asJsonArray.map {
+                    LogRecord(it.asJsonObject["level"].asString, it.asJsonObject["message"].asString)
+                }
             }
-            val length = numbers[OUTPUT_LENGTH].toInt()
-            val output = if (length == 0) ByteArray(0) else Pointer(numbers[OUTPUT_ADDRESS]).getByteArray(0, length)
-            if (numbers[HAS_LOGS] != 0L || numbers[HAS_AUDIT] != 0L) {
-                CallResult(output, dev.packhost.ffi.outcomeReport(outcome.toULong())!!)
-            } else {
-                val usage = numbers.copyOfRange(USAGE, USAGE + 11)
-                CallResult(output, Usage(usage, contextJson?.let(Json::parse), pack, action), emptyList(), null)
-            }
+            val usage = Usage(numbers.copyOfRange(USAGE, USAGE + COUNTERS), context, pack, action)
+            CallResult(read(numbers, OUTPUT), usage, logs ?: emptyList(), text(numbers, AUDIT))
         } finally {
             FastCalls.packhost_jvm_outcome_free(outcome)
         }
     }
+
+    /** The bytes whose address and length `numbers` holds at [slot] and the next. */
+    private fun read(numbers: LongArray, slot: Int): ByteArray {
+        val size = numbers[slot + 1].toInt()
+        return if (size == 0) ByteArray(0) else Pointer(numbers[slot]).getByteArray(0, size)
+    }
+
+    /** The JSON text at [slot], null when there is none. */
+    private fun text(numbers: LongArray, slot: Int): String? =
+        if (numbers[slot + 1] == 0L) null else read(numbers, slot).decodeToString()
 }
 
 /** Usage from the fast path's counters, in CallUsage's order. */

@@ -22,8 +22,10 @@ internal object Json {
     }
 
     /** A call's context as JSON text, or null when there is none. */
-    fun context(context: Any?): String? =
-        if (context == null || context is JsonNull) null else value(context)
+    fun context(context: Any?): String? {
+        require(context !is CancelToken) { "a CancelToken goes in the `cancel` argument, not `context`" }
+        return if (context == null || context is JsonNull) null else value(context)
+    }
 
     /** The call options carrying `context`, or null when there is none. */
     fun callOptions(context: Any?): String? = context(context)?.let { "{\"context\":$it}" }

@@ -15,7 +15,7 @@ import java.nio.file.Path
  * take them: `{"limits": {"timeout_ms": 500}, "engine": "native"}`.
  */
 class Pack private constructor(internal val native: NativePack) : AutoCloseable {
-    private val fast = FastPack(this, native.fastHandle().toLong())
+    private val fast = FastPack(this, native.uniffiCloneHandle())
 
     companion object {
         /** Loads a pack from a `.wasm` file or an `oci://` reference. */
@@ -65,14 +65,17 @@ class Pack private constructor(internal val native: NativePack) : AutoCloseable 
         }
     }
 
+    // Read once at load: a call's usage names them, and must not need `native` after the
+    // call (another thread may close the pack meanwhile).
+
     /** The SHA-256 of the module bytes, in lowercase hex. */
-    val id: String by lazy { native.id() }
+    val id: String = native.id()
 
     /** The manifest's name (the file name for a pack without a manifest). */
-    val name: String by lazy { native.name() }
+    val name: String = native.name()
 
     /** The manifest's version. */
-    val version: String by lazy { native.version() }
+    val version: String = native.version()
 
     /** Action names, `pre` and `post` included, in manifest order. */
     val actions: List<String> by lazy { native.actions() }

@@ -130,4 +130,9 @@ internal inline fun <T> ffi(work: () -> T): T =
         work()
     } catch (failure: PackFailure) {
         throw PackException.from(failure)
+    } catch (panic: dev.packhost.ffi.InternalException) {
+        // uniffi's own: a panic in an export that does not catch it, packhost's bug.
+        throw PackException.from(
+            PackFailure.Failed("internal", panic.message ?: "packhost panicked", null, null, null, null, null),
+        )
     }

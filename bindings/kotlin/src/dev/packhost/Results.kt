@@ -23,7 +23,9 @@ class CallResult internal constructor(
     val audit: List<JsonObject> by lazy { auditEntries(auditJson) }
 
     /** The output as UTF-8 text; throws CharacterCodingException when it is not text. */
-    val text: String get() = output.decodeToString(throwOnInvalidSequence = true)
+    val text: String
+        @Throws(java.nio.charset.CharacterCodingException::class)
+        get() = output.decodeToString(throwOnInvalidSequence = true)
 
     /** The output parsed as JSON. */
     fun json(): JsonElement = Json.parse(text)

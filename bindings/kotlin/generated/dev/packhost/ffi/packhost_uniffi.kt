@@ -650,28 +650,6 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
-internal interface UniffiCallbackInterfaceHostHandlerMethod0 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`input`: RustBuffer.ByValue,`call`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
-}
-@Structure.FieldOrder("uniffiFree", "uniffiClone", "handle")
-internal open class UniffiVTableCallbackInterfaceHostHandler(
-    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
-    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
-    @JvmField internal var `handle`: UniffiCallbackInterfaceHostHandlerMethod0? = null,
-) : Structure() {
-    class UniffiByValue(
-        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
-        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
-        `handle`: UniffiCallbackInterfaceHostHandlerMethod0? = null,
-    ): UniffiVTableCallbackInterfaceHostHandler(`uniffiFree`,`uniffiClone`,`handle`,), Structure.ByValue
-
-   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceHostHandler) {
-        `uniffiFree` = other.`uniffiFree`
-        `uniffiClone` = other.`uniffiClone`
-        `handle` = other.`handle`
-    }
-
-}
 
 // A JNA Library to expose the extern-C FFI definitions.
 // This is an implementation detail which will be called internally by the public API.
@@ -701,15 +679,11 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_packhost_uniffi_checksum_func_error_codes(
     ): Int
-    external fun uniffi_packhost_uniffi_checksum_func_outcome_failure(
-    ): Int
-    external fun uniffi_packhost_uniffi_checksum_func_outcome_report(
+    external fun uniffi_packhost_uniffi_checksum_method_nativeoutcome_failure(
     ): Int
     external fun uniffi_packhost_uniffi_checksum_method_nativeflow_name(
     ): Int
     external fun uniffi_packhost_uniffi_checksum_method_nativeflow_run(
-    ): Int
-    external fun uniffi_packhost_uniffi_checksum_method_hosthandler_handle(
     ): Int
     external fun uniffi_packhost_uniffi_checksum_method_nativecanceltoken_cancel(
     ): Int
@@ -718,8 +692,6 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_packhost_uniffi_checksum_method_nativepack_actions(
     ): Int
     external fun uniffi_packhost_uniffi_checksum_method_nativepack_call(
-    ): Int
-    external fun uniffi_packhost_uniffi_checksum_method_nativepack_fast_handle(
     ): Int
     external fun uniffi_packhost_uniffi_checksum_method_nativepack_has_embedded_manifest(
     ): Int
@@ -767,11 +739,16 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "packhost_uniffi"))
-        uniffiCallbackInterfaceHostHandler.register(this)
         
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_packhost_uniffi_fn_clone_nativeoutcome(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_packhost_uniffi_fn_free_nativeoutcome(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_packhost_uniffi_fn_method_nativeoutcome_failure(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_packhost_uniffi_fn_clone_nativeflow(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_packhost_uniffi_fn_free_nativeflow(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -781,14 +758,6 @@ internal object UniffiLib {
     external fun uniffi_packhost_uniffi_fn_method_nativeflow_name(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_packhost_uniffi_fn_method_nativeflow_run(`ptr`: Long,`inputJson`: RustBuffer.ByValue,`callOptionsJson`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun uniffi_packhost_uniffi_fn_clone_hosthandler(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Long
-    external fun uniffi_packhost_uniffi_fn_free_hosthandler(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun uniffi_packhost_uniffi_fn_init_callback_vtable_hosthandler(`vtable`: UniffiVTableCallbackInterfaceHostHandler,
-    ): Unit
-    external fun uniffi_packhost_uniffi_fn_method_hosthandler_handle(`ptr`: Long,`input`: RustBuffer.ByValue,`call`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_packhost_uniffi_fn_clone_nativehostfunction(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -820,8 +789,6 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_packhost_uniffi_fn_method_nativepack_call(`ptr`: Long,`action`: RustBuffer.ByValue,`input`: RustBuffer.ByValue,`callOptionsJson`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_packhost_uniffi_fn_method_nativepack_fast_handle(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Long
     external fun uniffi_packhost_uniffi_fn_method_nativepack_has_embedded_manifest(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
     external fun uniffi_packhost_uniffi_fn_method_nativepack_id(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -843,10 +810,6 @@ internal object UniffiLib {
     external fun uniffi_packhost_uniffi_fn_func_build_info_json(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_packhost_uniffi_fn_func_error_codes(uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun uniffi_packhost_uniffi_fn_func_outcome_failure(`outcome`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun uniffi_packhost_uniffi_fn_func_outcome_report(`outcome`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_packhost_uniffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -973,19 +936,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_packhost_uniffi_checksum_func_error_codes() and 0xFFFF) != 50732) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_packhost_uniffi_checksum_func_outcome_failure() and 0xFFFF) != 12855) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
-    if ((lib.uniffi_packhost_uniffi_checksum_func_outcome_report() and 0xFFFF) != 19193) {
+    if ((lib.uniffi_packhost_uniffi_checksum_method_nativeoutcome_failure() and 0xFFFF) != 54674) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_packhost_uniffi_checksum_method_nativeflow_name() and 0xFFFF) != 16308) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_packhost_uniffi_checksum_method_nativeflow_run() and 0xFFFF) != 33997) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
-    if ((lib.uniffi_packhost_uniffi_checksum_method_hosthandler_handle() and 0xFFFF) != 52216) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_packhost_uniffi_checksum_method_nativecanceltoken_cancel() and 0xFFFF) != 29246) {
@@ -998,9 +955,6 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_packhost_uniffi_checksum_method_nativepack_call() and 0xFFFF) != 36599) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
-    if ((lib.uniffi_packhost_uniffi_checksum_method_nativepack_fast_handle() and 0xFFFF) != 6359) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_packhost_uniffi_checksum_method_nativepack_has_embedded_manifest() and 0xFFFF) != 50297) {
@@ -1033,7 +987,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_packhost_uniffi_checksum_constructor_nativeflow_new() and 0xFFFF) != 54589) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_packhost_uniffi_checksum_constructor_nativehostfunction_new() and 0xFFFF) != 64967) {
+    if ((lib.uniffi_packhost_uniffi_checksum_constructor_nativehostfunction_new() and 0xFFFF) != 51343) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_packhost_uniffi_checksum_constructor_nativecanceltoken_new() and 0xFFFF) != 38613) {
@@ -1139,38 +1093,7 @@ object UniffiWithHandle
  *
  * @suppress
  * */
-object NoHandle// Magic number for the Rust proxy to call using the same mechanism as every other method,
-// to free the callback once it's dropped by Rust.
-internal const val IDX_CALLBACK_FREE = 0
-// Callback return codes
-internal const val UNIFFI_CALLBACK_SUCCESS = 0
-internal const val UNIFFI_CALLBACK_ERROR = 1
-internal const val UNIFFI_CALLBACK_UNEXPECTED_ERROR = 2
-
-/**
- * @suppress
- */
-public abstract class FfiConverterCallbackInterface<CallbackInterface: Any>: FfiConverter<CallbackInterface, Long> {
-    internal val handleMap = UniffiHandleMap<CallbackInterface>()
-
-    internal fun drop(handle: Long) {
-        handleMap.remove(handle)
-    }
-
-    override fun lift(value: Long): CallbackInterface {
-        return handleMap.get(value)
-    }
-
-    override fun read(buf: ByteBuffer) = lift(buf.getLong())
-
-    override fun lower(value: CallbackInterface) = handleMap.insert(value)
-
-    override fun allocationSize(value: CallbackInterface) = 8UL
-
-    override fun write(value: CallbackInterface, buf: ByteBuffer) {
-        buf.putLong(lower(value))
-    }
-}
+object NoHandle
 /**
  * The cleaner interface for Object finalization code to run.
  * This is the entry point to any implementation that we're using.
@@ -1285,6 +1208,29 @@ public object FfiConverterULong: FfiConverter<ULong, Long> {
 /**
  * @suppress
  */
+public object FfiConverterLong: FfiConverter<Long, Long> {
+    override fun lift(value: Long): Long {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Long {
+        return buf.getLong()
+    }
+
+    override fun lower(value: Long): Long {
+        return value
+    }
+
+    override fun allocationSize(value: Long) = 8UL
+
+    override fun write(value: Long, buf: ByteBuffer) {
+        buf.putLong(value)
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
     override fun lift(value: Byte): Boolean {
         return value.toInt() != 0
@@ -1378,338 +1324,6 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
     override fun write(value: ByteArray, buf: ByteBuffer) {
         buf.putInt(value.size)
         buf.put(value)
-    }
-}
-
-
-// This template implements a class for working with a Rust struct via a handle
-// to the live Rust struct on the other side of the FFI.
-//
-// There's some subtlety here, because we have to be careful not to operate on a Rust
-// struct after it has been dropped, and because we must expose a public API for freeing
-// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
-//
-//   * Each instance holds an opaque handle to the underlying Rust struct.
-//     Method calls need to read this handle from the object's state and pass it in to
-//     the Rust FFI.
-//
-//   * When an instance is no longer needed, its handle should be passed to a
-//     special destructor function provided by the Rust FFI, which will drop the
-//     underlying Rust struct.
-//
-//   * Given an instance, calling code is expected to call the special
-//     `destroy` method in order to free it after use, either by calling it explicitly
-//     or by using a higher-level helper like the `use` method. Failing to do so risks
-//     leaking the underlying Rust struct.
-//
-//   * We can't assume that calling code will do the right thing, and must be prepared
-//     to handle Kotlin method calls executing concurrently with or even after a call to
-//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
-//
-//   * We must never allow Rust code to operate on the underlying Rust struct after
-//     the destructor has been called, and must never call the destructor more than once.
-//     Doing so may trigger memory unsafety.
-//
-//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
-//     is implemented to call the destructor when the Kotlin object becomes unreachable.
-//     This is done in a background thread. This is not a panacea, and client code should be aware that
-//      1. the thread may starve if some there are objects that have poorly performing
-//     `drop` methods or do significant work in their `drop` methods.
-//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
-//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
-//
-// If we try to implement this with mutual exclusion on access to the handle, there is the
-// possibility of a race between a method call and a concurrent call to `destroy`:
-//
-//    * Thread A starts a method call, reads the value of the handle, but is interrupted
-//      before it can pass the handle over the FFI to Rust.
-//    * Thread B calls `destroy` and frees the underlying Rust struct.
-//    * Thread A resumes, passing the already-read handle value to Rust and triggering
-//      a use-after-free.
-//
-// One possible solution would be to use a `ReadWriteLock`, with each method call taking
-// a read lock (and thus allowed to run concurrently) and the special `destroy` method
-// taking a write lock (and thus blocking on live method calls). However, we aim not to
-// generate methods with any hidden blocking semantics, and a `destroy` method that might
-// block if called incorrectly seems to meet that bar.
-//
-// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
-// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
-// has been called. These are updated according to the following rules:
-//
-//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
-//      The initial value for the flag is false.
-//
-//    * At the start of each method call, we atomically check the counter.
-//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
-//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
-//
-//    * At the end of each method call, we atomically decrement and check the counter.
-//      If it has reached zero then we destroy the underlying Rust struct.
-//
-//    * When `destroy` is called, we atomically flip the flag from false to true.
-//      If the flag was already true we silently fail.
-//      Otherwise we atomically decrement and check the counter.
-//      If it has reached zero then we destroy the underlying Rust struct.
-//
-// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
-// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
-//
-// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
-// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
-// of the underlying Rust code.
-//
-// This makes a cleaner a better alternative to _not_ calling `destroy()` as
-// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
-// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
-// thread may be starved, and the app will leak memory.
-//
-// In this case, `destroy`ing manually may be a better solution.
-//
-// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
-// with Rust peers are reclaimed:
-//
-// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
-// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
-// 3. The memory is reclaimed when the process terminates.
-//
-// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
-//
-
-
-/**
- * One host function's body, implemented on the JVM: bytes in, bytes out.
- */
-public interface HostHandler {
-    
-    /**
-     * Handles one call from a pack.
-     */
-    fun `handle`(`input`: kotlin.ByteArray, `call`: HostCallInfo): kotlin.ByteArray
-    
-    companion object
-}
-
-/**
- * One host function's body, implemented on the JVM: bytes in, bytes out.
- */
-open class HostHandlerImpl: Disposable, AutoCloseable, HostHandler
-{
-
-    @Suppress("UNUSED_PARAMETER")
-    /**
-     * @suppress
-     */
-    constructor(withHandle: UniffiWithHandle, handle: Long) {
-        this.handle = handle
-        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
-    }
-
-    /**
-     * @suppress
-     *
-     * This constructor can be used to instantiate a fake object. Only used for tests. Any
-     * attempt to actually use an object constructed this way will fail as there is no
-     * connected Rust object.
-     */
-    @Suppress("UNUSED_PARAMETER")
-    constructor(noHandle: NoHandle) {
-        this.handle = 0
-        this.cleanable = null
-    }
-
-    protected val handle: Long
-    protected val cleanable: UniffiCleaner.Cleanable?
-
-    private val wasDestroyed = AtomicBoolean(false)
-    private val callCounter = AtomicLong(1)
-
-    /**
-     * Whether the current object has been destroyed and its reference is gone in the Rust side.
-     */
-    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
-
-    override fun destroy() {
-        // Only allow a single call to this method.
-        // TODO: maybe we should log a warning if called more than once?
-        if (this.wasDestroyed.compareAndSet(false, true)) {
-            // This decrement always matches the initial count of 1 given at creation time.
-            if (this.callCounter.decrementAndGet() == 0L) {
-                cleanable?.clean()
-            }
-        }
-    }
-
-    @Synchronized
-    override fun close() {
-        this.destroy()
-    }
-
-    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
-        // Check and increment the call counter, to keep the object alive.
-        // This needs a compare-and-set retry loop in case of concurrent updates.
-        do {
-            val c = this.callCounter.get()
-            if (c == 0L) {
-                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
-            }
-            if (c == Long.MAX_VALUE) {
-                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
-            }
-        } while (! this.callCounter.compareAndSet(c, c + 1L))
-        // Now we can safely do the method call without the handle being freed concurrently.
-        try {
-            return block(this.uniffiCloneHandle())
-        } finally {
-            // This decrement always matches the increment we performed above.
-            if (this.callCounter.decrementAndGet() == 0L) {
-                cleanable?.clean()
-            }
-        }
-    }
-
-    // Use a static inner class instead of a closure so as not to accidentally
-    // capture `this` as part of the cleanable's action.
-    private class UniffiCleanAction(private val handle: Long) : Runnable {
-        override fun run() {
-            if (handle == 0.toLong()) {
-                // Fake object created with `NoHandle`, don't try to free.
-                return;
-            }
-            uniffiRustCall { status ->
-                UniffiLib.uniffi_packhost_uniffi_fn_free_hosthandler(handle, status)
-            }
-        }
-    }
-
-    /**
-     * @suppress
-     */
-    fun uniffiCloneHandle(): Long {
-        if (handle == 0.toLong()) {
-            throw InternalException("uniffiCloneHandle() called on NoHandle object");
-        }
-        return uniffiRustCall() { status ->
-            UniffiLib.uniffi_packhost_uniffi_fn_clone_hosthandler(handle, status)
-        }
-    }
-
-    
-    /**
-     * Handles one call from a pack.
-     */
-    @Throws(HostHandlerFailure::class)override fun `handle`(`input`: kotlin.ByteArray, `call`: HostCallInfo): kotlin.ByteArray {
-            return FfiConverterByteArray.lift(
-    callWithHandle {
-    uniffiRustCallWithError(HostHandlerFailure) { _status ->
-    UniffiLib.uniffi_packhost_uniffi_fn_method_hosthandler_handle(
-        it,
-        
-        FfiConverterByteArray.lower(`input`),
-        FfiConverterTypeHostCallInfo.lower(`call`),_status)
-}
-    }
-    )
-    }
-    
-
-    
-
-    
-
-
-    
-    
-    /**
-     * @suppress
-     */
-    companion object
-    
-}
-
-
-
-// Put the implementation in an object so we don't pollute the top-level namespace
-internal object uniffiCallbackInterfaceHostHandler {
-    internal object `handle`: UniffiCallbackInterfaceHostHandlerMethod0 {
-        override fun callback(`uniffiHandle`: Long,`input`: RustBuffer.ByValue,`call`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
-            val uniffiObj = FfiConverterTypeHostHandler.handleMap.get(uniffiHandle)
-            val makeCall = { ->
-                uniffiObj.`handle`(
-                    FfiConverterByteArray.lift(`input`),
-                    FfiConverterTypeHostCallInfo.lift(`call`),
-                )
-            }
-            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
-            uniffiTraitInterfaceCallWithError(
-                uniffiCallStatus,
-                makeCall,
-                writeReturn,
-                { e: HostHandlerFailure -> FfiConverterTypeHostHandlerFailure.lower(e) }
-            )
-        }
-    }
-
-    internal object uniffiFree: UniffiCallbackInterfaceFree {
-        override fun callback(handle: Long) {
-            FfiConverterTypeHostHandler.handleMap.remove(handle)
-        }
-    }
-
-    internal object uniffiClone: UniffiCallbackInterfaceClone {
-        override fun callback(handle: Long): Long {
-            return FfiConverterTypeHostHandler.handleMap.clone(handle)
-        }
-    }
-
-    internal var vtable = UniffiVTableCallbackInterfaceHostHandler.UniffiByValue(
-        uniffiFree,
-        uniffiClone,
-        `handle`,
-    )
-
-    // Registers the foreign callback with the Rust side.
-    // This method is generated for each callback interface.
-    internal fun register(lib: UniffiLib) {
-        lib.uniffi_packhost_uniffi_fn_init_callback_vtable_hosthandler(vtable)
-    }
-}
-
-/**
- * @suppress
- */
-public object FfiConverterTypeHostHandler: FfiConverter<HostHandler, Long> {
-    internal val handleMap = UniffiHandleMap<HostHandler>()
-
-    override fun lower(value: HostHandler): Long {
-        if (value is HostHandlerImpl) {
-             // Rust-implemented object.  Clone the handle and return it
-            return value.uniffiCloneHandle()
-         } else {
-            // Kotlin object, generate a new vtable handle and return that.
-            return handleMap.insert(value)
-         }
-    }
-
-    override fun lift(value: Long): HostHandler {
-        if ((value and 1.toLong()) == 0.toLong()) {
-            // Rust-generated handle, construct a new class that uses the handle to implement the
-            // interface
-            return HostHandlerImpl(UniffiWithHandle, value)
-        } else {
-            // Kotlin-generated handle, get the object from the handle map
-            return handleMap.remove(value)
-        }
-    }
-
-    override fun read(buf: ByteBuffer): HostHandler {
-        return lift(buf.getLong())
-    }
-
-    override fun allocationSize(value: HostHandler) = 8UL
-
-    override fun write(value: HostHandler, buf: ByteBuffer) {
-        buf.putLong(lower(value))
     }
 }
 
@@ -2421,7 +2035,7 @@ public object FfiConverterTypeNativeFlow: FfiConverter<NativeFlow, Long> {
 
 
 /**
- * A handler lent under an import name and namespace.
+ * A handler (by the Kotlin layer's id) lent under an import name and namespace.
  */
 public interface NativeHostFunctionInterface {
     
@@ -2429,7 +2043,7 @@ public interface NativeHostFunctionInterface {
 }
 
 /**
- * A handler lent under an import name and namespace.
+ * A handler (by the Kotlin layer's id) lent under an import name and namespace.
  */
 open class NativeHostFunction: Disposable, AutoCloseable, NativeHostFunctionInterface
 {
@@ -2456,10 +2070,10 @@ open class NativeHostFunction: Disposable, AutoCloseable, NativeHostFunctionInte
         this.cleanable = null
     }
     /**
-     * Lends `handler` as the import `namespace`.`name` (Extism PDKs import from
-     * `extism:host/user`).
+     * Lends handler `handler` (an id the Kotlin layer registered with its dispatcher) as the
+     * import `namespace`.`name` (Extism PDKs import from `extism:host/user`).
      */
-    constructor(`name`: kotlin.String, `namespace`: kotlin.String, `handler`: HostHandler) :
+    constructor(`name`: kotlin.String, `namespace`: kotlin.String, `handler`: kotlin.Long) :
         this(UniffiWithHandle, 
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_packhost_uniffi_fn_constructor_nativehostfunction_new(
@@ -2467,7 +2081,7 @@ open class NativeHostFunction: Disposable, AutoCloseable, NativeHostFunctionInte
         
         FfiConverterString.lower(`name`),
         FfiConverterString.lower(`namespace`),
-        FfiConverterTypeHostHandler.lower(`handler`),_status)
+        FfiConverterLong.lower(`handler`),_status)
 }
     )
 
@@ -2682,6 +2296,273 @@ public object FfiConverterTypeNativeHostFunction: FfiConverter<NativeHostFunctio
 
 
 /**
+ * One fast call's result, held for the JVM until it has read what it needs.
+ */
+public interface NativeOutcomeInterface {
+    
+    /**
+     * The failure of a failed call, thrown as `PackFailure` (nothing for a success).
+     */
+    fun `failure`()
+    
+    companion object
+}
+
+/**
+ * One fast call's result, held for the JVM until it has read what it needs.
+ */
+open class NativeOutcome: Disposable, AutoCloseable, NativeOutcomeInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_packhost_uniffi_fn_free_nativeoutcome(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_packhost_uniffi_fn_clone_nativeoutcome(handle, status)
+        }
+    }
+
+    
+    /**
+     * The failure of a failed call, thrown as `PackFailure` (nothing for a success).
+     */
+    @Throws(PackFailure::class)override fun `failure`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(PackFailure) { _status ->
+    UniffiLib.uniffi_packhost_uniffi_fn_method_nativeoutcome_failure(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeNativeOutcome: FfiConverter<NativeOutcome, Long> {
+    override fun lower(value: NativeOutcome): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): NativeOutcome {
+        return NativeOutcome(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): NativeOutcome {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: NativeOutcome) = 8UL
+
+    override fun write(value: NativeOutcome, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * A loaded pack. Calls share it across threads.
  */
 public interface NativePackInterface {
@@ -2696,12 +2577,6 @@ public interface NativePackInterface {
      * cancelled through `cancel` when given.
      */
     fun `call`(`action`: kotlin.String, `input`: kotlin.ByteArray, `callOptionsJson`: kotlin.String?, `cancel`: NativeCancelToken?): CallResult
-    
-    /**
-     * A handle on this pack for the fast call path (`fast.rs`), released with
-     * `packhost_jvm_pack_release`.
-     */
-    fun `fastHandle`(): kotlin.ULong
     
     /**
      * True when the manifest came from the module itself rather than from its exports.
@@ -2888,23 +2763,6 @@ open class NativePack: Disposable, AutoCloseable, NativePackInterface
         FfiConverterByteArray.lower(`input`),
         FfiConverterOptionalString.lower(`callOptionsJson`),
         FfiConverterOptionalTypeNativeCancelToken.lower(`cancel`),_status)
-}
-    }
-    )
-    }
-    
-
-    
-    /**
-     * A handle on this pack for the fast call path (`fast.rs`), released with
-     * `packhost_jvm_pack_release`.
-     */override fun `fastHandle`(): kotlin.ULong {
-            return FfiConverterULong.lift(
-    callWithHandle {
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_packhost_uniffi_fn_method_nativepack_fast_handle(
-        it,
-        _status)
 }
     }
     )
@@ -3417,69 +3275,6 @@ public object FfiConverterTypeCallUsage: FfiConverterRustBuffer<CallUsage> {
 
 
 /**
- * What a host function sees of the call that reached it.
- */
-data class HostCallInfo (
-    /**
-     * The caller's `context` as JSON text; absent when the call had none.
-     */
-    val `contextJson`: kotlin.String?
-    , 
-    /**
-     * The calling pack's name (from its manifest).
-     */
-    val `packName`: kotlin.String
-    , 
-    /**
-     * The calling pack's id.
-     */
-    val `packId`: kotlin.String
-    , 
-    /**
-     * The host function's import name.
-     */
-    val `function`: kotlin.String
-    
-){
-    
-
-    
-
-    
-    companion object
-}
-
-/**
- * @suppress
- */
-public object FfiConverterTypeHostCallInfo: FfiConverterRustBuffer<HostCallInfo> {
-    override fun read(buf: ByteBuffer): HostCallInfo {
-        return HostCallInfo(
-            FfiConverterOptionalString.read(buf),
-            FfiConverterString.read(buf),
-            FfiConverterString.read(buf),
-            FfiConverterString.read(buf),
-        )
-    }
-
-    override fun allocationSize(value: HostCallInfo) = (
-            FfiConverterOptionalString.allocationSize(value.`contextJson`) +
-            FfiConverterString.allocationSize(value.`packName`) +
-            FfiConverterString.allocationSize(value.`packId`) +
-            FfiConverterString.allocationSize(value.`function`)
-    )
-
-    override fun write(value: HostCallInfo, buf: ByteBuffer) {
-            FfiConverterOptionalString.write(value.`contextJson`, buf)
-            FfiConverterString.write(value.`packName`, buf)
-            FfiConverterString.write(value.`packId`, buf)
-            FfiConverterString.write(value.`function`, buf)
-    }
-}
-
-
-
-/**
  * One line the pack logged.
  */
 data class LogLine (
@@ -3522,85 +3317,6 @@ public object FfiConverterTypeLogLine: FfiConverterRustBuffer<LogLine> {
             FfiConverterString.write(value.`level`, buf)
             FfiConverterString.write(value.`message`, buf)
     }
-}
-
-
-
-
-
-/**
- * A host function's handler failed; the call ends with `host_function_error`.
- */
-sealed class HostHandlerFailure: kotlin.Exception() {
-    
-    /**
-     * The handler threw.
-     */
-    class Raised(
-        
-        /**
-         * The class of what it threw (`simpleName`).
-         */
-        val `className`: kotlin.String, 
-        
-        /**
-         * Its message.
-         */
-        val `reason`: kotlin.String
-        ) : HostHandlerFailure() {
-        override val message
-            get() = "className=${ `className` }, reason=${ `reason` }"
-    }
-    
-
-    
-
-
-    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<HostHandlerFailure> {
-        override fun lift(error_buf: RustBuffer.ByValue): HostHandlerFailure = FfiConverterTypeHostHandlerFailure.lift(error_buf)
-    }
-
-    
-}
-
-/**
- * @suppress
- */
-public object FfiConverterTypeHostHandlerFailure : FfiConverterRustBuffer<HostHandlerFailure> {
-    override fun read(buf: ByteBuffer): HostHandlerFailure {
-        
-
-        return when(buf.getInt()) {
-            1 -> HostHandlerFailure.Raised(
-                FfiConverterString.read(buf),
-                FfiConverterString.read(buf),
-                )
-            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
-        }
-    }
-
-    override fun allocationSize(value: HostHandlerFailure): ULong {
-        return when(value) {
-            is HostHandlerFailure.Raised -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`className`)
-                + FfiConverterString.allocationSize(value.`reason`)
-            )
-        }
-    }
-
-    override fun write(value: HostHandlerFailure, buf: ByteBuffer) {
-        when(value) {
-            is HostHandlerFailure.Raised -> {
-                buf.putInt(1)
-                FfiConverterString.write(value.`className`, buf)
-                FfiConverterString.write(value.`reason`, buf)
-                Unit
-            }
-        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
-    }
-
 }
 
 
@@ -3996,36 +3712,6 @@ public object FfiConverterMapStringTypeNativePack: FfiConverterRustBuffer<Map<ko
     UniffiLib.uniffi_packhost_uniffi_fn_func_error_codes(
     
         _status)
-}
-    )
-    }
-    
-
-        /**
-         * The failure of a failed fast call, thrown as `PackFailure` (and nothing for a success).
-         * `outcome` must be a live handle from `packhost_jvm_call`.
-         */
-    @Throws(PackFailure::class) fun `outcomeFailure`(`outcome`: kotlin.ULong)
-        = 
-    uniffiRustCallWithError(PackFailure) { _status ->
-    UniffiLib.uniffi_packhost_uniffi_fn_func_outcome_failure(
-    
-        
-        FfiConverterULong.lower(`outcome`),_status)
-}
-    
-    
-
-        /**
-         * The report (usage, logs, audit) of a successful fast call, read when it has logs or
-         * audit entries. `outcome` must be a live handle from `packhost_jvm_call`.
-         */ fun `outcomeReport`(`outcome`: kotlin.ULong): CallReport? {
-            return FfiConverterOptionalTypeCallReport.lift(
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_packhost_uniffi_fn_func_outcome_report(
-    
-        
-        FfiConverterULong.lower(`outcome`),_status)
 }
     )
     }

@@ -36,6 +36,9 @@ private val CALL_FIELDS = CASE_FIELDS - FLOW_FIELDS - setOf(
 )
 private val STEP_FIELDS = CALL_FIELDS - "cancel_after_ms" + "pack"
 
+/** What the suite's `fail` throws: the README names the class `LookupError`. */
+class LookupError(message: String) : RuntimeException(message)
+
 /** The suite's host functions (tests/conformance/README.md), written with the public API. */
 val SUITE_FUNCTIONS: List<HostFunction> = listOf(
     HostFunction("reverse") { _, input -> input.reversedArray() },
@@ -44,7 +47,7 @@ val SUITE_FUNCTIONS: List<HostFunction> = listOf(
         val sum = args["a"].asLong + args["b"].asLong
         JsonObject().apply { addProperty("sum", sum) }.toString().encodeToByteArray()
     },
-    HostFunction("fail") { _, input -> throw NoSuchElementException(input.decodeToString()) },
+    HostFunction("fail") { _, input -> throw LookupError(input.decodeToString()) },
     HostFunction("context_echo") { call, input ->
         JsonObject().apply {
             add("context", call.context ?: JsonNull.INSTANCE)

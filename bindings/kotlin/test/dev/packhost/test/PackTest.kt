@@ -134,6 +134,41 @@ class PackTest : Suite() {
             }
         }
 
+        test("closing a pack while threads call it ends their calls cleanly, never the process") {
+            val pack = Pack.load(packPath("text_tools"))
+            val outcomes = Collections.synchronizedList(mutableListOf<String>())
+            val callers = (1..4).map {
+                thread {
+                    repeat(2000) {
+                        try {
+                            pack.call("count_vowels", """{"text":"aeiou"}""")
+                            outcomes += "answered"
+                        } catch (closed: IllegalStateException) {
+                            outcomes += "closed"
+                        }
+                    }
+                }
+            }
+            Thread.sleep(20)
+            pack.close()
+            callers.forEach { it.join() }
+            check(outcomes.size == 8000) { "${outcomes.size} of 8000 calls ended" }
+            check("closed" in outcomes) { "no call saw the pack closed" }
+        }
+
+        test("a CancelToken given as the context is refused, not sent as JSON") {
+            Pack.load(packPath("text_tools")).use { pack ->
+                CancelToken().use { token ->
+                    try {
+                        pack.call("count_vowels", "{}", token)
+                        throw Failure("the call took a CancelToken as its context")
+                    } catch (refused: IllegalArgumentException) {
+                        check(refused.message!!.contains("cancel")) { "message ${refused.message}" }
+                    }
+                }
+            }
+        }
+
         test("a pack loads from bytes and its next version replaces it") {
             val bytes = Files.readAllBytes(DIST.resolve("text_tools.wasm"))
             Pack.fromBytes(bytes).use { pack ->
