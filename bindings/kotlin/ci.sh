@@ -32,7 +32,7 @@ bash scripts/uniffi-generate.sh --check
 step "the JAR"
 jar_path="$(bash bindings/kotlin/package.sh)"
 echo "$jar_path"
-classpath="$jar_path:$JVM_DEPENDENCIES:$KOTLIN_STDLIB"
+classpath="$jar_path:$JVM_DEPENDENCIES:$KOTLIN_STDLIB:$KOTLIN_COROUTINES"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

@@ -12,7 +12,7 @@ version="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Car
 jar_path="$(bash scripts/dist-dir.sh)/packhost-kotlin-$version.jar"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$KOTLINC" -Werror -jvm-target 17 -cp "$JVM_DEPENDENCIES" -d "$work/classes" \
+"$KOTLINC" -Werror -jvm-target 17 -cp "$JVM_DEPENDENCIES:$KOTLIN_COROUTINES" -d "$work/classes" \
     bindings/kotlin/src bindings/kotlin/generated >&2
 mkdir -p "$work/classes/linux-x86-64"
 cp "${CARGO_TARGET_DIR:-$root/target}/release/libpackhost_uniffi.so" "$work/classes/linux-x86-64/"

@@ -4,6 +4,8 @@
 KOTLIN_HOME="$root/bindings/kotlin/node_modules/kotlin-compiler"
 KOTLINC="$KOTLIN_HOME/bin/kotlinc"
 KOTLIN_STDLIB="$KOTLIN_HOME/lib/kotlin-stdlib.jar"
+# For the suspending calls (Async.kt) only; the npm package ships it with the compiler.
+KOTLIN_COROUTINES="$KOTLIN_HOME/lib/kotlinx-coroutines-core-jvm.jar"
 JVM_DEPENDENCIES="/usr/share/java/jna.jar:/usr/share/java/gson.jar"
 for needed in "$KOTLINC" /usr/share/java/jna.jar /usr/share/java/gson.jar; do
     if [ ! -e "$needed" ]; then

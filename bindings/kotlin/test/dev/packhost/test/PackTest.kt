@@ -4,6 +4,12 @@
 package dev.packhost.test
 
 import dev.packhost.CancelToken
+import dev.packhost.callAsync
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
 import dev.packhost.HostFunction
 import dev.packhost.Pack
 import dev.packhost.PackException
@@ -166,6 +172,32 @@ class PackTest : Suite() {
                         check(refused.message!!.contains("cancel")) { "message ${refused.message}" }
                     }
                 }
+            }
+        }
+
+        test("callAsync answers off the caller's thread, and cancelling the coroutine ends the call") {
+            Pack.load(packPath("text_tools")).use { pack ->
+                val answer = runBlocking { pack.callAsync("count_vowels", """{"text":"aeiou"}""") }
+                check(answer.json().asJsonObject["count"].asInt == 5) { "answer ${answer.text}" }
+            }
+            Pack.load(packPath("hostile"), mapOf("limits" to mapOf("timeout_ms" to 20000, "fuel" to UNBOUNDED_FUEL))).use { pack ->
+                val started = System.nanoTime()
+                var outcome: Throwable? = null
+                runBlocking {
+                    val spinning = launch {
+                        try {
+                            pack.callAsync("spin", "")
+                        } catch (thrown: Throwable) {
+                            outcome = thrown
+                            throw thrown
+                        }
+                    }
+                    delay(100)
+                    spinning.cancelAndJoin()
+                }
+                val seconds = (System.nanoTime() - started) / 1e9
+                check(seconds < 5) { "the cancelled coroutine's call ran ${seconds}s" }
+                check(outcome is CancellationException) { "the coroutine ended with $outcome" }
             }
         }
 
