@@ -23,7 +23,9 @@ PACKHOST = os.environ.get("PACKHOST") or str(
     Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "packhost"
 )
 PACKS = [str(DIST / "text_tools.wasm"), str(DIST / "hostile.wasm")]
-OPTIONS = json.dumps({"limits": {"timeout_ms": 300}})
+# No fuel limit: the spin must end by its timeout, not by out_of_fuel, which a fast run of
+# the default fuel reaches first.
+OPTIONS = json.dumps({"limits": {"timeout_ms": 300, "fuel": None}})
 TOKEN = "acme-0123456789abcdef"
 
 
