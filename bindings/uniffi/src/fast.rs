@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use packhost::{CallOptions, CallReport, Error, ErrorKind};
+use packhost::{CallOptions, Error, ErrorKind};
 
 use crate::error::{caught, PackFailure};
 use crate::pack::NativePack;
@@ -38,7 +38,8 @@ pub struct NativeOutcome {
     output: Vec<u8>,
     /// The context, logs and audit entries as JSON text, each when the call has them.
     texts: [Option<String>; 3],
-    report: Option<CallReport>,
+    /// The usage's counters (`Usage::counters`), zeros for a failure.
+    counters: [u64; packhost::Usage::COUNTERS],
     error: Option<Error>,
 }
 
@@ -69,8 +70,8 @@ pub(crate) unsafe fn bytes<'a>(data: *const u8, length: i32) -> &'a [u8] {
 }
 
 /// Runs `action` on `input` with call options as JSON text (none when `options_length` is
-/// 0) and writes [`NUMBERS`] numbers: success, the output's address and length, whether
-/// there are logs and audit entries, the context's address and length, then the usage.
+/// 0) and writes [`NUMBERS`] numbers: success, the output's address and length, the address
+/// and length of the context, logs and audit entries as JSON text, then the usage.
 /// Returns the outcome's handle, which the caller frees with `packhost_jvm_outcome_free`
 /// after reading the output; or 0, writing nothing, when `numbers_length` is not
 /// [`NUMBERS`] (a JAR and a library from different builds).
@@ -134,13 +135,13 @@ pub unsafe extern "C" fn packhost_jvm_call(
                 json_if(!report.logs.is_empty(), &report.logs),
                 json_if(!report.audit.is_empty(), &report.audit),
             ],
-            report: Some(report),
+            counters: report.usage.counters(),
             error: None,
         },
         Err(error) => NativeOutcome {
             output: Vec::new(),
             texts: [None, None, None],
-            report: None,
+            counters: [0; packhost::Usage::COUNTERS],
             error: Some(error),
         },
     };
@@ -154,10 +155,8 @@ pub unsafe extern "C" fn packhost_jvm_call(
             written[slot + 1] = text.len() as i64;
         }
     }
-    if let Some(report) = &outcome.report {
-        for (slot, counter) in written[USAGE..].iter_mut().zip(report.usage.counters()) {
-            *slot = counter as i64;
-        }
+    for (slot, counter) in written[USAGE..].iter_mut().zip(outcome.counters) {
+        *slot = counter as i64;
     }
     // SAFETY: `numbers` points at NUMBERS writable i64s.
     unsafe { std::ptr::copy_nonoverlapping(written.as_ptr(), numbers, NUMBERS) };

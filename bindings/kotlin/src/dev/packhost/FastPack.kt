@@ -101,11 +101,11 @@ internal class FastPack(owner: Any, private val handle: Long) {
         if (closed.compareAndSet(false, true) && holds.decrementAndGet() == 0L) release.clean()
     }
 
-    /** Runs one call; [contextJson] is the call's context as JSON text, null for none. */
-    fun call(pack: Pack, action: String, input: ByteArray, contextJson: String?): CallResult = holding { handle ->
+    /** Runs one call with its call options as JSON text, null for none. */
+    fun call(pack: Pack, action: String, input: ByteArray, optionsJson: String?): CallResult = holding { handle ->
         val numbers = LongArray(NUMBERS)
         val actionBytes = action.encodeToByteArray()
-        val options = contextJson?.let { "{\"context\":$it}".encodeToByteArray() }
+        val options = optionsJson?.encodeToByteArray()
         val outcome = FastCalls.packhost_jvm_call(
             handle, actionBytes, actionBytes.size, input, input.size, options, options?.size ?: 0, numbers, NUMBERS,
         )

@@ -22,7 +22,7 @@ internal object Json {
     }
 
     /** A call's context as JSON text, or null when there is none. */
-    fun context(context: Any?): String? {
+    private fun context(context: Any?): String? {
         require(context !is CancelToken) { "a CancelToken goes in the `cancel` argument, not `context`" }
         return if (context == null || context is JsonNull) null else value(context)
     }

@@ -99,15 +99,14 @@ class Pack private constructor(internal val native: NativePack) : AutoCloseable 
      */
     @Throws(PackException::class)
     @JvmOverloads
-    fun call(action: String, input: ByteArray, context: Any? = null, cancel: CancelToken? = null): CallResult =
-        if (cancel == null) {
-            fast.call(this, action, input, Json.context(context))
-        } else {
-            ffi {
-                val result = native.call(action, input, Json.callOptions(context), cancel.native)
-                CallResult(result.output, result.report)
-            }
+    fun call(action: String, input: ByteArray, context: Any? = null, cancel: CancelToken? = null): CallResult {
+        val options = Json.callOptions(context)
+        if (cancel == null) return fast.call(this, action, input, options)
+        return ffi {
+            val result = native.call(action, input, options, cancel.native)
+            CallResult(result.output, result.report)
         }
+    }
 
     /** [call] with text input, sent as UTF-8. */
     @Throws(PackException::class)
