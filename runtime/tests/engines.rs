@@ -174,6 +174,71 @@ fn alloc_of_a_negative_or_huge_size_never_wraps_around() {
     assert!(native.call("huge", b"").is_ok());
 }
 
+/// A pack that rewrites the kernel's bookkeeping so that the host would read or write past
+/// the end of the kernel's memory: extism 1.30 keeps block lengths and the call's output and
+/// error in memory the pack can write, and its host side trusted them.
+const FORGED_KERNEL: &str = r#"
+(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/env" "error_set" (func $error_set (param i64)))
+  (memory (export "memory") 1)
+  ;; Output 16 bytes long, then declared a mebibyte long in the kernel's root (its output
+  ;; length, at address 57; extism's own `output_set` refuses a range past its heap).
+  (func (export "long_output") (result i32)
+    (call $output_set (call $alloc (i64.const 16)) (i64.const 16))
+    (call $store_u64 (i64.const 57) (i64.const 1048576))
+    (i32.const 0))
+  ;; An error message whose block header claims almost 4 GiB (extism's header: a status
+  ;; byte, then the block's size and used length as two u32s, right before the data).
+  (func (export "long_error") (result i32)
+    (local $message i64)
+    (local.set $message (call $alloc (i64.const 16)))
+    (call $store_u64
+      (i64.sub (local.get $message) (i64.const 8))
+      (i64.const 0xfffffff0fffffff0))
+    (call $error_set (local.get $message))
+    (i32.const 1))
+  ;; The fuzzer's case: a negative size, which extism's kernel wraps into a huge block.
+  (func (export "wrapped_error") (result i32)
+    (call $error_set (call $alloc (i64.const -7)))
+    (i32.const 1))
+  (func (export "fine") (result i32)
+    (call $output_set (call $alloc (i64.const 2)) (i64.const 2))
+    (i32.const 0)))
+"#;
+
+#[test]
+fn a_pack_that_forges_kernel_lengths_gets_a_trap_and_the_host_lives_on() {
+    let wasm = wat::parse_str(FORGED_KERNEL).unwrap();
+    // How each forgery ends, per engine. The native kernel keeps its bookkeeping outside
+    // the pack's reach: there a forging store lands past the blocks handed out (a trap) or
+    // in a block's data, leaving the message as it was set. On extism the seal withdraws
+    // what lies outside memory.
+    let expected = [
+        ("long_output", "trap", "trap"),
+        ("long_error", "plugin_error", "trap"),
+        ("wrapped_error", "trap", "trap"),
+    ];
+    for (index, engine) in ENGINES.into_iter().enumerate() {
+        let pack = Pack::load(&wasm, options(&format!(r#"{{"engine": "{engine}"}}"#))).unwrap();
+        for (action, native, extism) in expected {
+            let ended = pack
+                .call(action, b"")
+                .map_or_else(|err| err.code().to_string(), |_| "ok".to_string());
+            assert_eq!(ended, [native, extism][index], "{engine} {action}");
+            // A failed instance is replaced: the next call, with an input larger than the
+            // forged kernel's memory, works.
+            let fine = pack.call("fine", &vec![7u8; 1 << 20]).unwrap();
+            assert_eq!(fine.output.len(), 2, "{engine} after {action}");
+        }
+    }
+    let extism = Pack::load(&wasm, options(r#"{"engine": "extism"}"#)).unwrap();
+    let err = extism.call("long_output", b"").unwrap_err();
+    assert!(err.message().contains("outside kernel memory"), "{err}");
+}
+
 /// A module whose `_initialize` calls the host (a log line through the kernel) and whose
 /// `run` outputs its memory's first byte, which `_initialize` sets.
 const STARTUP_LOGS: &str = r#"(module

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use extism::{CurrentPlugin, Function, UserData, ValType};
 
-use super::LinkGate;
+use super::memory::MemoryMeter;
+use super::{kernel, LinkGate};
 use crate::capabilities::audit::AuditTrail;
 use crate::capabilities::host_fn::{
     CallFrame, HostCall, HostFnError, HostFunctions, KernelMemory, WasmValue,
@@ -67,6 +68,7 @@ pub(crate) fn end_call(state: &UserData<HostCallState>) -> crate::capabilities::
 pub(crate) fn functions(
     lent: &Arc<HostFunctions>,
     state: &UserData<HostCallState>,
+    meter: &Arc<MemoryMeter>,
     gate: &LinkGate,
 ) -> Vec<Function> {
     lent.functions
@@ -77,6 +79,7 @@ pub(crate) fn functions(
             let lent = lent.clone();
             let function_for_call = function.clone();
             let gate = gate.clone();
+            let meter = meter.clone();
             // Not `gate.function`: a handler may run at start-up (packhost's own refuse there,
             // with their own message), and only its reach into memory must wait for linking.
             Function::new(
@@ -109,6 +112,7 @@ pub(crate) fn functions(
                             context: &context,
                             memory: &mut PluginMemory {
                                 plugin,
+                                meter: &meter,
                                 linking: gate.is_linking(),
                             },
                         },
@@ -150,6 +154,7 @@ fn poisoned() -> extism::Error {
 /// plugin (see [`LinkGate`]).
 struct PluginMemory<'a> {
     plugin: &'a mut CurrentPlugin,
+    meter: &'a MemoryMeter,
     linking: bool,
 }
 
@@ -158,20 +163,22 @@ impl KernelMemory for PluginMemory<'_> {
         if self.linking {
             return None;
         }
-        let handle = self.plugin.memory_handle(offset)?;
-        self.plugin.memory_bytes(handle).ok()
+        kernel::block(self.plugin, self.meter, offset)
     }
 
     fn alloc_bytes(&mut self, data: &[u8]) -> Result<u64, HostFnError> {
         if self.linking {
             return Err(HostFnError::new(LinkGate::REFUSAL));
         }
-        let handle = self.plugin.memory_new(data).map_err(|_| {
-            HostFnError::new(format!(
+        let block = kernel::new_block(self.plugin, self.meter, data).map_err(|err| match err
+            .downcast_ref::<Error>()
+        {
+            Some(broken) => HostFnError::new(broken.message()),
+            None => HostFnError::new(format!(
                 "{} bytes do not fit in the pack's memory limit",
                 data.len()
-            ))
+            )),
         })?;
-        Ok(handle.offset)
+        Ok(block.i64().unwrap_or(0) as u64)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use extism::{CurrentPlugin, Function, UserData, Val, ValType, PTR};
 
 use super::memory::MemoryMeter;
-use super::LinkGate;
+use super::{kernel, LinkGate};
 use crate::capabilities::audit::AuditTrail;
 use crate::capabilities::http::HttpGrant;
 use crate::error::{Error, ErrorKind};
@@ -17,7 +17,6 @@ use crate::module::EXTISM_ENV;
 /// One instance's HTTP state: the grant, and what the current call has done.
 pub(crate) struct HttpCall {
     grant: Arc<HttpGrant>,
-    meter: Arc<MemoryMeter>,
     audit: AuditTrail,
     requests: u32,
     status: i32,
@@ -25,10 +24,9 @@ pub(crate) struct HttpCall {
 }
 
 impl HttpCall {
-    pub(crate) fn new(grant: Arc<HttpGrant>, meter: Arc<MemoryMeter>, audit: AuditTrail) -> Self {
+    pub(crate) fn new(grant: Arc<HttpGrant>, audit: AuditTrail) -> Self {
         HttpCall {
             grant,
-            meter,
             audit,
             requests: 0,
             status: 0,
@@ -49,15 +47,20 @@ pub(crate) fn begin_call(http: &UserData<HttpCall>) {
 }
 
 /// The three HTTP imports, bound to one instance's state.
-pub(crate) fn functions(http: &UserData<HttpCall>, gate: &LinkGate) -> Vec<Function> {
+pub(crate) fn functions(
+    http: &UserData<HttpCall>,
+    meter: &Arc<MemoryMeter>,
+    gate: &LinkGate,
+) -> Vec<Function> {
+    let (for_request, for_headers) = (meter.clone(), meter.clone());
     vec![
         gate.function(
             "http_request",
             [PTR, PTR],
             [PTR],
             http.clone(),
-            |plugin, inputs, outputs, http| {
-                outputs[0] = request(plugin, &inputs[0], &inputs[1], &http)?;
+            move |plugin, inputs, outputs, http| {
+                outputs[0] = request(plugin, &for_request, &inputs[0], &inputs[1], &http)?;
                 Ok(())
             },
         )
@@ -80,14 +83,11 @@ pub(crate) fn functions(http: &UserData<HttpCall>, gate: &LinkGate) -> Vec<Funct
             [],
             [PTR],
             http.clone(),
-            |plugin, _, outputs, http| {
+            move |plugin, _, outputs, http| {
                 let shared = http.get()?;
                 let headers = shared.lock().map_err(|_| poisoned())?.headers.clone();
                 outputs[0] = match headers {
-                    Some(json) => {
-                        let handle = plugin.memory_new(&json)?;
-                        plugin.memory_to_val(handle)
-                    }
+                    Some(json) => kernel::new_block(plugin, &for_headers, &json)?,
                     None => Val::I64(0),
                 };
                 Ok(())
@@ -102,53 +102,33 @@ fn poisoned() -> extism::Error {
 }
 
 /// Takes the kernel block a handle value names (the pack hands ownership to the host).
-fn take_block(plugin: &mut CurrentPlugin, value: &Val, what: &str) -> Result<Vec<u8>, Error> {
-    read_block(plugin, value, what, true)
-}
-
-/// The bytes of the kernel block a handle value names, freeing the block when `free`.
-pub(super) fn read_block(
+fn take_block(
     plugin: &mut CurrentPlugin,
+    meter: &MemoryMeter,
     value: &Val,
     what: &str,
-    free: bool,
 ) -> Result<Vec<u8>, Error> {
-    let offset = value.i64().unwrap_or(0);
-    let handle = plugin.memory_from_val(value).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Trap,
-            format!("{what} is not a valid block: {offset}"),
-        )
-    })?;
-    let bytes = plugin
-        .memory_bytes(handle)
-        .map_err(|err| Error::new(ErrorKind::Trap, format!("{what}: {err}")))?
-        .to_vec();
-    if free {
-        // Freeing a block the pack handed over cannot fail for a handle that was just read.
-        let _ = plugin.memory_free(handle);
-    }
-    Ok(bytes)
+    kernel::read_block(plugin, meter, value, what, true)
 }
 
 fn request(
     plugin: &mut CurrentPlugin,
+    meter: &MemoryMeter,
     request: &Val,
     body: &Val,
     http: &UserData<HttpCall>,
 ) -> Result<Val, extism::Error> {
-    let request_json = take_block(plugin, request, "http request")?;
+    let request_json = take_block(plugin, meter, request, "http request")?;
     let body = match body.i64() {
         Some(0) | None => Vec::new(),
-        Some(_) => take_block(plugin, body, "http body")?,
+        Some(_) => take_block(plugin, meter, body, "http body")?,
     };
     let deadline = plugin.time_remaining().map(|left| Instant::now() + left);
     let shared = http.get()?;
     let mut state = shared.lock().map_err(|_| poisoned())?;
     state.status = 0;
     state.headers = None;
-    let room = state.meter.remaining();
-    let meter = state.meter.clone();
+    let room = meter.remaining();
     let grant = state.grant.clone();
     let audit = state.audit.clone();
     let response = grant.perform(
@@ -162,7 +142,7 @@ fn request(
     state.status = i32::from(response.status);
     state.headers = response.headers_json;
     drop(state);
-    let handle = plugin.memory_new(&response.body).map_err(|err| {
+    kernel::new_block(plugin, meter, &response.body).map_err(|err| {
         if meter.refused_growth() {
             extism::Error::new(Error::new(
                 ErrorKind::MemoryLimit,
@@ -171,6 +151,5 @@ fn request(
         } else {
             err
         }
-    })?;
-    Ok(plugin.memory_to_val(handle))
+    })
 }

@@ -4,10 +4,12 @@
 //! reservation wasmtime asks for with no access, opens it page by page as the memory
 //! grows, and adds each growth to a [`MemoryMeter`] shared by every memory of one engine.
 //! Because each instance owns its engine (see the engine module), the meter is exactly
-//! that instance's footprint: the pack's memory plus the Extism ABI's.
+//! that instance's footprint: the pack's memory plus the Extism ABI's. The meter also knows
+//! each memory's true size by its base address, which is how `kernel.rs` bounds every host
+//! access to the kernel's memory.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
@@ -21,6 +23,8 @@ pub(crate) struct MemoryMeter {
     current: AtomicU64,
     peak: AtomicU64,
     refused: AtomicBool,
+    /// Each live memory's base address and accessible size, as the memory publishes them.
+    sizes: Mutex<Vec<(usize, Arc<AtomicUsize>)>>,
 }
 
 impl MemoryMeter {
@@ -31,7 +35,18 @@ impl MemoryMeter {
             current: AtomicU64::new(0),
             peak: AtomicU64::new(0),
             refused: AtomicBool::new(false),
+            sizes: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The accessible size of the live memory starting at `base`, if one of this meter's
+    /// memories starts there.
+    pub(crate) fn size_at(&self, base: *const u8) -> Option<usize> {
+        let sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
+        sizes
+            .iter()
+            .find(|(start, _)| *start == base as usize)
+            .map(|(_, size)| size.load(Ordering::Acquire))
     }
 
     /// The cap, in bytes.
@@ -132,6 +147,8 @@ struct MeteredMemory {
     mapping_len: usize,
     capacity: usize,
     size: usize,
+    /// `size` as published to the meter ([`MemoryMeter::size_at`]).
+    published: Arc<AtomicUsize>,
     accessible: usize,
     meter: Arc<MemoryMeter>,
 }
@@ -175,11 +192,18 @@ impl MeteredMemory {
                 std::io::Error::last_os_error()
             ));
         }
+        let published = Arc::new(AtomicUsize::new(0));
+        meter
+            .sizes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((base as usize, published.clone()));
         Ok(MeteredMemory {
             base: base.cast(),
             mapping_len,
             capacity,
             size: 0,
+            published,
             accessible: 0,
             meter,
         })
@@ -231,6 +255,7 @@ unsafe impl LinearMemory for MeteredMemory {
             self.accessible = wanted;
         }
         self.size = new_size;
+        self.published.store(new_size, Ordering::Release);
         Ok(())
     }
 
@@ -242,6 +267,12 @@ unsafe impl LinearMemory for MeteredMemory {
 impl Drop for MeteredMemory {
     fn drop(&mut self) {
         self.meter.released(self.size as u64);
+        let base = self.base as usize;
+        self.meter
+            .sizes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(start, _)| *start != base);
         // SAFETY: we own the whole mapping and nothing refers to it after drop.
         unsafe {
             libc::munmap(self.base.cast(), self.mapping_len);
@@ -266,6 +297,7 @@ mod tests {
         }
         memory.grow_to(3 * 65536).unwrap();
         assert_eq!(meter.peak(), 3 * 65536);
+        assert_eq!(meter.size_at(memory.as_ptr()), Some(3 * 65536));
         assert!(
             memory.grow_to(5 * 65536).is_err(),
             "growing past the limit must fail"
@@ -280,7 +312,9 @@ mod tests {
             memory.grow_to(2 << 20).is_err(),
             "growing past the reservation must fail"
         );
+        let base = memory.as_ptr();
         drop(memory);
+        assert_eq!(meter.size_at(base), None, "a dropped memory is forgotten");
         meter.reset_peak();
         assert_eq!(meter.peak(), 0, "dropping a memory gives its bytes back");
     }

@@ -12,11 +12,14 @@
 //!   extism's global subscriber; `http_request`, `http_status_code` and `http_headers` are
 //!   replaced by the shared HTTP capability (`capabilities::http`), so both engines apply
 //!   the same grant checks, address rules and limits; `var_get` and `var_set` by the shared
-//!   `Vars`, so vars have one cap and count against the memory limit on both.
+//!   `Vars`, so vars have one cap and count against the memory limit on both;
+//!   `output_offset` and `output_length` by the seal of `kernel.rs`, which keeps extism from
+//!   reading a call's output or error outside the kernel's memory.
 
 mod classify;
 mod host_fn;
 mod http;
+mod kernel;
 mod memory;
 mod vars;
 
@@ -101,6 +104,8 @@ pub(crate) struct Instance {
     http: UserData<http::HttpCall>,
     vars: UserData<vars::InstanceVars>,
     host: UserData<host_fn::HostCallState>,
+    /// What the seal found at the end of the current call.
+    seal: UserData<kernel::Seal>,
     /// What the instance's HTTP and host functions record, taken by each call.
     audit: AuditTrail,
     /// The call limits, to check extism's failure messages against what happened.
@@ -123,11 +128,8 @@ impl Instance {
         let logs =
             UserData::new(LogBuffer::new(spec.log_level).with_redactor(spec.redactor.clone()));
         let audit = AuditTrail::default();
-        let http = UserData::new(http::HttpCall::new(
-            spec.http.clone(),
-            meter.clone(),
-            audit.clone(),
-        ));
+        let http = UserData::new(http::HttpCall::new(spec.http.clone(), audit.clone()));
+        let seal = UserData::new(kernel::Seal::default());
         let host = UserData::new(host_fn::HostCallState::recording_into(audit.clone()));
         let gate = LinkGate::default();
         let vars = UserData::new(vars::InstanceVars::new(
@@ -168,11 +170,17 @@ impl Instance {
 
         let mut builder = extism::PluginBuilder::new(manifest)
             .with_wasi(spec.wasi)
-            .with_functions(log_functions(&logs, &gate))
-            .with_functions([config_function(&spec.config, &gate)])
-            .with_functions(http::functions(&http, &gate))
-            .with_functions(vars::functions(&vars, &gate))
-            .with_functions(host_fn::functions(&spec.host_functions, &host, &gate))
+            .with_functions(log_functions(&logs, &meter, &gate))
+            .with_functions([config_function(&spec.config, &meter, &gate)])
+            .with_functions(http::functions(&http, &meter, &gate))
+            .with_functions(vars::functions(&vars, &meter, &gate))
+            .with_functions(host_fn::functions(
+                &spec.host_functions,
+                &host,
+                &meter,
+                &gate,
+            ))
+            .with_functions(kernel::seal_functions(&seal, &meter, &gate))
             .with_fuel_limit(spec.limits.fuel.unwrap_or(u64::MAX))
             .with_wasmtime_config(wasmtime_config);
         builder = match code_cache_config() {
@@ -189,6 +197,7 @@ impl Instance {
             http,
             vars,
             host,
+            seal,
             audit,
             timeout: Duration::from_millis(spec.limits.timeout_ms),
             fuel_limit: spec.limits.fuel,
@@ -298,6 +307,7 @@ impl Instance {
             }
         }
         http::begin_call(&self.http);
+        kernel::begin_call(&self.seal);
         self.meter.reset_peak();
         let started = Instant::now();
         let cpu_at_start = thread_cpu_time();
@@ -314,10 +324,17 @@ impl Instance {
             drop(forwarding);
             return RawOutcome::failed(CancelToken::error());
         }
-        let (timeout, fuel_limit, meter) = (self.timeout, self.fuel_limit, &self.meter);
+        let (timeout, fuel_limit, meter, seal) =
+            (self.timeout, self.fuel_limit, &self.meter, &self.seal);
+        // A call whose seal withdrew its output or error ended in kernel state the host must
+        // not read: a trap, as on the native engine, whatever the pack returned.
+        let broken = |violation: String| Err(Error::new(ErrorKind::Trap, violation));
         let result = catch_panic("calling", || {
             match plugin.call_get_error_code::<&[u8], &[u8]>(action, input) {
-                Ok(output) => read(output),
+                Ok(output) => match kernel::violation(seal) {
+                    Some(violation) => broken(violation),
+                    None => read(output),
+                },
                 Err((err, return_code)) => {
                     // extism's timer starts after `started`, so a real timeout has always
                     // taken the whole limit by this clock (a little slack for rounding).
@@ -328,7 +345,13 @@ impl Instance {
                             .is_some_and(|limit| plugin.fuel_consumed().unwrap_or(0) >= limit),
                         cancelled: cancel.is_some_and(CancelToken::is_cancelled),
                     };
-                    Err(classify(&err, return_code, facts))
+                    let err = classify(&err, return_code, facts);
+                    match kernel::violation(seal) {
+                        Some(violation) if matches!(err.kind(), ErrorKind::PluginError { .. }) => {
+                            broken(violation)
+                        }
+                        _ => Err(err),
+                    }
                 }
             }
         })
@@ -479,16 +502,21 @@ fn instantiate_now(
 }
 
 /// The `log_*` and `get_log_level` imports, bound to one instance's buffer.
-fn log_functions(logs: &UserData<LogBuffer>, gate: &LinkGate) -> Vec<Function> {
+fn log_functions(
+    logs: &UserData<LogBuffer>,
+    meter: &Arc<MemoryMeter>,
+    gate: &LinkGate,
+) -> Vec<Function> {
     let mut functions: Vec<Function> = LOG_IMPORTS
         .into_iter()
         .map(|(name, level)| {
+            let meter = meter.clone();
             gate.function(
                 name,
                 [PTR],
                 [],
                 logs.clone(),
-                move |plugin, inputs, _, logs| record_log(plugin, &inputs[0], level, &logs),
+                move |plugin, inputs, _, logs| record_log(plugin, &meter, &inputs[0], level, &logs),
             )
             .with_namespace(EXTISM_ENV)
         })
@@ -512,14 +540,19 @@ fn log_functions(logs: &UserData<LogBuffer>, gate: &LinkGate) -> Vec<Function> {
 
 /// `config_get`, shadowing extism's so that it too goes through the [`LinkGate`]: the
 /// config the pack may read (already narrowed to its grant), by key.
-fn config_function(config: &BTreeMap<String, String>, gate: &LinkGate) -> Function {
+fn config_function(
+    config: &BTreeMap<String, String>,
+    meter: &Arc<MemoryMeter>,
+    gate: &LinkGate,
+) -> Function {
+    let meter = meter.clone();
     gate.function(
         "config_get",
         [PTR],
         [PTR],
         UserData::new(config.clone()),
-        |plugin, inputs, outputs, config| {
-            let key = http::read_block(plugin, &inputs[0], "config key", true)?;
+        move |plugin, inputs, outputs, config| {
+            let key = kernel::read_block(plugin, &meter, &inputs[0], "config key", true)?;
             let config = config.get()?;
             let value = config
                 .lock()
@@ -527,10 +560,7 @@ fn config_function(config: &BTreeMap<String, String>, gate: &LinkGate) -> Functi
                 .get(&*String::from_utf8_lossy(&key))
                 .cloned();
             outputs[0] = match value {
-                Some(value) => {
-                    let handle = plugin.memory_new(value.as_bytes())?;
-                    plugin.memory_to_val(handle)
-                }
+                Some(value) => kernel::new_block(plugin, &meter, value.as_bytes())?,
                 None => Val::I64(0),
             };
             Ok(())
@@ -597,21 +627,25 @@ fn poisoned() -> extism::Error {
 
 fn record_log(
     plugin: &mut CurrentPlugin,
+    meter: &MemoryMeter,
     offset: &Val,
     level: LogLevel,
     logs: &UserData<LogBuffer>,
 ) -> std::result::Result<(), extism::Error> {
     // The pack hands the message's memory over to the host, which must free it.
-    let handle = plugin
-        .memory_from_val(offset)
-        .ok_or_else(|| extism::Error::msg("log message handle is not a valid allocation"))?;
+    let at = offset.i64().unwrap_or(0) as u64;
     let buffer = logs.get()?;
     let mut buffer = buffer.lock().map_err(|_| poisoned())?;
+    let message = kernel::block(plugin, meter, at)
+        .filter(|_| at != 0)
+        .ok_or_else(|| extism::Error::msg("log message handle is not a valid allocation"))?;
+    let length = message.len() as u64;
     if buffer.wants(level) {
-        buffer.record(level, plugin.memory_bytes(handle)?);
+        buffer.record(level, message);
     }
     drop(buffer);
-    plugin.memory_free(handle)?;
+    // SAFETY: the kernel just named this block, `length` long.
+    plugin.memory_free(unsafe { extism::convert::MemoryHandle::new(at, length) })?;
     Ok(())
 }
 

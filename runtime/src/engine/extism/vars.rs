@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use extism::{CurrentPlugin, Function, UserData, Val, PTR};
 
 use super::memory::MemoryMeter;
-use super::LinkGate;
+use super::{kernel, LinkGate};
 use crate::engine::vars::{MemoryAccount, Vars};
 use crate::error::Error;
 use crate::module::EXTISM_ENV;
@@ -57,22 +57,24 @@ pub(crate) fn clear(vars: &UserData<InstanceVars>) {
 }
 
 /// `var_get` and `var_set`, bound to one instance's vars.
-pub(crate) fn functions(vars: &UserData<InstanceVars>, gate: &LinkGate) -> Vec<Function> {
+pub(crate) fn functions(
+    vars: &UserData<InstanceVars>,
+    meter: &Arc<MemoryMeter>,
+    gate: &LinkGate,
+) -> Vec<Function> {
+    let (for_get, for_set) = (meter.clone(), meter.clone());
     vec![
         gate.function(
             "var_get",
             [PTR],
             [PTR],
             vars.clone(),
-            |plugin, inputs, outputs, vars| {
-                let key = read_text(plugin, &inputs[0], "var key", true)?;
+            move |plugin, inputs, outputs, vars| {
+                let key = read_text(plugin, &for_get, &inputs[0], "var key", true)?;
                 let shared = vars.get()?;
                 let value = lock(&shared).vars.get(&key).map(<[u8]>::to_vec);
                 outputs[0] = match value {
-                    Some(value) => {
-                        let handle = plugin.memory_new(&value)?;
-                        plugin.memory_to_val(handle)
-                    }
+                    Some(value) => kernel::new_block(plugin, &for_get, &value)?,
                     None => Val::I64(0),
                 };
                 Ok(())
@@ -84,13 +86,14 @@ pub(crate) fn functions(vars: &UserData<InstanceVars>, gate: &LinkGate) -> Vec<F
             [PTR, PTR],
             [],
             vars.clone(),
-            |plugin, inputs, _, vars| {
+            move |plugin, inputs, _, vars| {
                 // Both blocks are read before either is freed: they may be the same one.
-                let key = read_text(plugin, &inputs[0], "var key", false)?;
+                let key = read_text(plugin, &for_set, &inputs[0], "var key", false)?;
                 let value = match inputs[1].i64() {
                     Some(0) | None => None,
-                    Some(_) => Some(super::http::read_block(
+                    Some(_) => Some(kernel::read_block(
                         plugin,
+                        &for_set,
                         &inputs[1],
                         "var value",
                         true,
@@ -116,11 +119,12 @@ fn lock(shared: &Mutex<InstanceVars>) -> std::sync::MutexGuard<'_, InstanceVars>
 
 fn read_text(
     plugin: &mut CurrentPlugin,
+    meter: &MemoryMeter,
     value: &Val,
     what: &str,
     free: bool,
 ) -> Result<String, Error> {
-    super::http::read_block(plugin, value, what, free)
+    kernel::read_block(plugin, meter, value, what, free)
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
