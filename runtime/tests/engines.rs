@@ -228,8 +228,7 @@ fn a_pack_that_forges_kernel_lengths_gets_a_trap_and_the_host_lives_on() {
                 .call(action, b"")
                 .map_or_else(|err| err.code().to_string(), |_| "ok".to_string());
             assert_eq!(ended, [native, extism][index], "{engine} {action}");
-            // A failed instance is replaced: the next call, with an input larger than the
-            // forged kernel's memory, works.
+            // A failed instance is replaced: the next call works.
             let fine = pack.call("fine", &vec![7u8; 1 << 20]).unwrap();
             assert_eq!(fine.output.len(), 2, "{engine} after {action}");
         }
@@ -237,6 +236,52 @@ fn a_pack_that_forges_kernel_lengths_gets_a_trap_and_the_host_lives_on() {
     let extism = Pack::load(&wasm, options(r#"{"engine": "extism"}"#)).unwrap();
     let err = extism.call("long_output", b"").unwrap_err();
     assert!(err.message().contains("outside kernel memory"), "{err}");
+    for action in ["long_error", "wrapped_error"] {
+        let err = extism.call(action, b"").unwrap_err();
+        assert!(
+            err.message()
+                .contains("error_set was given an invalid block"),
+            "{err}"
+        );
+    }
+}
+
+/// A pack whose start-up code makes extism's kernel write its own heap length: allocations
+/// so large that the kernel wraps the block's address around onto its root, leaving the heap
+/// claiming some 400 GiB in a kernel memory of 1 MiB. extism would write the next input by
+/// that count, past the memory's end.
+const FORGED_HEAP: &str = r#"
+(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 1)
+  (func (export "_initialize")
+    (drop (call $alloc (i64.const 0x1000000000ff74)))
+    (drop (call $alloc (i64.const 0xffff0040)))
+    (drop (call $alloc (i64.const 100))))
+  (func (export "fine") (result i32)
+    (call $output_set (call $alloc (i64.const 2)) (i64.const 2))
+    (i32.const 0)))
+"#;
+
+#[test]
+fn a_kernel_heap_the_pack_overwrote_fails_the_call_before_any_input_is_written() {
+    let wasm = wat::parse_str(FORGED_HEAP).unwrap();
+    let input = vec![7u8; 2 << 20];
+    // The native kernel refuses the huge blocks (the ABI's 0) and keeps its own count.
+    let native = Pack::load(&wasm, options("{}")).unwrap();
+    assert_eq!(native.call("fine", &input).unwrap().output.len(), 2);
+    // On extism the kernel is checked as it is reset for the first input, right after
+    // start-up: the pack failed to start.
+    let extism = Pack::load(&wasm, options(r#"{"engine": "extism"}"#)).unwrap();
+    for _ in 0..2 {
+        let err = extism.call("fine", &input).unwrap_err();
+        assert_eq!(err.code(), "invalid_pack", "{err}");
+        assert!(
+            err.message().contains("overwrote the kernel's bookkeeping"),
+            "{err}"
+        );
+    }
 }
 
 /// A module whose `_initialize` calls the host (a log line through the kernel) and whose

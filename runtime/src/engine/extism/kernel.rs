@@ -1,22 +1,24 @@
 //! Every host access to the extism kernel's memory, bounded by that memory's true size.
 //!
 //! extism 1.30 keeps its allocator's bookkeeping inside the kernel's linear memory: each
-//! block's length in a header before it, and the call's output range and error block in a
-//! root at address 1. A pack can rewrite the headers and the output length through
-//! `store_u64`, and the kernel itself turns `alloc(-7)` into a block longer than memory.
-//! extism's host side trusts those lengths: it reads a call's output and error message, and
-//! writes the next call's input, with no bounds check, so one forged length made the host
-//! read past the mapping and die (the case `fuzz/regressions/load-1892e0ca6c46ffae.bin`
+//! block's length in a header before it, and the heap's length and the call's output range
+//! and error block in a root at address 1. A pack can rewrite the headers and the output
+//! length through `store_u64`, and can make the kernel itself write the root's heap length
+//! (its `alloc` wraps huge sizes around: `alloc(-7)` gives a block longer than memory).
+//! extism's host side trusts all of it: it reads a call's output and error message, and
+//! writes each call's input, with no bounds check, so one forged length made the host read
+//! or write past the mapping and die (the case `fuzz/regressions/load-1892e0ca6c46ffae.bin`
 //! keeps). So:
 //! - packhost's own host functions reach kernel memory only through [`read_block`],
 //!   [`new_block`] and [`block`], which check each range against the memory's size as its
-//!   owner publishes it ([`MemoryMeter::size_at`]);
-//! - `output_offset` and `output_length` are shadowed ([`seal_functions`]). extism calls them
-//!   first when a call ends, before it reads anything, and nothing of the pack runs after, so
-//!   they seal the call: an output range or error block outside memory, or an allocator that
-//!   claims more memory than there is, is withdrawn, and the call fails with `trap`, as on the
-//!   native engine. A failed call's instance is replaced, so the next call's input is written
-//!   into a fresh kernel.
+//!   owner publishes it ([`MemoryMeter::memory_at`]);
+//! - `output_offset`, `output_length` and `reset` are shadowed ([`shadowed_functions`]).
+//!   extism asks for the output range first when a call ends, before it reads anything, and
+//!   nothing of the pack runs after, so `output_offset` seals the call: an output range or
+//!   error block outside memory is withdrawn, and the call fails with `trap`. extism resets
+//!   the kernel right before it writes each call's input, so `reset` refuses a kernel whose
+//!   heap claims more memory than there is (the call fails with `trap`, or the start-up, whose
+//!   first reset this is, with `invalid_pack`).
 
 use std::sync::{Arc, PoisonError};
 
@@ -33,25 +35,40 @@ use crate::module::EXTISM_ENV;
 /// every call's output, which the conformance suite would show at once.
 const ROOT: usize = 1;
 const ROOT_INITIALIZED: usize = ROOT;
+const ROOT_POSITION: usize = ROOT + 8;
 const ROOT_HEAP_LENGTH: usize = ROOT + 16;
 const ROOT_ERROR: usize = ROOT + 24;
+const ROOT_INPUT_OFFSET: usize = ROOT + 32;
+const ROOT_INPUT_LENGTH: usize = ROOT + 40;
 const ROOT_OUTPUT_OFFSET: usize = ROOT + 48;
 const ROOT_OUTPUT_LENGTH: usize = ROOT + 56;
-/// The root's size: the heap the kernel manages starts right after it.
-const ROOT_SIZE: u64 = 64;
+/// The root's size: the heap the kernel manages (its blocks) starts right after it.
+const ROOT_SIZE: usize = 64;
+const BLOCKS: usize = ROOT + ROOT_SIZE;
 
 /// The whole of the kernel's memory as one slice, as long as the memory really is.
 fn kernel_bytes<'p>(plugin: &'p mut CurrentPlugin, meter: &MemoryMeter) -> Option<&'p mut [u8]> {
-    let base = plugin
-        .memory_bytes(MemoryHandle::null())
-        .ok()?
-        .as_ptr()
-        .cast_mut();
-    let size = meter.size_at(base)?;
-    // SAFETY: the first `size` bytes from `base` are the memory's accessible part, as the
+    // extism's pointer only names the memory; the slice is made from the mapping's own.
+    let base = plugin.memory_bytes(MemoryHandle::null()).ok()?.as_ptr();
+    let (mapping, size) = meter.memory_at(base)?;
+    // SAFETY: the first `size` bytes of the mapping are the memory's accessible part, as the
     // memory itself published it, and the slice borrows the plugin, so nothing else reaches
     // the memory while it lives (extism's own `memory_bytes_mut` makes the same slice).
-    Some(unsafe { std::slice::from_raw_parts_mut(base, size) })
+    Some(unsafe { std::slice::from_raw_parts_mut(mapping.as_ptr(), size) })
+}
+
+/// The root's `u64` at `at` (0 past the end of memory).
+fn root_field(memory: &[u8], at: usize) -> u64 {
+    memory
+        .get(at..at + 8)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+fn set_root_field(memory: &mut [u8], at: usize, value: u64) {
+    if let Some(bytes) = memory.get_mut(at..at + 8) {
+        bytes.copy_from_slice(&value.to_le_bytes());
+    }
 }
 
 /// `offset..offset + len` if it lies inside `size` bytes.
@@ -163,80 +180,136 @@ pub(crate) fn violation(seal: &UserData<Seal>) -> Option<String> {
     found
 }
 
-/// `output_offset` and `output_length`, shadowing the kernel's: each checks the call's
-/// kernel state ([`seal_state`]) and answers with its half of the output range it leaves.
-/// extism asks for both when a call ends, before it reads anything.
-pub(super) fn seal_functions(
+/// `output_offset`, `output_length` and `reset`, shadowing the kernel's (see the module's
+/// doc). A pack that imports them gets the same answers.
+pub(super) fn shadowed_functions(
     seal: &UserData<Seal>,
     meter: &Arc<MemoryMeter>,
     gate: &LinkGate,
 ) -> Vec<Function> {
-    // Each name with the half of the (offset, length) pair it answers.
-    [("output_offset", 0), ("output_length", 1)]
-        .into_iter()
-        .map(|(name, half)| {
-            let meter = meter.clone();
-            gate.function(
-                name,
-                [],
-                [ValType::I64],
-                seal.clone(),
-                move |plugin, _, outputs, seal| {
-                    let (output, violation) = seal_state(plugin, &meter);
-                    if violation.is_some() {
-                        seal.get()?
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .violation = violation;
-                    }
-                    let answer = if half == 0 { output.0 } else { output.1 };
-                    outputs[0] = Val::I64(answer as i64);
-                    Ok(())
-                },
-            )
-            .with_namespace(EXTISM_ENV)
+    let (for_offset, for_length, for_reset) = (meter.clone(), meter.clone(), meter.clone());
+    vec![
+        gate.function(
+            "output_offset",
+            [],
+            [ValType::I64],
+            seal.clone(),
+            move |plugin, _, outputs, seal| {
+                let (offset, violation) = seal_call(plugin, &for_offset)?;
+                if violation.is_some() {
+                    seal.get()?
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .violation = violation;
+                }
+                outputs[0] = Val::I64(offset as i64);
+                Ok(())
+            },
+        )
+        .with_namespace(EXTISM_ENV),
+        gate.function(
+            "output_length",
+            [],
+            [ValType::I64],
+            seal.clone(),
+            move |plugin, _, outputs, _| {
+                let memory = kernel_bytes(plugin, &for_length).unwrap_or_default();
+                outputs[0] = Val::I64(output_range(memory).map_or(0, |(_, length)| length) as i64);
+                Ok(())
+            },
+        )
+        .with_namespace(EXTISM_ENV),
+        gate.function("reset", [], [], seal.clone(), move |plugin, _, _, _| {
+            reset(plugin, &for_reset).map_err(extism::Error::new)
         })
-        .collect()
+        .with_namespace(EXTISM_ENV),
+    ]
 }
 
-/// The output range the kernel's root records, or (0, 0) when it lies outside memory, and
-/// what is wrong with the kernel's state, if anything. An error block outside memory is
-/// withdrawn here (the kernel's error is cleared) so that extism never reads it.
-fn seal_state(plugin: &mut CurrentPlugin, meter: &MemoryMeter) -> ((u64, u64), Option<String>) {
+/// The output range the kernel's root records, if it lies inside memory (an empty one is
+/// always (0, 0), so extism never offsets a pointer by a number the pack chose).
+fn output_range(memory: &[u8]) -> Option<(u64, u64)> {
+    let offset = root_field(memory, ROOT_OUTPUT_OFFSET);
+    let length = root_field(memory, ROOT_OUTPUT_LENGTH);
+    match length {
+        0 => Some((0, 0)),
+        _ => range_within(offset, length, memory.len()).map(|_| (offset, length)),
+    }
+}
+
+/// The seal at the end of a call: the output offset to hand extism (0 when the range lies
+/// outside memory), and what the call got wrong, if anything. An error block outside memory
+/// is withdrawn (the kernel's error is cleared) so that extism never reads it.
+///
+/// # Errors
+/// The kernel's own failure to measure the error block: the call's fuel ran out.
+fn seal_call(
+    plugin: &mut CurrentPlugin,
+    meter: &MemoryMeter,
+) -> Result<(u64, Option<String>), extism::Error> {
     let Some(memory) = kernel_bytes(plugin, meter) else {
-        return ((0, 0), Some("the kernel's memory is gone".into()));
+        return Ok((0, Some("the kernel's memory is gone".into())));
     };
     let size = memory.len();
-    let field = |at: usize| {
-        memory.get(at..at + 8).map_or(0, |bytes| {
-            u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]))
-        })
+    let error = root_field(memory, ROOT_ERROR);
+    let (offset, mut violation) = match output_range(memory) {
+        Some((offset, _)) => (offset, None),
+        None => {
+            let offset = root_field(memory, ROOT_OUTPUT_OFFSET);
+            let length = root_field(memory, ROOT_OUTPUT_LENGTH);
+            (
+                0,
+                Some(format!(
+                    "output_set was given {length} bytes at {offset}, outside kernel memory"
+                )),
+            )
+        }
     };
-    let initialized = memory.get(ROOT_INITIALIZED).is_some_and(|flag| *flag != 0);
-    let (error, heap_length) = (field(ROOT_ERROR), field(ROOT_HEAP_LENGTH));
-    let (mut offset, mut length) = (field(ROOT_OUTPUT_OFFSET), field(ROOT_OUTPUT_LENGTH));
-    let mut violation = None;
-    if length != 0 && range_within(offset, length, size).is_none() {
-        violation = Some(format!(
-            "output_set was given {length} bytes at {offset}, outside kernel memory"
-        ));
-        (offset, length) = (0, 0);
-    }
-    // The kernel grows its memory only when its heap (as the root counts it) is full, so a
-    // heap longer than the memory would have the next call's input written past the end,
-    // and one shorter than the root wraps the kernel's arithmetic around. The root lies
-    // below `store_u64`'s reach and no pack is known to rewrite it through the kernel; this
-    // stays because extism writes the next input by it, unchecked.
-    let heap_fits = (ROOT_SIZE..=(size as u64).saturating_sub(ROOT_SIZE)).contains(&heap_length);
-    if initialized && !heap_fits {
-        violation = Some("the pack overwrote the kernel's bookkeeping".into());
-    }
     if error != 0 {
-        let len = plugin.memory_length(error).unwrap_or(0);
+        let len = plugin.memory_length(error)?;
         if range_within(error, len, size).is_none() {
             plugin.clear_error();
             violation = Some("error_set was given an invalid block".into());
         }
     }
-    ((offset, length), violation)
+    Ok((offset, violation))
+}
+
+/// What the kernel's `reset` does (every block handed out marked unused, and the position,
+/// error, input and output forgotten), refusing a kernel whose heap claims more memory than
+/// there is or less than its root: the kernel grows its memory only when that count says the
+/// heap is full, and extism writes the input it allocates next without a check. A kernel not
+/// yet set up is left to set itself up on its next use.
+///
+/// # Errors
+/// `trap` for a kernel the pack broke.
+fn reset(plugin: &mut CurrentPlugin, meter: &MemoryMeter) -> Result<(), Error> {
+    let broken = |why: &str| Error::new(ErrorKind::Trap, why);
+    let memory =
+        kernel_bytes(plugin, meter).ok_or_else(|| broken("the kernel's memory is gone"))?;
+    if memory.get(ROOT_INITIALIZED).is_none_or(|flag| *flag == 0) {
+        return Ok(());
+    }
+    let heap = root_field(memory, ROOT_HEAP_LENGTH);
+    let fits = usize::try_from(heap)
+        .is_ok_and(|heap| heap >= ROOT_SIZE && heap.saturating_add(ROOT_SIZE) <= memory.len());
+    if !fits {
+        return Err(broken("the pack overwrote the kernel's bookkeeping"));
+    }
+    let used = usize::try_from(root_field(memory, ROOT_POSITION)).unwrap_or(usize::MAX);
+    let end = BLOCKS.saturating_add(used).min(memory.len());
+    if let Some(blocks) = memory.get_mut(BLOCKS..end) {
+        blocks.fill(0);
+    }
+    for field in [
+        ROOT_POSITION,
+        ROOT_ERROR,
+        ROOT_INPUT_OFFSET,
+        ROOT_INPUT_LENGTH,
+        ROOT_OUTPUT_OFFSET,
+        ROOT_OUTPUT_LENGTH,
+    ] {
+        set_root_field(memory, field, 0);
+    }
+    Ok(())
 }

@@ -5,8 +5,8 @@
 //! grows, and adds each growth to a [`MemoryMeter`] shared by every memory of one engine.
 //! Because each instance owns its engine (see the engine module), the meter is exactly
 //! that instance's footprint: the pack's memory plus the Extism ABI's. The meter also knows
-//! each memory's true size by its base address, which is how `kernel.rs` bounds every host
-//! access to the kernel's memory.
+//! each memory's mapping and true size by its base address, which is how `kernel.rs`
+//! bounds every host access to the kernel's memory.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,8 +23,25 @@ pub(crate) struct MemoryMeter {
     current: AtomicU64,
     peak: AtomicU64,
     refused: AtomicBool,
-    /// Each live memory's base address and accessible size, as the memory publishes them.
-    sizes: Mutex<Vec<(usize, Arc<AtomicUsize>)>>,
+    /// Each live memory's mapping and accessible size, as the memory publishes them.
+    sizes: Mutex<Vec<(Mapping, Arc<AtomicUsize>)>>,
+}
+
+/// The start of a live memory's mapping, as its owner made it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mapping(*mut u8);
+
+// SAFETY: only an address; whoever dereferences it answers for what it reaches (see
+// `MemoryMeter::memory_at`).
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// The mapping's start, with the provenance of the mapping itself.
+    pub(crate) fn as_ptr(self) -> *mut u8 {
+        self.0
+    }
 }
 
 impl MemoryMeter {
@@ -39,14 +56,15 @@ impl MemoryMeter {
         }
     }
 
-    /// The accessible size of the live memory starting at `base`, if one of this meter's
-    /// memories starts there.
-    pub(crate) fn size_at(&self, base: *const u8) -> Option<usize> {
+    /// The live memory of this meter's that starts at `base`: its mapping and accessible
+    /// size. The first `size` bytes from the mapping's start are readable and writable
+    /// for as long as the memory lives.
+    pub(crate) fn memory_at(&self, base: *const u8) -> Option<(Mapping, usize)> {
         let sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
         sizes
             .iter()
-            .find(|(start, _)| *start == base as usize)
-            .map(|(_, size)| size.load(Ordering::Acquire))
+            .find(|(start, _)| std::ptr::eq(start.0, base))
+            .map(|(start, size)| (*start, size.load(Ordering::Acquire)))
     }
 
     /// The cap, in bytes.
@@ -147,7 +165,7 @@ struct MeteredMemory {
     mapping_len: usize,
     capacity: usize,
     size: usize,
-    /// `size` as published to the meter ([`MemoryMeter::size_at`]).
+    /// `size` as published to the meter ([`MemoryMeter::memory_at`]).
     published: Arc<AtomicUsize>,
     accessible: usize,
     meter: Arc<MemoryMeter>,
@@ -197,7 +215,7 @@ impl MeteredMemory {
             .sizes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((base as usize, published.clone()));
+            .push((Mapping(base.cast()), published.clone()));
         Ok(MeteredMemory {
             base: base.cast(),
             mapping_len,
@@ -267,12 +285,12 @@ unsafe impl LinearMemory for MeteredMemory {
 impl Drop for MeteredMemory {
     fn drop(&mut self) {
         self.meter.released(self.size as u64);
-        let base = self.base as usize;
+        let base = self.base;
         self.meter
             .sizes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(start, _)| *start != base);
+            .retain(|(start, _)| !std::ptr::eq(start.0, base));
         // SAFETY: we own the whole mapping and nothing refers to it after drop.
         unsafe {
             libc::munmap(self.base.cast(), self.mapping_len);
@@ -297,7 +315,8 @@ mod tests {
         }
         memory.grow_to(3 * 65536).unwrap();
         assert_eq!(meter.peak(), 3 * 65536);
-        assert_eq!(meter.size_at(memory.as_ptr()), Some(3 * 65536));
+        let (mapping, size) = meter.memory_at(memory.as_ptr()).unwrap();
+        assert_eq!((mapping.as_ptr(), size), (memory.as_ptr(), 3 * 65536));
         assert!(
             memory.grow_to(5 * 65536).is_err(),
             "growing past the limit must fail"
@@ -314,7 +333,10 @@ mod tests {
         );
         let base = memory.as_ptr();
         drop(memory);
-        assert_eq!(meter.size_at(base), None, "a dropped memory is forgotten");
+        assert!(
+            meter.memory_at(base).is_none(),
+            "a dropped memory is forgotten"
+        );
         meter.reset_peak();
         assert_eq!(meter.peak(), 0, "dropping a memory gives its bytes back");
     }

@@ -13,8 +13,8 @@
 //!   replaced by the shared HTTP capability (`capabilities::http`), so both engines apply
 //!   the same grant checks, address rules and limits; `var_get` and `var_set` by the shared
 //!   `Vars`, so vars have one cap and count against the memory limit on both;
-//!   `output_offset` and `output_length` by the seal of `kernel.rs`, which keeps extism from
-//!   reading a call's output or error outside the kernel's memory.
+//!   `output_offset`, `output_length` and `reset` by `kernel.rs`, which keeps extism from
+//!   reading a call's output or error, or writing its input, outside the kernel's memory.
 
 mod classify;
 mod host_fn;
@@ -180,7 +180,7 @@ impl Instance {
                 &meter,
                 &gate,
             ))
-            .with_functions(kernel::seal_functions(&seal, &meter, &gate))
+            .with_functions(kernel::shadowed_functions(&seal, &meter, &gate))
             .with_fuel_limit(spec.limits.fuel.unwrap_or(u64::MAX))
             .with_wasmtime_config(wasmtime_config);
         builder = match code_cache_config() {
