@@ -11,11 +11,25 @@
 //! to return, and Ruby raises it at its next safe point, in Ruby code, as if it had arrived
 //! just then. [`with_gvl`] cannot turn Ruby's check off; its doc says what guards it.
 
+use std::cell::RefCell;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::null_mut;
 
+use magnus::value::BoxValue;
+use magnus::Exception;
 use packhost::InterpreterLock;
+
+/// How many times [`without_gvl`] lets Ruby serve its scheduler's flags and asks again
+/// before it runs the work holding the GVL.
+const DECLINES_BEFORE_HOLDING: usize = 3;
+
+thread_local! {
+    /// An interrupt that arrived while [`without_gvl`] let Ruby serve its flags, held for
+    /// [`deliver_held_interrupts`]; the box keeps its exception alive for the GC meanwhile.
+    static HELD: RefCell<Option<(magnus::Error, Option<BoxValue<Exception>>)>> =
+        const { RefCell::new(None) };
+}
 
 /// The GVL of the Ruby thread making a call, as the core's [`InterpreterLock`]. Ruby has no
 /// way to release the GVL in the middle of a call, so a call the core expects to be short
@@ -37,6 +51,9 @@ impl InterpreterLock for Gvl {
 /// makes Ruby raise (or throw) it as the method returns, replacing the call's result, as
 /// the interrupt would have if it had arrived in Ruby code.
 pub(crate) fn deliver_held_interrupts() -> Result<(), magnus::Error> {
+    if let Some((held, _alive)) = HELD.with(|held| held.borrow_mut().take()) {
+        return Err(held);
+    }
     magnus::rb_sys::protect(|| {
         // SAFETY: called by a native method on a Ruby thread holding the GVL; a pending
         // interrupt unwinds only as far as `protect`, which catches it.
@@ -71,6 +88,10 @@ where
         }
     }
 
+    fn ran(&self) -> bool {
+        self.work.is_none()
+    }
+
     /// The work's result, or the payload of its panic.
     fn into_outcome(self) -> std::thread::Result<R> {
         self.outcome
@@ -98,33 +119,70 @@ where
 ///
 /// With that flag Ruby also declines to release the GVL while any interrupt flag of this
 /// thread is set, and then does not run the work at all. That flag is not only a pending
-/// exception: the scheduler's time-slice timer, a deferred (`Thread.handle_interrupt`)
-/// exception and a wake-up set it too, and none of those may fail a call. So the work then
-/// runs here, holding the GVL, as a call the core expects to be short does: the call runs
-/// as it would have, only the other Ruby threads wait for it this once, and whatever was
-/// pending still reaches Ruby at its next safe point. Host-function handlers notice that
-/// the GVL is held (`magnus::Ruby::get`) and do not take it again.
+/// exception: the scheduler's time-slice timer and its postponed jobs set it too (often,
+/// under a busy GC), and running the work holding the GVL then would stall every other Ruby
+/// thread for the whole call, the one that would cancel it among them. So when no exception
+/// or signal is pending, Ruby serves those flags (switching threads if the time slice asks)
+/// and is asked again, a few times. An exception that arrives just then is held and raised
+/// when the method returns ([`deliver_held_interrupts`]), as one arriving during the call
+/// would be. When an exception is pending, or Ruby keeps declining, the work runs here,
+/// holding the GVL, as a call the core expects to be short does: the call runs as it would
+/// have, only the other Ruby threads wait for it, and what was pending still reaches Ruby
+/// at its next safe point. Host-function handlers notice that the GVL is held
+/// (`magnus::Ruby::get`) and do not take it again.
 pub(crate) fn without_gvl<F, R>(work: F) -> std::thread::Result<R>
 where
     F: FnOnce() -> R,
 {
     let mut job = Job::new(work);
-    // SAFETY: `run_job::<F, R>` receives a pointer to `job`, which outlives the call;
-    // `rb_nogvl` runs it at most once, on this thread, before returning. The caller holds
-    // the GVL, as every native method does. `RB_NOGVL_INTR_FAIL` (a small bindgen constant)
-    // fits the C `int` the flags are.
-    unsafe {
-        rb_sys::rb_nogvl(
-            Some(run_job::<F, R>),
-            (&mut job as *mut Job<F, R>).cast::<c_void>(),
-            None,
-            null_mut(),
-            rb_sys::RB_NOGVL_INTR_FAIL as _,
-        );
+    for _ in 0..DECLINES_BEFORE_HOLDING {
+        // SAFETY: `run_job::<F, R>` receives a pointer to `job`, which outlives the call;
+        // `rb_nogvl` runs it at most once, on this thread, before returning. The caller
+        // holds the GVL, as every native method does. `RB_NOGVL_INTR_FAIL` (a small bindgen
+        // constant) fits the C `int` the flags are.
+        unsafe {
+            rb_sys::rb_nogvl(
+                Some(run_job::<F, R>),
+                (&mut job as *mut Job<F, R>).cast::<c_void>(),
+                None,
+                null_mut(),
+                rb_sys::RB_NOGVL_INTR_FAIL as _,
+            );
+        }
+        if job.ran() || !serve_scheduler_flags() {
+            break;
+        }
     }
     // Ruby declined to release the GVL (see above): run the work holding it.
     job.run();
     job.into_outcome()
+}
+
+/// Lets Ruby serve this thread's interrupt flags when none is an exception or a signal,
+/// and says whether it did (so the GVL may be asked for again). An exception that arrives
+/// meanwhile is caught and held for [`deliver_held_interrupts`].
+fn serve_scheduler_flags() -> bool {
+    // SAFETY: on a Ruby thread holding the GVL; `rb_thread_interrupted` only reads flags.
+    let pending = unsafe { rb_sys::rb_thread_interrupted(rb_sys::rb_thread_current()) } != 0;
+    if pending {
+        return false;
+    }
+    let served = magnus::rb_sys::protect(|| {
+        // SAFETY: holding the GVL; anything raised unwinds only as far as `protect`.
+        unsafe { rb_sys::rb_thread_check_ints() };
+        rb_sys::Qnil as rb_sys::VALUE
+    });
+    match served {
+        Ok(_) => true,
+        Err(raised) => {
+            let alive = match raised.error_type() {
+                magnus::error::ErrorType::Exception(exception) => Some(BoxValue::new(*exception)),
+                _ => None,
+            };
+            HELD.with(|held| *held.borrow_mut() = Some((raised, alive)));
+            false
+        }
+    }
 }
 
 /// Runs `work` with the GVL taken back, from inside [`without_gvl`] on the same thread, and

@@ -128,7 +128,9 @@ fn load_with(
     lender: u64,
     load: impl FnOnce() -> packhost::Result<Pack>,
 ) -> Result<RbPack, Error> {
-    let pack = without_gvl(load)
+    let loaded = without_gvl(load);
+    deliver_held_interrupts()?;
+    let pack = loaded
         .unwrap_or_else(|payload| Err(panic_error(payload)))
         .map_err(|err| raise(ruby, &err))?;
     let external_bytes = isize::try_from(size).unwrap_or(isize::MAX);
