@@ -401,9 +401,15 @@ impl Instance {
 ///
 /// extism's timer thread drops a cancel for a call it has not yet been told started, so a
 /// single cancel sent just before extism starts the call would be lost: once cancelled, the
-/// handle is sent a cancel every millisecond until the call ends. (A cancel the timer reads
-/// in the instant between extism registering the call and arming its interrupt is still
-/// spent on nothing; the native engine has no such gap.)
+/// handle is sent a cancel every millisecond until the call ends.
+///
+/// Worse, a cancel the timer reads in the instant between extism registering the call and
+/// arming its interrupt is spent on nothing and takes the call's timeout with it: the call
+/// then runs unbounded (a flow whose failing branch cancelled a sibling just starting hung
+/// CI this way). So no cancel is sent before [`CANCEL_GRACE`] has passed since the call was
+/// handed to extism, by which time extism has armed it unless its thread was descheduled
+/// for that long inside those few instructions. A cancel in a call's first moments takes
+/// that much longer on this engine; the native engine has no such gap.
 struct ForwardCancel {
     done: Arc<AtomicBool>,
     resender: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
@@ -414,6 +420,7 @@ impl ForwardCancel {
     fn new(token: &CancelToken, handle: extism::CancelHandle) -> Self {
         let done = Arc::new(AtomicBool::new(false));
         let resender = Arc::new(Mutex::new(None));
+        let armed_by = Instant::now() + CANCEL_GRACE;
         let hook = {
             let (done, resender) = (done.clone(), resender.clone());
             token.on_cancel(move || {
@@ -422,7 +429,9 @@ impl ForwardCancel {
                     let (done, handle) = (done.clone(), handle.clone());
                     *slot = Some(std::thread::spawn(move || {
                         while !done.load(Ordering::SeqCst) {
-                            let _ = handle.cancel();
+                            if Instant::now() >= armed_by {
+                                let _ = handle.cancel();
+                            }
                             std::thread::sleep(Duration::from_millis(1));
                         }
                     }));
@@ -453,6 +462,10 @@ impl Drop for ForwardCancel {
         }
     }
 }
+
+/// How long after handing a call to extism [`ForwardCancel`] waits before it forwards a
+/// cancel, so that extism has armed the call's interrupt first.
+const CANCEL_GRACE: Duration = Duration::from_millis(20);
 
 /// How wasmtime describes its out-of-fuel trap.
 const WASMTIME_OUT_OF_FUEL: &str = "all fuel consumed by WebAssembly";
