@@ -12,7 +12,7 @@ use packhost::{CallOptions, Flow, Pack};
 
 use crate::cancel::RbCancelToken;
 use crate::errors::{guard, panic_error, raise};
-use crate::gvl::{deliver_held_interrupts, without_gvl};
+use crate::gvl::{without_gvl, Interrupts};
 use crate::host_fn::scope_flow;
 use crate::pack::{call_error, RbPack};
 
@@ -81,10 +81,11 @@ impl RbFlow {
             let adapters = adapters.map(Opaque::from);
             // The whole run without the GVL: its steps run one after another (or in
             // parallel branches) and none is expected to be short.
+            let mut interrupts = Interrupts::default();
             let (outcome, failure) = scope_flow(adapters, rb_self.lenders.clone(), || {
-                without_gvl(|| flow.run_json(packs, &input, &options))
+                without_gvl(&mut interrupts, || flow.run_json(packs, &input, &options))
             });
-            deliver_held_interrupts()?;
+            interrupts.deliver()?;
             outcome
                 .and_then(|released| released)
                 .unwrap_or_else(|payload| Err(panic_error(payload)))

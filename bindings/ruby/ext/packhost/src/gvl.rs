@@ -7,11 +7,11 @@
 //! longjmp. None may cross the Rust frames between a native method and the work it runs:
 //! the jump skips their destructors, so the pack call's input and result would leak, and
 //! any guard in the binding or the core would be skipped. So [`without_gvl`] releases the
-//! GVL in the one way where Ruby checks for no interrupt: each waits for the native method
-//! to return, and Ruby raises it at its next safe point, in Ruby code, as if it had arrived
-//! just then. [`with_gvl`] cannot turn Ruby's check off; its doc says what guards it.
+//! GVL in a way where Ruby raises no interrupt: those that arrive are caught (or left
+//! pending), and the native method raises them as it returns ([`Interrupts::deliver`]), as
+//! if they had arrived just then. [`with_gvl`] cannot turn Ruby's check off; its doc says
+//! what guards it.
 
-use std::cell::RefCell;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::null_mut;
@@ -20,43 +20,69 @@ use magnus::value::BoxValue;
 use magnus::Exception;
 use packhost::InterpreterLock;
 
-/// How many times [`without_gvl`] lets Ruby serve its scheduler's flags and asks again
-/// before it runs the work holding the GVL.
-const DECLINES_BEFORE_HOLDING: usize = 3;
+/// How many times [`without_gvl`] lets Ruby serve this thread's interrupts and asks again
+/// for the GVL to be released, before it runs the work holding it.
+const SERVINGS_BEFORE_HOLDING: usize = 3;
 
-thread_local! {
-    /// An interrupt that arrived while [`without_gvl`] let Ruby serve its flags, held for
-    /// [`deliver_held_interrupts`]; the box keeps its exception alive for the GC meanwhile.
-    static HELD: RefCell<Option<(magnus::Error, Option<BoxValue<Exception>>)>> =
-        const { RefCell::new(None) };
+/// The interrupts a native method's work left to raise: the first one [`without_gvl`]
+/// caught while it let Ruby serve them, and any still pending when the work ends. Lives on
+/// the native method's stack, one per method call, so nothing caught for one call can reach
+/// another (a pack a host function calls has its own).
+#[derive(Default)]
+pub(crate) struct Interrupts {
+    /// The caught interrupt; the box keeps its exception alive for the GC meanwhile.
+    caught: Option<(magnus::Error, Option<BoxValue<Exception>>)>,
 }
 
-/// The GVL of the Ruby thread making a call, as the core's [`InterpreterLock`]. Ruby has no
-/// way to release the GVL in the middle of a call, so a call the core expects to be short
-/// holds it to its end.
-pub(crate) struct Gvl;
+impl Interrupts {
+    /// Keeps `interrupt` unless one is kept already (Ruby raises the first too).
+    fn catch(&mut self, interrupt: magnus::Error) {
+        if self.caught.is_none() {
+            let alive = match interrupt.error_type() {
+                magnus::error::ErrorType::Exception(exception) => Some(BoxValue::new(*exception)),
+                _ => None,
+            };
+            self.caught = Some((interrupt, alive));
+        }
+    }
+
+    /// Delivers, as an `Err`, the interrupt caught or held back while the work ran
+    /// (`Thread#raise`, `Timeout.timeout`, `Thread#kill`). A native method calls this as
+    /// soon as the work returns, before it runs any Ruby code of its own: that code would
+    /// otherwise receive the interrupt, and a protected call there would swallow it.
+    /// Returning the `Err` makes Ruby raise (or throw) it as the method returns, replacing
+    /// the work's result, as the interrupt would have if it had arrived in Ruby code.
+    pub(crate) fn deliver(self) -> Result<(), magnus::Error> {
+        if let Some((interrupt, _alive)) = self.caught {
+            return Err(interrupt);
+        }
+        serve()
+    }
+}
+
+/// The GVL of the Ruby thread making a call, as the core's [`InterpreterLock`], with the
+/// interrupts its released parts leave. Ruby has no way to release the GVL in the middle of
+/// a call, so a call the core expects to be short holds it to its end.
+#[derive(Default)]
+pub(crate) struct Gvl {
+    pub(crate) interrupts: Interrupts,
+}
 
 impl InterpreterLock for Gvl {
     fn run_released(&mut self, call: &mut dyn FnMut()) {
         // The core catches panics inside `call`, so a panic here would be a core bug; and
         // `without_gvl` always runs the work, so the core never sees a call that did not.
-        let _ = without_gvl(call);
+        let _ = without_gvl(&mut self.interrupts, call);
     }
 }
 
-/// Delivers, as an `Err`, an interrupt Ruby held back while a call ran without the GVL
-/// (`Thread#raise`, `Timeout.timeout`, `Thread#kill`). A native method calls this as soon
-/// as the call returns, before it runs any Ruby code of its own: that code would otherwise
-/// receive the interrupt, and a protected call there would swallow it. Returning the `Err`
-/// makes Ruby raise (or throw) it as the method returns, replacing the call's result, as
-/// the interrupt would have if it had arrived in Ruby code.
-pub(crate) fn deliver_held_interrupts() -> Result<(), magnus::Error> {
-    if let Some((held, _alive)) = HELD.with(|held| held.borrow_mut().take()) {
-        return Err(held);
-    }
+/// Lets Ruby serve this thread's pending interrupts (switching threads when its time slice
+/// is up, running postponed jobs and finalizers, raising a pending exception), catching
+/// whatever is raised.
+fn serve() -> Result<(), magnus::Error> {
     magnus::rb_sys::protect(|| {
-        // SAFETY: called by a native method on a Ruby thread holding the GVL; a pending
-        // interrupt unwinds only as far as `protect`, which catches it.
+        // SAFETY: on a Ruby thread holding the GVL (a native method's, or `without_gvl`'s
+        // before it releases it); an interrupt unwinds only as far as `protect`.
         unsafe { rb_sys::rb_thread_check_ints() };
         rb_sys::Qnil as rb_sys::VALUE
     })
@@ -121,21 +147,20 @@ where
 /// thread is set, and then does not run the work at all. That flag is not only a pending
 /// exception: the scheduler's time-slice timer and its postponed jobs set it too (often,
 /// under a busy GC), and running the work holding the GVL then would stall every other Ruby
-/// thread for the whole call, the one that would cancel it among them. So when no exception
-/// or signal is pending, Ruby serves those flags (switching threads if the time slice asks)
-/// and is asked again, a few times. An exception that arrives just then is held and raised
-/// when the method returns ([`deliver_held_interrupts`]), as one arriving during the call
-/// would be. When an exception is pending, or Ruby keeps declining, the work runs here,
-/// holding the GVL, as a call the core expects to be short does: the call runs as it would
-/// have, only the other Ruby threads wait for it, and what was pending still reaches Ruby
-/// at its next safe point. Host-function handlers notice that the GVL is held
-/// (`magnus::Ruby::get`) and do not take it again.
-pub(crate) fn without_gvl<F, R>(work: F) -> std::thread::Result<R>
+/// thread for the whole call, the one that would cancel it among them. So Ruby is let serve
+/// the interrupts ([`serve`]: it may switch threads, run finalizers, raise a pending
+/// exception, which is caught into `interrupts` for the method to raise as it returns) and
+/// is asked again, up to [`SERVINGS_BEFORE_HOLDING`] times. Should it still decline, the
+/// work runs here, holding the GVL, as a call the core expects to be short does: the call
+/// runs as it would have, only the other Ruby threads wait for it, and what is pending
+/// still reaches Ruby as the method returns. Host-function handlers notice that the GVL is
+/// held (`magnus::Ruby::get`) and do not take it again.
+pub(crate) fn without_gvl<F, R>(interrupts: &mut Interrupts, work: F) -> std::thread::Result<R>
 where
     F: FnOnce() -> R,
 {
     let mut job = Job::new(work);
-    for _ in 0..DECLINES_BEFORE_HOLDING {
+    for servings in 0..=SERVINGS_BEFORE_HOLDING {
         // SAFETY: `run_job::<F, R>` receives a pointer to `job`, which outlives the call;
         // `rb_nogvl` runs it at most once, on this thread, before returning. The caller
         // holds the GVL, as every native method does. `RB_NOGVL_INTR_FAIL` (a small bindgen
@@ -149,40 +174,16 @@ where
                 rb_sys::RB_NOGVL_INTR_FAIL as _,
             );
         }
-        if job.ran() || !serve_scheduler_flags() {
+        if job.ran() || servings == SERVINGS_BEFORE_HOLDING {
             break;
+        }
+        if let Err(interrupt) = serve() {
+            interrupts.catch(interrupt);
         }
     }
     // Ruby declined to release the GVL (see above): run the work holding it.
     job.run();
     job.into_outcome()
-}
-
-/// Lets Ruby serve this thread's interrupt flags when none is an exception or a signal,
-/// and says whether it did (so the GVL may be asked for again). An exception that arrives
-/// meanwhile is caught and held for [`deliver_held_interrupts`].
-fn serve_scheduler_flags() -> bool {
-    // SAFETY: on a Ruby thread holding the GVL; `rb_thread_interrupted` only reads flags.
-    let pending = unsafe { rb_sys::rb_thread_interrupted(rb_sys::rb_thread_current()) } != 0;
-    if pending {
-        return false;
-    }
-    let served = magnus::rb_sys::protect(|| {
-        // SAFETY: holding the GVL; anything raised unwinds only as far as `protect`.
-        unsafe { rb_sys::rb_thread_check_ints() };
-        rb_sys::Qnil as rb_sys::VALUE
-    });
-    match served {
-        Ok(_) => true,
-        Err(raised) => {
-            let alive = match raised.error_type() {
-                magnus::error::ErrorType::Exception(exception) => Some(BoxValue::new(*exception)),
-                _ => None,
-            };
-            HELD.with(|held| *held.borrow_mut() = Some((raised, alive)));
-            false
-        }
-    }
 }
 
 /// Runs `work` with the GVL taken back, from inside [`without_gvl`] on the same thread, and

@@ -15,7 +15,7 @@ use std::sync::RwLock;
 use crate::cancel::RbCancelToken;
 use crate::convert::to_ruby;
 use crate::errors::{guard, panic_error, raise, raise_with};
-use crate::gvl::{deliver_held_interrupts, without_gvl, Gvl};
+use crate::gvl::{without_gvl, Gvl, Interrupts};
 use crate::host_fn::{host_functions, scope, Failure};
 
 /// A loaded pack, owned by a Ruby object. Freed when Ruby collects the object.
@@ -128,8 +128,9 @@ fn load_with(
     lender: u64,
     load: impl FnOnce() -> packhost::Result<Pack>,
 ) -> Result<RbPack, Error> {
-    let loaded = without_gvl(load);
-    deliver_held_interrupts()?;
+    let mut interrupts = Interrupts::default();
+    let loaded = without_gvl(&mut interrupts, load);
+    interrupts.deliver()?;
     let pack = loaded
         .unwrap_or_else(|payload| Err(panic_error(payload)))
         .map_err(|err| raise(ruby, &err))?;
@@ -236,10 +237,11 @@ impl RbPack {
             // The Array stays a live argument of this method for the whole call, so the GC
             // keeps it where it is while handlers read it.
             let adapters = adapters.map(Opaque::from);
+            let mut gvl = Gvl::default();
             let (outcome, failure) = scope(adapters, || {
-                pack.call_locked(&action, &input, &options, &mut Gvl, <[u8]>::to_vec)
+                pack.call_locked(&action, &input, &options, &mut gvl, <[u8]>::to_vec)
             });
-            deliver_held_interrupts()?;
+            gvl.interrupts.deliver()?;
             let result = outcome.unwrap_or_else(|payload| Err(panic_error(payload)));
             let (output, report) = match result {
                 Ok(done) => done,

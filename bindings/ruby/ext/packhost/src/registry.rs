@@ -4,7 +4,7 @@
 use magnus::{function, Error, RModule, Ruby};
 
 use crate::errors::{guard, panic_error, raise};
-use crate::gvl::{deliver_held_interrupts, without_gvl};
+use crate::gvl::{without_gvl, Interrupts};
 
 pub(crate) fn init(module: RModule) -> Result<(), Error> {
     module.define_module_function("__push_json", function!(push_json, 3))?;
@@ -38,8 +38,9 @@ fn pull_json(ruby: &Ruby, reference: String) -> Result<String, Error> {
 
 fn released(ruby: &Ruby, work: impl FnOnce() -> packhost::Result<String>) -> Result<String, Error> {
     guard(ruby, |ruby| {
-        let done = without_gvl(work);
-        deliver_held_interrupts()?;
+        let mut interrupts = Interrupts::default();
+        let done = without_gvl(&mut interrupts, work);
+        interrupts.deliver()?;
         done.unwrap_or_else(|payload| Err(panic_error(payload)))
             .map_err(|err| raise(ruby, &err))
     })
