@@ -226,14 +226,19 @@ pub(super) fn shadowed_functions(
     ]
 }
 
-/// The output range the kernel's root records, if it lies inside memory (an empty one is
-/// always (0, 0), so extism never offsets a pointer by a number the pack chose).
-fn output_range(memory: &[u8]) -> Option<(u64, u64)> {
+/// The output range the kernel's root records, when it lies inside memory (an empty one is
+/// always (0, 0), so extism never offsets a pointer by a number the pack chose), or what is
+/// wrong with it.
+fn output_range(memory: &[u8]) -> Result<(u64, u64), String> {
     let offset = root_field(memory, ROOT_OUTPUT_OFFSET);
     let length = root_field(memory, ROOT_OUTPUT_LENGTH);
     match length {
-        0 => Some((0, 0)),
-        _ => range_within(offset, length, memory.len()).map(|_| (offset, length)),
+        0 => Ok((0, 0)),
+        _ => range_within(offset, length, memory.len())
+            .map(|_| (offset, length))
+            .ok_or_else(|| {
+                format!("output_set was given {length} bytes at {offset}, outside kernel memory")
+            }),
     }
 }
 
@@ -253,17 +258,8 @@ fn seal_call(
     let size = memory.len();
     let error = root_field(memory, ROOT_ERROR);
     let (offset, mut violation) = match output_range(memory) {
-        Some((offset, _)) => (offset, None),
-        None => {
-            let offset = root_field(memory, ROOT_OUTPUT_OFFSET);
-            let length = root_field(memory, ROOT_OUTPUT_LENGTH);
-            (
-                0,
-                Some(format!(
-                    "output_set was given {length} bytes at {offset}, outside kernel memory"
-                )),
-            )
-        }
+        Ok((offset, _)) => (offset, None),
+        Err(outside) => (0, Some(outside)),
     };
     if error != 0 {
         let len = plugin.memory_length(error)?;
