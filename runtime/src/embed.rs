@@ -65,6 +65,8 @@ pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
         }),
         fuel_rates: Default::default(),
         native_code: Default::default(),
+        component: false,
+        component_code: Default::default(),
     };
     let manifest_json = Instance::new(&spec)?
         .call(

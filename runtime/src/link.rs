@@ -82,11 +82,23 @@ impl Linking {
                 modules.len()
             )));
         }
+        // A component carries and links its own modules; Extism's linking is for modules.
+        if main.component && !modules.is_empty() {
+            return Err(Error::invalid_pack(
+                "the main module is a component, which links its own modules: a manifest cannot add more",
+            ));
+        }
         let mut read_modules = Vec::with_capacity(modules.len());
         for module in modules {
             check_name(&module.name, &read_modules)?;
             let id = crate::pack::module_id(&module.bytes);
             let info = read(&id, &module.bytes).map_err(|err| in_module(&module.name, err))?;
+            if info.component {
+                return Err(in_module(
+                    &module.name,
+                    Error::invalid_pack("a component cannot be linked; only core modules can"),
+                ));
+            }
             let code = LinkedCode {
                 name: module.name.clone(),
                 id,

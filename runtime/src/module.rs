@@ -139,6 +139,11 @@ pub struct ModuleInfo {
     /// Raw bytes of the manifest custom section, when present.
     #[serde(skip)]
     pub manifest_section: Option<Vec<u8>>,
+    /// True when the pack is a WebAssembly component (`wit/component.wit`) rather than a
+    /// core module on the Extism ABI. A component's imports are whole instances
+    /// (`kind: "instance"`, the instance's name as `module`, no `name`), and its callable
+    /// exports are its top-level functions of the action shape.
+    pub component: bool,
     /// True when the module has a start function (run as it is instantiated).
     pub has_start: bool,
     /// The most elements the module's own tables can ever hold together: the sum of their
@@ -150,12 +155,15 @@ impl ModuleInfo {
     /// Validates `bytes` as a WebAssembly module and reads its imports and exports.
     ///
     /// # Errors
-    /// `invalid_pack` when the bytes are not a valid module (a component is not a module
-    /// either), or carry the manifest section twice.
+    /// `invalid_pack` when the bytes are neither a valid module nor a valid component, or
+    /// carry the manifest section twice.
     pub fn read(bytes: &[u8]) -> Result<Self> {
-        Validator::new_with_features(WasmFeatures::all())
+        let types = Validator::new_with_features(WasmFeatures::all())
             .validate_all(bytes)
             .map_err(|err| Error::invalid_pack(format!("not a valid WebAssembly module: {err}")))?;
+        if Parser::is_component(bytes) {
+            return read_component(bytes, &types);
+        }
 
         let mut func_types: Vec<(Vec<String>, Vec<String>)> = Vec::new();
         let mut func_type_of: Vec<u32> = Vec::new();
@@ -169,14 +177,6 @@ impl ModuleInfo {
         for payload in Parser::new(0).parse_all(bytes) {
             let payload = payload.map_err(|err| Error::invalid_pack(err.to_string()))?;
             match payload {
-                Payload::Version {
-                    encoding: wasmparser::Encoding::Component,
-                    ..
-                } => {
-                    return Err(Error::invalid_pack(
-                        "this is a WebAssembly component; a pack is a core module",
-                    ))
-                }
                 Payload::TypeSection(reader) => {
                     for group in reader.into_iter_err_on_gc_types() {
                         let ty = group.map_err(|err| Error::invalid_pack(err.to_string()))?;
@@ -281,6 +281,7 @@ impl ModuleInfo {
             imports,
             exports,
             manifest_section,
+            component: false,
             has_start,
             table_elements_max,
         })
@@ -358,6 +359,9 @@ impl ModuleInfo {
         functions: &[HostFunction],
         linked: &[(&str, &ModuleInfo)],
     ) -> Result<()> {
+        if self.component {
+            return self.check_component_imports();
+        }
         // A start function runs inside instantiation, before a host can lend it anything
         // safely: under the extism engine, one that calls a host-side import dereferences a
         // null pointer in extism 1.30 and takes the whole process down (found by the `abi`
@@ -489,6 +493,169 @@ impl ModuleInfo {
             }
         }
         Ok(())
+    }
+}
+
+/// The instance packhost lends every component pack (`wit/component.wit`).
+pub const COMPONENT_HOST: &str = "packhost:pack/host@0.1.0";
+
+/// The functions of [`COMPONENT_HOST`], kebab-case as WIT names them; a test keeps the list
+/// and `wit/` from drifting.
+pub const COMPONENT_HOST_FUNCTIONS: &[&str] = &["log", "config"];
+
+/// Reads a validated component: its top-level imports and exports (nested modules and
+/// components are its own business) and its top-level manifest section.
+fn read_component(bytes: &[u8], types: &wasmparser::types::Types) -> Result<ModuleInfo> {
+    let invalid = |err: wasmparser::BinaryReaderError| Error::invalid_pack(err.to_string());
+    let types = types.as_ref();
+    let mut imports = Vec::new();
+    let mut exports = Vec::new();
+    let mut manifest_section = None;
+    // `parse_all` walks nested modules and components too; each opens with a version
+    // and closes with an end.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    let import = import.map_err(invalid)?;
+                    imports.push(Import {
+                        module: import.name.0.to_string(),
+                        name: String::new(),
+                        kind: component_type_ref_kind(&import.ty),
+                        params: Vec::new(),
+                        results: Vec::new(),
+                    });
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 1 => {
+                for export in reader {
+                    let export = export.map_err(invalid)?;
+                    let name = export.name.0;
+                    let callable = !name.starts_with(RESERVED_EXPORT_PREFIX)
+                        && matches!(
+                            types.component_entity_type_of_export(name),
+                            Some(wasmparser::component_types::ComponentEntityType::Func(id))
+                                if has_action_shape(types, id)
+                        );
+                    exports.push(Export {
+                        name: name.to_string(),
+                        kind: component_kind_name(export.kind),
+                        callable,
+                        signature: None,
+                    });
+                }
+            }
+            Payload::CustomSection(reader) if depth == 1 && reader.name() == MANIFEST_SECTION => {
+                if manifest_section.is_some() {
+                    return Err(Error::invalid_manifest(format!(
+                        "the {MANIFEST_SECTION} section appears twice"
+                    )));
+                }
+                manifest_section = Some(reader.data().to_vec());
+            }
+            _ => {}
+        }
+    }
+    Ok(ModuleInfo {
+        size: bytes.len(),
+        imports,
+        exports,
+        manifest_section,
+        component: true,
+        has_start: false,
+        // A component's tables live in its core instances; the memory limiter counts every
+        // element they grow to, and nothing declares a bound up front.
+        table_elements_max: None,
+    })
+}
+
+/// True when component function `id` is an action: `func(list<u8>) -> result<list<u8>,
+/// string>`, whatever its parameter is named.
+fn has_action_shape(
+    types: wasmparser::types::TypesRef<'_>,
+    id: wasmparser::component_types::ComponentFuncTypeId,
+) -> bool {
+    use wasmparser::component_types::{ComponentDefinedType, ComponentValType};
+    use wasmparser::PrimitiveValType;
+    let defined = |ty: &ComponentValType| match ty {
+        ComponentValType::Type(id) => types.get(*id),
+        ComponentValType::Primitive(_) => None,
+    };
+    let is_bytes = |ty: &ComponentValType| {
+        matches!(
+            defined(ty),
+            Some(ComponentDefinedType::List(ComponentValType::Primitive(
+                PrimitiveValType::U8
+            )))
+        )
+    };
+    let Some(func) = types.get(id) else {
+        return false;
+    };
+    let takes_bytes = matches!(&*func.params, [(_, param)] if is_bytes(param));
+    let gives_bytes_or_message = func
+        .result
+        .as_ref()
+        .and_then(defined)
+        .is_some_and(|result| {
+            matches!(
+                result,
+                ComponentDefinedType::Result {
+                    ok: Some(ok),
+                    err: Some(ComponentValType::Primitive(PrimitiveValType::String)),
+                } if is_bytes(ok)
+            )
+        });
+    !func.async_ && takes_bytes && gives_bytes_or_message
+}
+
+fn component_type_ref_kind(ty: &wasmparser::ComponentTypeRef) -> &'static str {
+    match ty {
+        wasmparser::ComponentTypeRef::Module(_) => "module",
+        wasmparser::ComponentTypeRef::Func(_) => "func",
+        wasmparser::ComponentTypeRef::Value(_) => "value",
+        wasmparser::ComponentTypeRef::Type(_) => "type",
+        wasmparser::ComponentTypeRef::Instance(_) => "instance",
+        wasmparser::ComponentTypeRef::Component(_) => "component",
+    }
+}
+
+fn component_kind_name(kind: wasmparser::ComponentExternalKind) -> &'static str {
+    match kind {
+        wasmparser::ComponentExternalKind::Module => "module",
+        wasmparser::ComponentExternalKind::Func => "func",
+        wasmparser::ComponentExternalKind::Value => "value",
+        wasmparser::ComponentExternalKind::Type => "type",
+        wasmparser::ComponentExternalKind::Instance => "instance",
+        wasmparser::ComponentExternalKind::Component => "component",
+    }
+}
+
+impl ModuleInfo {
+    /// Rejects a component's imports other than packhost's host instance. (Its functions'
+    /// types are checked as the component is linked, at its first instance.)
+    ///
+    /// # Errors
+    /// `invalid_pack` naming the first import packhost does not provide.
+    fn check_component_imports(&self) -> Result<()> {
+        match self
+            .imports
+            .iter()
+            .find(|import| !(import.kind == "instance" && import.module == COMPONENT_HOST))
+        {
+            Some(import) if import.module.starts_with("wasi:") => Err(Error::invalid_pack(format!(
+                "the component imports {:?}; packhost lends components no WASI yet, only {COMPONENT_HOST}",
+                import.module
+            ))),
+            Some(import) => Err(Error::invalid_pack(format!(
+                "the component imports {} {:?}, which packhost does not provide (it lends {COMPONENT_HOST})",
+                import.kind, import.module
+            ))),
+            None => Ok(()),
+        }
     }
 }
 

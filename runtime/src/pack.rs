@@ -380,6 +380,8 @@ impl Pack {
             }),
             fuel_rates: crate::engine::FuelRates::shared(&id, options.engine),
             native_code: Default::default(),
+            component: module.component,
+            component_code: Default::default(),
         };
         // Instances (and compilation) wait for the first call: everything that could stop a
         // pack from linking (imports by name and signature, the manifest) was checked above,

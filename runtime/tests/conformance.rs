@@ -678,12 +678,22 @@ fn fixture_modules_match_their_wat_sources() {
     let mut stale = Vec::new();
     for entry in std::fs::read_dir(&fixtures).unwrap() {
         let source = entry.unwrap().path();
-        if source.extension().is_none_or(|ext| ext != "wat") {
+        let file = file_name(&source);
+        let (built, target) = if let Some(name) = file.strip_suffix(".core.wat") {
+            // A component: its core module, its world (`NAME.wit`) and its manifest.
+            let manifest = std::fs::read_to_string(fixtures.join(format!("{name}.manifest.json")))
+                .unwrap_or_else(|err| panic!("{name}.manifest.json: {err}"));
+            (
+                support::component_fixture(name, Some(&manifest)),
+                fixtures.join(format!("{name}.wasm")),
+            )
+        } else if source.extension().is_some_and(|ext| ext == "wat") {
+            let built = wat::parse_file(&source)
+                .unwrap_or_else(|err| panic!("{}: {err}", source.display()));
+            (built, source.with_extension("wasm"))
+        } else {
             continue;
-        }
-        let built =
-            wat::parse_file(&source).unwrap_or_else(|err| panic!("{}: {err}", source.display()));
-        let target = source.with_extension("wasm");
+        };
         if blessing() {
             std::fs::write(&target, &built).unwrap();
         } else if std::fs::read(&target).ok().as_deref() != Some(&built[..]) {

@@ -166,3 +166,38 @@ fn pdk_built_packs_import_only_what_wit_declares() {
         );
     }
 }
+
+#[test]
+fn the_component_world_lends_what_the_runtime_links() {
+    let (resolve, package) = resolve();
+    let name = &resolve.packages[package].name;
+    let world_id = resolve.packages[package].worlds["component"];
+    let world = &resolve.worlds[world_id];
+    let host = world
+        .imports
+        .values()
+        .find_map(|item| match item {
+            WorldItem::Interface { id, .. } => Some(&resolve.interfaces[*id]),
+            _ => None,
+        })
+        .expect("world component imports the host interface");
+    let version = name.version.as_ref().expect("the package is versioned");
+    assert_eq!(
+        format!(
+            "{}:{}/{}@{version}",
+            name.namespace,
+            name.name,
+            host.name.as_deref().unwrap_or_default()
+        ),
+        packhost::module::COMPONENT_HOST
+    );
+    let mut declared: Vec<&str> = host.functions.keys().map(String::as_str).collect();
+    let mut linked = packhost::module::COMPONENT_HOST_FUNCTIONS.to_vec();
+    declared.sort_unstable();
+    linked.sort_unstable();
+    assert_eq!(declared, linked);
+    assert!(
+        world.exports.is_empty(),
+        "a pack's own world adds the actions; the contract exports nothing"
+    );
+}

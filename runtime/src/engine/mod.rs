@@ -69,6 +69,11 @@ pub(crate) struct InstanceSpec {
     /// The native engine's compiled, linked pack, made by the first instance and shared by
     /// the rest (and by clones of the spec).
     pub(crate) native_code: Arc<OnceLock<Arc<native::PackCode>>>,
+    /// True when the pack is a component (`wit/component.wit`), which the native engine
+    /// runs.
+    pub(crate) component: bool,
+    /// The compiled, linked component, as `native_code` for modules.
+    pub(crate) component_code: Arc<OnceLock<Arc<native::ComponentCode>>>,
 }
 
 /// What one call produced, before packhost turns it into a result. `R` is what the caller's
@@ -204,6 +209,8 @@ impl StartupCost {
 pub(crate) enum Instance {
     Native(native::Instance),
     Extism(extism::Instance),
+    /// A component pack, on the native engine.
+    Component(native::ComponentInstance),
 }
 
 impl InstanceSpec {
@@ -221,6 +228,9 @@ impl Instance {
     /// `invalid_pack` when the module cannot be compiled, linked or started.
     pub(crate) fn new(spec: &InstanceSpec) -> Result<Self> {
         keep_heap_top_pad();
+        if spec.component {
+            return native::ComponentInstance::new(spec).map(Instance::Component);
+        }
         match spec.engine {
             EngineKind::Native => native::Instance::new(spec).map(Instance::Native),
             EngineKind::Extism => extism::Instance::new(spec).map(Instance::Extism),
@@ -235,6 +245,7 @@ impl Instance {
         match self {
             Instance::Native(instance) => instance.renew(),
             Instance::Extism(instance) => instance.renew(),
+            Instance::Component(instance) => instance.renew(),
         }
     }
 
@@ -259,6 +270,10 @@ impl Instance {
             ),
             Instance::Extism(instance) => (
                 instance.call(action, input, options, read),
+                instance.take_startup(),
+            ),
+            Instance::Component(instance) => (
+                instance.call(action, input, options, lock, read),
                 instance.take_startup(),
             ),
         };

@@ -79,3 +79,57 @@ pub fn scratch_folder(label: &str) -> PathBuf {
     std::fs::create_dir_all(&folder).expect("scratch folder can be made");
     folder
 }
+
+/// A component pack built from the conformance fixtures `NAME.core.wat` (its core module)
+/// and `NAME.wit` (its world) against `wit/`, the way guest toolchains build one
+/// (wit-component), with `manifest` (JSON) in its `packhost/manifest` section when given.
+pub fn component_fixture(name: &str, manifest: Option<&str>) -> Vec<u8> {
+    let fixtures = repo_root().join("tests/conformance/fixtures");
+    let mut resolve = wit_parser::Resolve::default();
+    resolve
+        .push_dir(repo_root().join("wit"))
+        .expect("wit/ parses");
+    let package = resolve
+        .push_file(fixtures.join(format!("{name}.wit")))
+        .expect("the fixture's world parses against wit/");
+    let world = resolve
+        .select_world(&[package], None)
+        .expect("the fixture's package has one world");
+    let mut core = wat::parse_file(fixtures.join(format!("{name}.core.wat")))
+        .expect("the fixture's core module parses");
+    wit_component::embed_component_metadata(
+        &mut core,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .expect("metadata embeds");
+    let mut component = wit_component::ComponentEncoder::default()
+        .module(&core)
+        .expect("the core module fits the world")
+        .validate(true)
+        .encode()
+        .expect("the component encodes");
+    if let Some(manifest) = manifest {
+        let mut section = Vec::new();
+        leb128(&mut section, packhost::manifest::MANIFEST_SECTION.len());
+        section.extend_from_slice(packhost::manifest::MANIFEST_SECTION.as_bytes());
+        section.extend_from_slice(manifest.as_bytes());
+        component.push(0);
+        leb128(&mut component, section.len());
+        component.extend_from_slice(&section);
+    }
+    component
+}
+
+fn leb128(out: &mut Vec<u8>, mut value: usize) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}

@@ -67,6 +67,11 @@ pub(crate) fn refuse_unbounded(
     limits: &Limits,
     mounts: &[Mount],
 ) -> Result<()> {
+    if module.component {
+        return Err(Error::invalid_options(
+            "the extism engine runs core modules only; a component pack runs on the native engine (the default)",
+        ));
+    }
     let refuse = |why: &str| {
         Err(Error::invalid_options(format!(
             "the extism engine cannot bound {why}; the native engine (the default) can"

@@ -18,34 +18,71 @@
 //!
 //! On other platforms there is no disk cache: packs are compiled in every process.
 
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
-/// The compiled module for pack `id` from the disk cache, or `None` when it is not cached,
+/// Compiled code the cache holds: a core module or a component. Their serialized forms
+/// differ, and so do the packs (ids) they were compiled from, so one directory holds both.
+pub(super) trait CompiledCode: Sized {
+    fn engine(&self) -> &Engine;
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+    /// # Safety
+    /// As `Module::deserialize`: `bytes` must be what `serialize` produced.
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+}
+
+impl CompiledCode for Module {
+    fn engine(&self) -> &Engine {
+        Module::engine(self)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Module::serialize(self)
+    }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's promise.
+        unsafe { Module::deserialize(engine, bytes) }
+    }
+}
+
+impl CompiledCode for Component {
+    fn engine(&self) -> &Engine {
+        Component::engine(self)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's promise.
+        unsafe { Component::deserialize(engine, bytes) }
+    }
+}
+
+/// The compiled code for pack `id` from the disk cache, or `None` when it is not cached,
 /// fails a check (then a warning names the file and the caller recompiles, and `store`
 /// replaces the file), or there is no usable disk cache.
 #[cfg(unix)]
-pub(super) fn load(id: &str, engine: &Engine) -> Option<Module> {
+pub(super) fn load<C: CompiledCode>(id: &str, engine: &Engine) -> Option<C> {
     disk::shared(engine)?.load(id, engine)
 }
 
 /// Without the unix permission and `O_NOFOLLOW` checks there is no safe disk cache.
 #[cfg(not(unix))]
-pub(super) fn load(_id: &str, _engine: &Engine) -> Option<Module> {
+pub(super) fn load<C: CompiledCode>(_id: &str, _engine: &Engine) -> Option<C> {
     None
 }
 
-/// Writes `module`, compiled for pack `id`, to the disk cache when there is a usable one,
+/// Writes `code`, compiled for pack `id`, to the disk cache when there is a usable one,
 /// then evicts the least recently used files past the cap. Failures only cost the cache.
 #[cfg(unix)]
-pub(super) fn store(id: &str, module: &Module) {
-    if let Some(cache) = disk::shared(module.engine()) {
-        cache.store(id, module);
+pub(super) fn store(id: &str, code: &impl CompiledCode) {
+    if let Some(cache) = disk::shared(code.engine()) {
+        cache.store(id, code);
     }
 }
 
 /// Without the unix permission and `O_NOFOLLOW` checks there is no safe disk cache.
 #[cfg(not(unix))]
-pub(super) fn store(_id: &str, _module: &Module) {}
+pub(super) fn store(_id: &str, _code: &impl CompiledCode) {}
 
 /// The cache itself; unix only, because its safety rests on file ownership, permission bits
 /// and `O_NOFOLLOW`.
@@ -60,7 +97,9 @@ mod disk {
     use std::time::{Duration, SystemTime};
 
     use hmac::{Hmac, Mac};
-    use wasmtime::{Engine, Module};
+    use wasmtime::Engine;
+
+    use super::CompiledCode;
 
     use crate::engine::cache_dir;
 
@@ -190,7 +229,7 @@ mod disk {
         /// The module cached for pack `id`, or `None` when there is none or the file fails a
         /// check (warned, with its path). A file that loads gets its modification time set
         /// to now, so that eviction reads mtime as "last used".
-        pub(super) fn load(&self, id: &str, engine: &Engine) -> Option<Module> {
+        pub(super) fn load<C: CompiledCode>(&self, id: &str, engine: &Engine) -> Option<C> {
             if !is_pack_id(id) {
                 return None;
             }
@@ -222,7 +261,7 @@ mod disk {
             // pack whose id they name; packs never supply precompiled code. The bytes were
             // read into memory first, so the file changing now cannot affect them. wasmtime
             // still checks its own header and engine compatibility.
-            let module = match unsafe { Module::deserialize(engine, code) } {
+            let module = match unsafe { C::deserialize(engine, code) } {
                 Ok(module) => module,
                 Err(err) => {
                     refuse_file(&path, &format!("wasmtime cannot use it: {err:#}"));
@@ -265,7 +304,7 @@ mod disk {
         /// temporary name first and is renamed over the final one, so readers see the old
         /// file or the new one, never half of one. Any failure removes the temporary file and
         /// leaves the pack uncached.
-        pub(super) fn store(&self, id: &str, module: &Module) {
+        pub(super) fn store(&self, id: &str, module: &impl CompiledCode) {
             if !is_pack_id(id) {
                 return;
             }
@@ -615,11 +654,14 @@ mod tests {
         let scratch = Scratch::new("round-trip");
         let cache = cache_in(&scratch);
         let pack = id('a');
-        assert!(cache.load(&pack, engine()).is_none(), "nothing cached yet");
+        assert!(
+            cache.load::<Module>(&pack, engine()).is_none(),
+            "nothing cached yet"
+        );
         cache.store(&pack, &module());
 
         let loaded = cache
-            .load(&pack, engine())
+            .load::<Module>(&pack, engine())
             .expect("the stored module loads");
         let exports: Vec<&str> = loaded.exports().map(|export| export.name()).collect();
         assert_eq!(exports, ["answer"]);
@@ -646,7 +688,7 @@ mod tests {
             changed[position] ^= 1;
             fs::write(&path, &changed).unwrap();
             assert!(
-                cache.load(&pack, engine()).is_none(),
+                cache.load::<Module>(&pack, engine()).is_none(),
                 "byte {position} changed"
             );
         }
@@ -659,14 +701,14 @@ mod tests {
         };
         stranger.store(&pack, &module());
         assert!(
-            stranger.load(&pack, engine()).is_some(),
+            stranger.load::<Module>(&pack, engine()).is_some(),
             "valid under its own key"
         );
-        assert!(cache.load(&pack, engine()).is_none());
+        assert!(cache.load::<Module>(&pack, engine()).is_none());
 
         // Storing again (what the caller does after recompiling) repairs the entry.
         cache.store(&pack, &module());
-        assert!(cache.load(&pack, engine()).is_some());
+        assert!(cache.load::<Module>(&pack, engine()).is_some());
     }
 
     #[test]
@@ -678,16 +720,16 @@ mod tests {
 
         // Copied as it is: its header still names the first pack.
         fs::copy(cache.path(&first), cache.path(&second)).unwrap();
-        assert!(cache.load(&second, engine()).is_none());
+        assert!(cache.load::<Module>(&second, engine()).is_none());
 
         // With the header rewritten to name the second pack: the HMAC covers the id.
         let mut renamed = fs::read(cache.path(&first)).unwrap();
         renamed[MAGIC.len()..MAGIC.len() + second.len()].copy_from_slice(second.as_bytes());
         fs::write(cache.path(&second), &renamed).unwrap();
-        assert!(cache.load(&second, engine()).is_none());
+        assert!(cache.load::<Module>(&second, engine()).is_none());
 
         assert!(
-            cache.load(&first, engine()).is_some(),
+            cache.load::<Module>(&first, engine()).is_some(),
             "the original still loads"
         );
     }
@@ -738,10 +780,10 @@ mod tests {
         fs::copy(cache.path(&real), &copy).unwrap();
         fs::remove_file(cache.path(&real)).unwrap();
         std::os::unix::fs::symlink(&copy, cache.path(&real)).unwrap();
-        assert!(cache.load(&real, engine()).is_none());
+        assert!(cache.load::<Module>(&real, engine()).is_none());
 
         std::os::unix::fs::symlink(&copy, cache.path(&linked)).unwrap();
-        assert!(cache.load(&linked, engine()).is_none());
+        assert!(cache.load::<Module>(&linked, engine()).is_none());
     }
 
     #[test]
@@ -785,7 +827,7 @@ mod tests {
         cache.store(&pack, &module());
         let path = cache.path(&pack);
         age(&path, Duration::from_secs(86_400));
-        assert!(cache.load(&pack, engine()).is_some());
+        assert!(cache.load::<Module>(&pack, engine()).is_some());
         let modified = fs::metadata(&path).unwrap().modified().unwrap();
         let since = SystemTime::now()
             .duration_since(modified)

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
+use wasmtime::component::Component;
 use wasmtime::{Config, Engine, Module};
 
 use super::cache;
@@ -211,12 +212,15 @@ fn modules_in_memory() -> &'static Mutex<HashMap<String, Module>> {
     MODULES.get_or_init(Default::default)
 }
 
-/// Drops the compiled modules this process keeps in memory. Packs already loaded keep
+/// Drops the compiled modules and components this process keeps in memory. Packs already loaded keep
 /// theirs; the next load of other bytes, or of the same bytes, reads the on-disk code cache
 /// (or compiles). For hosts that cycle through many distinct packs, and for measuring.
 pub fn forget_compiled_code() {
     if let Ok(mut modules) = modules_in_memory().lock() {
         modules.clear();
+    }
+    if let Ok(mut components) = components_in_memory().lock() {
+        components.clear();
     }
 }
 
@@ -226,32 +230,55 @@ pub fn forget_compiled_code() {
 /// # Errors
 /// `invalid_pack` when wasmtime cannot compile the module.
 pub(super) fn compiled_module(id: &str, wasm: &[u8]) -> Result<Module> {
-    if let Some(module) = modules_in_memory()
-        .lock()
-        .ok()
-        .and_then(|m| m.get(id).cloned())
-    {
-        return Ok(module);
+    compiled(id, modules_in_memory(), || {
+        let prepared = super::kernel_wasm::inject(wasm)?;
+        Module::new(engine(), prepared.as_deref().unwrap_or(wasm))
+            .map_err(|err| Error::invalid_pack(format!("could not compile the pack: {err:#}")))
+    })
+}
+
+fn components_in_memory() -> &'static Mutex<HashMap<String, Component>> {
+    static COMPONENTS: OnceLock<Mutex<HashMap<String, Component>>> = OnceLock::new();
+    COMPONENTS.get_or_init(Default::default)
+}
+
+/// The compiled component for pack `id`, found as [`compiled_module`] finds a module.
+/// Components get no injected kernel: they speak the component model, not the Extism ABI.
+///
+/// # Errors
+/// `invalid_pack` when wasmtime cannot compile the component.
+pub(super) fn compiled_component(id: &str, wasm: &[u8]) -> Result<Component> {
+    compiled(id, components_in_memory(), || {
+        Component::new(engine(), wasm)
+            .map_err(|err| Error::invalid_pack(format!("could not compile the component: {err:#}")))
+    })
+}
+
+/// The code for pack `id` from `in_memory`, else from the on-disk cache, else from
+/// `compile` (and then written to both).
+fn compiled<C: cache::CompiledCode + Clone>(
+    id: &str,
+    in_memory: &Mutex<HashMap<String, C>>,
+    compile: impl FnOnce() -> Result<C>,
+) -> Result<C> {
+    if let Some(code) = in_memory.lock().ok().and_then(|m| m.get(id).cloned()) {
+        return Ok(code);
     }
-    let module = match cache::load(id, engine()) {
-        Some(module) => module,
+    let code = match cache::load(id, engine()) {
+        Some(code) => code,
         None => {
-            let prepared = super::kernel_wasm::inject(wasm)?;
-            let module =
-                Module::new(engine(), prepared.as_deref().unwrap_or(wasm)).map_err(|err| {
-                    Error::invalid_pack(format!("could not compile the pack: {err:#}"))
-                })?;
-            cache::store(id, &module);
-            module
+            let code = compile()?;
+            cache::store(id, &code);
+            code
         }
     };
-    if let Ok(mut modules) = modules_in_memory().lock() {
-        if modules.len() >= MAX_MODULES_IN_MEMORY {
-            modules.clear();
+    if let Ok(mut kept) = in_memory.lock() {
+        if kept.len() >= MAX_MODULES_IN_MEMORY {
+            kept.clear();
         }
-        modules.insert(id.to_string(), module.clone());
+        kept.insert(id.to_string(), code.clone());
     }
-    Ok(module)
+    Ok(code)
 }
 
 /// Fuel per nanosecond of CPU that plain wasm code burns on this machine, measured once per

@@ -11,6 +11,7 @@
 mod abi;
 mod cache;
 mod code;
+mod component;
 mod host_fn;
 mod http;
 mod kernel;
@@ -39,6 +40,10 @@ use state::{Grants, HeldLock, HostFailure, HostState};
 
 pub(crate) use code::calibrated_fuel_rate;
 pub use code::forget_compiled_code;
+pub(crate) use component::ComponentCode;
+
+/// One instance slot of a component pack.
+pub(crate) type ComponentInstance = Instance<ComponentCode>;
 
 /// packhost-pdk's bulk input export: `(len: i32) -> i32` returns the address of a guest
 /// buffer of `len` bytes that the host fills with the input before calling the action. Its
@@ -317,14 +322,17 @@ enum Action {
 }
 
 /// A live wasm instance with its store and the handles calls need.
-struct Live {
+pub(crate) struct Live {
     store: Store<HostState>,
     instance: WasmInstance,
     memory: Option<Memory>,
     /// Action handles by [`Exports::actions`] position, looked up on first use.
     actions: Vec<Option<Action>>,
-    bulk: Option<(TypedFunc<i32, i32>, TypedFunc<(), i64>)>,
+    bulk: Option<BulkIo>,
 }
+
+/// packhost-pdk's bulk I/O pair: [`BULK_INPUT_EXPORT`] and [`BULK_OUTPUT_EXPORT`].
+type BulkIo = (TypedFunc<i32, i32>, TypedFunc<(), i64>);
 
 /// The exported function at `at` of `instance` with the signature `P -> R`, or `None`.
 fn typed_export<P: WasmParams, R: WasmResults>(
@@ -354,10 +362,47 @@ impl Live {
     }
 }
 
-/// One instance slot of a pack on the native engine.
-pub(crate) struct Instance {
-    code: Arc<PackCode>,
-    live: Live,
+/// What native instances are made from: a module's [`PackCode`] or a component's
+/// [`ComponentCode`], compiled once per pack and shared by its instances.
+pub(crate) trait Code: Sized {
+    /// A live instance with its store.
+    type Live;
+    /// Where `spec` keeps this pack's compiled code once the first instance made it.
+    fn cell(spec: &InstanceSpec) -> &std::sync::OnceLock<Arc<Self>>;
+    /// Compiles (or finds compiled) and links the pack.
+    fn compile(spec: &InstanceSpec) -> Result<Self>;
+    /// Makes a live instance and runs its start-up under `limits`.
+    fn instantiate(
+        code: &Arc<Self>,
+        limits: CallLimits,
+        log_level: crate::options::LogLevel,
+        redactor: &Arc<crate::capabilities::secrets::Redactor>,
+    ) -> Result<(Self::Live, StartupCost)>;
+}
+
+impl Code for PackCode {
+    type Live = Live;
+    fn cell(spec: &InstanceSpec) -> &std::sync::OnceLock<Arc<Self>> {
+        &spec.native_code
+    }
+    fn compile(spec: &InstanceSpec) -> Result<Self> {
+        PackCode::new(spec)
+    }
+    fn instantiate(
+        code: &Arc<Self>,
+        limits: CallLimits,
+        log_level: crate::options::LogLevel,
+        redactor: &Arc<crate::capabilities::secrets::Redactor>,
+    ) -> Result<(Live, StartupCost)> {
+        instantiate(code, limits, log_level, redactor)
+    }
+}
+
+/// One instance slot of a pack on the native engine: of a module by default, of a
+/// component as [`ComponentInstance`].
+pub(crate) struct Instance<C: Code = PackCode> {
+    code: Arc<C>,
+    live: C::Live,
     limits: CallLimits,
     log_level: crate::options::LogLevel,
     redactor: Arc<crate::capabilities::secrets::Redactor>,
@@ -368,34 +413,40 @@ pub(crate) struct Instance {
 
 /// The limits every call, and every start-up, runs under.
 #[derive(Clone, Copy)]
-struct CallLimits {
+pub(crate) struct CallLimits {
     fuel: Option<u64>,
     timeout: Duration,
     memory: u64,
     max_var_bytes: u64,
 }
 
-impl Instance {
-    /// Compiles (or finds compiled) the pack and makes a ready instance.
-    ///
-    /// # Errors
-    /// `invalid_pack` when the module cannot be compiled, linked or started; `timeout`,
-    /// `out_of_fuel` or `memory_limit` when its start-up code breaks the call limits.
-    pub(crate) fn new(spec: &InstanceSpec) -> Result<Self> {
-        let code = match spec.native_code.get() {
-            Some(code) => code.clone(),
-            None => {
-                let code = Arc::new(catch_panic("compiling", || PackCode::new(spec))??);
-                spec.native_code.get_or_init(|| code).clone()
-            }
-        };
-        let limits = CallLimits {
+impl CallLimits {
+    fn of(spec: &InstanceSpec) -> Self {
+        CallLimits {
             fuel: spec.limits.fuel,
             timeout: Duration::from_millis(spec.limits.timeout_ms),
             memory: spec.limits.memory_pages() as u64 * 65536,
             max_var_bytes: spec.limits.max_var_bytes,
+        }
+    }
+}
+
+impl<C: Code> Instance<C> {
+    /// Compiles (or finds compiled) the pack and makes a ready instance.
+    ///
+    /// # Errors
+    /// `invalid_pack` when the pack cannot be compiled, linked or started; `timeout`,
+    /// `out_of_fuel` or `memory_limit` when its start-up code breaks the call limits.
+    pub(crate) fn new(spec: &InstanceSpec) -> Result<Self> {
+        let code = match C::cell(spec).get() {
+            Some(code) => code.clone(),
+            None => {
+                let code = Arc::new(catch_panic("compiling", || C::compile(spec))??);
+                C::cell(spec).get_or_init(|| code).clone()
+            }
         };
-        let (live, startup) = instantiate(&code, limits, spec.log_level, &spec.redactor)?;
+        let limits = CallLimits::of(spec);
+        let (live, startup) = C::instantiate(&code, limits, spec.log_level, &spec.redactor)?;
         Ok(Instance {
             code,
             live,
@@ -412,7 +463,8 @@ impl Instance {
     /// # Errors
     /// As [`Instance::new`], for the pack's start-up code.
     pub(crate) fn renew(&mut self) -> Result<()> {
-        let (live, startup) = instantiate(&self.code, self.limits, self.log_level, &self.redactor)?;
+        let (live, startup) =
+            C::instantiate(&self.code, self.limits, self.log_level, &self.redactor)?;
         self.live = live;
         self.startup = Some(startup);
         Ok(())
@@ -422,7 +474,9 @@ impl Instance {
     pub(crate) fn take_startup(&mut self) -> Option<StartupCost> {
         self.startup.take()
     }
+}
 
+impl Instance {
     /// Runs one export on `input` and hands its output, read in place from guest or kernel
     /// memory, to `read`.
     pub(crate) fn call<R>(
@@ -433,7 +487,6 @@ impl Instance {
         lock: Option<&mut dyn InterpreterLock>,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
-        let context = &options.context;
         let found = self.code.exports.actions.get(action);
         let Some(func) =
             found.and_then(|(position, at, shape)| self.live.action(*position, at, *shape))
@@ -443,15 +496,53 @@ impl Instance {
                 format!("the pack exports no callable {action:?}"),
             ));
         };
-        let fuel_limit = self.limits.fuel.unwrap_or(u64::MAX);
-        let timeout = self.limits.timeout;
         // The first call on an instance also reports its start-up's log lines, as it does
         // its cost.
-        let first_call = self.startup.is_some();
+        let metered = MeteredCall {
+            limits: self.limits,
+            fuel_rates: &self.fuel_rates,
+            action,
+            first_call: self.startup.is_some(),
+        };
         let live = &mut self.live;
         kernel::reset(&mut live.store);
-        let state = live.store.data_mut();
-        if !first_call {
+        let Live {
+            store,
+            memory,
+            bulk,
+            ..
+        } = live;
+        metered.run(store, input, options, lock, |store| {
+            run_action(store, *memory, bulk.as_ref(), func, input, read)
+        })
+    }
+}
+
+/// One call of an action as every native instance runs it, module or component: under the
+/// pack's limits, with its usage collected and its fuel settled.
+struct MeteredCall<'a> {
+    limits: CallLimits,
+    fuel_rates: &'a FuelRates,
+    action: &'a str,
+    /// True for the first call on an instance, which also reports its start-up's log lines.
+    first_call: bool,
+}
+
+impl MeteredCall<'_> {
+    /// Runs `run` in `store`, with `input` in view of the Extism ABI's input functions.
+    fn run<R>(
+        self,
+        store: &mut Store<HostState>,
+        input: &[u8],
+        options: &CallOptions,
+        lock: Option<&mut dyn InterpreterLock>,
+        run: impl FnOnce(&mut Store<HostState>) -> Result<R>,
+    ) -> RawOutcome<R> {
+        let context = &options.context;
+        let fuel_limit = self.limits.fuel.unwrap_or(u64::MAX);
+        let timeout = self.limits.timeout;
+        let state = store.data_mut();
+        if !self.first_call {
             state.logs.lines.clear();
         }
         state
@@ -462,7 +553,7 @@ impl Instance {
             state.call.context = context.clone();
         }
         // SAFETY: `input` outlives this function, and the view is cleared below before it
-        // returns, on every path (a panic is caught inside `run_action`).
+        // returns, on every path (a panic is caught around `run`).
         unsafe { state.call.input.set(input) };
         // The first epoch callback comes after a millisecond whatever the timeout: it marks
         // the thread's CPU clock (a call that times out is billed by it) and releases the
@@ -470,7 +561,7 @@ impl Instance {
         let ticks = code::deadline_ticks(timeout).min(code::deadline_ticks(CPU_MARK_AFTER));
         if let Some(lock) = lock {
             // SAFETY: the lock is cleared below, before this function returns, on every
-            // path (a panic is caught inside `run_action`).
+            // path (a panic is caught around `run`).
             state.call.lock = Some(unsafe { HeldLock::new(lock) });
         }
         let started = Instant::now();
@@ -478,19 +569,18 @@ impl Instance {
         state.set_deadline(started + timeout, options.cancel.as_ref());
 
         let running = code::RunningCall::begin();
-        let result = live
-            .store
+        let result = store
             .set_fuel(fuel_limit)
             .map_err(internal("setting fuel"))
             .and_then(|()| {
-                live.store.set_epoch_deadline(ticks);
-                catch_panic("calling", || run_action(live, func, input, read))?
+                store.set_epoch_deadline(ticks);
+                catch_panic("calling", || run(&mut *store))?
             });
         drop(running);
         let wall_time = started.elapsed();
 
-        let fuel_consumed = fuel_limit.saturating_sub(live.store.get_fuel().unwrap_or(0));
-        let state = live.store.data_mut();
+        let fuel_consumed = fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0));
+        let state = store.data_mut();
         state.call.input.clear();
         state.call.lock = None;
         state.forget_cancel();
@@ -523,8 +613,8 @@ impl Instance {
             let cpu = mark.elapsed();
             settle_fuel(
                 &mut outcome,
-                &self.fuel_rates,
-                action,
+                self.fuel_rates,
+                self.action,
                 cpu,
                 self.limits.fuel,
             );
@@ -546,18 +636,14 @@ fn memory_limit_error(limit: u64) -> Error {
 
 /// Delivers the input, runs the action and collects its output or error.
 fn run_action<R>(
-    live: &mut Live,
+    store: &mut Store<HostState>,
+    memory: Option<Memory>,
+    bulk: Option<&BulkIo>,
     func: Action,
     input: &[u8],
     read: impl FnOnce(&[u8]) -> Result<R>,
 ) -> Result<R> {
-    let Live {
-        store,
-        memory,
-        bulk,
-        ..
-    } = live;
-    let bulk = bulk.as_ref().zip(*memory);
+    let bulk = bulk.zip(memory);
     if let Some(((bulk_input, _), memory)) = bulk {
         let len = i32::try_from(input.len())
             .map_err(|_| Error::new(ErrorKind::InputTooLarge, "input exceeds 2 GiB"))?;
@@ -673,43 +759,19 @@ fn instantiate(
     log_level: crate::options::LogLevel,
     redactor: &Arc<crate::capabilities::secrets::Redactor>,
 ) -> Result<(Live, StartupCost)> {
-    let state = HostState::new(
-        limits.memory,
-        limits.max_var_bytes,
-        code.grants.clone(),
-        LogBuffer::new(log_level).with_redactor(redactor.clone()),
+    let mut store = new_store(
+        &code.grants,
         code.wasi.as_deref().map(Vec::as_slice),
+        limits,
+        log_level,
+        redactor,
     )?;
-    let mut store = Store::new(code::engine(), state);
-    store.limiter(|state| &mut state.limiter);
-    store.epoch_deadline_callback(epoch_deadline_reached);
-    let fuel_limit = limits.fuel.unwrap_or(u64::MAX);
-    store
-        .set_fuel(fuel_limit)
-        .map_err(internal("setting fuel"))?;
-    store.set_epoch_deadline(code::deadline_ticks(limits.timeout));
-    let started = Instant::now();
-    // Host functions that block (HTTP, WASI's waits) honour the same bound during start-up.
-    store
-        .data_mut()
-        .set_deadline(started + limits.timeout, None);
-    let running = code::RunningCall::begin();
-    let started_up = catch_panic("instantiating", || code.start.instantiate(&mut store))
-        .and_then(|instance| instance)
-        .and_then(|instance| {
-            kernel::offer(&mut store, &instance);
-            run_initializers(&mut store, &instance, &code.exports.initializers)?;
-            Ok(instance)
-        });
-    drop(running);
-    let startup = StartupCost {
-        fuel: fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0)),
-        wall_time: started.elapsed(),
-        peak_memory_bytes: store.data().limiter.peak(),
-    };
-    // A start-up that failed still burnt what it burnt: its error carries the cost.
-    let instance = started_up
-        .map_err(|err| startup.report_on(err, std::mem::take(&mut store.data_mut().logs.lines)))?;
+    let (instance, startup) = start_up(&mut store, limits, |store| {
+        let instance = catch_panic("instantiating", || code.start.instantiate(store))??;
+        kernel::offer(&mut *store, &instance);
+        run_initializers(store, &instance, &code.exports.initializers)?;
+        Ok(instance)
+    })?;
 
     let exports = &code.exports;
     let memory = exports
@@ -729,6 +791,60 @@ fn instantiate(
         bulk,
     };
     Ok((live, startup))
+}
+
+/// A store for one instance of a pack granted `grants`, under `limits`, with WASI over
+/// `wasi`'s mounts when the pack has WASI.
+fn new_store(
+    grants: &Arc<Grants>,
+    wasi: Option<&[Mount]>,
+    limits: CallLimits,
+    log_level: crate::options::LogLevel,
+    redactor: &Arc<crate::capabilities::secrets::Redactor>,
+) -> Result<Store<HostState>> {
+    let state = HostState::new(
+        limits.memory,
+        limits.max_var_bytes,
+        grants.clone(),
+        LogBuffer::new(log_level).with_redactor(redactor.clone()),
+        wasi,
+    )?;
+    let mut store = Store::new(code::engine(), state);
+    store.limiter(|state| &mut state.limiter);
+    store.epoch_deadline_callback(epoch_deadline_reached);
+    Ok(store)
+}
+
+/// Runs `make`, which instantiates the pack in `store` and runs its start-up code, under the
+/// same limits as a call (fuel, deadline, memory), and says what that cost so the next call
+/// can report it. A start-up that fails still burnt what it burnt: its error carries the
+/// cost and the lines it logged.
+fn start_up<T>(
+    store: &mut Store<HostState>,
+    limits: CallLimits,
+    make: impl FnOnce(&mut Store<HostState>) -> Result<T>,
+) -> Result<(T, StartupCost)> {
+    let fuel_limit = limits.fuel.unwrap_or(u64::MAX);
+    store
+        .set_fuel(fuel_limit)
+        .map_err(internal("setting fuel"))?;
+    store.set_epoch_deadline(code::deadline_ticks(limits.timeout));
+    let started = Instant::now();
+    // Host functions that block (HTTP, WASI's waits) honour the same bound during start-up.
+    store
+        .data_mut()
+        .set_deadline(started + limits.timeout, None);
+    let running = code::RunningCall::begin();
+    let made = make(store);
+    drop(running);
+    let startup = StartupCost {
+        fuel: fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0)),
+        wall_time: started.elapsed(),
+        peak_memory_bytes: store.data().limiter.peak(),
+    };
+    let made = made
+        .map_err(|err| startup.report_on(err, std::mem::take(&mut store.data_mut().logs.lines)))?;
+    Ok((made, startup))
 }
 
 /// The store's epoch deadline came: either a call holding its caller's interpreter lock has

@@ -1,0 +1,150 @@
+//! Component packs (`wit/component.wit`): built here from a core module and the WIT in
+//! `wit/` the way guest toolchains build them (wit-component), so the contract a component
+//! author compiles against is the one the runtime links. They load through the same
+//! `Pack::load`, and keep the same limits, usage, isolation and error codes as modules.
+
+mod support;
+
+use packhost::Pack;
+use support::options;
+
+/// The conformance suite's component pack, built from its sources, with `manifest` (JSON)
+/// in its `packhost/manifest` section when given.
+fn fixture(manifest: Option<&str>) -> Vec<u8> {
+    support::component_fixture("component_tools", manifest)
+}
+
+fn load(options_json: &str) -> Pack {
+    Pack::load(&fixture(None), options(options_json)).expect("the component loads")
+}
+
+#[test]
+fn a_component_pack_loads_through_pack_load_and_its_actions_run() {
+    let pack = load("{}");
+    let info = pack.module_info();
+    assert!(info.component);
+    let callable: Vec<&str> = info.callable_exports().collect();
+    assert_eq!(
+        callable,
+        ["shout", "fail", "spin", "hog", "crash", "greet", "remember"],
+        "functions of the action shape are actions; not-an-action is not"
+    );
+    let shouted = pack.call("shout", b"hello, component").expect("shout");
+    assert_eq!(shouted.output, b"HELLO, COMPONENT");
+    assert!(shouted.usage.fuel_consumed > 0, "calls are metered");
+    assert!(shouted.usage.peak_memory_bytes >= 65536);
+    // A large input is lowered through the component's own allocator.
+    let big = vec![b'a'; 3 << 20];
+    assert_eq!(
+        pack.call("shout", &big).expect("3 MiB").output,
+        vec![b'A'; 3 << 20]
+    );
+}
+
+#[test]
+fn a_component_error_is_a_plugin_error_with_its_message() {
+    let err = load("{}").call("fail", b"").unwrap_err();
+    assert_eq!(err.code(), "plugin_error");
+    assert_eq!(err.message(), "no good");
+    assert_eq!(err.return_code(), Some(1));
+}
+
+#[test]
+fn a_component_runs_under_the_same_limits_and_codes_as_a_module() {
+    let pack = load(r#"{"limits": {"timeout_ms": 50, "memory_bytes": 4194304}}"#);
+    let started = std::time::Instant::now();
+    let err = pack.call("spin", b"").unwrap_err();
+    assert_eq!(err.code(), "timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let report = err.report().expect("a failed call reports its usage");
+    assert!(
+        report.usage.fuel_consumed > 1000,
+        "a timed-out spin is billed"
+    );
+
+    assert_eq!(pack.call("hog", b"").unwrap_err().code(), "memory_limit");
+    assert_eq!(pack.call("crash", b"").unwrap_err().code(), "trap");
+    // A 5 MiB input cannot be lowered into a 4 MiB memory.
+    let err = pack.call("shout", &vec![b'a'; 5 << 20]).unwrap_err();
+    assert_eq!(err.code(), "memory_limit", "{}", err.message());
+    // The pack lives on after every failure.
+    assert_eq!(pack.call("shout", b"ok").unwrap().output, b"OK");
+
+    let fuel = load(r#"{"limits": {"fuel": 100000}}"#);
+    assert_eq!(fuel.call("spin", b"").unwrap_err().code(), "out_of_fuel");
+}
+
+#[test]
+fn a_component_reads_only_declared_config_and_logs_through_the_host() {
+    let manifest = r#"{"name": "fixture", "version": "1.0.0",
+        "actions": [{"name": "greet"}, {"name": "shout"}],
+        "capabilities": {"config": ["greeting"]}}"#;
+    let pack = Pack::load(
+        &fixture(Some(manifest)),
+        options(r#"{"config": {"greeting": "hi there"}, "log_level": "info"}"#),
+    )
+    .expect("loads with its manifest");
+    assert_eq!(pack.manifest().name, "fixture");
+    let greeted = pack.call("greet", b"").expect("greet");
+    assert_eq!(greeted.output, b"hi there");
+    let lines: Vec<&str> = greeted.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(lines, ["hi there"]);
+
+    // A manifest that does not declare the key sees none of it.
+    let undeclared = Pack::load(
+        &fixture(Some(
+            r#"{"name": "fixture", "version": "1.0.0", "actions": [{"name": "greet"}]}"#,
+        )),
+        options(r#"{"config": {"greeting": "hi there"}}"#),
+    )
+    .unwrap();
+    assert_eq!(undeclared.call("greet", b"").unwrap().output, b"none");
+}
+
+#[test]
+fn isolation_decides_whether_a_component_sees_an_earlier_call() {
+    let fresh = load(r#"{"isolation": "call"}"#);
+    fresh.call("remember", b"secret of caller A").unwrap();
+    assert_eq!(
+        fresh.call("remember", b"B").unwrap().output,
+        b"",
+        "isolation call: a fresh instance per call"
+    );
+    let warm = load(r#"{"isolation": "pack"}"#);
+    warm.call("remember", b"warm state").unwrap();
+    assert_eq!(warm.call("remember", b"B").unwrap().output, b"warm state");
+}
+
+#[test]
+fn calls_outside_the_actions_are_typed_errors() {
+    let pack = load("{}");
+    assert_eq!(
+        pack.call("not-an-action", b"").unwrap_err().code(),
+        "action_not_found"
+    );
+    assert_eq!(
+        pack.call("missing", b"").unwrap_err().code(),
+        "action_not_found"
+    );
+}
+
+#[test]
+fn a_component_importing_what_packhost_does_not_lend_is_refused_at_load() {
+    let component = wat::parse_str(
+        r#"(component
+             (import "wasi:cli/environment@0.2.0" (instance))
+             (import "acme:secret/api" (instance)))"#,
+    )
+    .unwrap();
+    let err = Pack::load(&component, options("{}")).unwrap_err();
+    assert_eq!(err.code(), "invalid_pack");
+    assert!(
+        err.message().contains("wasi:cli/environment"),
+        "{}",
+        err.message()
+    );
+
+    let err = Pack::load(&fixture(None), options(r#"{"engine": "extism"}"#)).unwrap_err();
+    assert_eq!(err.code(), "invalid_options");
+    assert!(err.message().contains("native engine"), "{}", err.message());
+}
