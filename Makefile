@@ -81,6 +81,13 @@ packs: cli ## Build the sample packs into plugins/dist/ (manifests embedded).
 	@size=$$(stat -c %s plugins/dist/as_vowels.wasm); test $$size -lt 30720 || \
 		{ echo "the AssemblyScript PDK's count_vowels pack is $$size bytes; the target is under 30 KB"; exit 1; }
 	$(PACKHOST) check plugins/dist/as_vowels.wasm --fixtures examples/data/vowels_cases.json
+	# The text-tools pack in Python and in JavaScript, as WebAssembly components: `packhost
+	# build` installs componentize-py into plugins/py-text-tools/.venv on its first run;
+	# componentize-js comes from npm (scripts/setup.sh).
+	$(PACKHOST) build plugins/py-text-tools
+	cp plugins/py-text-tools/dist/text-tools-py.wasm plugins/dist/py_text_tools.wasm
+	$(PACKHOST) build plugins/js-text-tools
+	cp plugins/js-text-tools/dist/text-tools-js.wasm plugins/dist/js_text_tools.wasm
 
 demo: packs ## The main job: build the packs, run one from the command line, from Rust and through the runner service.
 	$(PACKHOST) inspect plugins/dist/api_errors.wasm

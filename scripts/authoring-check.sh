@@ -4,7 +4,8 @@
 # 1. For Rust, C and AssemblyScript: `packhost new demo --lang L && cd demo && packhost build
 #    && packhost test`, as the README's "Write a pack" section shows, then `packhost build
 #    --release`, `packhost test` and `packhost check` (which also holds the size under the
-#    language's target).
+#    language's target). For Python and JavaScript, whose packs are components: build, test,
+#    check, and that the pack imports packhost's host interface alone.
 # 2. The README's Rust example ("Writing a pack in Rust") in a new project's src/lib.rs,
 #    built with --release: `packhost check` passes it, under 100 KB. (make packs builds and
 #    checks the C and AssemblyScript examples.)
@@ -45,6 +46,24 @@ for entry in rust:102400 c:30720 assemblyscript:30720; do
         'import json,sys; sys.exit(not any(e["name"] == "__packhost_manifest" for e in json.load(sys.stdin)["exports"]))'; then
         [ "$lang" != rust ] || { echo "the release Rust pack still exports __packhost_manifest" >&2; exit 1; }
     fi
+done
+
+# Python and JavaScript packs are components with an interpreter inside: 25 MB covers the
+# Python one (about 18 MB), its CPython included.
+for lang in python js; do
+    step "packhost new demo --lang $lang && cd demo && packhost build && packhost test"
+    mkdir -p "$scratch/$lang"
+    cd "$scratch/$lang"
+    "$packhost" new demo --lang "$lang"
+    cd demo
+    "$packhost" build
+    "$packhost" test
+    "$packhost" check --max-size 26214400
+    "$packhost" inspect --json dist/demo.wasm | python3 -c '
+import json, sys
+info = json.load(sys.stdin)
+imports = sorted({i["module"] for i in info["imports"]})
+assert info["component"] and imports == ["packhost:pack/host@0.1.0"], imports'
 done
 
 step "the README's Rust example, built with --release"

@@ -19,9 +19,11 @@ done
 # themselves on a free loopback port, and haproxy, the balancer of the runner's scale-out
 # test (started by the test on loopback too), and for the JVM host (bindings/kotlin) the JDK
 # with JNA, which the uniffi-generated Kotlin calls the native library through, and Gson,
-# which reads and writes the JSON the Kotlin layer passes.
+# which reads and writes the JSON the Kotlin layer passes, and python3-venv, in which
+# `packhost build` installs componentize-py for the Python packs (plugins/py-text-tools and
+# `packhost new --lang python` projects).
 missing=()
-for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32 binaryen docker-registry apache2-utils openssl haproxy openjdk-17-jdk-headless libjna-java libgoogle-gson-java; do
+for package in redis-server clang lld wasi-libc libclang-rt-14-dev-wasm32 binaryen docker-registry apache2-utils openssl haproxy openjdk-17-jdk-headless libjna-java libgoogle-gson-java python3-venv; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -36,6 +38,11 @@ fi
 if [ ! -x plugins/as-plain/node_modules/.bin/asc ] ||
   [ plugins/as-plain/package-lock.json -nt plugins/as-plain/node_modules/.package-lock.json ]; then
   npm ci --prefix plugins/as-plain --no-audit --no-fund
+fi
+# componentize-js for plugins/js-text-tools, from npm, into that folder's node_modules.
+if [ ! -x plugins/js-text-tools/node_modules/.bin/componentize-js ] ||
+  [ plugins/js-text-tools/package-lock.json -nt plugins/js-text-tools/node_modules/.package-lock.json ]; then
+  npm ci --prefix plugins/js-text-tools --no-audit --no-fund
 fi
 # The Kotlin compiler for bindings/kotlin, from npm (the full kotlinc distribution; Maven
 # Central is not reachable and Debian's kotlin is too old), into that folder's node_modules.

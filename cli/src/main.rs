@@ -91,12 +91,14 @@ enum Command {
         lang: project::Language,
         /// Rust: take the packhost-pdk crate from this folder (a packhost checkout's `pdk/`)
         /// instead of the checkout this command was built from, or crates.io. (C and
-        /// AssemblyScript projects get a copy of their PDK.)
+        /// AssemblyScript projects get a copy of their PDK, Python and JavaScript ones a copy
+        /// of packhost's WIT.)
         #[arg(long, value_name = "FOLDER")]
         pdk: Option<PathBuf>,
     },
-    /// Build the pack project in this folder (Rust, C or AssemblyScript, told by its files):
-    /// run its toolchain, embed the manifest, validate the pack and write it to dist/.
+    /// Build the pack project in this folder (Rust, C, AssemblyScript, Python or JavaScript,
+    /// told by its files): run its toolchain, embed the manifest, validate the pack and write
+    /// it to dist/. Python and JavaScript packs are WebAssembly components.
     Build {
         /// The project's folder.
         #[arg(default_value = ".")]
@@ -549,6 +551,7 @@ fn inspect(path: &Path, as_json: bool) -> Result<(), Failure> {
         let report = json!({
             "id": pack.id(),
             "size": info.size,
+            "component": info.component,
             "manifest_embedded": pack.has_embedded_manifest(),
             "manifest": manifest,
             "imports": info.imports,
@@ -566,6 +569,9 @@ fn inspect(path: &Path, as_json: bool) -> Result<(), Failure> {
     }
     println!("sha256   {}", pack.id());
     println!("size     {} bytes", info.size);
+    if info.component {
+        println!("kind     WebAssembly component");
+    }
     println!(
         "manifest {}",
         if pack.has_embedded_manifest() {
@@ -589,7 +595,11 @@ fn inspect(path: &Path, as_json: bool) -> Result<(), Failure> {
     }
     println!("imports");
     for import in &info.imports {
-        println!("  {} {}::{}", import.kind, import.module, import.name);
+        if import.name.is_empty() {
+            println!("  {} {}", import.kind, import.module);
+        } else {
+            println!("  {} {}::{}", import.kind, import.module, import.name);
+        }
     }
     println!("exports");
     for export in &info.exports {

@@ -20,6 +20,12 @@ pub(crate) enum Language {
     /// AssemblyScript with the packhost-pdk npm package, built by asc.
     #[value(name = "assemblyscript", alias = "as")]
     AssemblyScript,
+    /// Python, built into a WebAssembly component by componentize-py.
+    #[value(name = "python", alias = "py")]
+    Python,
+    /// JavaScript, built into a WebAssembly component by componentize-js.
+    #[value(name = "js", alias = "javascript")]
+    JavaScript,
 }
 
 impl Language {
@@ -28,7 +34,15 @@ impl Language {
             Language::Rust => "rust",
             Language::C => "c",
             Language::AssemblyScript => "assemblyscript",
+            Language::Python => "python",
+            Language::JavaScript => "js",
         }
+    }
+
+    /// True for the languages whose packs are WebAssembly components (`wit/component.wit`):
+    /// their manifest is `manifest.json`, embedded as it is.
+    pub(crate) fn builds_components(self) -> bool {
+        matches!(self, Language::Python | Language::JavaScript)
     }
 
     /// The language's name, for people.
@@ -37,11 +51,14 @@ impl Language {
             Language::Rust => "Rust",
             Language::C => "C",
             Language::AssemblyScript => "AssemblyScript",
+            Language::Python => "Python",
+            Language::JavaScript => "JavaScript",
         }
     }
 
     /// The language of the project in `dir`: Rust with a `Cargo.toml`, AssemblyScript with a
-    /// `package.json` naming `assemblyscript`, C with sources in `src/`.
+    /// `package.json` naming `assemblyscript`, JavaScript with one naming componentize-js,
+    /// Python with an `app.py`, C with sources in `src/`.
     ///
     /// # Errors
     /// A message saying what a project needs when `dir` holds none of them.
@@ -53,17 +70,37 @@ impl Language {
         if package.contains("\"assemblyscript\"") {
             return Ok(Language::AssemblyScript);
         }
+        if package.contains("\"@bytecodealliance/componentize-js\"") {
+            return Ok(Language::JavaScript);
+        }
+        if dir.join(PYTHON_APP).is_file() {
+            return Ok(Language::Python);
+        }
         if !c_sources(dir).is_empty() {
             return Ok(Language::C);
         }
         Err(format!(
             "{} holds no pack project: packhost builds a folder with a Cargo.toml (Rust), a \
-             package.json depending on assemblyscript (AssemblyScript) or .c files in src/ (C); \
-             start one with `packhost new NAME --lang rust|c|assemblyscript`",
+             package.json depending on assemblyscript (AssemblyScript) or on \
+             @bytecodealliance/componentize-js (JavaScript), an app.py (Python) or .c files in \
+             src/ (C); start one with `packhost new NAME --lang rust|c|assemblyscript|python|js`",
             shown(dir)
         ))
     }
 }
+
+/// A Python project's module, whose `WitWorld` class implements the pack's world.
+const PYTHON_APP: &str = "app.py";
+
+/// A JavaScript project's module, which exports the pack's actions.
+const JAVASCRIPT_SOURCE: &str = "pack.js";
+
+/// The componentize-py a Python project's first build installs into its `.venv/`: the
+/// version whose components packhost's tests run.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// The world of a component project's `wit/world.wit`.
+const COMPONENT_WORLD: &str = "pack";
 
 /// The C sources of a project: `src/*.c`, in name order.
 fn c_sources(dir: &Path) -> Vec<PathBuf> {
@@ -203,11 +240,27 @@ pub(crate) fn missing_toolchain(language: Language) -> Option<String> {
             }
             None
         }
-        Language::AssemblyScript => (!on_path("node") || !on_path("npm")).then(|| {
-            "Node.js (with npm) is not installed; the AssemblyScript compiler runs on it. \
-             Install it: apt-get install nodejs npm (or from https://nodejs.org)"
-                .to_string()
-        }),
+        Language::AssemblyScript | Language::JavaScript => (!on_path("node") || !on_path("npm"))
+            .then(|| {
+                format!(
+                    "Node.js (with npm) is not installed; the {} compiler runs on it. \
+                     Install it: apt-get install nodejs npm (or from https://nodejs.org)",
+                    language.title()
+                )
+            }),
+        Language::Python => {
+            let venv = Command::new("python3")
+                .args(["-c", "import venv, ensurepip"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            (!venv.is_ok_and(|status| status.success())).then(|| {
+                "Python 3 with its venv module is not installed; componentize-py is installed \
+                 into the project's .venv/ with it. Install it: apt-get install python3 \
+                 python3-venv"
+                    .to_string()
+            })
+        }
     }
 }
 
@@ -240,6 +293,9 @@ pub(crate) fn build_pack(
     language: Language,
     release: bool,
 ) -> Result<Vec<u8>, Failure> {
+    if language.builds_components() {
+        return build_component(dir, language);
+    }
     let module = read_module(&compile(dir, language, release, &[])?)?;
     eprintln!("==> manifest: running the module's __packhost_manifest export");
     let with_manifest = packhost::embed_generated_manifest(&module)?;
@@ -267,6 +323,50 @@ pub(crate) fn build_pack(
         shipped = optimized(dir, shipped)?;
     }
     Ok(packhost::embed_manifest(&shipped, &manifest)?)
+}
+
+/// The component built from the Python or JavaScript project in `dir`, with its
+/// `manifest.json` embedded. Debug and release builds are the same: the toolchains have one
+/// output.
+///
+/// # Errors
+/// The toolchain's failure, or a missing or invalid `manifest.json`.
+fn build_component(dir: &Path, language: Language) -> Result<Vec<u8>, Failure> {
+    let manifest_path = inside(dir, "manifest.json");
+    let manifest = std::fs::read(&manifest_path).map_err(|err| {
+        Failure::Build(format!(
+            "{}: {err}; a component pack's manifest is this file",
+            manifest_path.display()
+        ))
+    })?;
+    let component = read_module(&compile(dir, language, true, &[])?)?;
+    eprintln!("==> manifest: embedding {}", manifest_path.display());
+    Ok(packhost::embed_manifest(&component, &manifest)?)
+}
+
+/// Runs `npm install` in `dir` when `tool` (a program its `node_modules` should hold) is
+/// missing, and says which package to add when it is still missing after.
+fn npm_install_for(dir: &Path, tool: &Path, package: &str) -> Result<(), Failure> {
+    if tool.is_file() {
+        return Ok(());
+    }
+    let mut npm = Command::new("npm");
+    npm.args(["install", "--no-audit", "--no-fund"])
+        .current_dir(dir);
+    run(&mut npm, "dependencies").map_err(Failure::Build)?;
+    if tool.is_file() {
+        Ok(())
+    } else {
+        Err(Failure::Build(format!(
+            "npm installed no {}: add \"{package}\" to package.json's devDependencies",
+            tool.file_name().unwrap_or_default().to_string_lossy()
+        )))
+    }
+}
+
+/// `path` made absolute, for a program run from inside another folder.
+fn absolute(path: &Path) -> Result<PathBuf, Failure> {
+    std::path::absolute(path).map_err(|err| Failure::Build(format!("{}: {err}", path.display())))
 }
 
 /// `module` through `wasm-opt -Oz` when binaryen is installed, else as it is (with a note).
@@ -369,23 +469,11 @@ fn compile(
         }
         Language::AssemblyScript => {
             let asc = inside(dir, "node_modules/.bin/asc");
-            if !asc.is_file() {
-                let mut npm = Command::new("npm");
-                npm.args(["install", "--no-audit", "--no-fund"])
-                    .current_dir(dir);
-                run(&mut npm, "dependencies").map_err(Failure::Build)?;
-                if !asc.is_file() {
-                    return Err(Failure::Build(
-                        "npm installed no AssemblyScript compiler: add \"assemblyscript\" to package.json's devDependencies".to_string(),
-                    ));
-                }
-            }
+            npm_install_for(dir, &asc, "assemblyscript")?;
             let module = inside(dir, "build/pack.wasm");
             create_parent(&module).map_err(Failure::Build)?;
             // Absolute: the program path is resolved from inside `current_dir`.
-            let asc = std::path::absolute(&asc)
-                .map_err(|err| Failure::Build(format!("{}: {err}", asc.display())))?;
-            let mut compiler = Command::new(&asc);
+            let mut compiler = Command::new(absolute(&asc)?);
             compiler
                 .args([
                     "assembly/index.ts",
@@ -397,6 +485,63 @@ fn compile(
                 .current_dir(dir);
             run(&mut compiler, profile).map_err(Failure::Build)?;
             Ok(module)
+        }
+        Language::Python => {
+            let tool = inside(dir, ".venv/bin/componentize-py");
+            if !tool.is_file() {
+                let mut venv = Command::new("python3");
+                venv.args(["-m", "venv", ".venv"]).current_dir(dir);
+                run(&mut venv, "a Python environment for the build").map_err(Failure::Build)?;
+                let mut pip = Command::new(absolute(&inside(dir, ".venv/bin/pip"))?);
+                pip.args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    COMPONENTIZE_PY,
+                ])
+                .current_dir(dir);
+                run(&mut pip, "componentize-py").map_err(Failure::Build)?;
+            }
+            let component = inside(dir, "build/pack.wasm");
+            create_parent(&component).map_err(Failure::Build)?;
+            // No WASI is lent to components: `--stub-wasi` makes every WASI import a trap
+            // inside the component, so it imports packhost's host interface alone.
+            let mut componentize = Command::new(absolute(&tool)?);
+            componentize
+                .args([
+                    "-d",
+                    "wit",
+                    "-w",
+                    COMPONENT_WORLD,
+                    "componentize",
+                    "--stub-wasi",
+                ])
+                .args([PYTHON_APP.trim_end_matches(".py"), "-o", "build/pack.wasm"])
+                .current_dir(dir);
+            run(&mut componentize, "component").map_err(Failure::Build)?;
+            Ok(component)
+        }
+        Language::JavaScript => {
+            let tool = inside(dir, "node_modules/.bin/componentize-js");
+            npm_install_for(dir, &tool, "@bytecodealliance/componentize-js")?;
+            let component = inside(dir, "build/pack.wasm");
+            create_parent(&component).map_err(Failure::Build)?;
+            // No WASI is lent to components: with every feature disabled the component
+            // imports packhost's host interface alone.
+            let mut componentize = Command::new(absolute(&tool)?);
+            componentize
+                .args([
+                    JAVASCRIPT_SOURCE,
+                    "--wit",
+                    "wit",
+                    "--world-name",
+                    COMPONENT_WORLD,
+                ])
+                .args(["-o", "build/pack.wasm", "--disable"])
+                .args(["stdio", "random", "clocks", "http", "fetch-event"])
+                .current_dir(dir);
+            run(&mut componentize, "component").map_err(Failure::Build)?;
+            Ok(component)
         }
     }
 }

@@ -1,7 +1,9 @@
 //! `packhost new`: writes a ready pack project (one action, `pre`, `post`, fixture cases,
 //! a README and the language's build file) from the templates compiled into the command.
 //!
-//! The C and AssemblyScript PDKs are copied into the project (`include/packhost.h`, and
+//! Python and JavaScript projects are WebAssembly components and need no PDK: they get
+//! packhost's contract (`wit/component.wit`) in `wit/deps/`. The C and AssemblyScript PDKs
+//! are copied into the project (`include/packhost.h`, and
 //! `packhost-pdk/`, a local npm package), at the version of this command, so those packs
 //! build with their compiler alone and nothing is fetched under packhost-pdk's name from a
 //! registry it is not published to. A Rust project depends on the packhost-pdk crate: from
@@ -73,6 +75,35 @@ const ASSEMBLYSCRIPT: &[TemplateFile] = &[
     ),
 ];
 
+/// What a component pack in any language holds besides its code: its world, packhost's
+/// contract for it to include (`wit/component.wit`, the one WIT file a component toolchain
+/// needs), and the manifest `packhost build` embeds.
+const COMPONENT: &[TemplateFile] = &[
+    (
+        "wit/world.wit",
+        include_str!("../templates/component/world.wit"),
+    ),
+    (
+        "wit/deps/packhost-pack/component.wit",
+        include_str!("../templates/component/packhost-pack.wit"),
+    ),
+    (
+        "manifest.json",
+        include_str!("../templates/component/manifest.json"),
+    ),
+];
+
+const PYTHON: &[TemplateFile] = &[
+    ("app.py", include_str!("../templates/python/app.py")),
+    ("README.md", include_str!("../templates/python/README.md")),
+];
+
+const JAVASCRIPT: &[TemplateFile] = &[
+    ("package.json", include_str!("../templates/js/package.json")),
+    ("pack.js", include_str!("../templates/js/pack.js")),
+    ("README.md", include_str!("../templates/js/README.md")),
+];
+
 /// The version of packhost-pdk a Rust project gets from crates.io: this command's own.
 const PDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -132,6 +163,12 @@ fn pdk_origin(language: Language, source: &PdkSource) -> String {
         }
         (Language::Rust, PdkSource::Registry) => {
             format!("packhost-pdk {PDK_VERSION} from crates.io")
+        }
+        (Language::Python, _) => {
+            "a component built with componentize-py; packhost's WIT in wit/deps/".to_string()
+        }
+        (Language::JavaScript, _) => {
+            "a component built with componentize-js; packhost's WIT in wit/deps/".to_string()
         }
     }
 }
@@ -231,8 +268,7 @@ pub(crate) fn new_project(
     }
     if language != Language::Rust && pdk.is_some() {
         return Err(
-            "--pdk applies to Rust projects; C and AssemblyScript ones get a copy of their PDK"
-                .to_string(),
+            "--pdk applies to Rust projects; the others get a copy of what they need".to_string(),
         );
     }
     let dir = Path::new(name);
@@ -243,12 +279,14 @@ pub(crate) fn new_project(
     }
     let source = PdkSource::find(pdk)?;
     let pdk_spec = source.spec();
-    let files = match language {
-        Language::Rust => RUST,
-        Language::C => C,
-        Language::AssemblyScript => ASSEMBLYSCRIPT,
+    let files: &[&[TemplateFile]] = match language {
+        Language::Rust => &[RUST],
+        Language::C => &[C],
+        Language::AssemblyScript => &[ASSEMBLYSCRIPT],
+        Language::Python => &[COMPONENT, PYTHON],
+        Language::JavaScript => &[COMPONENT, JAVASCRIPT],
     };
-    for (path, text) in COMMON.iter().chain(files) {
+    for (path, text) in COMMON.iter().chain(files.iter().copied().flatten()) {
         let target = dir.join(path);
         let text = text.replace("{{name}}", name).replace("{{pdk}}", &pdk_spec);
         std::fs::create_dir_all(target.parent().unwrap_or(dir))

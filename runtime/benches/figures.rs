@@ -1,7 +1,8 @@
 //! The benchmark figures criterion does not fit: calls per second with one and two threads,
 //! time to first call from raw bytes and from the compiled-code cache, resident memory per
 //! loaded pack with one idle instance, a per-call time to compare with and without
-//! `RUST_BACKTRACE`, and the text-tools pack in Rust, C and AssemblyScript. Prints one `figure key=value ...` line per measurement for
+//! `RUST_BACKTRACE`, and the text-tools pack in Rust, C, AssemblyScript, and Python and
+//! JavaScript as components. Prints one `figure key=value ...` line per measurement for
 //! `scripts/bench_report.py`.
 //!
 //! `make bench` runs it with `--bench`; `cargo test --benches` runs it without, as a smoke
@@ -163,8 +164,11 @@ fn first_call_of_ms(bytes: &[u8], engine: &str, action: &str, input: &[u8]) -> f
     started.elapsed().as_secs_f64() * 1e3
 }
 
-/// The text-tools pack as written in Rust, C and AssemblyScript (issue 15): each one's size,
-/// first call from raw bytes and per-call times on the same inputs, native engine.
+/// The text-tools pack as written in Rust, C and AssemblyScript (issue 15) and, as
+/// WebAssembly components with their interpreter inside, Python and JavaScript (issue 18):
+/// each one's size, first call from raw bytes and from the code cache, per-call times on the
+/// same inputs (on one warm instance, and on a fresh instance per call), and the resident
+/// memory one loaded pack with one idle instance adds; native engine.
 fn language_packs(effort: &Effort, runs: usize) {
     let text = String::from_utf8(payload(1024)).expect("ASCII");
     let json = format!(r#"{{"text": "{text}"}}"#);
@@ -172,6 +176,8 @@ fn language_packs(effort: &Effort, runs: usize) {
         ("rust", "text_tools.wasm"),
         ("c", "c_text_tools.wasm"),
         ("assemblyscript", "as_text_tools.wasm"),
+        ("python", "py_text_tools.wasm"),
+        ("javascript", "js_text_tools.wasm"),
     ] {
         let bytes = std::fs::read(dist(file)).expect("run `make packs` first");
         let first = median(
@@ -182,13 +188,29 @@ fn language_packs(effort: &Effort, runs: usize) {
                 })
                 .collect(),
         );
+        // Compiled once, then each first call finds the code in the disk cache only.
+        let cached_bytes = salted(&bytes, &format!("lang-cached-{}", std::process::id()));
+        first_call_of_ms(&cached_bytes, "native", "count_vowels", json.as_bytes());
+        let cached = median(
+            (0..runs)
+                .map(|_| {
+                    packhost::forget_compiled_code();
+                    first_call_of_ms(&cached_bytes, "native", "count_vowels", json.as_bytes())
+                })
+                .collect(),
+        );
         let pack = Pack::load(&bytes, options("native")).expect("pack loads");
         let vowels = per_call_on_us(&pack, "count_vowels", json.as_bytes(), effort);
         let upper = per_call_on_us(&pack, "uppercase", text.as_bytes(), effort);
         let small = per_call_on_us(&pack, "uppercase", b"hi", effort);
+        let isolated = Pack::load(&bytes, PackOptions::default()).expect("pack loads");
+        let fresh_small = per_call_on_us(&isolated, "uppercase", b"hi", effort);
+        let idle_kib = resident_per_idle_instance_kib(&bytes, "native", "uppercase", 4);
         println!(
             "figure language_pack language={language} size={} first_call_ms={first:.2} \
-             count_vowels_1k_us={vowels:.3} uppercase_1k_us={upper:.3} uppercase_2_us={small:.3}",
+             cached_first_call_ms={cached:.2} count_vowels_1k_us={vowels:.3} \
+             uppercase_1k_us={upper:.3} uppercase_2_us={small:.3} \
+             fresh_uppercase_2_us={fresh_small:.3} idle_kib={idle_kib:.0}",
             bytes.len()
         );
     }
@@ -215,16 +237,17 @@ fn resident_kib() -> f64 {
     pages * 4.0
 }
 
-/// Resident KiB each loaded pack with one idle instance adds (after its first call).
-fn resident_per_idle_instance_kib(bytes: &[u8], engine: &str, count: usize) -> f64 {
+/// Resident KiB each loaded pack with one idle instance adds (after its first call of
+/// `action`).
+fn resident_per_idle_instance_kib(bytes: &[u8], engine: &str, action: &str, count: usize) -> f64 {
     // One pack loaded and called first, so one-time costs (engine, ticker, code) are paid.
     let warm = Pack::load(bytes, options(engine)).unwrap();
-    warm.call("length", b"x").unwrap();
+    warm.call(action, b"x").unwrap();
     let before = resident_kib();
     let packs: Vec<Pack> = (0..count)
         .map(|_| {
             let pack = Pack::load(bytes, options(engine)).unwrap();
-            pack.call("length", b"x").unwrap();
+            pack.call(action, b"x").unwrap();
             pack
         })
         .collect();
@@ -306,7 +329,7 @@ fn main() {
 
     let count = if full { 16 } else { 2 };
     for engine in ["native", "extism"] {
-        let kib = resident_per_idle_instance_kib(&bench, engine, count);
+        let kib = resident_per_idle_instance_kib(&bench, engine, "length", count);
         println!("figure idle_instance engine={engine} rss_kib={kib:.0}");
     }
 }

@@ -541,7 +541,7 @@ fn read_component(bytes: &[u8], types: &wasmparser::types::Types) -> Result<Modu
                                 if has_action_shape(types, id)
                         );
                     exports.push(Export {
-                        name: name.to_string(),
+                        name: component_action_name(name),
                         kind: component_kind_name(export.kind),
                         callable,
                         signature: None,
@@ -570,6 +570,13 @@ fn read_component(bytes: &[u8], types: &wasmparser::types::Types) -> Result<Modu
         // element they grow to, and nothing declares a bound up front.
         table_elements_max: None,
     })
+}
+
+/// The action name of a component's export: WIT names are kebab-case (`count-vowels`),
+/// actions snake_case (`count_vowels`), as the Extism ABI's names are in `wit/`; so a
+/// component and a module with the same actions answer to the same calls in every host.
+pub(crate) fn component_action_name(export: &str) -> String {
+    export.replace('-', "_")
 }
 
 /// True when component function `id` is an action: `func(list<u8>) -> result<list<u8>,
@@ -694,32 +701,58 @@ fn signature_text(params: &[impl AsRef<str>], results: &[impl AsRef<str>]) -> St
     format!("({}) -> ({})", list(params), list(results))
 }
 
-/// Returns `module` with its manifest section replaced by `manifest_json` (or added).
+/// Returns `module` (a module or a component) with its manifest section replaced by
+/// `manifest_json` (or added). A component's is its top-level one; the modules nested in it
+/// are kept as they are.
 ///
 /// # Errors
-/// `invalid_pack` when `module` is not a valid module.
+/// `invalid_pack` when `module` is neither a valid module nor a valid component.
 pub fn embed_manifest(module: &[u8], manifest_json: &[u8]) -> Result<Vec<u8>> {
-    ModuleInfo::read(module)?;
-    let mut out = wasm_encoder::Module::new();
-    for payload in Parser::new(0).parse_all(module) {
-        let payload = payload.map_err(|err| Error::invalid_pack(err.to_string()))?;
-        if let Payload::CustomSection(reader) = &payload {
-            if reader.name() == MANIFEST_SECTION {
-                continue;
-            }
-        }
-        if let Some((id, range)) = payload.as_section() {
-            out.section(&wasm_encoder::RawSection {
-                id,
-                data: &module[range],
-            });
-        }
-    }
-    out.section(&wasm_encoder::CustomSection {
+    let info = ModuleInfo::read(module)?;
+    let manifest = wasm_encoder::CustomSection {
         name: Cow::Borrowed(MANIFEST_SECTION),
         data: Cow::Borrowed(manifest_json),
-    });
-    Ok(out.finish())
+    };
+    let sections = top_level_sections_but_the_manifest(module)?;
+    if info.component {
+        let mut out = wasm_encoder::Component::new();
+        for (id, data) in sections {
+            out.section(&wasm_encoder::RawSection { id, data });
+        }
+        out.section(&manifest);
+        Ok(out.finish())
+    } else {
+        let mut out = wasm_encoder::Module::new();
+        for (id, data) in sections {
+            out.section(&wasm_encoder::RawSection { id, data });
+        }
+        out.section(&manifest);
+        Ok(out.finish())
+    }
+}
+
+/// The top-level sections of a module or component (a component's nested modules and
+/// components stay whole, inside their own sections), without the manifest section.
+fn top_level_sections_but_the_manifest(wasm: &[u8]) -> Result<Vec<(u8, &[u8])>> {
+    let mut sections = Vec::new();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(|err| Error::invalid_pack(err.to_string()))?;
+        match &payload {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::CustomSection(reader) if reader.name() == MANIFEST_SECTION && depth == 1 => {
+                continue
+            }
+            _ => {}
+        }
+        // A nested module or component comes whole in its section at the top level; its
+        // own payloads follow, one level down.
+        if let (1, Some((id, range))) = (depth, payload.as_section()) {
+            sections.push((id, &wasm[range]));
+        }
+    }
+    Ok(sections)
 }
 
 fn type_ref_kind(ty: &TypeRef) -> &'static str {

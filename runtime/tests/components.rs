@@ -119,7 +119,7 @@ fn isolation_decides_whether_a_component_sees_an_earlier_call() {
 fn calls_outside_the_actions_are_typed_errors() {
     let pack = load("{}");
     assert_eq!(
-        pack.call("not-an-action", b"").unwrap_err().code(),
+        pack.call("not_an_action", b"").unwrap_err().code(),
         "action_not_found"
     );
     assert_eq!(
@@ -147,4 +147,20 @@ fn a_component_importing_what_packhost_does_not_lend_is_refused_at_load() {
     let err = Pack::load(&fixture(None), options(r#"{"engine": "extism"}"#)).unwrap_err();
     assert_eq!(err.code(), "invalid_options");
     assert!(err.message().contains("native engine"), "{}", err.message());
+}
+
+#[test]
+fn a_components_manifest_is_embedded_and_replaced_at_its_top_level() {
+    let first = r#"{"name": "first", "version": "1.0.0", "actions": [{"name": "shout"}]}"#;
+    let second = r#"{"name": "second", "version": "2.0.0", "actions": [{"name": "greet"}]}"#;
+    let once = packhost::embed_manifest(&fixture(None), first.as_bytes()).expect("embeds");
+    let twice = packhost::embed_manifest(&once, second.as_bytes()).expect("replaces");
+    let pack = Pack::load(&twice, options("{}")).expect("the component still loads");
+    assert_eq!(pack.manifest().name, "second");
+    assert_eq!(pack.call("greet", b"").unwrap().output, b"none");
+    assert_eq!(
+        pack.call("shout", b"x").unwrap_err().code(),
+        "action_not_found",
+        "only the manifest's actions are callable"
+    );
 }

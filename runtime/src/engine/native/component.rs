@@ -4,7 +4,7 @@
 //!
 //! What differs from a module is only how a call crosses: the input is lowered into the
 //! component's memory by its own allocator (so it counts against `memory_bytes` like any
-//! growth), and the output is read in place from that memory through the canonical ABI.
+//! growth), and the output or error message is copied out through the canonical ABI.
 //! packhost lends a component its `packhost:pack/host` instance (logging, config) and
 //! nothing else.
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{
     types::ComponentItem, ComponentExportIndex, ComponentType, Func,
-    Instance as WasmComponentInstance, InstancePre, Lift, Linker, WasmList, WasmStr,
+    Instance as WasmComponentInstance, InstancePre, Lift, Linker, WasmStr,
 };
 use wasmtime::{Store, StoreContextMut};
 
@@ -25,13 +25,14 @@ use super::{
 use crate::engine::{InstanceSpec, RawOutcome, StartupCost};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::InterpreterLock;
-use crate::module::COMPONENT_HOST;
+use crate::module::{component_action_name, COMPONENT_HOST};
 use crate::options::{CallOptions, LogLevel};
 
 /// A compiled, linked component pack: everything its instances share.
 pub(crate) struct ComponentCode {
     pre: InstancePre<HostState>,
-    /// The component's top-level function exports by name, with their position in an
+    /// The component's top-level function exports by action name (snake_case), with their
+    /// position in an
     /// instance's function table. Whether one has the action shape is checked as it is
     /// first called.
     functions: HashMap<String, (usize, ComponentExportIndex)>,
@@ -69,7 +70,7 @@ impl ComponentCode {
             .into_iter()
             .filter_map(|name| {
                 let index = component.get_export_index(None, &name)?;
-                Some((name, index))
+                Some((component_action_name(&name), index))
             })
             .enumerate()
             .map(|(position, (name, index))| (name, (position, index)))
@@ -188,8 +189,8 @@ impl Code for ComponentCode {
 }
 
 impl ComponentInstance {
-    /// Runs action `action` on `input` and hands its output, read in place from the
-    /// component's memory, to `read`.
+    /// Runs action `action` on `input` and hands its output, copied out of the component's
+    /// memory, to `read`.
     pub(crate) fn call<R>(
         &mut self,
         action: &str,
@@ -219,8 +220,10 @@ impl ComponentInstance {
 }
 
 /// An action's type as the host calls it: the input lowered from a host slice, the output
-/// or message lifted as views into the component's memory.
-type ActionResult = (std::result::Result<WasmList<u8>, WasmStr>,);
+/// or message copied out. (Not views into the component's memory: wasmtime runs the
+/// component's post-return function, which frees them, before the call returns, and a
+/// freed block's first bytes hold its allocator's bookkeeping.)
+type ActionResult = (std::result::Result<Vec<u8>, String>,);
 
 /// Calls `func` on `input` and collects its output or error.
 fn run_action<R>(
@@ -243,16 +246,11 @@ fn run_action<R>(
         .call(&mut *store, (input,))
         .map_err(super::call_error)?;
     match returned {
-        Ok(output) => read(output.as_le_slice(&*store)),
-        Err(message) => {
-            let message = message
-                .to_str(&*store)
-                .map_err(|err| Error::new(ErrorKind::Trap, format!("{err:#}")))?;
-            Err(Error::new(
-                ErrorKind::PluginError { return_code: 1 },
-                message.into_owned(),
-            ))
-        }
+        Ok(output) => read(&output),
+        Err(message) => Err(Error::new(
+            ErrorKind::PluginError { return_code: 1 },
+            message,
+        )),
     }
 }
 
