@@ -32,14 +32,14 @@ from conftest import CONFORMANCE, DIST, SUITE_FUNCTIONS, pack_path
 FLOW_FIELDS = {"flow", "flow_packs", "flow_input", "steps"}
 CASE_FIELDS = {
     "name", "pack", "packs", "pack_file", "extism_manifest", "options", "actions", "then",
-    "host_functions",
+    "host_functions", "fuel_pinned",
     "export", "input", "input_repeat", "output", "output_json", "error",
     "message_contains", "return_code", "logs", "context", "cancel_after_ms", "host_calls",
     "kv_ops", "audit",
 } | FLOW_FIELDS
 CALL_FIELDS = CASE_FIELDS - FLOW_FIELDS - {
     "name", "pack", "packs", "pack_file", "extism_manifest", "options", "actions", "then",
-    "host_functions",
+    "host_functions", "fuel_pinned",
 }
 # A ``then`` step may also name a sample pack to call instead of the case's; only the
 # case's first call is cancelled, so a step naming ``cancel_after_ms`` is a malformed case.
@@ -154,10 +154,13 @@ def check_logs(logs: Any, expect: Dict[str, Any]) -> List[str]:
     return [] if actual == expect["logs"] else [f"logs {actual}, expected {expect['logs']}"]
 
 
-def check_fuel(fuel_consumed: int, engine: str, key: str) -> List[str]:
+def check_fuel(fuel_consumed: int, engine: str, key: str, pinned: bool = True) -> List[str]:
     """Every successful call (or flow run) must burn what fuel.json records for it on this
     engine; a missing entry fails, as in the Rust runner, so a stale fuel.json cannot pass
-    unnoticed."""
+    unnoticed. A case with ``fuel_pinned: false`` (a pack whose builds are not
+    reproducible) has no entry and need only have burnt some fuel."""
+    if not pinned:
+        return [] if fuel_consumed > 0 else ["no fuel burnt"]
     wanted = FUEL.get(engine, {}).get(key)
     if wanted is None:
         return [f"no fuel.json entry for {key} on {engine} (bless with the Rust runner)"]
@@ -189,7 +192,8 @@ def cancelled_after(ms: Optional[int]) -> Iterator[Optional[packhost.CancelToken
         timer.join()
 
 
-def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -> List[str]:
+def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any],
+             fuel_pinned: bool = True) -> List[str]:
     unknown = set(call) - CALL_FIELDS
     assert not unknown, f"{key}: fields this runner does not know: {sorted(unknown)}"
     export = call["export"]
@@ -222,7 +226,7 @@ def run_call(pack: packhost.Pack, engine: str, key: str, call: Dict[str, Any]) -
             if actual != call["output_json"]:
                 problems.append(f"output_json {actual!r}, expected {call['output_json']!r}")
     return (problems + check_logs(result.logs, call)
-            + check_fuel(result.usage.fuel_consumed, engine, key)
+            + check_fuel(result.usage.fuel_consumed, engine, key, fuel_pinned)
             + check_usage(result.usage, call) + check_audit(result.audit, call))
 
 
@@ -251,7 +255,8 @@ def run_flow(case: Dict[str, Any], engine: str, options: Any) -> List[str]:
         step["usage"]["context"] for step in result["steps"] if step["usage"] is not None
     ]
     problems += [f"usage context {c!r}, expected {context!r}" for c in contexts if c != context]
-    return problems + check_fuel(result["usage"]["fuel_consumed"], engine, case["name"])
+    return problems + check_fuel(result["usage"]["fuel_consumed"], engine, case["name"],
+                                 case.get("fuel_pinned", True))
 
 
 def check_usage(usage: Any, expect: Dict[str, Any]) -> List[str]:
@@ -354,7 +359,8 @@ def test_conformance(
         problems.append(f"actions {pack.actions}, expected {case['actions']}")
     if "export" in case:
         problems += run_call(pack, engine, case["name"],
-                             {k: v for k, v in case.items() if k in CALL_FIELDS})
+                             {k: v for k, v in case.items() if k in CALL_FIELDS},
+                             case.get("fuel_pinned", True))
     elif "error" in case:
         problems.append(f"loaded, expected error {case['error']}")
     for index, step in enumerate(case.get("then", [])):
@@ -371,5 +377,6 @@ def test_conformance(
                                 f"{error.code}: {error.message}")
                 continue
         call = {k: v for k, v in step.items() if k != "pack"}
-        problems += [f"then[{index}]: {p}" for p in run_call(target, engine, key, call)]
+        problems += [f"then[{index}]: {p}"
+                     for p in run_call(target, engine, key, call, case.get("fuel_pinned", True))]
     assert not problems, "\n".join(problems)

@@ -28,11 +28,11 @@ private val CASE_FIELDS = setOf(
     "name", "pack", "packs", "pack_file", "extism_manifest", "options", "actions", "then",
     "host_functions", "export", "input", "input_repeat", "output", "output_json", "error",
     "message_contains", "return_code", "logs", "context", "cancel_after_ms", "host_calls",
-    "kv_ops", "audit",
+    "kv_ops", "audit", "fuel_pinned",
 ) + FLOW_FIELDS
 private val CALL_FIELDS = CASE_FIELDS - FLOW_FIELDS - setOf(
     "name", "pack", "packs", "pack_file", "extism_manifest", "options", "actions", "then",
-    "host_functions",
+    "host_functions", "fuel_pinned",
 )
 private val STEP_FIELDS = CALL_FIELDS - "cancel_after_ms" + "pack"
 
@@ -178,10 +178,11 @@ class ConformanceTest : Suite() {
                 val wanted = case["actions"].asJsonArray.map { it.asString }
                 if (pack.actions != wanted) problems += "actions ${pack.actions}, expected $wanted"
             }
+            val fuelPinned = case["fuel_pinned"]?.asBoolean ?: true
             if (case.has("export")) {
                 problems += runCall(pack, engine, name, JsonObject().apply {
                     for ((key, value) in case.entrySet()) if (key in CALL_FIELDS) add(key, value)
-                })
+                }, fuelPinned)
             } else if (case.has("error")) {
                 problems += "loaded, expected error ${case["error"].asString}"
             }
@@ -198,7 +199,7 @@ class ConformanceTest : Suite() {
                     continue
                 }
                 val call = step.deepCopy().apply { remove("pack") }
-                problems += runCall(target, engine, key, call).map { "then[$index]: $it" }
+                problems += runCall(target, engine, key, call, fuelPinned).map { "then[$index]: $it" }
                 if (target !== pack) target.close()
             }
             report(problems)
@@ -209,7 +210,7 @@ class ConformanceTest : Suite() {
         check(problems.isEmpty()) { problems.joinToString("\n") }
     }
 
-    private fun runCall(pack: Pack, engine: String, key: String, call: JsonObject): List<String> {
+    private fun runCall(pack: Pack, engine: String, key: String, call: JsonObject, fuelPinned: Boolean): List<String> {
         val unknown = call.keySet() - CALL_FIELDS
         check(unknown.isEmpty()) { "$key: fields this runner does not know: $unknown" }
         val export = call["export"].asString
@@ -238,7 +239,7 @@ class ConformanceTest : Suite() {
             }
         }
         call["output_json"]?.let { wanted -> problems += checkJsonOutput(result, wanted) }
-        return problems + checkLogs(result.logs, call) + checkFuel(result.usage.fuelConsumed, engine, key) +
+        return problems + checkLogs(result.logs, call) + checkFuel(result.usage.fuelConsumed, engine, key, fuelPinned) +
             checkUsage(result.usage, call) + checkAudit(result.audit, call)
     }
 
@@ -305,7 +306,10 @@ class ConformanceTest : Suite() {
             for (actual in contexts) {
                 if (!sameJson(actual, context)) problems += "usage context $actual, expected $context"
             }
-            return problems + checkFuel(result["usage"].asJsonObject["fuel_consumed"].asLong, engine, case["name"].asString)
+            return problems + checkFuel(
+                result["usage"].asJsonObject["fuel_consumed"].asLong, engine, case["name"].asString,
+                case["fuel_pinned"]?.asBoolean ?: true,
+            )
         } finally {
             packs.values.forEach { it.close() }
         }
@@ -340,8 +344,10 @@ class ConformanceTest : Suite() {
     }
 
     /** Every successful call burns what fuel.json records for it on this engine; a missing
-     * entry fails, so a stale fuel.json cannot pass unnoticed. */
-    private fun checkFuel(consumed: Long, engine: String, key: String): List<String> {
+     * entry fails, so a stale fuel.json cannot pass unnoticed. A case with `fuel_pinned: false`
+     * (a pack whose builds are not reproducible) has no entry and need only burn some fuel. */
+    private fun checkFuel(consumed: Long, engine: String, key: String, pinned: Boolean): List<String> {
+        if (!pinned) return if (consumed > 0) emptyList() else listOf("no fuel burnt")
         val wanted = fuel[engine]?.asJsonObject?.get(key)
             ?: return listOf("no fuel.json entry for $key on $engine (bless with the Rust runner)")
         return if (consumed == wanted.asLong) emptyList() else listOf("fuel $consumed, expected $wanted (fuel.json)")
