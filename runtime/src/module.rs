@@ -158,10 +158,12 @@ impl ModuleInfo {
     /// `invalid_pack` when the bytes are neither a valid module nor a valid component, or
     /// carry the manifest section twice.
     pub fn read(bytes: &[u8]) -> Result<Self> {
-        let types = Validator::new_with_features(WasmFeatures::all())
-            .validate_all(bytes)
-            .map_err(|err| Error::invalid_pack(format!("not a valid WebAssembly module: {err}")))?;
-        if Parser::is_component(bytes) {
+        let component = Parser::is_component(bytes);
+        // A component's function bodies (megabytes of them for an interpreter inside) are
+        // validated by wasmtime as it compiles them, before any runs; only code it compiled
+        // ever reaches the code cache, so checking them here too would only slow each load.
+        let types = validate(bytes, !component)?;
+        if component {
             return read_component(bytes, &types);
         }
 
@@ -494,6 +496,43 @@ impl ModuleInfo {
         }
         Ok(())
     }
+}
+
+/// Validates `bytes`, a module or a component, and returns its top-level types; function
+/// bodies are validated only with `bodies`.
+///
+/// # Errors
+/// `invalid_pack` saying what is not valid.
+fn validate(bytes: &[u8], bodies: bool) -> Result<wasmparser::types::Types> {
+    validate_parts(bytes, bodies)
+        .map_err(|err| Error::invalid_pack(format!("not a valid WebAssembly module: {err}")))?
+        .ok_or_else(|| Error::invalid_pack("not a valid WebAssembly module: it has no end"))
+}
+
+fn validate_parts(
+    bytes: &[u8],
+    bodies: bool,
+) -> wasmparser::Result<Option<wasmparser::types::Types>> {
+    let mut validator = Validator::new_with_features(WasmFeatures::all());
+    let mut parser = Parser::new(0);
+    parser.set_features(WasmFeatures::all());
+    let mut functions = Vec::new();
+    let mut top_level = None;
+    for payload in parser.parse_all(bytes) {
+        match validator.payload(&payload?)? {
+            wasmparser::ValidPayload::Func(func, body) if bodies => functions.push((func, body)),
+            // The last end is the top level's.
+            wasmparser::ValidPayload::End(types) => top_level = Some(types),
+            _ => {}
+        }
+    }
+    let mut allocations = wasmparser::FuncValidatorAllocations::default();
+    for (func, body) in functions {
+        let mut validator = func.into_validator(allocations);
+        validator.validate(&body)?;
+        allocations = validator.into_allocations();
+    }
+    Ok(top_level)
 }
 
 /// The instance packhost lends every component pack (`wit/component.wit`).

@@ -164,3 +164,29 @@ fn a_components_manifest_is_embedded_and_replaced_at_its_top_level() {
         "only the manifest's actions are callable"
     );
 }
+
+#[test]
+fn a_component_with_an_invalid_function_body_fails_as_invalid_pack_when_compiled() {
+    // Load reads a component without validating its function bodies (wasmtime does, as it
+    // compiles them): the pack loads, and its first call is refused, the host unharmed.
+    let component = wat::parse_str(
+        r#"(component
+             (core module $m
+               (memory (export "memory") 1)
+               (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 0)
+               (func (export "act") (param i32 i32) (result i32)))
+             (core instance $i (instantiate $m))
+             (type $action (func (param "input" (list u8))
+                                 (result (result (list u8) (error string)))))
+             (alias core export $i "act" (core func $act))
+             (alias core export $i "memory" (core memory $mem))
+             (alias core export $i "realloc" (core func $realloc))
+             (func (export "act") (type $action)
+               (canon lift (core func $act) (memory $mem) (realloc $realloc))))"#,
+    )
+    .unwrap();
+    let pack = Pack::load(&component, options("{}")).expect("loads without body validation");
+    let err = pack.call("act", b"").unwrap_err();
+    assert_eq!(err.code(), "invalid_pack");
+    assert!(err.message().contains("compile"), "{}", err.message());
+}
