@@ -466,7 +466,13 @@ fn build(dir: &Path, release: bool) -> Result<(), Failure> {
         manifest.name,
         manifest.version,
         language.as_str(),
-        if release { "release" } else { "debug" },
+        if language.builds_components() {
+            "component"
+        } else if release {
+            "release"
+        } else {
+            "debug"
+        },
         output.display()
     );
     println!("size     {} bytes", pack_bytes.len());

@@ -25,6 +25,12 @@ use crate::options::{CallOptions, EngineKind, Limits, LogLevel};
 /// the generated manifest does not match the module; any call error of the export itself.
 pub fn embed_generated_manifest(module: &[u8]) -> Result<Vec<u8>> {
     let info = ModuleInfo::read(module)?;
+    if info.component {
+        return Err(Error::invalid_pack(
+            "the pack is a component, which has no manifest export to run: give its manifest \
+             as a file (`packhost embed PACK --manifest manifest.json`)",
+        ));
+    }
     let mut stubs = unavailable_host_functions(
         &info,
         "host functions are not available while the manifest is generated",

@@ -587,6 +587,25 @@ fn read_component(bytes: &[u8], types: &wasmparser::types::Types) -> Result<Modu
                     });
                 }
             }
+            // Handles of a component's own resources live in a table wasmtime keeps on the
+            // host, uncounted by memory_bytes and up to 2^28 entries a table; the pack
+            // contract has no resources, so a component that makes them is refused.
+            Payload::ComponentCanonicalSection(reader) => {
+                for function in reader {
+                    use wasmparser::CanonicalFunction as Canon;
+                    match function.map_err(invalid)? {
+                        Canon::ResourceNew { .. }
+                        | Canon::ResourceRep { .. }
+                        | Canon::ResourceDrop { .. }
+                        | Canon::ResourceDropAsync { .. } => {
+                            return Err(Error::invalid_pack(
+                                "the component makes resources of its own; packs exchange bytes and lend no resources",
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+            }
             Payload::CustomSection(reader) if depth == 1 && reader.name() == MANIFEST_SECTION => {
                 if manifest_section.is_some() {
                     return Err(Error::invalid_manifest(format!(

@@ -190,3 +190,30 @@ fn a_component_with_an_invalid_function_body_fails_as_invalid_pack_when_compiled
     assert_eq!(err.code(), "invalid_pack");
     assert!(err.message().contains("compile"), "{}", err.message());
 }
+
+#[test]
+fn a_component_making_resources_of_its_own_is_refused_at_load() {
+    // Handles of its own resources would live in a host table memory_bytes does not count.
+    let component = wat::parse_str(
+        r#"(component
+             (type $handle (resource (rep i32)))
+             (core func $new (canon resource.new $handle))
+             (core module $m
+               (import "" "new" (func (param i32) (result i32)))
+               (func (export "hoard") (loop $again
+                 (drop (call 0 (i32.const 0))) (br $again))))
+             (core instance $i (instantiate $m
+               (with "" (instance (export "new" (func $new)))))))"#,
+    )
+    .unwrap();
+    let err = Pack::load(&component, options("{}")).unwrap_err();
+    assert_eq!(err.code(), "invalid_pack");
+    assert!(err.message().contains("resources"), "{}", err.message());
+}
+
+#[test]
+fn embedding_a_generated_manifest_into_a_component_says_to_give_the_file() {
+    let err = packhost::embed_generated_manifest(&fixture(None)).unwrap_err();
+    assert_eq!(err.code(), "invalid_pack");
+    assert!(err.message().contains("--manifest"), "{}", err.message());
+}

@@ -76,6 +76,11 @@ impl Redactor {
         self.values.is_empty()
     }
 
+    /// The length in bytes of the longest value hidden.
+    pub(crate) fn longest(&self) -> usize {
+        self.values.first().map_or(0, String::len)
+    }
+
     /// `text` with every secret value replaced by [`REDACTED`].
     pub fn redact(&self, text: &str) -> String {
         let mut text = text.to_string();

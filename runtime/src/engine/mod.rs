@@ -361,12 +361,21 @@ impl LogBuffer {
         self.level.is_some_and(|min| level >= min) && self.lines.len() < MAX_LOG_LINES
     }
 
+    /// How much of a line of `len` bytes is worth decoding, redacting and escaping: the
+    /// part that can reach the kept prefix, with room for a secret that starts inside it.
+    /// A pack's line can be as long as its memory; working on all of it would make the host
+    /// allocate several times that, uncounted, for a line cut to 16 KiB anyway.
+    fn considered(&self, len: usize) -> usize {
+        len.min(MAX_LOG_MESSAGE_BYTES * 4 + self.redactor.longest())
+    }
+
     /// Keeps one line (lossily decoded, secret values redacted, control characters escaped,
     /// truncated) and forwards it to `tracing`.
     fn record(&mut self, level: LogLevel, message: &[u8]) {
         if !self.wants(level) {
             return;
         }
+        let message = &message[..self.considered(message.len())];
         let mut message = String::from_utf8_lossy(message).into_owned();
         if !self.redactor.is_empty() {
             message = self.redactor.redact(&message);

@@ -128,13 +128,16 @@ fn link_host(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             if !store.data().logs.wants(level) {
                 return Ok(());
             }
-            let message = message.to_str(&store)?.into_owned();
+            let message = message.to_str(&store)?;
+            // Only the part of the line that can be kept is copied out of the component.
+            let considered = store.data().logs.considered(message.len());
+            let message = message.as_bytes()[..considered].to_vec();
             // As for a module's log line: kept when its kept part fits under the memory
             // limit, dropped otherwise.
             let kept = message.len().min(crate::usage::MAX_LOG_MESSAGE_BYTES) as u64;
             let state = store.data_mut();
             if state.limiter.hold_if_room(kept) {
-                state.logs.record(level, message.as_bytes());
+                state.logs.record(level, &message);
             }
             Ok(())
         },

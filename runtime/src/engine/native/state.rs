@@ -407,7 +407,31 @@ impl ResourceLimiter for MemoryLimiter {
         self.peak = self.peak.max(self.total());
         Ok(true)
     }
+
+    // Each core instance, memory and table costs the host its own bookkeeping (and a
+    // memory its address space reservation) before any growth is counted, and a component
+    // can instantiate a small module thousands of times: wasmtime's defaults are 10,000 of
+    // each per store. Real packs need a few (an interpreter component some tens of
+    // instances).
+    fn instances(&self) -> usize {
+        MAX_INSTANCES_PER_STORE
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES_PER_STORE
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES_PER_STORE
+    }
 }
+
+/// Most core instances one pack instance (a store) may make.
+const MAX_INSTANCES_PER_STORE: usize = 200;
+/// Most linear memories one pack instance may hold (the native engine's kernel memory is one).
+const MAX_MEMORIES_PER_STORE: usize = 32;
+/// Most tables one pack instance may hold.
+const MAX_TABLES_PER_STORE: usize = 200;
 
 /// A host function's refusal, carried through wasmtime's error back to the call's result.
 #[derive(Debug)]
