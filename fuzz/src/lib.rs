@@ -65,8 +65,14 @@ pub struct Corpus {
     packs: Vec<Vec<u8>>,
 }
 
+/// The largest sample the corpus keeps. A mutant of an interpreter component (the Python and
+/// JavaScript packs, 12-18 MB) that still loads takes seconds to compile, which left the load
+/// target about 20 cases a minute; the component fixture keeps components in the corpus.
+const MAX_SAMPLE_BYTES: u64 = 4 << 20;
+
 impl Corpus {
-    /// Reads every `.wasm` under the repository's `plugins/dist` and conformance fixtures.
+    /// Reads every `.wasm` of at most [`MAX_SAMPLE_BYTES`] under the repository's
+    /// `plugins/dist` and conformance fixtures.
     pub fn load() -> Corpus {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut packs = Vec::new();
@@ -81,6 +87,9 @@ impl Corpus {
                 files
                     .iter()
                     .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+                    .filter(|path| {
+                        std::fs::metadata(path).is_ok_and(|meta| meta.len() <= MAX_SAMPLE_BYTES)
+                    })
                     .filter_map(|path| std::fs::read(path).ok()),
             );
         }
