@@ -504,35 +504,25 @@ impl ModuleInfo {
 /// # Errors
 /// `invalid_pack` saying what is not valid.
 fn validate(bytes: &[u8], bodies: bool) -> Result<wasmparser::types::Types> {
-    validate_parts(bytes, bodies)
-        .map_err(|err| Error::invalid_pack(format!("not a valid WebAssembly module: {err}")))?
-        .ok_or_else(|| Error::invalid_pack("not a valid WebAssembly module: it has no end"))
-}
-
-fn validate_parts(
-    bytes: &[u8],
-    bodies: bool,
-) -> wasmparser::Result<Option<wasmparser::types::Types>> {
+    let invalid = |err| Error::invalid_pack(format!("not a valid WebAssembly module: {err}"));
     let mut validator = Validator::new_with_features(WasmFeatures::all());
+    if bodies {
+        return validator.validate_all(bytes).map_err(invalid);
+    }
+    // wasmparser's `validate_all` without its last step, the function bodies.
     let mut parser = Parser::new(0);
     parser.set_features(WasmFeatures::all());
-    let mut functions = Vec::new();
     let mut top_level = None;
     for payload in parser.parse_all(bytes) {
-        match validator.payload(&payload?)? {
-            wasmparser::ValidPayload::Func(func, body) if bodies => functions.push((func, body)),
-            // The last end is the top level's.
-            wasmparser::ValidPayload::End(types) => top_level = Some(types),
-            _ => {}
+        let payload = payload.map_err(invalid)?;
+        // The last end is the top level's.
+        if let wasmparser::ValidPayload::End(types) =
+            validator.payload(&payload).map_err(invalid)?
+        {
+            top_level = Some(types);
         }
     }
-    let mut allocations = wasmparser::FuncValidatorAllocations::default();
-    for (func, body) in functions {
-        let mut validator = func.into_validator(allocations);
-        validator.validate(&body)?;
-        allocations = validator.into_allocations();
-    }
-    Ok(top_level)
+    top_level.ok_or_else(|| Error::invalid_pack("not a valid WebAssembly module: it has no end"))
 }
 
 /// The instance packhost lends every component pack (`wit/component.wit`).

@@ -181,13 +181,25 @@ impl Code for ComponentCode {
     fn compile(spec: &InstanceSpec) -> Result<Self> {
         ComponentCode::new(spec)
     }
+    /// Makes a store and component instance under the call limits, returning what its start-up
+    /// cost so the next call can report it.
     fn instantiate(
         code: &Arc<Self>,
         limits: CallLimits,
         log_level: LogLevel,
         redactor: &Arc<crate::capabilities::secrets::Redactor>,
     ) -> Result<(Live, StartupCost)> {
-        instantiate(code, limits, log_level, redactor)
+        let mut store = new_store(&code.grants, None, limits, log_level, redactor)?;
+        let (instance, startup) = start_up(&mut store, limits, |store| {
+            catch_panic("instantiating", || code.pre.instantiate(&mut *store))?
+                .map_err(|err| start_error(store, err))
+        })?;
+        let live = Live {
+            store,
+            instance,
+            functions: vec![None; code.functions.len()],
+        };
+        Ok((live, startup))
     }
 }
 
@@ -255,25 +267,4 @@ fn run_action<R>(
             message,
         )),
     }
-}
-
-/// Makes a store and component instance under the call limits, returning what its start-up
-/// cost so the next call can report it.
-fn instantiate(
-    code: &Arc<ComponentCode>,
-    limits: CallLimits,
-    log_level: LogLevel,
-    redactor: &Arc<crate::capabilities::secrets::Redactor>,
-) -> Result<(Live, StartupCost)> {
-    let mut store = new_store(&code.grants, None, limits, log_level, redactor)?;
-    let (instance, startup) = start_up(&mut store, limits, |store| {
-        catch_panic("instantiating", || code.pre.instantiate(&mut *store))?
-            .map_err(|err| start_error(store, err))
-    })?;
-    let live = Live {
-        store,
-        instance,
-        functions: vec![None; code.functions.len()],
-    };
-    Ok((live, startup))
 }

@@ -388,13 +388,46 @@ impl Code for PackCode {
     fn compile(spec: &InstanceSpec) -> Result<Self> {
         PackCode::new(spec)
     }
+    /// Makes a store and instance and runs the pack's start-up code under the same limits as a
+    /// call (fuel, deadline, memory), returning what it cost so the next call can report it.
     fn instantiate(
         code: &Arc<Self>,
         limits: CallLimits,
         log_level: crate::options::LogLevel,
         redactor: &Arc<crate::capabilities::secrets::Redactor>,
     ) -> Result<(Live, StartupCost)> {
-        instantiate(code, limits, log_level, redactor)
+        let mut store = new_store(
+            &code.grants,
+            code.wasi.as_deref().map(Vec::as_slice),
+            limits,
+            log_level,
+            redactor,
+        )?;
+        let (instance, startup) = start_up(&mut store, limits, |store| {
+            let instance = catch_panic("instantiating", || code.start.instantiate(store))??;
+            kernel::offer(&mut *store, &instance);
+            run_initializers(store, &instance, &code.exports.initializers)?;
+            Ok(instance)
+        })?;
+
+        let exports = &code.exports;
+        let memory = exports
+            .memory
+            .as_ref()
+            .and_then(|at| instance.get_module_export(&mut store, at))
+            .and_then(wasmtime::Extern::into_memory);
+        let bulk = exports.bulk.as_ref().and_then(|(input, output)| {
+            let input = typed_export(&instance, &mut store, input)?;
+            Some((input, typed_export(&instance, &mut store, output)?))
+        });
+        let live = Live {
+            store,
+            instance,
+            memory,
+            actions: vec![None; exports.actions.len()],
+            bulk,
+        };
+        Ok((live, startup))
     }
 }
 
@@ -749,48 +782,6 @@ fn call_error(err: wasmtime::Error) -> Error {
         Some(trap) => Error::new(ErrorKind::Trap, trap.to_string()),
         None => Error::new(ErrorKind::Trap, format!("{:#}", err.root_cause())),
     }
-}
-
-/// Makes a store and instance and runs the pack's start-up code under the same limits as a
-/// call (fuel, deadline, memory), returning what it cost so the next call can report it.
-fn instantiate(
-    code: &Arc<PackCode>,
-    limits: CallLimits,
-    log_level: crate::options::LogLevel,
-    redactor: &Arc<crate::capabilities::secrets::Redactor>,
-) -> Result<(Live, StartupCost)> {
-    let mut store = new_store(
-        &code.grants,
-        code.wasi.as_deref().map(Vec::as_slice),
-        limits,
-        log_level,
-        redactor,
-    )?;
-    let (instance, startup) = start_up(&mut store, limits, |store| {
-        let instance = catch_panic("instantiating", || code.start.instantiate(store))??;
-        kernel::offer(&mut *store, &instance);
-        run_initializers(store, &instance, &code.exports.initializers)?;
-        Ok(instance)
-    })?;
-
-    let exports = &code.exports;
-    let memory = exports
-        .memory
-        .as_ref()
-        .and_then(|at| instance.get_module_export(&mut store, at))
-        .and_then(wasmtime::Extern::into_memory);
-    let bulk = exports.bulk.as_ref().and_then(|(input, output)| {
-        let input = typed_export(&instance, &mut store, input)?;
-        Some((input, typed_export(&instance, &mut store, output)?))
-    });
-    let live = Live {
-        store,
-        instance,
-        memory,
-        actions: vec![None; exports.actions.len()],
-        bulk,
-    };
-    Ok((live, startup))
 }
 
 /// A store for one instance of a pack granted `grants`, under `limits`, with WASI over
