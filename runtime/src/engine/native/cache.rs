@@ -1,5 +1,5 @@
 //! The native engine's on-disk code cache: `<cache>/native/<engine hash>/<pack id>.cwasm`
-//! files, each bound by an HMAC to this user and to its pack, kept under a size cap that
+//! files, each bound by a keyed hash to this user and to its pack, kept under a size cap that
 //! evicts the least recently used.
 //!
 //! Loading a cached file runs the machine code in it, so a file that another local user or a
@@ -11,12 +11,20 @@
 //!   packhost never loosens or repairs one, it refuses the disk cache and compiles in memory;
 //! * files are written to an unpredictable temporary name opened with `O_EXCL | O_NOFOLLOW`
 //!   and mode `0600`, then renamed into place, so a reader never sees half a file and nobody
-//!   can pre-create or redirect the file being written;
-//! * each file carries an HMAC-SHA256, under a per-user secret kept in `<cache>/key`, over a
-//!   magic, the pack id and the code: a file written by anyone without the key, edited after
-//!   it was written, or copied to another pack's name is refused and the pack recompiled.
+//!   can pre-create or redirect the file being written; a file is never written in place;
+//! * each file ends with a trailer holding a keyed BLAKE3 hash, under a per-user secret kept
+//!   in `<cache>/key`, over a magic, the pack id and the code: a file written by anyone
+//!   without the key, edited after it was written, or copied to another pack's name is
+//!   refused and the pack recompiled.
+//!
+//! The code comes first and the trailer last so that wasmtime can map the file itself: the
+//! code is checked where it lies in the page cache, then runs from a mapping of that same
+//! file, and a pack's initial memory is mapped copy-on-write from it, with no copy into the
+//! heap (a Python pack's code is ~55 MB).
 //!
 //! On other platforms there is no disk cache: packs are compiled in every process.
+
+use std::fs::File;
 
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
@@ -27,8 +35,10 @@ pub(super) trait CompiledCode: Sized {
     fn engine(&self) -> &Engine;
     fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
     /// # Safety
-    /// As `Module::deserialize`: `bytes` must be what `serialize` produced.
-    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+    /// As `Module::deserialize_open_file`: `file` must start with what `serialize` produced
+    /// (wasmtime's reader ignores what follows it, the trailer here) and stay unchanged
+    /// for as long as the code lives.
+    unsafe fn deserialize_file(engine: &Engine, file: &File) -> wasmtime::Result<Self>;
 }
 
 impl CompiledCode for Module {
@@ -38,9 +48,9 @@ impl CompiledCode for Module {
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Module::serialize(self)
     }
-    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+    unsafe fn deserialize_file(engine: &Engine, file: &File) -> wasmtime::Result<Self> {
         // SAFETY: the caller's promise.
-        unsafe { Module::deserialize(engine, bytes) }
+        unsafe { Module::deserialize_open_file(engine, file.try_clone()?) }
     }
 }
 
@@ -51,9 +61,18 @@ impl CompiledCode for Component {
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Component::serialize(self)
     }
-    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        // SAFETY: the caller's promise.
-        unsafe { Component::deserialize(engine, bytes) }
+    #[cfg(unix)]
+    unsafe fn deserialize_file(engine: &Engine, file: &File) -> wasmtime::Result<Self> {
+        use std::os::fd::AsRawFd;
+        // wasmtime 43 takes an open file for modules only; `/dev/fd/N` opens the very file
+        // that was checked (never the path again, which could be renamed over meanwhile).
+        let same_file = format!("/dev/fd/{}", file.as_raw_fd());
+        // SAFETY: the caller's promise, about the same file.
+        unsafe { Component::deserialize_file(engine, same_file) }
+    }
+    #[cfg(not(unix))]
+    unsafe fn deserialize_file(_engine: &Engine, _file: &File) -> wasmtime::Result<Self> {
+        wasmtime::bail!("there is no disk cache on this platform")
     }
 }
 
@@ -96,25 +115,26 @@ mod disk {
     use std::sync::OnceLock;
     use std::time::{Duration, SystemTime};
 
-    use hmac::{Hmac, Mac};
+    use memmap2::Mmap;
     use wasmtime::Engine;
 
     use super::CompiledCode;
 
     use crate::engine::cache_dir;
 
-    /// The first bytes of every cached file. The version byte changes with the layout, so an
-    /// older layout fails the magic check instead of being misread.
-    pub(super) const MAGIC: &[u8] = b"packhost-cwasm\x01";
+    /// The first bytes of every cached file's trailer. Its version byte changes with the
+    /// layout, which also renames the directory (`engine_tag`), so files of an older layout
+    /// are never even looked at.
+    pub(super) const MAGIC: &[u8] = b"packhost-cwasm\x02";
 
     /// Length of a pack id: the SHA-256 of the module bytes in lowercase hex.
     const ID_LEN: usize = 64;
 
-    /// Length of the HMAC-SHA256 tag.
-    const TAG_LEN: usize = 32;
+    /// Length of the keyed BLAKE3 tag.
+    const TAG_LEN: usize = blake3::OUT_LEN;
 
-    /// Bytes before the serialized module: magic, pack id, tag.
-    pub(super) const HEADER_LEN: usize = MAGIC.len() + ID_LEN + TAG_LEN;
+    /// Bytes after the serialized code: magic, pack id, tag.
+    pub(super) const TRAILER_LEN: usize = MAGIC.len() + ID_LEN + TAG_LEN;
 
     /// Length of the per-user secret.
     pub(super) const KEY_LEN: usize = 32;
@@ -138,12 +158,10 @@ mod disk {
     /// Age past which a temporary file is taken for one a crashed writer left behind.
     const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
-    type HmacSha256 = Hmac<sha2::Sha256>;
-
-    /// Why a file whose HMAC does not match is refused.
+    /// Why a file whose tag does not match is refused.
     const TAMPERED: &str =
-        "its HMAC does not match: it was changed after it was written, or written without this \
-         user's key";
+        "its keyed hash does not match: it was changed after it was written, or written \
+         without this user's key";
 
     /// This process's disk cache, built once from `cache_dir()`, or `None` when there is no
     /// cache directory or a check failed (then one warning says why). There is one engine per
@@ -226,7 +244,7 @@ mod disk {
             self.dir.join(format!("{id}.cwasm"))
         }
 
-        /// The module cached for pack `id`, or `None` when there is none or the file fails a
+        /// The code cached for pack `id`, or `None` when there is none or the file fails a
         /// check (warned, with its path). A file that loads gets its modification time set
         /// to now, so that eviction reads mtime as "last used".
         pub(super) fn load<C: CompiledCode>(&self, id: &str, engine: &Engine) -> Option<C> {
@@ -235,7 +253,7 @@ mod disk {
             }
             let path = self.path(id);
             // Group-readable would be harmless, group-writable is what lets code be planted.
-            let mut file = match open_for_reading(&path, 0o022) {
+            let file = match open_for_reading(&path, 0o022) {
                 Ok(file) => file,
                 Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
                 Err(err) => {
@@ -243,26 +261,30 @@ mod disk {
                     return None;
                 }
             };
-            let mut bytes = Vec::new();
-            if let Err(err) = file.read_to_end(&mut bytes) {
-                refuse_file(&path, &format!("it cannot be read: {err}"));
-                return None;
-            }
-            let code = match self.verify(id, &bytes) {
-                Ok(code) => code,
-                Err(why) => {
-                    refuse_file(&path, why);
+            // SAFETY: a read-only view of a file only this user can write, which packhost
+            // never writes in place (`store` renames a new file over it, which leaves this
+            // one as it is), so it does not change under the slice.
+            let checked = match unsafe { Mmap::map(&file) } {
+                Ok(mapped) => self.verify(id, &mapped).map(|_| ()),
+                Err(err) => {
+                    refuse_file(&path, &format!("it cannot be read: {err}"));
                     return None;
                 }
             };
-            // SAFETY: wasmtime requires bytes that `Module::serialize` produced. These carry
-            // a valid HMAC under this user's secret, which only `store` uses, over code that
-            // an engine of this very configuration (the directory's hash) compiled from the
-            // pack whose id they name; packs never supply precompiled code. The bytes were
-            // read into memory first, so the file changing now cannot affect them. wasmtime
-            // still checks its own header and engine compatibility.
-            let module = match unsafe { C::deserialize(engine, code) } {
-                Ok(module) => module,
+            if let Err(why) = checked {
+                refuse_file(&path, why);
+                return None;
+            }
+            // SAFETY: wasmtime requires a file that starts with what `serialize` produced and
+            // stays unchanged while the code lives. This one carries a valid tag under this
+            // user's secret, which only `store` uses, over code that an engine of this very
+            // configuration (the directory's hash) compiled from the pack whose id it names;
+            // packs never supply precompiled code. wasmtime maps this same open file, not the
+            // path, and the file stays unchanged as above (eviction unlinks it, which leaves
+            // a mapped file intact). wasmtime still checks its own header and engine
+            // compatibility.
+            let code = match unsafe { C::deserialize_file(engine, &file) } {
+                Ok(code) => code,
                 Err(err) => {
                     refuse_file(&path, &format!("wasmtime cannot use it: {err:#}"));
                     return None;
@@ -270,31 +292,32 @@ mod disk {
             };
             // Failing only makes the file look older to eviction.
             let _ = file.set_modified(SystemTime::now());
-            Some(module)
+            Some(code)
         }
 
-        /// The serialized module inside `bytes`, or why the file is not one `store` wrote for
-        /// pack `id` with this key. The id is compared before the HMAC so the warning can say
-        /// which check failed; both must pass.
+        /// The serialized code in `bytes` (all but the trailer), or why the file is not one
+        /// `store` wrote for pack `id` with this key. The id is compared before the tag so the
+        /// warning can say which check failed; both must pass.
         pub(super) fn verify<'a>(
             &self,
             id: &str,
             bytes: &'a [u8],
         ) -> Result<&'a [u8], &'static str> {
-            if bytes.len() < HEADER_LEN {
-                return Err("it is shorter than its header");
-            }
-            let (magic, rest) = bytes.split_at(MAGIC.len());
+            let Some(code_len) = bytes.len().checked_sub(TRAILER_LEN) else {
+                return Err("it is shorter than its trailer");
+            };
+            let (code, trailer) = bytes.split_at(code_len);
+            let (magic, rest) = trailer.split_at(MAGIC.len());
             if magic != MAGIC {
-                return Err("it does not start with packhost's cache header");
+                return Err("it does not end with packhost's cache trailer");
             }
-            let (stored_id, rest) = rest.split_at(ID_LEN);
+            let (stored_id, tag) = rest.split_at(ID_LEN);
             if stored_id != id.as_bytes() {
                 return Err("it was stored for another pack");
             }
-            let (tag, code) = rest.split_at(TAG_LEN);
-            // `verify_slice` compares in constant time, so timing tells nothing about the tag.
-            if self.mac(id, code).verify_slice(tag).is_err() {
+            let tag = <[u8; TAG_LEN]>::try_from(tag).expect("the trailer's last TAG_LEN bytes");
+            // `blake3::Hash` compares in constant time, so timing tells nothing about the tag.
+            if self.tag(id, code) != blake3::Hash::from_bytes(tag) {
                 return Err(TAMPERED);
             }
             Ok(code)
@@ -315,7 +338,7 @@ mod disk {
                     return;
                 }
             };
-            let tag = self.mac(id, &code).finalize().into_bytes();
+            let tag = self.tag(id, &code);
             let path = self.path(id);
             let Some(staged) = self.temp_path(id) else {
                 return;
@@ -328,8 +351,8 @@ mod disk {
                     return;
                 }
             };
-            // No fsync: a file torn by a crash fails its HMAC and is recompiled.
-            let written = [MAGIC, id.as_bytes(), &tag[..], &code[..]]
+            // No fsync: a file torn by a crash fails its tag and is recompiled.
+            let written = [&code[..], MAGIC, id.as_bytes(), tag.as_bytes()]
                 .iter()
                 .try_for_each(|part| file.write_all(part));
             drop(file);
@@ -384,15 +407,14 @@ mod disk {
             }
         }
 
-        /// The HMAC over magic, pack id and code, keyed by this user's secret: what ties a
-        /// file to both the user and the pack.
-        fn mac(&self, id: &str, code: &[u8]) -> HmacSha256 {
-            let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key)
-                .expect("HMAC accepts keys of any length");
-            mac.update(MAGIC);
-            mac.update(id.as_bytes());
-            mac.update(code);
-            mac
+        /// The keyed BLAKE3 hash over magic, pack id and code, keyed by this user's secret:
+        /// what ties a file to both the user and the pack.
+        fn tag(&self, id: &str, code: &[u8]) -> blake3::Hash {
+            blake3::Hasher::new_keyed(&self.key)
+                .update(MAGIC)
+                .update(id.as_bytes())
+                .update(code)
+                .finalize()
         }
 
         /// A fresh temporary name next to pack `id`'s file, random so that nobody can
@@ -411,14 +433,15 @@ mod disk {
         id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     }
 
-    /// The directory name for `engine`: a hash of its compatibility hash, packhost's version
-    /// and the version of the rewrite that adds kernel memory to packs.
+    /// The directory name for `engine`: a hash of its compatibility hash, packhost's version,
+    /// the version of the rewrite that adds kernel memory to packs and the file layout's magic.
     fn engine_tag(engine: &Engine) -> String {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
         // Cached code is of the module as the native engine rewrote it.
         super::super::kernel_wasm::REWRITE_VERSION.hash(&mut hasher);
+        MAGIC.hash(&mut hasher);
         format!("{:016x}", hasher.finish())
     }
 
@@ -589,10 +612,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, SystemTime};
 
+    use wasmtime::component::Component;
     use wasmtime::Module;
 
     use super::super::code::engine;
-    use super::disk::{DiskCache, HEADER_LEN, KEY_FILE, KEY_LEN, MAGIC};
+    use super::disk::{DiskCache, KEY_FILE, KEY_LEN, MAGIC, TRAILER_LEN};
 
     /// A small module with an export, so a round trip can be checked for more than loading.
     const WAT: &str = r#"(module (func (export "answer") (result i32) i32.const 42))"#;
@@ -673,6 +697,26 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_component_loads_back_from_the_same_file() {
+        let scratch = Scratch::new("component");
+        let cache = cache_in(&scratch);
+        let pack = id('9');
+        let wat = r#"(component
+            (core module $m (memory (export "memory") 1) (data (i32.const 0) "kept"))
+            (core instance (instantiate $m)))"#;
+        let component = Component::new(engine(), wat::parse_str(wat).unwrap()).unwrap();
+        cache.store(&pack, &component);
+        let loaded = cache
+            .load::<Component>(&pack, engine())
+            .expect("the stored component loads");
+        assert_eq!(
+            loaded.component_type().imports(engine()).count(),
+            0,
+            "it is the component that was stored"
+        );
+    }
+
+    #[test]
     fn a_changed_file_or_one_keyed_by_another_user_is_refused() {
         let scratch = Scratch::new("tampered");
         let cache = cache_in(&scratch);
@@ -680,10 +724,11 @@ mod tests {
         let path = cache.path(&pack);
         cache.store(&pack, &module());
         let stored = fs::read(&path).unwrap();
-        assert_eq!(&stored[..MAGIC.len()], MAGIC);
+        let trailer = stored.len() - TRAILER_LEN;
+        assert_eq!(&stored[trailer..trailer + MAGIC.len()], MAGIC);
 
-        // One bit of the code flipped after the header, then one bit of the tag.
-        for position in [HEADER_LEN + (stored.len() - HEADER_LEN) / 2, HEADER_LEN - 1] {
+        // One bit of the code flipped, then one bit of the tag, then the file cut short.
+        for position in [trailer / 2, stored.len() - 1] {
             let mut changed = stored.clone();
             changed[position] ^= 1;
             fs::write(&path, &changed).unwrap();
@@ -692,6 +737,8 @@ mod tests {
                 "byte {position} changed"
             );
         }
+        fs::write(&path, &stored[..stored.len() - 1]).unwrap();
+        assert!(cache.load::<Module>(&pack, engine()).is_none(), "cut short");
 
         // Written by someone holding another key: a well-formed file with a valid-looking tag.
         let stranger = DiskCache {
@@ -718,13 +765,14 @@ mod tests {
         let (first, second) = (id('c'), id('d'));
         cache.store(&first, &module());
 
-        // Copied as it is: its header still names the first pack.
+        // Copied as it is: its trailer still names the first pack.
         fs::copy(cache.path(&first), cache.path(&second)).unwrap();
         assert!(cache.load::<Module>(&second, engine()).is_none());
 
-        // With the header rewritten to name the second pack: the HMAC covers the id.
+        // With the trailer rewritten to name the second pack: the tag covers the id.
         let mut renamed = fs::read(cache.path(&first)).unwrap();
-        renamed[MAGIC.len()..MAGIC.len() + second.len()].copy_from_slice(second.as_bytes());
+        let id_at = renamed.len() - TRAILER_LEN + MAGIC.len();
+        renamed[id_at..id_at + second.len()].copy_from_slice(second.as_bytes());
         fs::write(cache.path(&second), &renamed).unwrap();
         assert!(cache.load::<Module>(&second, engine()).is_none());
 
