@@ -20,7 +20,13 @@
 //! The code comes first and the trailer last so that wasmtime can map the file itself: the
 //! code is checked where it lies in the page cache, then runs from a mapping of that same
 //! file, and a pack's initial memory is mapped copy-on-write from it, with no copy into the
-//! heap (a Python pack's code is ~55 MB).
+//! heap (a Python pack's code is ~55 MB). The check holds for the bytes as they were when
+//! the file was loaded; a file is never written in place, so only its owner could change it
+//! after, and the owner can already sign files with the key. Where running code straight
+//! from the file is impossible or unsafe (a `noexec` mount, a network or FUSE filesystem,
+//! where another client's eviction or an I/O error would surface as `SIGBUS` when a page is
+//! first read), or fails (no `/dev/fd`, no file descriptors left), the checked bytes are
+//! copied into memory instead, as wasmtime's `deserialize` does.
 //!
 //! On other platforms there is no disk cache: packs are compiled in every process.
 
@@ -35,6 +41,9 @@ pub(super) trait CompiledCode: Sized {
     fn engine(&self) -> &Engine;
     fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
     /// # Safety
+    /// As `Module::deserialize`: `bytes` must be what `serialize` produced.
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+    /// # Safety
     /// As `Module::deserialize_open_file`: `file` must start with what `serialize` produced
     /// (wasmtime's reader ignores what follows it, the trailer here) and stay unchanged
     /// for as long as the code lives.
@@ -48,6 +57,10 @@ impl CompiledCode for Module {
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Module::serialize(self)
     }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's promise.
+        unsafe { Module::deserialize(engine, bytes) }
+    }
     unsafe fn deserialize_file(engine: &Engine, file: &File) -> wasmtime::Result<Self> {
         // SAFETY: the caller's promise.
         unsafe { Module::deserialize_open_file(engine, file.try_clone()?) }
@@ -60,6 +73,10 @@ impl CompiledCode for Component {
     }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Component::serialize(self)
+    }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's promise.
+        unsafe { Component::deserialize(engine, bytes) }
     }
     #[cfg(unix)]
     unsafe fn deserialize_file(engine: &Engine, file: &File) -> wasmtime::Result<Self> {
@@ -211,6 +228,9 @@ mod disk {
         pub(super) key: [u8; KEY_LEN],
         /// Cap on the total size of the `.cwasm` files in `dir`.
         pub(super) max_bytes: u64,
+        /// Whether wasmtime runs code straight from the files ([`can_run_from_files`]),
+        /// else from a copy.
+        pub(super) run_from_files: bool,
     }
 
     impl DiskCache {
@@ -232,10 +252,12 @@ mod disk {
                 make_private_dir(level)?;
             }
             let key = read_or_create_key(&root.join(KEY_FILE))?;
+            let run_from_files = can_run_from_files(&dir);
             Ok(DiskCache {
                 dir,
                 key,
                 max_bytes,
+                run_from_files,
             })
         }
 
@@ -264,26 +286,45 @@ mod disk {
             // SAFETY: a read-only view of a file only this user can write, which packhost
             // never writes in place (`store` renames a new file over it, which leaves this
             // one as it is), so it does not change under the slice.
-            let checked = match unsafe { Mmap::map(&file) } {
-                Ok(mapped) => self.verify(id, &mapped).map(|_| ()),
+            let mapped = match unsafe { Mmap::map(&file) } {
+                Ok(mapped) => mapped,
                 Err(err) => {
                     refuse_file(&path, &format!("it cannot be read: {err}"));
                     return None;
                 }
             };
-            if let Err(why) = checked {
-                refuse_file(&path, why);
-                return None;
-            }
-            // SAFETY: wasmtime requires a file that starts with what `serialize` produced and
-            // stays unchanged while the code lives. This one carries a valid tag under this
-            // user's secret, which only `store` uses, over code that an engine of this very
-            // configuration (the directory's hash) compiled from the pack whose id it names;
-            // packs never supply precompiled code. wasmtime maps this same open file, not the
-            // path, and the file stays unchanged as above (eviction unlinks it, which leaves
-            // a mapped file intact). wasmtime still checks its own header and engine
-            // compatibility.
-            let code = match unsafe { C::deserialize_file(engine, &file) } {
+            let checked = match self.verify(id, &mapped) {
+                Ok(checked) => checked,
+                Err(why) => {
+                    refuse_file(&path, why);
+                    return None;
+                }
+            };
+            // SAFETY (both calls): wasmtime requires what `serialize` produced, and for the
+            // file, that it stays unchanged while the code lives. This carries a valid tag
+            // under this user's secret, which only `store` uses, over code that an engine of
+            // this very configuration (the directory's hash) compiled from the pack whose id
+            // it names; packs never supply precompiled code. wasmtime maps this same open
+            // file, not the path, and the file stays unchanged as above (on the local
+            // filesystems `run_from_files` allows, eviction's unlink leaves a mapped file
+            // intact). wasmtime still checks its own header and engine compatibility.
+            let from_file = if self.run_from_files {
+                unsafe { C::deserialize_file(engine, &file) }
+                    .map_err(|err| {
+                        tracing::debug!(
+                            path = %path.display(),
+                            "running cached code from a copy, not the file: {err:#}"
+                        );
+                    })
+                    .ok()
+            } else {
+                None
+            };
+            let code = match from_file {
+                Some(code) => Ok(code),
+                None => unsafe { C::deserialize(engine, checked) },
+            };
+            let code = match code {
                 Ok(code) => code,
                 Err(err) => {
                     refuse_file(&path, &format!("wasmtime cannot use it: {err:#}"));
@@ -431,6 +472,50 @@ mod disk {
     /// never turned into a file name (no separators, no `..`).
     fn is_pack_id(id: &str) -> bool {
         id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    /// Whether wasmtime may run code straight from files in `dir`. Not on a `noexec` mount
+    /// (the kernel refuses to make such a mapping executable), nor on a network or FUSE
+    /// filesystem, where a file another client evicts, or a read error, would surface as
+    /// `SIGBUS` when a page of code is first read, long after the file was checked.
+    #[cfg(target_os = "linux")]
+    fn can_run_from_files(dir: &Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        // Filesystem magic numbers (statfs(2)) of remote and user-space filesystems.
+        const SHARED_OR_USER_SPACE: [i64; 7] = [
+            0x6969,      // NFS
+            0x517B,      // SMB
+            0xFF53_4D42, // CIFS
+            0xFE53_4D42, // SMB2
+            0x6573_5546, // FUSE
+            0x0102_1997, // 9P
+            0x0BD0_0BD0, // Lustre
+        ];
+        let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        let mut vfs = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: a NUL-terminated path and buffers of the types the calls fill.
+        let (vfs, fs) = unsafe {
+            if libc::statvfs(path.as_ptr(), vfs.as_mut_ptr()) != 0
+                || libc::statfs(path.as_ptr(), fs.as_mut_ptr()) != 0
+            {
+                return false;
+            }
+            (vfs.assume_init(), fs.assume_init())
+        };
+        let noexec = vfs.f_flag & libc::ST_NOEXEC != 0;
+        #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+        let kind = fs.f_type as i64;
+        !noexec && !SHARED_OR_USER_SPACE.contains(&kind)
+    }
+
+    /// Elsewhere wasmtime runs cached code from a copy; a failed attempt would cost the
+    /// same copy and a warning.
+    #[cfg(not(target_os = "linux"))]
+    fn can_run_from_files(_dir: &Path) -> bool {
+        false
     }
 
     /// The directory name for `engine`: a hash of its compatibility hash, packhost's version,
@@ -696,24 +781,72 @@ mod tests {
         }
     }
 
+    /// Calls the test module's `answer` in a fresh store.
+    fn answer(module: &Module) -> i32 {
+        let mut store = wasmtime::Store::new(engine(), ());
+        store.set_fuel(1_000_000).unwrap();
+        store.set_epoch_deadline(1 << 40);
+        let instance = wasmtime::Instance::new(&mut store, module, &[]).unwrap();
+        let answer = instance
+            .get_typed_func::<(), i32>(&mut store, "answer")
+            .unwrap();
+        answer.call(&mut store, ()).unwrap()
+    }
+
+    #[test]
+    fn code_run_from_its_file_outlives_the_file_being_replaced_and_removed() {
+        let scratch = Scratch::new("replaced");
+        let cache = cache_in(&scratch);
+        let pack = id('8');
+        cache.store(&pack, &module());
+        let loaded = cache.load::<Module>(&pack, engine()).expect("loads");
+        // What another process's store and eviction do meanwhile.
+        cache.store(&pack, &module());
+        fs::remove_file(cache.path(&pack)).unwrap();
+        assert_eq!(answer(&loaded), 42);
+    }
+
+    #[test]
+    fn code_is_run_from_a_copy_where_files_cannot_serve() {
+        let scratch = Scratch::new("copied");
+        let cache = DiskCache {
+            run_from_files: false,
+            ..cache_in(&scratch)
+        };
+        let pack = id('7');
+        cache.store(&pack, &module());
+        let loaded = cache.load::<Module>(&pack, engine()).expect("loads");
+        fs::remove_file(cache.path(&pack)).unwrap();
+        assert_eq!(answer(&loaded), 42);
+        // A changed file is refused on this path too.
+        cache.store(&pack, &module());
+        let mut changed = fs::read(cache.path(&pack)).unwrap();
+        let middle = (changed.len() - TRAILER_LEN) / 2;
+        changed[middle] ^= 1;
+        fs::write(cache.path(&pack), &changed).unwrap();
+        assert!(cache.load::<Module>(&pack, engine()).is_none());
+    }
+
     #[test]
     fn a_stored_component_loads_back_from_the_same_file() {
         let scratch = Scratch::new("component");
         let cache = cache_in(&scratch);
         let pack = id('9');
         let wat = r#"(component
-            (core module $m (memory (export "memory") 1) (data (i32.const 0) "kept"))
-            (core instance (instantiate $m)))"#;
+            (core module $m (func (export "answer") (result i32) i32.const 42))
+            (core instance $i (instantiate $m))
+            (func (export "answer") (result s32) (canon lift (core func $i "answer"))))"#;
         let component = Component::new(engine(), wat::parse_str(wat).unwrap()).unwrap();
         cache.store(&pack, &component);
         let loaded = cache
             .load::<Component>(&pack, engine())
             .expect("the stored component loads");
-        assert_eq!(
-            loaded.component_type().imports(engine()).count(),
-            0,
-            "it is the component that was stored"
-        );
+        let exports: Vec<String> = loaded
+            .component_type()
+            .exports(engine())
+            .map(|(name, _)| name.to_string())
+            .collect();
+        assert_eq!(exports, ["answer"], "it is the component that was stored");
     }
 
     #[test]
@@ -745,6 +878,7 @@ mod tests {
             dir: cache.dir.clone(),
             key: [7; KEY_LEN],
             max_bytes: u64::MAX,
+            run_from_files: cache.run_from_files,
         };
         stranger.store(&pack, &module());
         assert!(
@@ -855,6 +989,7 @@ mod tests {
             dir: cache.dir.clone(),
             key: cache.key,
             max_bytes: 2 * size + size / 2,
+            run_from_files: cache.run_from_files,
         };
         capped.evict();
         let kept: Vec<bool> = packs.iter().map(|p| capped.path(p).exists()).collect();
