@@ -525,12 +525,31 @@ fn validate(bytes: &[u8], bodies: bool) -> Result<wasmparser::types::Types> {
     top_level.ok_or_else(|| Error::invalid_pack("not a valid WebAssembly module: it has no end"))
 }
 
-/// The instance packhost lends every component pack (`wit/component.wit`).
+/// The instance packhost lends every component pack (`wit/component.wit`): logging and
+/// config.
 pub const COMPONENT_HOST: &str = "packhost:pack/host@0.1.0";
 
-/// The functions of [`COMPONENT_HOST`], kebab-case as WIT names them; a test keeps the list
-/// and `wit/` from drifting.
-pub const COMPONENT_HOST_FUNCTIONS: &[&str] = &["log", "config"];
+/// Key-value storage for component packs, the same capability as modules' `packhost:host/kv`.
+pub const COMPONENT_KV: &str = "packhost:pack/kv@0.1.0";
+
+/// Secrets for component packs, the same capability as modules' `packhost:host/secrets`.
+pub const COMPONENT_SECRETS: &str = "packhost:pack/secrets@0.1.0";
+
+/// HTTP for component packs, the same capability as modules' `http_request`.
+pub const COMPONENT_HTTP: &str = "packhost:pack/http@0.1.0";
+
+/// Every instance packhost lends component packs, with its functions kebab-case as WIT names
+/// them; a test keeps the list and `wit/` from drifting. A component may import any of them
+/// and nothing else.
+pub const COMPONENT_INTERFACES: &[(&str, &[&str])] = &[
+    (COMPONENT_HOST, &["log", "config"]),
+    (
+        COMPONENT_KV,
+        &["get", "set", "delete", "list", "compare-and-set"],
+    ),
+    (COMPONENT_SECRETS, &["get"]),
+    (COMPONENT_HTTP, &["request"]),
+];
 
 /// Reads a validated component: its top-level imports and exports (nested modules and
 /// components are its own business) and its top-level manifest section.
@@ -690,24 +709,38 @@ fn component_kind_name(kind: wasmparser::ComponentExternalKind) -> &'static str 
 }
 
 impl ModuleInfo {
-    /// Rejects a component's imports other than packhost's host instance. (Its functions'
-    /// types are checked as the component is linked, at its first instance.)
+    /// Rejects a component's imports other than packhost's instances
+    /// ([`COMPONENT_INTERFACES`]). (Their functions' types are checked as the component is
+    /// linked, at its first instance.)
     ///
     /// # Errors
     /// `invalid_pack` naming the first import packhost does not provide.
     fn check_component_imports(&self) -> Result<()> {
-        match self
-            .imports
-            .iter()
-            .find(|import| !(import.kind == "instance" && import.module == COMPONENT_HOST))
-        {
-            Some(import) if import.module.starts_with("wasi:") => Err(Error::invalid_pack(format!(
-                "the component imports {:?}; packhost lends components no WASI yet, only {COMPONENT_HOST}",
-                import.module
-            ))),
+        let lent = || {
+            COMPONENT_INTERFACES
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self.imports.iter().find(|import| {
+            !(import.kind == "instance"
+                && COMPONENT_INTERFACES
+                    .iter()
+                    .any(|(name, _)| import.module == *name))
+        }) {
+            Some(import) if import.module.starts_with("wasi:") => {
+                Err(Error::invalid_pack(format!(
+                    "the component imports {:?}; packhost lends components no WASI yet, only {}",
+                    import.module,
+                    lent()
+                )))
+            }
             Some(import) => Err(Error::invalid_pack(format!(
-                "the component imports {} {:?}, which packhost does not provide (it lends {COMPONENT_HOST})",
-                import.kind, import.module
+                "the component imports {} {:?}, which packhost does not provide (it lends {})",
+                import.kind,
+                import.module,
+                lent()
             ))),
             None => Ok(()),
         }

@@ -19,7 +19,9 @@ use crate::cancel::CancelToken;
 use crate::capabilities::audit::AuditEntry;
 use crate::capabilities::builtin_functions;
 use crate::capabilities::files;
-use crate::capabilities::host_fn::{check_registrations, HostFunction, HostFunctions};
+use crate::capabilities::host_fn::{
+    check_registrations, is_packhost_namespace, HostFunction, HostFunctions,
+};
 use crate::capabilities::http::HttpGrant;
 use crate::capabilities::kv;
 use crate::capabilities::secrets::{Redactor, SecretGrant};
@@ -345,44 +347,45 @@ impl Pack {
         }
 
         let hosts = effective_hosts(&asked.http_hosts, &options.allowed_hosts);
-        let spec = InstanceSpec {
-            id: id.clone(),
-            wasm: Arc::new(bytes.to_vec()),
-            linked: Arc::new(linking.order.iter().map(|(code, _)| code.clone()).collect()),
-            engine: options.engine,
-            allowed_hosts: hosts.iter().map(ToString::to_string).collect(),
-            http: Arc::new(HttpGrant::new(hosts, &options.http)),
-            config: options
-                .config
-                .iter()
-                .filter(|(key, _)| asked.config.contains(key))
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect(),
-            limits: options.limits.clone(),
-            log_level: options.log_level,
-            redactor: redactor.clone(),
-            wasi: options.allow_wasi && plugin.imports_wasi(),
-            mounts: Arc::new(mounts),
-            host_functions: Arc::new(HostFunctions {
-                // Only what the pack imports is linked: the rest would be dead weight in
-                // every instance.
-                functions: functions
-                    .into_iter()
-                    .filter(|f| {
-                        plugin
-                            .imports
-                            .iter()
-                            .any(|import| import.module == f.namespace() && import.name == f.name())
-                    })
+        let spec =
+            InstanceSpec {
+                id: id.clone(),
+                wasm: Arc::new(bytes.to_vec()),
+                linked: Arc::new(linking.order.iter().map(|(code, _)| code.clone()).collect()),
+                engine: options.engine,
+                allowed_hosts: hosts.iter().map(ToString::to_string).collect(),
+                http: Arc::new(HttpGrant::new(hosts, &options.http)),
+                config: options
+                    .config
+                    .iter()
+                    .filter(|(key, _)| asked.config.contains(key))
+                    .map(|(key, value)| (key.clone(), value.clone()))
                     .collect(),
-                pack_name: manifest.name.clone(),
-                pack_id: id.clone(),
-            }),
-            fuel_rates: crate::engine::FuelRates::shared(&id, options.engine),
-            native_code: Default::default(),
-            component: module.component,
-            component_code: Default::default(),
-        };
+                limits: options.limits.clone(),
+                log_level: options.log_level,
+                redactor: redactor.clone(),
+                wasi: options.allow_wasi && plugin.imports_wasi(),
+                mounts: Arc::new(mounts),
+                host_functions: Arc::new(HostFunctions {
+                    // Only what the pack imports is linked: the rest would be dead weight in
+                    // every instance. A component imports packhost's capabilities as whole
+                    // instances, whose functions are made only when it imports them.
+                    functions: functions
+                        .into_iter()
+                        .filter(|f| {
+                            plugin.imports.iter().any(|import| {
+                                import.module == f.namespace() && import.name == f.name()
+                            }) || (module.component && is_packhost_namespace(f.namespace()))
+                        })
+                        .collect(),
+                    pack_name: manifest.name.clone(),
+                    pack_id: id.clone(),
+                }),
+                fuel_rates: crate::engine::FuelRates::shared(&id, options.engine),
+                native_code: Default::default(),
+                component: module.component,
+                component_code: Default::default(),
+            };
         // Instances (and compilation) wait for the first call: everything that could stop a
         // pack from linking (imports by name and signature, the manifest) was checked above,
         // so load stays cheap for hosts that load many packs and call few.
@@ -809,7 +812,13 @@ impl Pack {
                     ErrorKind::PluginError { .. } | ErrorKind::OutputTooLarge
                 ),
             };
-        let reusable = (sound && inner.options.isolation != Isolation::Call) || {
+        // Linear memory never shrinks, so an instance that grew during this call to past
+        // three quarters of `memory_bytes` is renewed now rather than left to fail a later
+        // caller's call with `memory_limit`: the Python and JavaScript toolchains' components
+        // keep a little of every call. One whose memory stays put, however high, is kept.
+        let crowded =
+            outcome.memory_grew && outcome.peak_memory_bytes > limits.memory_bytes / 4 * 3;
+        let reusable = (sound && !crowded && inner.options.isolation != Isolation::Call) || {
             let mut renewed = false;
             let mut renew = || renewed = instance.renew().is_ok();
             match lock {

@@ -18,6 +18,16 @@ fn load(options_json: &str) -> Pack {
     Pack::load(&fixture(None), options(options_json)).expect("the component loads")
 }
 
+/// The fixture with its manifest, which asks for kv, a secret and HTTP hosts (a pack without
+/// a manifest is never granted packhost's own capabilities).
+fn load_with_manifest(options_json: &str) -> Pack {
+    let manifest = std::fs::read_to_string(
+        support::repo_root().join("tests/conformance/fixtures/component_tools.manifest.json"),
+    )
+    .unwrap();
+    Pack::load(&fixture(Some(&manifest)), options(options_json)).expect("the component loads")
+}
+
 #[test]
 fn a_component_pack_loads_through_pack_load_and_its_actions_run() {
     let pack = load("{}");
@@ -26,7 +36,22 @@ fn a_component_pack_loads_through_pack_load_and_its_actions_run() {
     let callable: Vec<&str> = info.callable_exports().collect();
     assert_eq!(
         callable,
-        ["shout", "fail", "spin", "hog", "crash", "greet", "remember"],
+        [
+            "shout",
+            "fail",
+            "spin",
+            "hog",
+            "crash",
+            "greet",
+            "remember",
+            "kv_put",
+            "kv_get",
+            "kv_delete",
+            "kv_claim",
+            "kv_keys",
+            "secret",
+            "fetch"
+        ],
         "functions of the action shape are actions; not-an-action is not"
     );
     let shouted = pack.call("shout", b"hello, component").expect("shout");
@@ -216,4 +241,104 @@ fn embedding_a_generated_manifest_into_a_component_says_to_give_the_file() {
     let err = packhost::embed_generated_manifest(&fixture(None)).unwrap_err();
     assert_eq!(err.code(), "invalid_pack");
     assert!(err.message().contains("--manifest"), "{}", err.message());
+}
+
+#[test]
+fn a_component_reaches_http_only_through_the_grant_and_every_request_is_audited() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request_line = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut request_line)
+            .unwrap();
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong")
+            .unwrap();
+        request_line
+    });
+    let request = serde_json::json!({ "url": format!("http://127.0.0.1:{port}/ping") }).to_string();
+
+    // Without the opt-in for loopback, the same request is refused before connecting.
+    let refused = load(
+        &serde_json::json!({"allowed_hosts": ["127.0.0.1"], "http": {"allowed_ports": [port]}})
+            .to_string(),
+    )
+    .call("fetch", request.as_bytes())
+    .unwrap_err();
+    assert_eq!(refused.code(), "host_denied");
+    assert!(
+        refused.message().contains("loopback"),
+        "{}",
+        refused.message()
+    );
+
+    let pack = load(
+        &serde_json::json!({
+            "allowed_hosts": ["127.0.0.1"],
+            "http": {"allow_private_hosts": ["127.0.0.1"], "allowed_ports": [port]}
+        })
+        .to_string(),
+    );
+    let reply = pack.call("fetch", request.as_bytes()).expect("fetch");
+    assert_eq!(reply.output, b"pong");
+    assert_eq!(reply.usage.http_requests, 1);
+    let audited: Vec<(String, Option<u16>)> = reply
+        .audit
+        .iter()
+        .map(|entry| (entry.target.clone(), entry.status))
+        .collect();
+    assert_eq!(audited, [("127.0.0.1".to_string(), Some(200))]);
+    assert!(server.join().unwrap().starts_with("GET /ping "));
+}
+
+#[test]
+fn a_components_kv_calls_are_counted_and_audited_as_a_modules_are() {
+    let pack = load_with_manifest(r#"{"kv": {"backend": "memory", "path": "component-kv-audit"}}"#);
+    let put = pack.call("kv_put", b"color").expect("kv_put");
+    assert_eq!(put.usage.kv_ops, 1);
+    let got = pack.call("kv_get", b"color").expect("kv_get");
+    assert_eq!(got.output, b"color");
+    let audited: Vec<(&str, &str, u64)> = got
+        .audit
+        .iter()
+        .map(|entry| {
+            (
+                entry.operation.as_str(),
+                entry.target.as_str(),
+                entry.bytes_received,
+            )
+        })
+        .collect();
+    assert_eq!(audited, [("get", "color", 5)]);
+    assert_eq!(
+        pack.call("kv_get", b"missing").expect("kv_get").output,
+        b"none"
+    );
+}
+
+#[test]
+fn a_warm_instance_that_keeps_growing_is_renewed_between_calls_instead_of_failing_one() {
+    // The fixture's bump allocator never frees, so every input stays in its memory, as the
+    // Python and JavaScript toolchains' components keep a little of every call.
+    let pack = load(r#"{"isolation": "pack", "limits": {"memory_bytes": 4194304}}"#);
+    pack.call("remember", b"kept").expect("remember");
+    assert_eq!(
+        pack.call("remember", b"again").expect("remember").output,
+        b"kept",
+        "the instance is warm"
+    );
+    let input = vec![b'a'; 512 << 10];
+    for round in 0..40 {
+        if let Err(err) = pack.call("shout", &input) {
+            panic!("call {round} of 20 MiB through a 4 MiB instance: {err}");
+        }
+    }
+    assert_eq!(
+        pack.call("remember", b"x").expect("remember").output,
+        b"",
+        "the instance was renewed on the way, its state with it"
+    );
 }

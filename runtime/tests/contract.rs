@@ -173,28 +173,36 @@ fn the_component_world_lends_what_the_runtime_links() {
     let name = &resolve.packages[package].name;
     let world_id = resolve.packages[package].worlds["component"];
     let world = &resolve.worlds[world_id];
-    let host = world
+    let version = name.version.as_ref().expect("the package is versioned");
+    let mut declared: Vec<(String, Vec<&str>)> = world
         .imports
         .values()
-        .find_map(|item| match item {
+        .filter_map(|item| match item {
             WorldItem::Interface { id, .. } => Some(&resolve.interfaces[*id]),
             _ => None,
         })
-        .expect("world component imports the host interface");
-    let version = name.version.as_ref().expect("the package is versioned");
-    assert_eq!(
-        format!(
-            "{}:{}/{}@{version}",
-            name.namespace,
-            name.name,
-            host.name.as_deref().unwrap_or_default()
-        ),
-        packhost::module::COMPONENT_HOST
-    );
-    let mut declared: Vec<&str> = host.functions.keys().map(String::as_str).collect();
-    let mut linked = packhost::module::COMPONENT_HOST_FUNCTIONS.to_vec();
-    declared.sort_unstable();
-    linked.sort_unstable();
+        .map(|interface| {
+            let full = format!(
+                "{}:{}/{}@{version}",
+                name.namespace,
+                name.name,
+                interface.name.as_deref().unwrap_or_default()
+            );
+            let mut functions: Vec<&str> = interface.functions.keys().map(String::as_str).collect();
+            functions.sort_unstable();
+            (full, functions)
+        })
+        .collect();
+    let mut linked: Vec<(String, Vec<&str>)> = packhost::module::COMPONENT_INTERFACES
+        .iter()
+        .map(|(interface, functions)| {
+            let mut functions = functions.to_vec();
+            functions.sort_unstable();
+            (interface.to_string(), functions)
+        })
+        .collect();
+    declared.sort();
+    linked.sort();
     assert_eq!(declared, linked);
     assert!(
         world.exports.is_empty(),

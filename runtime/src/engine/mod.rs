@@ -94,6 +94,8 @@ pub(crate) struct RawOutcome<R> {
     /// The pack ended the call with WASI's `proc_exit` (its exit path ran, so its instance
     /// is not reused). Only the native engine can tell.
     pub(crate) exited: bool,
+    /// The call grew the instance's linear memory. Only the native engine can tell.
+    pub(crate) memory_grew: bool,
 }
 
 impl<R> RawOutcome<R> {
@@ -108,6 +110,7 @@ impl<R> RawOutcome<R> {
             logs: Vec::new(),
             audit: Vec::new(),
             http: HttpTotals::default(),
+            memory_grew: false,
             startup_time: Duration::ZERO,
             exited: false,
         }

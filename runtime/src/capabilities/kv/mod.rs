@@ -374,13 +374,14 @@ const OPERATIONS: [Operation; 5] = [get, set, delete, list, compare_and_set];
 /// The sentinel a pack passes or gets back for "no entry": not a block offset.
 const NONE: i64 = -1;
 
-/// The `packhost:host/kv` functions for `module`, none when it imports none of them: bound
-/// to `grant`, or refusing every call with `host_denied` when it is `None`.
+/// The `packhost:host/kv` functions for `module`, none when it imports none of them (or,
+/// for a component, does not import `packhost:pack/kv`, which serves them): bound to `grant`,
+/// or refusing every call with `host_denied` when it is `None`.
 pub(crate) fn functions_for(module: &ModuleInfo, grant: Option<Arc<KvGrant>>) -> Vec<HostFunction> {
     if module
         .imports
         .iter()
-        .any(|import| import.module == KV_NAMESPACE)
+        .any(|import| import.module == KV_NAMESPACE || import.module == crate::module::COMPONENT_KV)
     {
         functions(grant)
     } else {

@@ -5,8 +5,8 @@
 //! What differs from a module is only how a call crosses: the input is lowered into the
 //! component's memory by its own allocator (so it counts against `memory_bytes` like any
 //! growth), and the output or error message is copied out through the canonical ABI.
-//! packhost lends a component its `packhost:pack/host` instance (logging, config) and
-//! nothing else.
+//! packhost lends a component its `packhost:pack/host` instance (logging, config) and, when
+//! it imports them, key-value storage and secrets (`component_caps.rs`); nothing else.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +57,8 @@ impl ComponentCode {
         let component = code::compiled_component(&spec.id, &spec.wasm)?;
         let mut linker = Linker::new(code::engine());
         link_host(&mut linker).map_err(internal("linking packhost's host instance"))?;
+        super::component_caps::link(&mut linker, &spec.host_functions)
+            .map_err(internal("linking packhost's capabilities"))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|err| Error::invalid_pack(format!("could not link the component: {err:#}")))?;

@@ -12,6 +12,7 @@ mod abi;
 mod cache;
 mod code;
 mod component;
+mod component_caps;
 mod host_fn;
 mod http;
 mod kernel;
@@ -581,6 +582,7 @@ impl MeteredCall<'_> {
         state
             .limiter
             .begin_call(state.kernel.size(), state.vars.bytes());
+        let linear_before = state.limiter.linear();
         state.call = Default::default();
         if !context.is_null() {
             state.call.context = context.clone();
@@ -640,6 +642,7 @@ impl MeteredCall<'_> {
             http,
             startup_time: Duration::ZERO,
             exited,
+            memory_grew: state.limiter.linear() > linear_before,
         };
         // Calls that ended before the first epoch callback are too short to need it.
         if let Some(mark) = state.call.cpu_mark {

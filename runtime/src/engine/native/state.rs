@@ -285,6 +285,11 @@ impl MemoryLimiter {
             .saturating_add(self.held)
     }
 
+    /// Bytes of linear memory the instance holds (memories never shrink).
+    pub(super) fn linear(&self) -> u64 {
+        self.linear
+    }
+
     /// Bytes the instance may still take before it reaches its limit.
     pub(super) fn remaining(&self) -> u64 {
         self.limit.saturating_sub(self.total())
