@@ -245,20 +245,9 @@ fn embedding_a_generated_manifest_into_a_component_says_to_give_the_file() {
 
 #[test]
 fn a_component_reaches_http_only_through_the_grant_and_every_request_is_audited() {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut request_line = String::new();
-        BufReader::new(&stream)
-            .read_line(&mut request_line)
-            .unwrap();
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong")
-            .unwrap();
-        request_line
-    });
+    let (port, server) = support::serve_once(
+        "HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong",
+    );
     let request = serde_json::json!({ "url": format!("http://127.0.0.1:{port}/ping") }).to_string();
 
     // Without the opt-in for loopback, the same request is refused before connecting.

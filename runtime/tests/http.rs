@@ -5,13 +5,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use packhost::Pack;
-use support::{options, pack_path};
+use support::{options, pack_path, serve_once};
 
 const ENGINES: [&str; 2] = ["native", "extism"];
 
@@ -24,24 +24,6 @@ fn hostile(engine: &str, grant: serde_json::Value) -> Pack {
         .unwrap_or(5000)
         .into();
     Pack::load_file(pack_path("hostile"), options(&grant.to_string())).expect("hostile loads")
-}
-
-/// A loopback server that answers one request with `response` (a whole HTTP response) and
-/// returns the request line it got.
-fn serve_once(response: impl Into<Vec<u8>>) -> (u16, JoinHandle<String>) {
-    let response = response.into();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut request_line = String::new();
-        BufReader::new(&stream)
-            .read_line(&mut request_line)
-            .unwrap();
-        stream.write_all(&response).unwrap();
-        request_line
-    });
-    (port, server)
 }
 
 fn ok(body: &str) -> String {

@@ -573,6 +573,29 @@ pub(crate) struct HostFunctions {
     pub(crate) pack_id: String,
 }
 
+impl HostFunctions {
+    /// Runs `function`, one of these, for a call whose caller passed `context`, with the
+    /// calling pack's kernel `memory`.
+    pub(crate) fn invoke(
+        &self,
+        function: &HostFunction,
+        context: &Value,
+        memory: &mut dyn KernelMemory,
+        args: &[WasmValue],
+        results: &mut [WasmValue],
+        frame: CallFrame<'_>,
+    ) -> Result<(), Error> {
+        let mut call = HostCall {
+            pack_name: &self.pack_name,
+            pack_id: &self.pack_id,
+            function: function.name(),
+            context,
+            memory,
+        };
+        function.invoke(&mut call, args, results, frame)
+    }
+}
+
 /// True for the import modules of packhost's own capabilities (`packhost:host/kv`), which no
 /// host may register functions in.
 pub(crate) fn is_packhost_namespace(namespace: &str) -> bool {

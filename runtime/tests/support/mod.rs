@@ -133,3 +133,22 @@ fn leb128(out: &mut Vec<u8>, mut value: usize) {
         out.push(byte | 0x80);
     }
 }
+
+/// A loopback server that answers one request with `response` (a whole HTTP response) and
+/// returns the request line it got.
+pub fn serve_once(response: impl Into<Vec<u8>>) -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let response = response.into();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request_line = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut request_line)
+            .unwrap();
+        stream.write_all(&response).unwrap();
+        request_line
+    });
+    (port, server)
+}

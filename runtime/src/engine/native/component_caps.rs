@@ -18,7 +18,7 @@ use wasmtime::StoreContextMut;
 
 use super::state::{HostFailure, HostState};
 use crate::capabilities::host_fn::{
-    CallFrame, HostCall, HostFnError, HostFunction, HostFunctions, KernelMemory, WasmValue,
+    CallFrame, HostFnError, HostFunction, HostFunctions, KernelMemory, WasmValue,
 };
 use crate::capabilities::kv::KV_NAMESPACE;
 use crate::capabilities::secrets::SECRETS_NAMESPACE;
@@ -164,19 +164,7 @@ fn request(
     mut store: StoreContextMut<'_, HostState>,
     (request, body): (String, Vec<u8>),
 ) -> wasmtime::Result<(WitResponse,)> {
-    let state = store.data_mut();
-    let grant = state.grants.http.clone();
-    let room = state.limiter.remaining();
-    let response = grant
-        .perform(
-            &mut state.call.http_requests,
-            request.as_bytes(),
-            body,
-            state.call.deadline,
-            room,
-            &state.audit,
-        )
-        .map_err(|err| wasmtime::Error::new(HostFailure::from(err)))?;
+    let response = super::http::perform(store.data_mut(), request.as_bytes(), body)?;
     Ok((WitResponse {
         status: response.status,
         // The grant writes the headers as JSON itself.
@@ -203,14 +191,10 @@ impl Lent {
         let Lent(pack, function) = self;
         let state = store.data_mut();
         let in_call = state.call.started.is_some();
-        let outcome = function.invoke(
-            &mut HostCall {
-                pack_name: &pack.pack_name,
-                pack_id: &pack.pack_id,
-                function: function.name(),
-                context: &state.call.context,
-                memory: blocks,
-            },
+        let outcome = pack.invoke(
+            function,
+            &state.call.context,
+            blocks,
             args,
             results,
             CallFrame {

@@ -8,7 +8,7 @@ use wasmtime::{Caller, FuncType, Linker};
 use super::kernel;
 use super::state::{HostFailure, HostState};
 use crate::capabilities::host_fn::{
-    CallFrame, HostCall, HostFnError, HostFunction, HostFunctions, KernelMemory, Shape, WasmValue,
+    CallFrame, HostFnError, HostFunction, HostFunctions, KernelMemory, Shape, WasmValue,
 };
 use crate::engine::{wasm_value, wasmtime_type, wasmtime_val};
 
@@ -79,14 +79,10 @@ fn invoke(
     let deadline = state.call.deadline;
     let audit = state.audit.clone();
     let in_call = state.call.started.is_some();
-    let outcome = function.invoke(
-        &mut HostCall {
-            pack_name: &pack.pack_name,
-            pack_id: &pack.pack_id,
-            function: function.name(),
-            context: &context,
-            memory: &mut StoreKernel(cx),
-        },
+    let outcome = pack.invoke(
+        function,
+        &context,
+        &mut StoreKernel(cx),
         args,
         results,
         CallFrame {
@@ -99,12 +95,7 @@ fn invoke(
     let state = cx.data_mut();
     state.call.context = context;
     state.call.host = tally;
-    outcome.map_err(|err| {
-        wasmtime::Error::new(HostFailure {
-            kind: err.kind().clone(),
-            message: err.message().to_string(),
-        })
-    })
+    outcome.map_err(|err| wasmtime::Error::new(HostFailure::from(err)))
 }
 
 /// The calling instance's kernel memory, as host functions see it.

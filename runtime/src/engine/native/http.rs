@@ -5,6 +5,7 @@ use wasmtime::Caller;
 
 use super::kernel;
 use super::state::{HostFailure, HostState};
+use crate::capabilities::http::HttpResponse;
 use crate::error::{Error, ErrorKind};
 
 /// Runs the request in kernel block `request` (with the body in block `body`, or none when
@@ -25,21 +26,7 @@ pub(super) fn request(
     };
 
     let state = cx.data_mut();
-    let grant = state.grants.http.clone();
-    // The body ends up in kernel memory: the host reads no more than the instance may still
-    // hold.
-    let room = state.limiter.remaining();
-    let response = grant
-        .perform(
-            &mut state.call.http_requests,
-            &request_json,
-            body_bytes,
-            state.call.deadline,
-            room,
-            &state.audit,
-        )
-        .map_err(failure)?;
-
+    let response = perform(state, &request_json, body_bytes)?;
     state.call.http_status = i32::from(response.status);
     state.call.http_headers = response.headers_json;
     let offset = kernel::alloc_bytes(&mut *cx, &response.body);
@@ -50,6 +37,28 @@ pub(super) fn request(
         )));
     }
     Ok(offset as i64)
+}
+
+/// Runs the pack's request (`request_json`, with `body`) through its HTTP grant as its call's
+/// next request, reading no more of the body than the instance may still hold: the pack
+/// takes all of it into its memory next. Shared by modules and components.
+pub(super) fn perform(
+    state: &mut HostState,
+    request_json: &[u8],
+    body: Vec<u8>,
+) -> wasmtime::Result<HttpResponse> {
+    let grant = state.grants.http.clone();
+    let room = state.limiter.remaining();
+    grant
+        .perform(
+            &mut state.call.http_requests,
+            request_json,
+            body,
+            state.call.deadline,
+            room,
+            &state.audit,
+        )
+        .map_err(failure)
 }
 
 /// Copies out and frees the kernel block the pack handed over (it owns it no longer).
@@ -66,8 +75,5 @@ fn take_block(
 }
 
 fn failure(err: Error) -> wasmtime::Error {
-    wasmtime::Error::new(HostFailure {
-        kind: err.kind().clone(),
-        message: err.message().to_string(),
-    })
+    wasmtime::Error::new(HostFailure::from(err))
 }
