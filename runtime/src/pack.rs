@@ -812,22 +812,22 @@ impl Pack {
                     ErrorKind::PluginError { .. } | ErrorKind::OutputTooLarge
                 ),
             };
-        // Linear memory never shrinks, so an instance that grew during this call to past
-        // three quarters of `memory_bytes` is renewed now rather than left to fail a later
-        // caller's call with `memory_limit`: the Python and JavaScript toolchains' components
-        // keep a little of every call. One whose memory stays put, however high, is kept.
-        let crowded =
-            outcome.memory_grew && outcome.peak_memory_bytes > limits.memory_bytes / 4 * 3;
-        let reusable = (sound && !crowded && inner.options.isolation != Isolation::Call) || {
-            let mut renewed = false;
-            let mut renew = || renewed = instance.renew().is_ok();
-            match lock {
-                // Start-up code runs again: not with the caller's lock held.
-                Some(lock) => lock.run_released(&mut renew),
-                None => renew(),
-            }
-            renewed
-        };
+        // Linear memory never shrinks, so an instance too close to its limit for its calls'
+        // growth is renewed now rather than left to fail a later caller's call with
+        // `memory_limit`: the Python and JavaScript toolchains' components keep a little of
+        // every call. One whose memory stays put after its first call, however high, is kept
+        // warm.
+        let reusable =
+            (sound && !outcome.memory_crowded && inner.options.isolation != Isolation::Call) || {
+                let mut renewed = false;
+                let mut renew = || renewed = instance.renew().is_ok();
+                match lock {
+                    // Start-up code runs again: not with the caller's lock held.
+                    Some(lock) => lock.run_released(&mut renew),
+                    None => renew(),
+                }
+                renewed
+            };
         if reusable {
             self.checkin(instance, &options.context);
         }

@@ -19,7 +19,7 @@ fn load(options_json: &str) -> Pack {
 }
 
 /// The fixture with its manifest, which asks for kv, a secret and HTTP hosts (a pack without
-/// a manifest is never granted packhost's own capabilities).
+/// a manifest is never granted kv or secrets; HTTP, as in Extism, goes to `allowed_hosts`).
 fn load_with_manifest(options_json: &str) -> Pack {
     let manifest = std::fs::read_to_string(
         support::repo_root().join("tests/conformance/fixtures/component_tools.manifest.json"),
@@ -330,4 +330,25 @@ fn a_warm_instance_that_keeps_growing_is_renewed_between_calls_instead_of_failin
         b"",
         "the instance was renewed on the way, its state with it"
     );
+}
+
+#[test]
+fn a_warm_instance_whose_memory_stays_put_is_kept_however_close_to_the_limit() {
+    let pack = load(r#"{"isolation": "pack", "limits": {"memory_bytes": 4194304}}"#);
+    // The first call takes the instance to over three quarters of its limit, for good.
+    let big = vec![b'a'; 3 << 20];
+    pack.call("shout", &big).expect("3 MiB");
+    for round in 0..20 {
+        let remembered = pack.call("remember", format!("{round}").as_bytes());
+        let expected = if round == 0 {
+            String::new()
+        } else {
+            format!("{}", round - 1)
+        };
+        assert_eq!(
+            remembered.expect("remember").output,
+            expected.as_bytes(),
+            "call {round}: the instance stayed warm"
+        );
+    }
 }

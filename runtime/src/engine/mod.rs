@@ -94,8 +94,10 @@ pub(crate) struct RawOutcome<R> {
     /// The pack ended the call with WASI's `proc_exit` (its exit path ran, so its instance
     /// is not reused). Only the native engine can tell.
     pub(crate) exited: bool,
-    /// The call grew the instance's linear memory. Only the native engine can tell.
-    pub(crate) memory_grew: bool,
+    /// The instance is so close to its memory limit that its next call may not fit: less
+    /// room is left than twice the most any of its calls (after its first) grew its linear
+    /// memory. Only the native engine can tell.
+    pub(crate) memory_crowded: bool,
 }
 
 impl<R> RawOutcome<R> {
@@ -110,7 +112,7 @@ impl<R> RawOutcome<R> {
             logs: Vec::new(),
             audit: Vec::new(),
             http: HttpTotals::default(),
-            memory_grew: false,
+            memory_crowded: false,
             startup_time: Duration::ZERO,
             exited: false,
         }

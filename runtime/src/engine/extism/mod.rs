@@ -393,7 +393,7 @@ impl Instance {
             http,
             startup_time: Duration::ZERO,
             exited: false,
-            memory_grew: false,
+            memory_crowded: false,
         };
         if let Some((start, end)) = cpu_at_start.zip(thread_cpu_time()) {
             let cpu = end.saturating_sub(start);

@@ -5,8 +5,8 @@
 //! What differs from a module is only how a call crosses: the input is lowered into the
 //! component's memory by its own allocator (so it counts against `memory_bytes` like any
 //! growth), and the output or error message is copied out through the canonical ABI.
-//! packhost lends a component its `packhost:pack/host` instance (logging, config) and, when
-//! it imports them, key-value storage and secrets (`component_caps.rs`); nothing else.
+//! packhost lends a component its `packhost:pack/host` instance (logging, config), HTTP and,
+//! when it imports them, key-value storage and secrets (`component_caps.rs`); nothing else.
 
 use std::collections::HashMap;
 use std::sync::Arc;

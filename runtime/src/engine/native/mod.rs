@@ -631,6 +631,12 @@ impl MeteredCall<'_> {
             }
         });
         let (audit, http) = state.audit.take();
+        if !self.first_call {
+            let growth = state.limiter.linear().saturating_sub(linear_before);
+            state.largest_growth = state.largest_growth.max(growth);
+        }
+        let memory_crowded = state.largest_growth > 0
+            && state.limiter.remaining() < state.largest_growth.saturating_mul(2);
         let mut outcome = RawOutcome {
             result,
             fuel_consumed,
@@ -642,7 +648,7 @@ impl MeteredCall<'_> {
             http,
             startup_time: Duration::ZERO,
             exited,
-            memory_grew: state.limiter.linear() > linear_before,
+            memory_crowded,
         };
         // Calls that ended before the first epoch callback are too short to need it.
         if let Some(mark) = state.call.cpu_mark {

@@ -38,6 +38,9 @@ pub(crate) struct HostState {
     pub(super) wasi: Option<wasi_common::WasiCtx>,
     /// The running call's deadline as the WASI scheduler sees it (WASI packs only).
     pub(super) wasi_deadline: Option<Arc<CallDeadline>>,
+    /// The most linear memory one call on this instance grew, its first call aside (whose
+    /// growth is its working set being reached, not a leak).
+    pub(super) largest_growth: u64,
 }
 
 impl HostState {
@@ -63,6 +66,7 @@ impl HostState {
             audit: Default::default(),
             wasi,
             wasi_deadline,
+            largest_growth: 0,
         })
     }
 
