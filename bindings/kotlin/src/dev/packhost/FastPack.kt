@@ -87,7 +87,9 @@ internal class FastPack(owner: Any, private val handle: Long) {
     private inline fun <R> holding(body: (Long) -> R): R {
         while (true) {
             val count = holds.get()
-            check(count != 0L) { "the pack is closed" }
+            // Calls in flight keep the count above zero after a close, so the flag is what
+            // refuses calls that start after it.
+            check(count != 0L && !closed.get()) { "the pack is closed" }
             if (holds.compareAndSet(count, count + 1)) break
         }
         try {
