@@ -190,7 +190,7 @@ enum Command {
         /// config file's `packs`).
         packs: Vec<String>,
         /// A runner config file (JSON): listen, packs, options, pack_options, tenants,
-        /// allow_anonymous, max_request_bytes, drain_timeout_ms.
+        /// allow_anonymous, max_request_bytes, drain_timeout_ms, drain_grace_ms.
         #[arg(long)]
         config: Option<PathBuf>,
         /// The address to listen on (default 127.0.0.1:8080, or the config file's).

@@ -52,10 +52,11 @@ struct Replica {
     process: Child,
 }
 
-fn start_replica(port: u16, reference: &str, options: &Value, store: &Path) -> Replica {
+fn start_replica(port: u16, reference: &str, config: &Path, store: &Path) -> Replica {
     let mut process = Command::new(env!("CARGO_BIN_EXE_packhost"))
         .args(["serve", reference, "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--options", &options.to_string()])
+        .arg("--config")
+        .arg(config)
         .env("PACKHOST_STORE", store)
         .stdout(Stdio::null())
         .spawn()
@@ -178,12 +179,19 @@ fn a_rolling_restart_under_load_loses_no_call() {
     let reference = format!("oci://{reference}");
     let store = std::env::temp_dir().join(format!("packhost-scale-out-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&store);
-    let options = json!({"kv": {"backend": "redis", "url": redis.url(), "path": "scale-out"}});
+    // A replica told to stop keeps serving for half a second after its /readyz fails: five
+    // of haproxy's check intervals, so calls stop coming before any is refused.
+    let config = store.with_extension("json");
+    let runner_config = json!({
+        "options": {"kv": {"backend": "redis", "url": redis.url(), "path": "scale-out"}},
+        "drain_grace_ms": 500,
+    });
+    std::fs::write(&config, runner_config.to_string()).unwrap();
 
     let ports = [free_port(), free_port()];
     let mut replicas: Vec<Option<Replica>> = ports
         .iter()
-        .map(|port| Some(start_replica(*port, &reference, &options, &store)))
+        .map(|port| Some(start_replica(*port, &reference, &config, &store)))
         .collect();
     let balancer = Balancer::start(&ports);
 
@@ -206,7 +214,7 @@ fn a_rolling_restart_under_load_loses_no_call() {
             let replica = slot.take().unwrap();
             let port = replica.port;
             replica.terminate();
-            *slot = Some(start_replica(port, &reference, &options, &store));
+            *slot = Some(start_replica(port, &reference, &config, &store));
             std::thread::sleep(Duration::from_millis(500));
         }
         stop.store(true, Ordering::SeqCst);
@@ -239,4 +247,5 @@ fn a_rolling_restart_under_load_loses_no_call() {
     drop(balancer);
     drop(replicas);
     let _ = std::fs::remove_dir_all(&store);
+    let _ = std::fs::remove_file(&config);
 }

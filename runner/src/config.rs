@@ -47,6 +47,11 @@ pub struct RunnerConfig {
     /// How long a drain (SIGTERM) waits for calls in flight before the runner stops
     /// anyway, in milliseconds. Default 30000.
     pub drain_timeout_ms: u64,
+    /// How long a drain keeps serving new calls after `/readyz` starts answering 503, in
+    /// milliseconds, so that a balancer checking `/readyz` stops sending calls before any
+    /// is refused: set it above the balancer's check interval when the balancer does not
+    /// resend a refused call elsewhere. Default 0: calls are refused at once.
+    pub drain_grace_ms: u64,
     /// The token `POST /v1/packs/reload` needs (`Authorization: Bearer TOKEN`); may come
     /// from [`ADMIN_TOKEN_ENV`] instead. Default none: only `reload_interval_ms` reloads.
     pub admin_token: Option<String>,
@@ -70,6 +75,7 @@ impl Default for RunnerConfig {
             allow_anonymous: false,
             max_request_bytes: 16 << 20,
             drain_timeout_ms: 30_000,
+            drain_grace_ms: 0,
             admin_token: None,
             reload_interval_ms: None,
             allowed_origins: Vec::new(),

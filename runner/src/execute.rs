@@ -503,7 +503,7 @@ pub(crate) fn admit_request(
     headers: &HeaderMap,
 ) -> std::result::Result<(Arc<Tenant>, InFlight), Failure> {
     let in_flight = InFlight::enter(shared);
-    if shared.draining.load(Ordering::SeqCst) {
+    if shared.refusing_calls.load(Ordering::SeqCst) {
         return Err(Failure::new("unavailable", "this runner is draining"));
     }
     refuse_web_pages(shared, headers)?;

@@ -54,8 +54,10 @@ struct Shared {
     catalogue: RwLock<Arc<Catalogue>>,
     tenants: Tenants,
     metrics: Metrics,
-    /// Set by a drain: `/readyz` and new calls answer 503 so a balancer sends them elsewhere.
+    /// Set as a drain starts: `/readyz` answers 503 so a balancer stops sending calls here.
     draining: AtomicBool,
+    /// Set once the drain's grace (`drain_grace_ms`) is over: new calls answer 503 too.
+    refusing_calls: AtomicBool,
     /// Calls admitted and not yet finished (their pack may still run after the client left).
     in_flight: AtomicUsize,
     /// Woken when `in_flight` drops to zero.
@@ -157,6 +159,7 @@ impl Runner {
                 tenants: Tenants::new(&config),
                 metrics: Metrics::new(),
                 draining: AtomicBool::new(false),
+                refusing_calls: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
                 idle: tokio::sync::Notify::new(),
                 config,
@@ -183,8 +186,9 @@ impl Runner {
             .with_state(Arc::clone(&self.shared))
     }
 
-    /// Serves on `listener` until `stop` completes, then drains: `/readyz` and new calls
-    /// answer 503, calls in flight finish (up to `drain_timeout_ms`), and the runner stops.
+    /// Serves on `listener` until `stop` completes, then drains: `/readyz` answers 503, new
+    /// calls are still served for `drain_grace_ms` and answer 503 after it, calls in flight
+    /// finish (up to `drain_timeout_ms`), and the runner stops.
     ///
     /// # Errors
     /// `io` when the listener fails.
@@ -204,6 +208,12 @@ impl Runner {
         let drain = async move {
             stop.await;
             shared.draining.store(true, Ordering::SeqCst);
+            let grace = Duration::from_millis(shared.config.drain_grace_ms);
+            if !grace.is_zero() {
+                tracing::info!(?grace, "draining: /readyz answers 503, calls still served");
+                tokio::time::sleep(grace).await;
+            }
+            shared.refusing_calls.store(true, Ordering::SeqCst);
             tracing::info!("draining: new calls get 503");
             shared.drained().await;
             let _ = closing.send(());

@@ -362,6 +362,67 @@ fn a_drain_refuses_new_calls_and_lets_running_ones_finish() {
 }
 
 #[test]
+fn a_drain_grace_serves_new_calls_while_readyz_already_refuses() {
+    const GRACE: Duration = Duration::from_secs(3);
+    let config = json!({
+        "listen": "127.0.0.1:0",
+        "packs": [sample("text_tools")],
+        "drain_grace_ms": GRACE.as_millis(),
+    });
+    let config = RunnerConfig::from_json(&config.to_string())
+        .unwrap()
+        .finish(None)
+        .unwrap();
+    let runner = RunningRunner::start(config).unwrap();
+    let greet = json!({"pack": "text-tools", "action": "greet", "input": "late"});
+    let began = Instant::now();
+    runner.begin_drain();
+    // The drain starts on the runner's own thread: wait (bounded) until /readyz shows it.
+    while get(&runner, "/readyz").0 != 503 {
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "/readyz never refused"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (status, answer) = execute(&runner, None, greet.clone());
+    assert!(
+        began.elapsed() < GRACE,
+        "the machine was too slow to call within the grace"
+    );
+    assert_eq!(status, 200, "a call within the grace is served: {answer}");
+    // After the grace, new calls are refused (503, or no connection once the runner, with
+    // nothing in flight, has stopped); never before it.
+    let url = format!("http://{}/v1/execute", runner.address());
+    let refused = loop {
+        let Ok(mut response) = agent().post(&url).send(&greet.to_string()) else {
+            break None;
+        };
+        if response.status() != 200 {
+            let text = response.body_mut().read_to_string().unwrap();
+            break Some((
+                response.status().as_u16(),
+                serde_json::from_str::<Value>(&text).unwrap(),
+            ));
+        }
+        assert!(
+            began.elapsed() < GRACE + Duration::from_secs(10),
+            "calls were still served long after the grace"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(began.elapsed() >= GRACE, "refused within the grace");
+    if let Some((status, answer)) = refused {
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (503, Some("unavailable")),
+            "{answer}"
+        );
+    }
+    runner.stop().unwrap();
+}
+
+#[test]
 fn web_pages_are_refused() {
     let runner = start(json!([]));
     let request = json!({"pack": "text-tools", "action": "greet", "input": "x"}).to_string();
