@@ -1,4 +1,5 @@
-//! The native engine's process-wide pieces: the one wasmtime engine, the epoch ticker that
+//! The native engine's process-wide pieces: the wasmtime engines (the one everything is
+//! compiled on, and the pooled one fresh module instances come from), the epoch ticker that
 //! enforces call timeouts, and the in-memory compiled-code cache (the on-disk one is
 //! `cache.rs`).
 
@@ -23,22 +24,148 @@ const IDLE_TICKS_BEFORE_PARKING: u32 = 1000;
 /// Most compiled modules kept in memory; past this the map is cleared and refilled.
 const MAX_MODULES_IN_MEMORY: usize = 256;
 
-/// The engine every native instance runs on. One engine means compiled code is shared by
-/// every instance of a pack; timeouts are per store (an epoch deadline each), so one call's
-/// timeout never cuts another short.
+/// The engine every pack is compiled on, and that instances run on when the pooled engine
+/// cannot hold them. One engine means compiled code is shared by every instance of a pack;
+/// timeouts are per store (an epoch deadline each), so one call's timeout never cuts
+/// another short.
 pub(super) fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let mut config = Config::new();
-        config.consume_fuel(true).epoch_interruption(true);
-        // A trap's wasm backtrace is never shown (errors carry the trap's kind), and
-        // capturing one made every failed call pay for a stack walk.
-        config.wasm_backtrace_max_frames(None);
-        let engine = Engine::new(&config).expect("packhost's wasmtime configuration is valid");
+        let engine =
+            Engine::new(&base_config()).expect("packhost's wasmtime configuration is valid");
         start_ticker(&engine);
         watch_for_fork();
         engine
     })
+}
+
+/// What both engines are: equal in everything but where instances' memory comes from, so
+/// that code compiled on one is accepted by the other.
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.consume_fuel(true).epoch_interruption(true);
+    // A trap's wasm backtrace is never shown (errors carry the trap's kind), and
+    // capturing one made every failed call pay for a stack walk.
+    config.wasm_backtrace_max_frames(None);
+    config
+}
+
+/// The environment variable that sizes the pool of module instances (see
+/// [`pooled_engine`]); `0` turns the pool off.
+pub(crate) const POOLED_INSTANCES_ENV: &str = "PACKHOST_POOLED_INSTANCES";
+
+/// Module instances the pool holds at once unless [`POOLED_INSTANCES_ENV`] says otherwise.
+/// Each reserves address space for two memories (the pack's and its kernel memory) of 4 GiB
+/// plus guard pages: about 1 TiB of address space in all, none of it memory until used.
+const DEFAULT_POOLED_INSTANCES: u32 = 128;
+
+/// The largest `memory_bytes` limit whose packs take pooled instances: a pooled slot holds a
+/// table of at most this many bytes of elements (tables count against the limit), where an
+/// instance of its own grows one as far as the limit allows.
+pub(super) const POOLED_LIMIT_MAX: u64 = 256 << 20;
+
+/// How much of each pooled memory's dirtied pages is reset by copying (and stays resident)
+/// rather than unmapped: a fresh instance then takes no page faults on the pages the last
+/// one used.
+const POOLED_KEEP_RESIDENT: usize = 1 << 20;
+
+/// Pooled slots kept warm for other packs while unused, each holding up to
+/// `POOLED_KEEP_RESIDENT` per memory resident.
+const POOLED_UNUSED_WARM_SLOTS: u32 = 8;
+
+/// The engine fresh module instances come from when it has a free slot: wasmtime's pooling
+/// allocator, which keeps every slot's mappings and resets a returned slot in place (on
+/// Linux 6.7 and later only the pages its instance dirtied, found with `PAGEMAP_SCAN`),
+/// where an instance of [`engine`] maps its memories anew and unmaps them after. That makes
+/// a fresh instance per call (`isolation: "call"`) and the renewal after a failed call
+/// cheaper by half or more. `None` when [`POOLED_INSTANCES_ENV`] is `0`, on 32-bit
+/// platforms, or when the pool's address space cannot be reserved.
+pub(super) fn pooled_engine() -> Option<&'static Engine> {
+    POOLED_ENGINE.get_or_init(make_pooled_engine).as_ref()
+}
+
+static POOLED_ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
+
+/// Pooled copies of compiled modules by pack id (`None`: the module does not fit the pool).
+fn pooled_modules_in_memory() -> &'static Mutex<HashMap<String, Option<Module>>> {
+    static POOLED_MODULES: OnceLock<Mutex<HashMap<String, Option<Module>>>> = OnceLock::new();
+    POOLED_MODULES.get_or_init(Default::default)
+}
+
+#[cfg(target_pointer_width = "64")]
+fn make_pooled_engine() -> Option<Engine> {
+    use wasmtime::{Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+    // The ticker, which advances both engines' epochs, runs once the first engine exists.
+    engine();
+    let instances = match std::env::var(POOLED_INSTANCES_ENV) {
+        Ok(value) => match value.trim().parse::<u32>() {
+            Ok(count) => count,
+            Err(_) => {
+                tracing::warn!(
+                    "{POOLED_INSTANCES_ENV}={value:?} is not a count; using the default"
+                );
+                DEFAULT_POOLED_INSTANCES
+            }
+        },
+        Err(_) => DEFAULT_POOLED_INSTANCES,
+    };
+    if instances == 0 {
+        return None;
+    }
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(instances)
+        .total_memories(instances.saturating_mul(2))
+        .max_memories_per_module(2)
+        .total_tables(instances)
+        .table_elements((POOLED_LIMIT_MAX / super::super::TABLE_ELEMENT_BYTES) as usize)
+        // A 32-bit memory's whole range: the pack's `memory_bytes` limit is what bounds it.
+        .max_memory_size(1 << 32)
+        // Components and linked modules always run on `engine`.
+        .total_component_instances(0)
+        .linear_memory_keep_resident(POOLED_KEEP_RESIDENT)
+        .table_keep_resident(POOLED_KEEP_RESIDENT)
+        .max_unused_warm_slots(POOLED_UNUSED_WARM_SLOTS);
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes);
+    }
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+        .map_err(|err| {
+            tracing::warn!("no pooled instances (every instance is mapped on its own): {err:#}");
+        })
+        .ok()
+}
+
+#[cfg(not(target_pointer_width = "64"))]
+fn make_pooled_engine() -> Option<Engine> {
+    None
+}
+
+/// A copy of `module` (compiled on [`engine`]) on the pooled engine, made once per pack id;
+/// `None` when there is no pooled engine or the module does not fit its slots (more than one
+/// table, say).
+pub(super) fn pooled_module(id: &str, module: &Module) -> Option<Module> {
+    let pooled = pooled_engine()?;
+    let kept = pooled_modules_in_memory();
+    if let Some(known) = lock(kept).get(id) {
+        return known.clone();
+    }
+    let copy = module
+        .serialize()
+        // SAFETY: the bytes are what `serialize` just produced, on an engine of the same
+        // configuration; wasmtime checks that configuration again.
+        .and_then(|bytes| unsafe { Module::deserialize(pooled, bytes) })
+        .map_err(|err| {
+            tracing::debug!("pack {id} runs without pooled instances: {err:#}");
+        })
+        .ok();
+    let mut kept = lock(kept);
+    if kept.len() >= MAX_MODULES_IN_MEMORY {
+        kept.clear();
+    }
+    kept.insert(id.to_string(), copy.clone());
+    copy
 }
 
 fn start_ticker(engine: &Engine) {
@@ -156,6 +283,9 @@ fn run_ticker(engine: &Engine) {
     loop {
         std::thread::sleep(TICK);
         engine.increment_epoch();
+        if let Some(Some(pooled)) = POOLED_ENGINE.get() {
+            pooled.increment_epoch();
+        }
         if any_call_running() {
             idle_ticks = 0;
             continue;
@@ -221,6 +351,9 @@ pub fn forget_compiled_code() {
     }
     if let Ok(mut components) = components_in_memory().lock() {
         components.clear();
+    }
+    if let Ok(mut pooled) = pooled_modules_in_memory().lock() {
+        pooled.clear();
     }
 }
 

@@ -191,7 +191,14 @@ impl Code for ComponentCode {
         log_level: LogLevel,
         redactor: &Arc<crate::capabilities::secrets::Redactor>,
     ) -> Result<(Live, StartupCost)> {
-        let mut store = new_store(&code.grants, None, limits, log_level, redactor)?;
+        let mut store = new_store(
+            code::engine(),
+            &code.grants,
+            None,
+            limits,
+            log_level,
+            redactor,
+        )?;
         let (instance, startup) = start_up(&mut store, limits, |store| {
             catch_panic("instantiating", || code.pre.instantiate(&mut *store))?
                 .map_err(|err| start_error(store, err))

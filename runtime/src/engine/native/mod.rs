@@ -34,6 +34,7 @@ use super::{
     catch_panic, settle_fuel, start_failed, InstanceSpec, LogBuffer, RawOutcome, StartupCost,
 };
 use crate::capabilities::files::Mount;
+use crate::capabilities::host_fn::HostFunctions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{InterpreterLock, HOLD_AT_MOST};
 use crate::options::CallOptions;
@@ -58,10 +59,62 @@ pub(crate) const BULK_OUTPUT_EXPORT: &str = "__packhost_io_output";
 /// A compiled, linked pack: everything instances share.
 pub(crate) struct PackCode {
     start: Start,
+    /// How the module gets onto the pooled engine, for a module alone whose limit the pool's
+    /// slots hold.
+    pool: Option<PoolPlan>,
     grants: Arc<Grants>,
     /// With WASI linked, the directories each instance's WASI mounts.
     wasi: Option<Arc<Vec<Mount>>>,
     exports: Exports,
+}
+
+/// A pack's module linked on the pooled engine, with where its exports are (a module's
+/// export handles are its own).
+struct Pooled {
+    pre: InstancePre<HostState>,
+    exports: Exports,
+}
+
+/// Fresh instances of a pack come from the pooled engine (`code::pooled_engine`) while it
+/// has a free slot, from its second instance on: the copy of the module that takes is made
+/// then, so a pack that keeps one warm instance (and a process's first call) never pays for
+/// it.
+struct PoolPlan {
+    id: String,
+    module: Module,
+    host_functions: Arc<HostFunctions>,
+    wasi: bool,
+    /// Set once an instance was made; the next ones make and use `pooled`.
+    first_made: std::sync::atomic::AtomicBool,
+    /// `None` once made: no pooled engine, or the module does not fit its slots.
+    pooled: std::sync::OnceLock<Option<Pooled>>,
+}
+
+impl PoolPlan {
+    /// The pooled module, unless this is the pack's first instance.
+    fn for_next_instance(&self) -> Option<&Pooled> {
+        use std::sync::atomic::Ordering;
+        if !self.first_made.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        self.pooled
+            .get_or_init(|| {
+                let copy = code::pooled_module(&self.id, &self.module)?;
+                let linked = linker_on(copy.engine(), &self.host_functions, self.wasi)
+                    .and_then(|linker| linker.instantiate_pre(&copy).map_err(link_failed));
+                match linked {
+                    Ok(pre) => Some(Pooled {
+                        pre,
+                        exports: Exports::new(&copy),
+                    }),
+                    Err(err) => {
+                        tracing::debug!("pack {} runs without pooled instances: {err}", self.id);
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
 }
 
 /// Where the exports calls need are, found once per pack so that making an instance looks
@@ -256,43 +309,38 @@ impl std::fmt::Debug for PackCode {
 impl PackCode {
     fn new(spec: &InstanceSpec) -> Result<Self> {
         let module = code::compiled_module(&spec.id, &spec.wasm)?;
-        let mut linker = Linker::new(code::engine());
-        abi::link(&mut linker).map_err(internal("linking the Extism ABI"))?;
-        host_fn::link(&mut linker, &spec.host_functions)
-            .map_err(internal("linking host functions"))?;
-        if spec.wasi {
-            wasi_common::sync::add_to_linker(&mut linker, |state: &mut HostState| {
-                state
-                    .wasi
-                    .as_mut()
-                    .expect("instances of WASI packs carry a WASI context")
-            })
-            .map_err(internal("linking WASI"))?;
-        }
-        let start =
-            if spec.linked.is_empty() {
-                Start::Alone(linker.instantiate_pre(&module).map_err(|err| {
-                    Error::invalid_pack(format!("could not link the pack: {err:#}"))
-                })?)
-            } else {
-                let modules = spec
-                    .linked
-                    .iter()
-                    .map(|linked| {
-                        let module = code::compiled_module(&linked.id, &linked.wasm)?;
-                        Ok(LinkedModuleCode {
-                            name: linked.name.clone(),
-                            initializers: ExportTypes(&module).initializers(),
-                            module,
-                        })
+        let linker = linker_on(code::engine(), &spec.host_functions, spec.wasi)?;
+        let (start, pool) = if spec.linked.is_empty() {
+            let pool = (CallLimits::of(spec).memory <= code::POOLED_LIMIT_MAX).then(|| PoolPlan {
+                id: spec.id.clone(),
+                module: module.clone(),
+                host_functions: spec.host_functions.clone(),
+                wasi: spec.wasi,
+                first_made: Default::default(),
+                pooled: Default::default(),
+            });
+            let alone = Start::Alone(linker.instantiate_pre(&module).map_err(link_failed)?);
+            (alone, pool)
+        } else {
+            let modules = spec
+                .linked
+                .iter()
+                .map(|linked| {
+                    let module = code::compiled_module(&linked.id, &linked.wasm)?;
+                    Ok(LinkedModuleCode {
+                        name: linked.name.clone(),
+                        initializers: ExportTypes(&module).initializers(),
+                        module,
                     })
-                    .collect::<Result<_>>()?;
-                Start::Linked {
-                    linker,
-                    modules,
-                    main: module.clone(),
-                }
+                })
+                .collect::<Result<_>>()?;
+            let linked = Start::Linked {
+                linker,
+                modules,
+                main: module.clone(),
             };
+            (linked, None)
+        };
         let grants = Grants {
             config: spec.config.clone(),
             http: spec.http.clone(),
@@ -300,10 +348,37 @@ impl PackCode {
         Ok(PackCode {
             exports: Exports::new(&module),
             start,
+            pool,
             grants: Arc::new(grants),
             wasi: spec.wasi.then(|| spec.mounts.clone()),
         })
     }
+}
+
+/// A linker on `engine` with everything a pack's instances import: the Extism ABI, the host
+/// functions, and WASI when the pack has it.
+fn linker_on(
+    engine: &wasmtime::Engine,
+    host_functions: &Arc<HostFunctions>,
+    wasi: bool,
+) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    abi::link(&mut linker).map_err(internal("linking the Extism ABI"))?;
+    host_fn::link(&mut linker, host_functions).map_err(internal("linking host functions"))?;
+    if wasi {
+        wasi_common::sync::add_to_linker(&mut linker, |state: &mut HostState| {
+            state
+                .wasi
+                .as_mut()
+                .expect("instances of WASI packs carry a WASI context")
+        })
+        .map_err(internal("linking WASI"))?;
+    }
+    Ok(linker)
+}
+
+fn link_failed(err: wasmtime::Error) -> Error {
+    Error::invalid_pack(format!("could not link the pack: {err:#}"))
 }
 
 fn internal(doing: &'static str) -> impl Fn(wasmtime::Error) -> Error {
@@ -330,6 +405,8 @@ pub(crate) struct Live {
     /// Action handles by [`Exports::actions`] position, looked up on first use.
     actions: Vec<Option<Action>>,
     bulk: Option<BulkIo>,
+    /// Made on the pooled engine (its export handles are [`Pooled::exports`]).
+    pooled: bool,
 }
 
 /// packhost-pdk's bulk I/O pair: [`BULK_INPUT_EXPORT`] and [`BULK_OUTPUT_EXPORT`].
@@ -363,6 +440,9 @@ impl Live {
     }
 }
 
+/// Makes an instance in a store, or answers `None` when its engine has no room for one.
+type StartWith<'a> = dyn Fn(&mut Store<HostState>) -> Result<Option<WasmInstance>> + 'a;
+
 /// What native instances are made from: a module's [`PackCode`] or a component's
 /// [`ComponentCode`], compiled once per pack and shared by its instances.
 pub(crate) trait Code: Sized {
@@ -391,27 +471,78 @@ impl Code for PackCode {
     }
     /// Makes a store and instance and runs the pack's start-up code under the same limits as a
     /// call (fuel, deadline, memory), returning what it cost so the next call can report it.
+    /// The instance comes from the pooled engine while it has a free slot, else from the
+    /// engine the pack was compiled on.
     fn instantiate(
         code: &Arc<Self>,
         limits: CallLimits,
         log_level: crate::options::LogLevel,
         redactor: &Arc<crate::capabilities::secrets::Redactor>,
     ) -> Result<(Live, StartupCost)> {
-        let mut store = new_store(
-            &code.grants,
-            code.wasi.as_deref().map(Vec::as_slice),
-            limits,
-            log_level,
-            redactor,
-        )?;
-        let (instance, startup) = start_up(&mut store, limits, |store| {
-            let instance = catch_panic("instantiating", || code.start.instantiate(store))??;
-            kernel::offer(&mut *store, &instance);
-            run_initializers(store, &instance, &code.exports.initializers)?;
-            Ok(instance)
-        })?;
+        let make = |engine: &wasmtime::Engine, pooled: bool, start: &StartWith<'_>| {
+            let store = new_store(
+                engine,
+                &code.grants,
+                code.wasi.as_deref().map(Vec::as_slice),
+                limits,
+                log_level,
+                redactor,
+            )?;
+            code.live(store, limits, pooled, start)
+        };
+        let pooled = code.pool.as_ref().and_then(PoolPlan::for_next_instance);
+        if let Some(Pooled { pre, .. }) = pooled {
+            let made = make(pre.module().engine(), true, &|store| {
+                match pre.instantiate(&mut *store) {
+                    Ok(instance) => Ok(Some(instance)),
+                    // Every slot is taken: this instance is mapped on its own instead.
+                    Err(err) if err.is::<wasmtime::PoolConcurrencyLimitError>() => Ok(None),
+                    Err(err) => Err(start_error(store, err)),
+                }
+            })?;
+            if let Some(made) = made {
+                return Ok(made);
+            }
+        }
+        make(code::engine(), false, &|store| {
+            code.start.instantiate(store).map(Some)
+        })?
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "packhost bug: no instance was made"))
+    }
+}
 
-        let exports = &code.exports;
+impl PackCode {
+    /// Where the exports of an instance of the pooled module (else of the compiled one) are.
+    fn exports_of(&self, pooled: bool) -> &Exports {
+        let on_pool = self.pool.as_ref().and_then(|plan| plan.pooled.get());
+        match on_pool {
+            Some(Some(on_pool)) if pooled => &on_pool.exports,
+            _ => &self.exports,
+        }
+    }
+
+    /// Runs `start` (which makes the instance, or answers `None` when its engine has no room)
+    /// and the pack's start-up code in `store` under `limits`, and gathers the handles calls
+    /// need.
+    fn live(
+        &self,
+        mut store: Store<HostState>,
+        limits: CallLimits,
+        pooled: bool,
+        start: &StartWith<'_>,
+    ) -> Result<Option<(Live, StartupCost)>> {
+        let exports = self.exports_of(pooled);
+        let (instance, startup) = start_up(&mut store, limits, |store| {
+            let Some(instance) = catch_panic("instantiating", || start(store))?? else {
+                return Ok(None);
+            };
+            kernel::offer(&mut *store, &instance);
+            run_initializers(store, &instance, &exports.initializers)?;
+            Ok(Some(instance))
+        })?;
+        let Some(instance) = instance else {
+            return Ok(None);
+        };
         let memory = exports
             .memory
             .as_ref()
@@ -427,8 +558,9 @@ impl Code for PackCode {
             memory,
             actions: vec![None; exports.actions.len()],
             bulk,
+            pooled,
         };
-        Ok((live, startup))
+        Ok(Some((live, startup)))
     }
 }
 
@@ -521,7 +653,7 @@ impl Instance {
         lock: Option<&mut dyn InterpreterLock>,
         read: impl FnOnce(&[u8]) -> Result<R>,
     ) -> RawOutcome<R> {
-        let found = self.code.exports.actions.get(action);
+        let found = self.code.exports_of(self.live.pooled).actions.get(action);
         let Some(func) =
             found.and_then(|(position, at, shape)| self.live.action(*position, at, *shape))
         else {
@@ -793,9 +925,10 @@ fn call_error(err: wasmtime::Error) -> Error {
     }
 }
 
-/// A store for one instance of a pack granted `grants`, under `limits`, with WASI over
-/// `wasi`'s mounts when the pack has WASI.
+/// A store on `engine` for one instance of a pack granted `grants`, under `limits`, with
+/// WASI over `wasi`'s mounts when the pack has WASI.
 fn new_store(
+    engine: &wasmtime::Engine,
     grants: &Arc<Grants>,
     wasi: Option<&[Mount]>,
     limits: CallLimits,
@@ -809,7 +942,7 @@ fn new_store(
         LogBuffer::new(log_level).with_redactor(redactor.clone()),
         wasi,
     )?;
-    let mut store = Store::new(code::engine(), state);
+    let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_callback(epoch_deadline_reached);
     Ok(store)
