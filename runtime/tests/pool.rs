@@ -34,6 +34,11 @@ fn instances_are_made_on_their_own_once_the_pool_is_full() {
     for tenant in 0..TENANTS {
         assert_eq!(remember(&pack, tenant, &format!("secret {tenant}")), "|");
     }
+    assert_eq!(
+        packhost::pooled_instances_in_use(),
+        2,
+        "two tenants' instances hold the pool's two slots"
+    );
     for tenant in 0..TENANTS {
         let secret = format!("secret {tenant}");
         assert_eq!(
@@ -56,11 +61,18 @@ fn instances_are_made_on_their_own_once_the_pool_is_full() {
     // Dropping the pack frees its slots for packs loaded later, whose instances after the
     // first come from them, fresh on every call.
     drop(pack);
+    assert_eq!(
+        packhost::pooled_instances_in_use(),
+        0,
+        "the pack's slots are free"
+    );
     let later = Pack::load(&wasm, PackOptions::default()).unwrap();
     for round in 0..4 {
         let answer = later
             .call("remember", format!("round {round}").as_bytes())
             .unwrap();
         assert_eq!(answer.output, b"|");
+        // Its first instance is its own; each one after comes from the pool.
+        assert_eq!(packhost::pooled_instances_in_use(), 1, "round {round}");
     }
 }

@@ -107,6 +107,21 @@ pub(super) fn load<C: CompiledCode>(_id: &str, _engine: &Engine) -> Option<C> {
     None
 }
 
+/// As [`load`], for a second engine of the same configuration (the pooled one) after the
+/// first loaded the file: wasmtime maps the same file again, so the two share its pages. A
+/// refusal is no news then (the first load warned of any problem with the file, and one
+/// engine's limits may refuse code the other runs), so it is not warned of.
+#[cfg(unix)]
+pub(super) fn load_again<C: CompiledCode>(id: &str, engine: &Engine) -> Option<C> {
+    disk::shared(engine)?.load_quietly(id, engine, true)
+}
+
+/// Without the unix permission and `O_NOFOLLOW` checks there is no safe disk cache.
+#[cfg(not(unix))]
+pub(super) fn load_again<C: CompiledCode>(_id: &str, _engine: &Engine) -> Option<C> {
+    None
+}
+
 /// Writes `code`, compiled for pack `id`, to the disk cache when there is a usable one,
 /// then evicts the least recently used files past the cap. Failures only cost the cache.
 #[cfg(unix)]
@@ -270,6 +285,23 @@ mod disk {
         /// check (warned, with its path). A file that loads gets its modification time set
         /// to now, so that eviction reads mtime as "last used".
         pub(super) fn load<C: CompiledCode>(&self, id: &str, engine: &Engine) -> Option<C> {
+            self.load_quietly(id, engine, false)
+        }
+
+        /// As [`DiskCache::load`]; a refused file is logged at debug level only when `quiet`.
+        pub(super) fn load_quietly<C: CompiledCode>(
+            &self,
+            id: &str,
+            engine: &Engine,
+            quiet: bool,
+        ) -> Option<C> {
+            let refuse_file = |path: &Path, why: &str| {
+                if quiet {
+                    tracing::debug!(path = %path.display(), "cached code not used: {why}");
+                } else {
+                    refuse_file(path, why);
+                }
+            };
             if !is_pack_id(id) {
                 return None;
             }

@@ -55,36 +55,42 @@ fn base_config() -> Config {
 pub(crate) const POOLED_INSTANCES_ENV: &str = "PACKHOST_POOLED_INSTANCES";
 
 /// Module instances the pool holds at once unless [`POOLED_INSTANCES_ENV`] says otherwise.
-/// Each reserves address space for two memories (the pack's and its kernel memory) of 4 GiB
-/// plus guard pages: about 1 TiB of address space in all, none of it memory until used.
+/// Each reserves address space for three memories (the pack's, its kernel memory and a GC
+/// heap's) of 4 GiB plus guard pages, and a table: about 1.5 TiB of address space in all,
+/// none of it memory until used.
 const DEFAULT_POOLED_INSTANCES: u32 = 128;
 
 /// The largest `memory_bytes` limit whose packs take pooled instances: a pooled slot holds a
 /// table of at most this many bytes of elements (tables count against the limit), where an
 /// instance of its own grows one as far as the limit allows.
-pub(super) const POOLED_LIMIT_MAX: u64 = 256 << 20;
+pub(super) const POOLED_LIMIT_MAX: u64 = 64 << 20;
 
-/// How much of each pooled memory's dirtied pages is reset by copying (and stays resident)
-/// rather than unmapped: a fresh instance then takes no page faults on the pages the last
-/// one used.
-const POOLED_KEEP_RESIDENT: usize = 1 << 20;
-
-/// Pooled slots kept warm for other packs while unused, each holding up to
-/// `POOLED_KEEP_RESIDENT` per memory resident.
+/// Pooled slots kept warm (mapped, with the image of the module that last used them) for
+/// other packs while unused.
 const POOLED_UNUSED_WARM_SLOTS: u32 = 8;
 
 /// The engine fresh module instances come from when it has a free slot: wasmtime's pooling
-/// allocator, which keeps every slot's mappings and resets a returned slot in place (on
-/// Linux 6.7 and later only the pages its instance dirtied, found with `PAGEMAP_SCAN`),
-/// where an instance of [`engine`] maps its memories anew and unmaps them after. That makes
-/// a fresh instance per call (`isolation: "call"`) and the renewal after a failed call
-/// cheaper by half or more. `None` when [`POOLED_INSTANCES_ENV`] is `0`, on 32-bit
-/// platforms, or when the pool's address space cannot be reserved.
+/// allocator, which keeps every slot's mappings and resets a returned slot in place (its
+/// written pages dropped with `madvise`, the module's image left mapped for its next
+/// instance), where an instance of [`engine`] maps its memories anew and unmaps them after.
+/// That makes a fresh instance per call (`isolation: "call"`) and the renewal after a failed
+/// call about 30% cheaper. `None` when [`POOLED_INSTANCES_ENV`] is `0`, on 32-bit platforms,
+/// or when the pool's address space cannot be reserved.
 pub(super) fn pooled_engine() -> Option<&'static Engine> {
     POOLED_ENGINE.get_or_init(make_pooled_engine).as_ref()
 }
 
 static POOLED_ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
+
+/// Module instances alive in the pool now (0 without one): for tests that must tell where
+/// instances came from.
+pub fn pooled_instances_in_use() -> u64 {
+    POOLED_ENGINE
+        .get()
+        .and_then(Option::as_ref)
+        .and_then(Engine::pooling_allocator_metrics)
+        .map_or(0, |metrics| metrics.core_instances())
+}
 
 /// Pooled copies of compiled modules by pack id (`None`: the module does not fit the pool).
 fn pooled_modules_in_memory() -> &'static Mutex<HashMap<String, Option<Module>>> {
@@ -114,20 +120,23 @@ fn make_pooled_engine() -> Option<Engine> {
     }
     let mut pool = PoolingAllocationConfig::new();
     pool.total_core_instances(instances)
-        .total_memories(instances.saturating_mul(2))
+        // Each instance has at most two memories (the pack's and its kernel memory) and its
+        // store at most one GC heap, whose storage is a memory too: with this many, no call
+        // can find the pool full once its instance exists.
+        .total_memories(instances.saturating_mul(3))
+        .total_gc_heaps(instances)
         .max_memories_per_module(2)
         .total_tables(instances)
         .table_elements((POOLED_LIMIT_MAX / super::super::TABLE_ELEMENT_BYTES) as usize)
         // A 32-bit memory's whole range: the pack's `memory_bytes` limit is what bounds it.
         .max_memory_size(1 << 32)
-        // Components and linked modules always run on `engine`.
+        // Components and linked modules always run on `engine`, and nothing runs async.
         .total_component_instances(0)
-        .linear_memory_keep_resident(POOLED_KEEP_RESIDENT)
-        .table_keep_resident(POOLED_KEEP_RESIDENT)
+        .total_stacks(0)
+        // wasmtime 43's `PAGEMAP_SCAN` reset skips written pages that are swapped out, which
+        // the next instance in the slot would read; every slot is reset with `madvise` instead.
+        .pagemap_scan(Enabled::No)
         .max_unused_warm_slots(POOLED_UNUSED_WARM_SLOTS);
-    if PoolingAllocationConfig::is_pagemap_scan_available() {
-        pool.pagemap_scan(Enabled::Yes);
-    }
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
@@ -151,15 +160,19 @@ pub(super) fn pooled_module(id: &str, module: &Module) -> Option<Module> {
     if let Some(known) = lock(kept).get(id) {
         return known.clone();
     }
-    let copy = module
-        .serialize()
-        // SAFETY: the bytes are what `serialize` just produced, on an engine of the same
-        // configuration; wasmtime checks that configuration again.
-        .and_then(|bytes| unsafe { Module::deserialize(pooled, bytes) })
-        .map_err(|err| {
-            tracing::debug!("pack {id} runs without pooled instances: {err:#}");
-        })
-        .ok();
+    // From the cached file where there is one, so that both engines map the same code; else
+    // a copy made here.
+    let copy = cache::load_again(id, pooled).or_else(|| {
+        module
+            .serialize()
+            // SAFETY: the bytes are what `serialize` just produced, on an engine of the same
+            // configuration; wasmtime checks that configuration again.
+            .and_then(|bytes| unsafe { Module::deserialize(pooled, bytes) })
+            .map_err(|err| {
+                tracing::debug!("pack {id} runs without pooled instances: {err:#}");
+            })
+            .ok()
+    });
     let mut kept = lock(kept);
     if kept.len() >= MAX_MODULES_IN_MEMORY {
         kept.clear();
