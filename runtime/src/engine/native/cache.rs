@@ -190,6 +190,10 @@ mod disk {
     /// Age past which a temporary file is taken for one a crashed writer left behind.
     const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
+    /// How long another engine's directory (another packhost or wasmtime build, other CPU
+    /// features) may go without a file of it being read or written before it is removed.
+    const STALE_ENGINE_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+
     /// Why a file whose tag does not match is refused.
     const TAMPERED: &str =
         "its keyed hash does not match: it was changed after it was written, or written \
@@ -438,9 +442,11 @@ mod disk {
         }
 
         /// Removes the least recently used `.cwasm` files (oldest mtime first) until the rest
-        /// fit in `max_bytes`, and temporary files that crashed writers left behind. Errors
-        /// are ignored: another process may be evicting or storing at the same moment.
+        /// fit in `max_bytes`, temporary files that crashed writers left behind, and other
+        /// engines' directories gone stale ([`DiskCache::remove_stale_engines`]). Errors are
+        /// ignored: another process may be evicting or storing at the same moment.
         pub(super) fn evict(&self) {
+            self.remove_stale_engines();
             let Ok(entries) = fs::read_dir(&self.dir) else {
                 return;
             };
@@ -477,6 +483,60 @@ mod disk {
                 }
                 let _ = fs::remove_file(path);
                 total = total.saturating_sub(len);
+            }
+        }
+
+        /// Removes the directories beside this one that other engines wrote (an upgrade of
+        /// packhost or wasmtime leaves its predecessor's) once none of their files has been
+        /// read or written for [`STALE_ENGINE_AGE`] (a load marks a file used): builds that
+        /// share the cache and still run keep theirs. Only this user's directories named as
+        /// engines name them, holding nothing but files, are touched; symbolic links never.
+        fn remove_stale_engines(&self) {
+            let Some(native) = self.dir.parent() else {
+                return;
+            };
+            let Ok(entries) = fs::read_dir(native) else {
+                return;
+            };
+            let now = SystemTime::now();
+            let stale = |time: SystemTime| {
+                now.duration_since(time)
+                    .is_ok_and(|age| age > STALE_ENGINE_AGE)
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let named_as_engine = entry.file_name().to_str().is_some_and(|name| {
+                    name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit())
+                });
+                // `DirEntry::metadata` does not follow a symbolic link.
+                let Ok(meta) = entry.metadata() else {
+                    continue;
+                };
+                if path == self.dir || !named_as_engine || !meta.is_dir() || meta.uid() != euid()
+                {
+                    continue;
+                }
+                let Ok(files) = fs::read_dir(&path) else {
+                    continue;
+                };
+                let mut last_used = meta.modified().unwrap_or(now);
+                let mut doomed = Vec::new();
+                for file in files.flatten() {
+                    match file.metadata() {
+                        Ok(file_meta) if file_meta.is_file() => {
+                            last_used = last_used.max(file_meta.modified().unwrap_or(now));
+                            doomed.push(file.path());
+                        }
+                        // Anything else in there is not the cache's: leave the directory.
+                        _ => last_used = now,
+                    }
+                }
+                if stale(last_used) {
+                    for file in doomed {
+                        let _ = fs::remove_file(file);
+                    }
+                    let _ = fs::remove_dir(&path);
+                }
             }
         }
 
@@ -811,6 +871,37 @@ mod tests {
         for dir in [&scratch.0, &scratch.0.join("native"), &cache.dir] {
             assert_eq!(fs::metadata(dir).unwrap().mode() & 0o777, 0o700, "{dir:?}");
         }
+    }
+
+    #[test]
+    fn other_engines_directories_go_once_unused_for_a_month() {
+        let scratch = Scratch::new("engines");
+        let cache = cache_in(&scratch);
+        let native = scratch.0.join("native");
+        let month_and_a_day = Duration::from_secs(31 * 24 * 3600);
+        let sibling = |name: &str, file_age: Duration| {
+            let dir = native.join(name);
+            fs::create_dir(&dir).unwrap();
+            let file = dir.join(format!("{}.cwasm", id('1')));
+            fs::write(&file, b"old code").unwrap();
+            age(&file, file_age);
+            File::open(&dir)
+                .unwrap()
+                .set_modified(SystemTime::now() - month_and_a_day)
+                .unwrap();
+            dir
+        };
+        let unused = sibling("0123456789abcdef", month_and_a_day);
+        let in_use = sibling("fedcba9876543210", Duration::from_secs(3600));
+        let not_an_engine = sibling("my-notes", month_and_a_day);
+        cache.store(&id('2'), &module());
+        assert!(!unused.exists(), "an engine unused for a month is removed");
+        assert!(in_use.exists(), "an engine used within the month stays");
+        assert!(not_an_engine.exists(), "a directory the cache did not name stays");
+        assert!(
+            cache.load::<Module>(&id('2'), engine()).is_some(),
+            "this engine's own files stay"
+        );
     }
 
     /// Calls the test module's `answer` in a fresh store.
