@@ -107,10 +107,10 @@ pub(super) fn load<C: CompiledCode>(_id: &str, _engine: &Engine) -> Option<C> {
     None
 }
 
-/// As [`load`], for a second engine of the same configuration (the pooled one) after the
-/// first loaded the file: wasmtime maps the same file again, so the two share its pages. A
-/// refusal is no news then (the first load warned of any problem with the file, and one
-/// engine's limits may refuse code the other runs), so it is not warned of.
+/// As [`load`], for a second engine of the same configuration (the pooled one): wasmtime
+/// maps the same file again, so the two engines share its pages. That wasmtime refuses the
+/// code is no news here (one engine's limits may refuse code the other runs), so that is
+/// not warned of; every other refusal is, as by [`load`].
 #[cfg(unix)]
 pub(super) fn load_again<C: CompiledCode>(id: &str, engine: &Engine) -> Option<C> {
     disk::shared(engine)?.load_quietly(id, engine, true)
@@ -292,20 +292,14 @@ mod disk {
             self.load_quietly(id, engine, false)
         }
 
-        /// As [`DiskCache::load`]; a refused file is logged at debug level only when `quiet`.
+        /// As [`DiskCache::load`]; code that `engine` refuses is logged at debug level only
+        /// when `quiet`.
         pub(super) fn load_quietly<C: CompiledCode>(
             &self,
             id: &str,
             engine: &Engine,
             quiet: bool,
         ) -> Option<C> {
-            let refuse_file = |path: &Path, why: &str| {
-                if quiet {
-                    tracing::debug!(path = %path.display(), "cached code not used: {why}");
-                } else {
-                    refuse_file(path, why);
-                }
-            };
             if !is_pack_id(id) {
                 return None;
             }
@@ -362,6 +356,10 @@ mod disk {
             };
             let code = match code {
                 Ok(code) => code,
+                Err(err) if quiet => {
+                    tracing::debug!(path = %path.display(), "cached code not used here: {err:#}");
+                    return None;
+                }
                 Err(err) => {
                     refuse_file(&path, &format!("wasmtime cannot use it: {err:#}"));
                     return None;
@@ -488,9 +486,11 @@ mod disk {
 
         /// Removes the directories beside this one that other engines wrote (an upgrade of
         /// packhost or wasmtime leaves its predecessor's) once none of their files has been
-        /// read or written for [`STALE_ENGINE_AGE`] (a load marks a file used): builds that
-        /// share the cache and still run keep theirs. Only this user's directories named as
-        /// engines name them, holding nothing but files, are touched; symbolic links never.
+        /// read or written for [`STALE_ENGINE_AGE`] (a load marks a file used), so builds
+        /// that share the cache and load packs keep theirs. Only this user's directories
+        /// with an engine directory's name and nothing but files in them are removed, and a
+        /// symbolic link is never followed. A build still running that has not loaded from
+        /// its directory for that long loses it, and compiles again.
         fn remove_stale_engines(&self) {
             let Some(native) = self.dir.parent() else {
                 return;
@@ -529,6 +529,9 @@ mod disk {
                         }
                         // Anything else in there is not the cache's: leave the directory.
                         _ => last_used = now,
+                    }
+                    if !stale(last_used) {
+                        break;
                     }
                 }
                 if stale(last_used) {
@@ -894,10 +897,21 @@ mod tests {
         let unused = sibling("0123456789abcdef", month_and_a_day);
         let in_use = sibling("fedcba9876543210", Duration::from_secs(3600));
         let not_an_engine = sibling("my-notes", month_and_a_day);
+        let holding_a_folder = sibling("00000000000000aa", month_and_a_day);
+        fs::create_dir(holding_a_folder.join("someone's")).unwrap();
+        // A link named as an engine, to an old folder elsewhere: neither is touched.
+        let elsewhere = sibling("my-old-code", month_and_a_day);
+        std::os::unix::fs::symlink(&elsewhere, native.join("00000000000000bb")).unwrap();
         cache.store(&id('2'), &module());
         assert!(!unused.exists(), "an engine unused for a month is removed");
         assert!(in_use.exists(), "an engine used within the month stays");
         assert!(not_an_engine.exists(), "a directory the cache did not name stays");
+        assert!(holding_a_folder.exists(), "one holding more than files stays");
+        assert!(
+            fs::read_dir(&elsewhere).unwrap().count() == 1,
+            "a link is not followed"
+        );
+        assert!(fs::symlink_metadata(native.join("00000000000000bb")).is_ok());
         assert!(
             cache.load::<Module>(&id('2'), engine()).is_some(),
             "this engine's own files stay"

@@ -120,11 +120,13 @@ fn make_pooled_engine() -> Option<Engine> {
     }
     let mut pool = PoolingAllocationConfig::new();
     pool.total_core_instances(instances)
-        // Each instance has at most two memories (the pack's and its kernel memory) and its
-        // store at most one GC heap, whose storage is a memory too: with this many, no call
-        // can find the pool full once its instance exists.
+        // Each instance has at most two memories (the pack's and its kernel memory), and its
+        // store at most one GC heap (made as the instance is, for a module with reference
+        // types), whose storage is a memory slot too. With as many heap slots as memory
+        // slots, the memory slots always run out first, which is `PoolConcurrencyLimitError`
+        // and falls back, never the heap pool's plain error.
         .total_memories(instances.saturating_mul(3))
-        .total_gc_heaps(instances)
+        .total_gc_heaps(instances.saturating_mul(3))
         .max_memories_per_module(2)
         .total_tables(instances)
         .table_elements((POOLED_LIMIT_MAX / super::super::TABLE_ELEMENT_BYTES) as usize)
