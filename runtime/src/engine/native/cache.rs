@@ -512,8 +512,7 @@ mod disk {
                 let Ok(meta) = entry.metadata() else {
                     continue;
                 };
-                if path == self.dir || !named_as_engine || !meta.is_dir() || meta.uid() != euid()
-                {
+                if path == self.dir || !named_as_engine || !meta.is_dir() || meta.uid() != euid() {
                     continue;
                 }
                 let Ok(files) = fs::read_dir(&path) else {
@@ -905,8 +904,14 @@ mod tests {
         cache.store(&id('2'), &module());
         assert!(!unused.exists(), "an engine unused for a month is removed");
         assert!(in_use.exists(), "an engine used within the month stays");
-        assert!(not_an_engine.exists(), "a directory the cache did not name stays");
-        assert!(holding_a_folder.exists(), "one holding more than files stays");
+        assert!(
+            not_an_engine.exists(),
+            "a directory the cache did not name stays"
+        );
+        assert!(
+            holding_a_folder.exists(),
+            "one holding more than files stays"
+        );
         assert!(
             fs::read_dir(&elsewhere).unwrap().count() == 1,
             "a link is not followed"
