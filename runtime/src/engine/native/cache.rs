@@ -223,17 +223,11 @@ mod disk {
 
     /// The cap from `PACKHOST_CACHE_MAX_BYTES`, else 1 GiB; read once, with the cache.
     fn max_bytes_from_env() -> u64 {
-        let Some(value) = std::env::var_os(MAX_BYTES_VAR).filter(|v| !v.is_empty()) else {
-            return DEFAULT_MAX_BYTES;
-        };
-        let Some(bytes) = value.to_str().and_then(|v| v.trim().parse::<u64>().ok()) else {
-            tracing::warn!(
-                "{MAX_BYTES_VAR}={value:?} is not a number of bytes; the code cache keeps its \
-                 default cap of {DEFAULT_MAX_BYTES} bytes"
-            );
-            return DEFAULT_MAX_BYTES;
-        };
-        bytes
+        super::super::code::number_from_env(
+            MAX_BYTES_VAR,
+            DEFAULT_MAX_BYTES,
+            "bytes of cached code",
+        )
     }
 
     /// One engine's directory of the disk cache, with the key that signs its files.

@@ -103,18 +103,11 @@ fn make_pooled_engine() -> Option<Engine> {
     use wasmtime::{Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
     // The ticker, which advances both engines' epochs, runs once the first engine exists.
     engine();
-    let instances = match std::env::var(POOLED_INSTANCES_ENV) {
-        Ok(value) => match value.trim().parse::<u32>() {
-            Ok(count) => count,
-            Err(_) => {
-                tracing::warn!(
-                    "{POOLED_INSTANCES_ENV}={value:?} is not a count; using the default"
-                );
-                DEFAULT_POOLED_INSTANCES
-            }
-        },
-        Err(_) => DEFAULT_POOLED_INSTANCES,
-    };
+    let instances = number_from_env(
+        POOLED_INSTANCES_ENV,
+        DEFAULT_POOLED_INSTANCES,
+        "pooled instances",
+    );
     if instances == 0 {
         return None;
     }
@@ -175,12 +168,39 @@ pub(super) fn pooled_module(id: &str, module: &Module) -> Option<Module> {
             })
             .ok()
     });
+    keep_in_memory(kept, id, copy.clone());
+    copy
+}
+
+/// Keeps `code` for pack `id` in `kept`, which is emptied first once it holds
+/// [`MAX_MODULES_IN_MEMORY`] entries.
+fn keep_in_memory<C>(kept: &Mutex<HashMap<String, C>>, id: &str, code: C) {
     let mut kept = lock(kept);
     if kept.len() >= MAX_MODULES_IN_MEMORY {
         kept.clear();
     }
-    kept.insert(id.to_string(), copy.clone());
-    copy
+    kept.insert(id.to_string(), code);
+}
+
+/// The number environment variable `name` holds, else `default`: when it is unset or
+/// empty, and, with a warning that says what the number counts (`what`), when it is no
+/// number.
+pub(super) fn number_from_env<T>(name: &str, default: T, what: &str) -> T
+where
+    T: std::str::FromStr + std::fmt::Display,
+{
+    let Some(value) = std::env::var_os(name).filter(|value| !value.is_empty()) else {
+        return default;
+    };
+    match value.to_str().and_then(|text| text.trim().parse().ok()) {
+        Some(number) => number,
+        None => {
+            tracing::warn!(
+                "{name}={value:?} is not a number; keeping the default, {default} {what}"
+            );
+            default
+        }
+    }
 }
 
 fn start_ticker(engine: &Engine) {
@@ -420,12 +440,7 @@ fn compiled<C: cache::CompiledCode + Clone>(
             code
         }
     };
-    if let Ok(mut kept) = in_memory.lock() {
-        if kept.len() >= MAX_MODULES_IN_MEMORY {
-            kept.clear();
-        }
-        kept.insert(id.to_string(), code.clone());
-    }
+    keep_in_memory(in_memory, id, code.clone());
     Ok(code)
 }
 

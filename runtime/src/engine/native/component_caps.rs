@@ -204,7 +204,7 @@ impl Lent {
                 in_call,
             },
         );
-        outcome.map_err(|err| wasmtime::Error::new(HostFailure::from(err)))
+        outcome.map_err(HostFailure::error)
     }
 }
 

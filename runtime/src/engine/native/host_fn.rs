@@ -95,7 +95,7 @@ fn invoke(
     let state = cx.data_mut();
     state.call.context = context;
     state.call.host = tally;
-    outcome.map_err(|err| wasmtime::Error::new(HostFailure::from(err)))
+    outcome.map_err(HostFailure::error)
 }
 
 /// The calling instance's kernel memory, as host functions see it.

@@ -31,7 +31,7 @@ pub(super) fn request(
     state.call.http_headers = response.headers_json;
     let offset = kernel::alloc_bytes(&mut *cx, &response.body);
     if offset == 0 && !response.body.is_empty() {
-        return Err(failure(Error::new(
+        return Err(HostFailure::error(Error::new(
             ErrorKind::MemoryLimit,
             "the HTTP response does not fit in the pack's memory limit",
         )));
@@ -58,7 +58,7 @@ pub(super) fn perform(
             room,
             &state.audit,
         )
-        .map_err(failure)
+        .map_err(HostFailure::error)
 }
 
 /// Copies out and frees the kernel block the pack handed over (it owns it no longer).
@@ -72,8 +72,4 @@ fn take_block(
         .to_vec();
     kernel::free(&mut *cx, offset as u64);
     Ok(bytes)
-}
-
-fn failure(err: Error) -> wasmtime::Error {
-    wasmtime::Error::new(HostFailure::from(err))
 }

@@ -98,7 +98,7 @@ impl HostState {
     pub(super) fn set_var(&mut self, key: String, value: Option<Vec<u8>>) -> wasmtime::Result<()> {
         self.vars
             .set(key, value, &mut self.limiter)
-            .map_err(|err| wasmtime::Error::new(HostFailure::from(err)))
+            .map_err(HostFailure::error)
     }
 }
 
@@ -462,7 +462,13 @@ impl HostFailure {
 impl HostFailure {
     /// The host cancelled the call.
     pub(super) fn cancelled() -> wasmtime::Error {
-        wasmtime::Error::new(HostFailure::from(crate::cancel::CancelToken::error()))
+        HostFailure::error(crate::cancel::CancelToken::error())
+    }
+
+    /// `err`, one of packhost's own errors a host function ends with, as the wasm call's
+    /// error: the call fails with `err`'s code and message.
+    pub(super) fn error(err: crate::error::Error) -> wasmtime::Error {
+        wasmtime::Error::new(HostFailure::from(err))
     }
 }
 
