@@ -1,5 +1,6 @@
 //! What `/metrics` reports, in the Prometheus (OpenMetrics) text format: calls by tenant,
-//! pack, action and result code, their latency, the fuel they burnt, and calls in flight.
+//! pack, action and result code, their latency, the fuel they burnt, calls in flight, and
+//! how full the core's pool of instances is.
 //!
 //! Label values come only from the runner's own configuration (tenant names, served packs
 //! and their manifests' actions), never from what a caller wrote, so a caller cannot grow
@@ -37,6 +38,8 @@ pub(crate) struct Metrics {
     latency: LatencyFamily,
     fuel: Family<CallLabels, Counter>,
     in_flight: Gauge,
+    pool_slots: Gauge,
+    pool_in_use: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -67,12 +70,26 @@ impl Metrics {
             fuel.clone(),
         );
         registry.register("calls_in_flight", "Calls running now", in_flight.clone());
+        let pool_slots = Gauge::default();
+        let pool_in_use = Gauge::default();
+        registry.register(
+            "pooled_instance_slots",
+            "Instances the pool holds at once (PACKHOST_POOLED_INSTANCES; 0: no pool)",
+            pool_slots.clone(),
+        );
+        registry.register(
+            "pooled_instances_in_use",
+            "Instances in the pool now; beyond its slots, instances are made on their own",
+            pool_in_use.clone(),
+        );
         Metrics {
             registry,
             calls,
             latency,
             fuel,
             in_flight,
+            pool_slots,
+            pool_in_use,
         }
     }
 
@@ -104,9 +121,17 @@ impl Metrics {
 
     /// The text `/metrics` answers.
     pub fn render(&self) -> String {
+        let pool = packhost::instance_pool();
+        self.pool_slots.set(saturating_i64(pool.slots));
+        self.pool_in_use.set(saturating_i64(pool.in_use));
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
+}
+
+/// A count as a gauge's value.
+fn saturating_i64(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }

@@ -51,9 +51,7 @@ pub use capabilities::secrets::{
     Redactor, Secrets, REDACTED, SECRETS_FUNCTIONS, SECRETS_NAMESPACE,
 };
 pub use embed::embed_generated_manifest;
-pub use engine::forget_compiled_code;
-#[doc(hidden)]
-pub use engine::pooled_instances_in_use;
+pub use engine::{forget_compiled_code, instance_pool, InstancePool};
 pub use error::{panic_message, Error, ErrorKind, Result, ERROR_CODES};
 pub use extism_manifest::{ExtismManifest, ExtismMemory, ResolvedManifest, WasmSource};
 pub use flow::{Flow, FlowOutput, FlowPacks, FlowUsage, StepRecord, StepStatus, MAX_FLOW_STEPS};

@@ -35,8 +35,11 @@ fn instances_are_made_on_their_own_once_the_pool_is_full() {
         assert_eq!(remember(&pack, tenant, &format!("secret {tenant}")), "|");
     }
     assert_eq!(
-        packhost::pooled_instances_in_use(),
-        2,
+        packhost::instance_pool(),
+        packhost::InstancePool {
+            slots: 2,
+            in_use: 2
+        },
         "two tenants' instances hold the pool's two slots"
     );
     for tenant in 0..TENANTS {
@@ -62,7 +65,7 @@ fn instances_are_made_on_their_own_once_the_pool_is_full() {
     // first come from them, fresh on every call.
     drop(pack);
     assert_eq!(
-        packhost::pooled_instances_in_use(),
+        packhost::instance_pool().in_use,
         0,
         "the pack's slots are free"
     );
@@ -73,6 +76,6 @@ fn instances_are_made_on_their_own_once_the_pool_is_full() {
             .unwrap();
         assert_eq!(answer.output, b"|");
         // Its first instance is its own; each one after comes from the pool.
-        assert_eq!(packhost::pooled_instances_in_use(), 1, "round {round}");
+        assert_eq!(packhost::instance_pool().in_use, 1, "round {round}");
     }
 }

@@ -31,7 +31,7 @@ use crate::usage::{LogRecord, MAX_LOG_LINES, MAX_LOG_MESSAGE_BYTES};
 
 pub(crate) use extism::refuse_unbounded as refuse_what_extism_cannot_bound;
 pub(crate) use fuel::FuelRates;
-pub use native::{forget_compiled_code, pooled_instances_in_use};
+pub use native::{forget_compiled_code, instance_pool, InstancePool};
 
 /// Everything needed to make instances of one pack, fixed at load.
 #[derive(Debug, Clone)]

@@ -82,15 +82,35 @@ pub(super) fn pooled_engine() -> Option<&'static Engine> {
 
 static POOLED_ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
 
-/// Module instances alive in the pool now (0 without one): for tests that must tell where
-/// instances came from.
-pub fn pooled_instances_in_use() -> u64 {
-    POOLED_ENGINE
-        .get()
-        .and_then(Option::as_ref)
-        .and_then(Engine::pooling_allocator_metrics)
-        .map_or(0, |metrics| metrics.core_instances())
+/// How full the pool of module instances is (see [`crate::PackOptions`]'s `isolation`):
+/// what an operator watches to size `PACKHOST_POOLED_INSTANCES`. Once `in_use` reaches
+/// `slots`, further instances are made on their own, at about 1.5x the cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InstancePool {
+    /// Module instances the pool holds at once; 0 when there is no pool (turned off with
+    /// `PACKHOST_POOLED_INSTANCES=0`, a 32-bit platform, or no address space for it).
+    pub slots: u64,
+    /// Module instances alive in the pool now.
+    pub in_use: u64,
 }
+
+/// The pool's size and occupancy now. Makes the pool when no pack has needed it yet (it
+/// reserves address space, not memory), so that the figure reports what calls will get.
+pub fn instance_pool() -> InstancePool {
+    let Some(pooled) = pooled_engine() else {
+        return InstancePool::default();
+    };
+    let in_use = pooled
+        .pooling_allocator_metrics()
+        .map_or(0, |metrics| metrics.core_instances());
+    InstancePool {
+        slots: u64::from(POOLED_SLOTS.load(std::sync::atomic::Ordering::Relaxed)),
+        in_use,
+    }
+}
+
+/// The slot count [`make_pooled_engine`] gave the pool it made.
+static POOLED_SLOTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Pooled copies of compiled modules by pack id (`None`: the module does not fit the pool).
 fn pooled_modules_in_memory() -> &'static Mutex<HashMap<String, Option<Module>>> {
@@ -134,11 +154,13 @@ fn make_pooled_engine() -> Option<Engine> {
         .max_unused_warm_slots(POOLED_UNUSED_WARM_SLOTS);
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config)
+    let engine = Engine::new(&config)
         .map_err(|err| {
             tracing::warn!("no pooled instances (every instance is mapped on its own): {err:#}");
         })
-        .ok()
+        .ok()?;
+    POOLED_SLOTS.store(instances, std::sync::atomic::Ordering::Relaxed);
+    Some(engine)
 }
 
 #[cfg(not(target_pointer_width = "64"))]

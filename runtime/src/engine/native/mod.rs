@@ -41,7 +41,7 @@ use crate::options::CallOptions;
 use state::{Grants, HeldLock, HostFailure, HostState};
 
 pub(crate) use code::calibrated_fuel_rate;
-pub use code::{forget_compiled_code, pooled_instances_in_use};
+pub use code::{forget_compiled_code, instance_pool, InstancePool};
 pub(crate) use component::ComponentCode;
 
 /// One instance slot of a component pack.
