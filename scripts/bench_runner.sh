@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 "$root/scripts/free_port.py"
 }
 # Waits (at most a minute) until a POST of the request file answers 200.
 wait_ready() {

@@ -13,7 +13,7 @@ folder="${2:?a folder for the registry}"
 case "$command" in
 start)
   mkdir -p "$folder/data"
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  port="$(python3 "$(dirname "$0")/free_port.py")"
   cat >"$folder/config.yml" <<YAML
 version: 0.1
 log:

@@ -14,11 +14,10 @@ use serde_json::{json, Value};
 
 const CLIENTS: usize = 4;
 
+/// A port below the ephemeral range: a replica restarted on it must find it free, though
+/// haproxy and the clients open connections from ephemeral ports all the while.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .unwrap()
+    packhost::testing::unused_loopback_port().unwrap()
 }
 
 fn agent() -> ureq::Agent {

@@ -65,9 +65,7 @@ impl LocalRegistry {
         ));
         let _ = std::fs::remove_dir_all(&folder);
         std::fs::create_dir_all(folder.join("data"))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = packhost::testing::unused_loopback_port()?;
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
@@ -108,7 +106,7 @@ impl LocalRegistry {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let registry = LocalRegistry {
+        let mut registry = LocalRegistry {
             process,
             port,
             folder,
@@ -145,9 +143,17 @@ impl LocalRegistry {
         let _ = self.process.wait();
     }
 
-    fn wait_until_it_answers(&self) -> std::io::Result<()> {
+    /// Waits until the registry answers while its process runs (an answer after it exited,
+    /// failing to bind, would come from another test's registry).
+    fn wait_until_it_answers(&mut self) -> std::io::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers() {
+        while !(self.answers() && matches!(self.process.try_wait(), Ok(None))) {
+            if !matches!(self.process.try_wait(), Ok(None)) {
+                return Err(std::io::Error::other(format!(
+                    "docker-registry exited (port {} taken?)",
+                    self.port
+                )));
+            }
             if Instant::now() >= deadline {
                 return Err(std::io::Error::other(
                     "docker-registry did not answer in 10 s",

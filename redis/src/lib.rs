@@ -350,7 +350,8 @@ pub struct LocalServer {
 }
 
 impl LocalServer {
-    /// Starts the server and waits (at most ten seconds) until it answers `PING`.
+    /// Starts the server and waits (at most ten seconds) until it answers; when its port was
+    /// taken meanwhile (the server exits), again on another, three times at most.
     ///
     /// # Errors
     /// When `redis-server` cannot be started or does not answer in time.
@@ -363,17 +364,28 @@ impl LocalServer {
             STARTED.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&folder)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let process = Self::spawn(port, &folder)?;
-        let server = LocalServer {
-            process,
-            port,
-            folder,
-        };
-        server.wait_until_it_answers()?;
-        Ok(server)
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let port = packhost::testing::unused_loopback_port()?;
+            let mut process = Self::spawn(port, &folder)?;
+            match wait_until_it_answers(&mut process, port) {
+                Ok(()) => {
+                    return Ok(LocalServer {
+                        process,
+                        port,
+                        folder,
+                    })
+                }
+                Err(_) if attempts < 3 && !matches!(process.try_wait(), Ok(None)) => {}
+                Err(err) => {
+                    let _ = process.kill();
+                    let _ = process.wait();
+                    let _ = std::fs::remove_dir_all(&folder);
+                    return Err(err);
+                }
+            }
+        }
     }
 
     /// Kills the server with SIGKILL (no shutdown, no save) and starts it again on the same
@@ -385,7 +397,7 @@ impl LocalServer {
         self.process.kill()?;
         self.process.wait()?;
         self.process = Self::spawn(self.port, &self.folder)?;
-        self.wait_until_it_answers()
+        wait_until_it_answers(&mut self.process, self.port)
     }
 
     fn spawn(port: u16, folder: &std::path::Path) -> std::io::Result<std::process::Child> {
@@ -405,32 +417,55 @@ impl LocalServer {
             .spawn()
     }
 
-    fn wait_until_it_answers(&self) -> std::io::Result<()> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !self.answers() {
-            if std::time::Instant::now() >= deadline {
-                return Err(std::io::Error::other("redis-server did not answer in 10 s"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-
     /// Its URL, database 0.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
+}
 
-    fn answers(&self) -> bool {
-        use std::io::{Read, Write};
-        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let mut reply = [0u8; 5];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG"
+/// Waits until the server on `port` says it is `process` (`INFO server`'s `process_id`):
+/// an answer from another process is another test's server on a port ours could not bind.
+fn wait_until_it_answers(process: &mut std::process::Child, port: u16) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if !matches!(process.try_wait(), Ok(None)) {
+            return Err(std::io::Error::other(format!(
+                "redis-server exited (port {port} taken?)"
+            )));
+        }
+        if server_process_id(port) == Some(process.id()) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(std::io::Error::other("redis-server did not answer in 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The `process_id` the Redis server on `port` reports, if one answers.
+fn server_process_id(port: u16) -> Option<u32> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    // The section is about 1 KiB; read until the line is whole or the reply stops.
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while reply.len() < 64 * 1024 {
+        let read = stream.read(&mut chunk).ok()?;
+        if read == 0 {
+            break;
+        }
+        reply.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&reply);
+        if let Some((_, rest)) = text.split_once("process_id:") {
+            if let Some((id, _)) = rest.split_once("\r\n") {
+                return id.parse().ok();
+            }
+        }
+    }
+    None
 }
 
 impl Drop for LocalServer {

@@ -4,8 +4,8 @@
 
 import json
 import os
-import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,6 +18,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from free_port import unused_loopback_port  # noqa: E402
 DIST = ROOT / "plugins" / "dist"
 PACKHOST = os.environ.get("PACKHOST") or str(
     Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "packhost"
@@ -65,15 +67,9 @@ def test_tools_over_stdio():
     anyio.run(run)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def runner():
-    port = free_port()
+    port = unused_loopback_port()
     env = dict(os.environ, PACKHOST_RUNNER_TOKENS=f"acme={TOKEN}")
     process = subprocess.Popen(
         [PACKHOST, "serve", *PACKS, "--listen", f"127.0.0.1:{port}", "--options", OPTIONS],

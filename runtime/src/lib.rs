@@ -33,6 +33,8 @@ mod options;
 mod pack;
 mod pool;
 mod store;
+#[doc(hidden)]
+pub mod testing;
 mod trust;
 mod usage;
 
