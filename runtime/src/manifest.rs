@@ -159,6 +159,31 @@ fn imported_host_functions(module: &ModuleInfo) -> Vec<HostFunctionSpec> {
         .collect()
 }
 
+/// A component calls the host's functions by name through `packhost:pack/functions`, which
+/// reaches only `extism:host/user`: a function it declares must be of that module, and the
+/// component must import the interface.
+fn check_component_function(function: &HostFunctionSpec, component: &ModuleInfo) -> Result<()> {
+    if function.namespace != EXTISM_USER {
+        return Err(Error::invalid_manifest(format!(
+            "manifest: host function {:?} of {:?}: a component calls only functions of {EXTISM_USER:?}",
+            function.name, function.namespace
+        )));
+    }
+    if !component
+        .imports
+        .iter()
+        .any(|import| import.module == crate::module::COMPONENT_FUNCTIONS)
+    {
+        return Err(Error::invalid_manifest(format!(
+            "manifest: host function {:?} is declared, but the component does not import {}, \
+             through which it would call it",
+            function.name,
+            crate::module::COMPONENT_FUNCTIONS
+        )));
+    }
+    Ok(())
+}
+
 impl PackManifest {
     /// Parses and checks the manifest section against the module it came from.
     ///
@@ -195,6 +220,10 @@ impl PackManifest {
             }
         }
         for function in &self.capabilities.host_functions {
+            if module.component {
+                check_component_function(function, module)?;
+                continue;
+            }
             let imported = module.imports.iter().any(|import| {
                 import.kind == "func"
                     && import.module == function.namespace

@@ -538,6 +538,10 @@ pub const COMPONENT_SECRETS: &str = "packhost:pack/secrets@0.1.0";
 /// HTTP for component packs, the same capability as modules' `http_request`.
 pub const COMPONENT_HTTP: &str = "packhost:pack/http@0.1.0";
 
+/// The host's own functions for component packs, called by name (modules import them one
+/// by one from `extism:host/user`).
+pub const COMPONENT_FUNCTIONS: &str = "packhost:pack/functions@0.1.0";
+
 /// Every instance packhost lends component packs, with its functions kebab-case as WIT names
 /// them; a test keeps the list and `wit/` from drifting. A component may import any of them
 /// and nothing else.
@@ -549,6 +553,7 @@ pub const COMPONENT_INTERFACES: &[(&str, &[&str])] = &[
     ),
     (COMPONENT_SECRETS, &["get"]),
     (COMPONENT_HTTP, &["request"]),
+    (COMPONENT_FUNCTIONS, &["call"]),
 ];
 
 /// Reads a validated component: its top-level imports and exports (nested modules and

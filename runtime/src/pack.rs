@@ -20,7 +20,8 @@ use crate::capabilities::audit::AuditEntry;
 use crate::capabilities::builtin_functions;
 use crate::capabilities::files;
 use crate::capabilities::host_fn::{
-    check_registrations, is_packhost_namespace, HostFunction, HostFunctions,
+    check_registrations, component_callable, is_packhost_namespace, HostFunction, HostFunctions,
+    EXTISM_USER,
 };
 use crate::capabilities::http::HttpGrant;
 use crate::capabilities::kv;
@@ -32,7 +33,7 @@ use crate::hosts::effective_hosts;
 use crate::link::{LinkedModule, Linking};
 use crate::lock::{CallLengths, InterpreterLock};
 use crate::manifest::PackManifest;
-use crate::module::ModuleInfo;
+use crate::module::{ModuleInfo, COMPONENT_FUNCTIONS};
 use crate::options::{tenant_of, CallOptions, EngineKind, Isolation, PackOptions};
 use crate::pool::Pool;
 use crate::usage::{CallOutput, CallReport, PackStats, Usage};
@@ -328,6 +329,19 @@ impl Pack {
         // A pack may import key-value functions without being granted them; its calls are
         // then refused one by one, as HTTP to a host outside the grant is.
         let lent_by_host = functions.clone();
+        // What a component may call by name; a module's imports are checked just below.
+        let component_calls = if module
+            .imports
+            .iter()
+            .any(|import| module.component && import.module == COMPONENT_FUNCTIONS)
+        {
+            component_callable(
+                manifest_embedded.then_some(&manifest.capabilities.host_functions[..]),
+                &lent_by_host,
+            )?
+        } else {
+            Vec::new()
+        };
         let mut functions = functions;
         let lent = functions.len();
         functions.extend(builtin_functions(plugin, None, secrets.clone()));
@@ -369,13 +383,17 @@ impl Pack {
                 host_functions: Arc::new(HostFunctions {
                     // Only what the pack imports is linked: the rest would be dead weight in
                     // every instance. A component imports packhost's capabilities as whole
-                    // instances, whose functions are made only when it imports them.
+                    // instances, whose functions are made only when it imports them, and
+                    // calls the host's own by name: only those it may call are kept.
                     functions: functions
                         .into_iter()
                         .filter(|f| {
                             plugin.imports.iter().any(|import| {
                                 import.module == f.namespace() && import.name == f.name()
-                            }) || (module.component && is_packhost_namespace(f.namespace()))
+                            }) || (module.component
+                                && (is_packhost_namespace(f.namespace())
+                                    || (f.namespace() == EXTISM_USER
+                                        && component_calls.iter().any(|name| name == f.name()))))
                         })
                         .collect(),
                     pack_name: manifest.name.clone(),

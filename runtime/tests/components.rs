@@ -352,3 +352,94 @@ fn a_warm_instance_whose_memory_stays_put_is_kept_however_close_to_the_limit() {
         );
     }
 }
+
+/// The suite's component that calls the host's functions by name, with `manifest`.
+fn host_calls(manifest: Option<&str>) -> Vec<u8> {
+    support::component_fixture("component_host_calls", manifest)
+}
+
+#[test]
+fn a_component_without_a_manifest_may_call_every_bytes_function_the_host_lends() {
+    // No manifest: as for any plugin without one, the host's grant is the whole policy.
+    let pack = Pack::load_with(
+        &host_calls(None),
+        options("{}"),
+        support::conformance_functions(),
+    )
+    .expect("loads");
+    let added = pack
+        .call("add_undeclared", br#"{"a": 2, "b": 40}"#)
+        .expect("add is lent");
+    assert_eq!(added.output, br#"{"sum":42}"#);
+    assert_eq!(added.usage.host_calls, 1);
+    // A name the host does not lend is refused when called.
+    let lonely = Pack::load_with(
+        &host_calls(None),
+        options("{}"),
+        vec![packhost::HostFunction::bytes("reverse", |_, input| {
+            Ok(input.iter().rev().copied().collect())
+        })],
+    )
+    .expect("loads");
+    assert_eq!(
+        lonely.call("reverse_via_host", b"abc").unwrap().output,
+        b"cba"
+    );
+    let err = lonely.call("add_undeclared", b"{}").unwrap_err();
+    assert_eq!(err.code(), "host_denied", "{}", err.message());
+}
+
+#[test]
+fn a_component_calls_only_bytes_functions_of_extism_host_user() {
+    let manifest = |functions: &str| {
+        format!(
+            r#"{{"name": "calls", "version": "1.0.0", "actions": [{{"name": "reverse_via_host"}}],
+                "capabilities": {{"host_functions": {functions}}}}}"#
+        )
+    };
+    // Declared in another module: a component has no way to reach it.
+    let err = Pack::load_with(
+        &host_calls(Some(&manifest(
+            r#"[{"name": "reverse", "namespace": "env"}]"#,
+        ))),
+        options("{}"),
+        support::conformance_functions(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "invalid_manifest", "{}", err.message());
+    // Lent with another signature than bytes in, bytes out.
+    let typed = packhost::HostFunction::general(
+        "reverse",
+        [packhost::ValueType::I32],
+        [packhost::ValueType::I32],
+        |_, _, _| Ok(()),
+    );
+    let err = Pack::load_with(
+        &host_calls(Some(&manifest(r#"[{"name": "reverse"}]"#))),
+        options("{}"),
+        vec![typed],
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "invalid_pack");
+    assert!(
+        err.message().contains("bytes in and bytes out"),
+        "{}",
+        err.message()
+    );
+    // Declared by a component that does not import packhost:pack/functions.
+    let err = Pack::load_with(
+        &fixture(Some(
+            r#"{"name": "tools", "version": "1.0.0", "actions": [{"name": "shout"}],
+                "capabilities": {"host_functions": [{"name": "reverse"}]}}"#,
+        )),
+        options("{}"),
+        support::conformance_functions(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "invalid_manifest");
+    assert!(
+        err.message().contains("packhost:pack/functions"),
+        "{}",
+        err.message()
+    );
+}

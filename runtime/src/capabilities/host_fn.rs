@@ -594,6 +594,51 @@ impl HostFunctions {
         };
         function.invoke(&mut call, args, results, frame)
     }
+
+    /// Runs the bytes-in, bytes-out function `name` of `extism:host/user` on the block at
+    /// `input` and returns the block it answers: how a component calls the host's functions
+    /// (`packhost:pack/functions`), which it names at run time rather than importing them.
+    /// These functions hold only those the component may call ([`component_callable`]);
+    /// any other name is refused with `host_denied`, and the refusal audited.
+    pub(crate) fn call_by_name(
+        &self,
+        name: &str,
+        context: &Value,
+        memory: &mut dyn KernelMemory,
+        input: i64,
+        frame: CallFrame<'_>,
+    ) -> Result<i64, Error> {
+        let Some(function) = self
+            .functions
+            .iter()
+            .find(|function| function.namespace == EXTISM_USER && function.name == name)
+        else {
+            let refused: Result<i64, Error> = Err(Error::new(
+                ErrorKind::HostDenied,
+                format!(
+                    "host function {name:?} is not lent to this pack: its manifest must declare \
+                     it and the host lend it"
+                ),
+            ));
+            frame
+                .audit
+                .record(AuditEntry::new(Capability::HostFunction, "call", name).ended(&refused));
+            return refused;
+        };
+        let mut results = [WasmValue::I64(0)];
+        self.invoke(
+            function,
+            context,
+            memory,
+            &[WasmValue::I64(input)],
+            &mut results,
+            frame,
+        )?;
+        match results {
+            [WasmValue::I64(output)] => Ok(output),
+            _ => Ok(0),
+        }
+    }
 }
 
 /// True for the import modules of packhost's own capabilities (`packhost:host/kv`), which no
@@ -648,13 +693,79 @@ impl ValueType {
     }
 }
 
-/// Stand-ins for every host function `module` imports, each failing with `reason` when
-/// called: for hosts that lend nothing but still load such packs (the `packhost` command,
-/// or `packhost embed` running a pack's manifest export).
+/// The names of the host's functions a component may call through `packhost:pack/functions`
+/// (which reaches `extism:host/user` only): those its manifest declares (`declared`), or,
+/// for a component without a manifest, every one of that module the host lends bytes in and
+/// bytes out, as the host's grant is the whole policy for any plugin without one.
+///
+/// # Errors
+/// `invalid_pack` when a declared function is not lent, or lent with another signature: the
+/// component would fail when it calls it, so it fails to load, as a module importing it does.
+pub(crate) fn component_callable(
+    declared: Option<&[crate::manifest::HostFunctionSpec]>,
+    lent: &[HostFunction],
+) -> Result<Vec<String>, Error> {
+    let bytes = |function: &HostFunction| {
+        function.namespace == EXTISM_USER
+            && function.signature() == (vec![ValueType::I64], vec![ValueType::I64])
+    };
+    let Some(declared) = declared else {
+        return Ok(lent
+            .iter()
+            .filter(|function| bytes(function))
+            .map(|function| function.name.clone())
+            .collect());
+    };
+    declared
+        .iter()
+        .map(|spec| {
+            match lent
+                .iter()
+                .find(|function| function.namespace == EXTISM_USER && function.name == spec.name)
+            {
+                Some(function) if bytes(function) => Ok(spec.name.clone()),
+                Some(function) => {
+                    let (params, results) = function.signature();
+                    Err(Error::invalid_pack(format!(
+                        "the component calls host function {:?}, bytes in and bytes out; the \
+                         host registered it with params {params:?} and results {results:?}",
+                        spec.name
+                    )))
+                }
+                None => Err(Error::invalid_pack(format!(
+                    "the component calls host function {:?} from {EXTISM_USER:?}, which the \
+                     host did not register",
+                    spec.name
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// Stand-ins for every host function `module` imports (a component: that its manifest
+/// declares), each failing with `reason` when called: for hosts that lend nothing but still
+/// load such packs (the `packhost` command, or `packhost embed` running a pack's manifest
+/// export).
 pub fn unavailable_host_functions(
     module: &crate::module::ModuleInfo,
     reason: &str,
 ) -> Vec<HostFunction> {
+    if module.component {
+        // A component names the host's functions it calls in its manifest.
+        let declared = module
+            .manifest_section
+            .as_deref()
+            .and_then(|section| crate::manifest::PackManifest::parse(section, module).ok())
+            .map(|manifest| manifest.capabilities.host_functions)
+            .unwrap_or_default();
+        return declared
+            .into_iter()
+            .map(|spec| {
+                let reason = reason.to_string();
+                HostFunction::bytes(spec.name, move |_, _| Err(HostFnError::new(reason.clone())))
+            })
+            .collect();
+    }
     module
         .host_function_imports()
         .filter_map(|import| {

@@ -1,11 +1,12 @@
 //! The capabilities packhost lends component packs beside logging and config: key-value
-//! storage (`packhost:pack/kv`), secrets (`packhost:pack/secrets`) and HTTP
-//! (`packhost:pack/http`), `wit/component.wit`.
+//! storage (`packhost:pack/kv`), secrets (`packhost:pack/secrets`), HTTP
+//! (`packhost:pack/http`) and the host's own functions (`packhost:pack/functions`),
+//! `wit/component.wit`.
 //!
-//! They are the very functions modules import from `packhost:host/kv` and
-//! `packhost:host/secrets`, and the HTTP grant behind modules' `http_request`
-//! (`capabilities/`), so the grant check, caps, quotas, audit entry and usage count stay in
-//! one place. The kv and secrets functions take and return blocks of the Extism
+//! They are the very functions modules import from `packhost:host/kv`,
+//! `packhost:host/secrets` and `extism:host/user`, and the HTTP grant behind modules'
+//! `http_request` (`capabilities/`), so the grant check, caps, quotas, audit entry and usage
+//! count stay in one place. The kv, secrets and host functions take and return blocks of the Extism
 //! kernel, which a component has none of: each call here puts its arguments, lifted by the
 //! canonical ABI, in a small block table of its own, and lowers what comes back into the
 //! component's memory through the component's own allocator (so it counts as the
@@ -22,7 +23,7 @@ use crate::capabilities::host_fn::{
 };
 use crate::capabilities::kv::KV_NAMESPACE;
 use crate::capabilities::secrets::SECRETS_NAMESPACE;
-use crate::module::{COMPONENT_HTTP, COMPONENT_KV, COMPONENT_SECRETS};
+use crate::module::{COMPONENT_FUNCTIONS, COMPONENT_HTTP, COMPONENT_KV, COMPONENT_SECRETS};
 
 /// The kernel functions' "no entry" sentinel, where a block offset or `-1` is expected.
 const NONE: i64 = -1;
@@ -56,6 +57,19 @@ pub(super) fn link(
     linker
         .instance(COMPONENT_HTTP)?
         .func_wrap("request", request)?;
+    let lent = functions.clone();
+    linker.instance(COMPONENT_FUNCTIONS)?.func_wrap(
+        "call",
+        move |mut store: StoreContextMut<'_, HostState>, (name, input): (String, Vec<u8>)| {
+            let mut blocks = CallBlocks::new(&store);
+            let input = blocks.put_block(input);
+            let (context, frame) = in_progress(store.data_mut());
+            let output = lent
+                .call_by_name(&name, context, &mut blocks, input, frame)
+                .map_err(HostFailure::error)?;
+            Ok((blocks.take(&WasmValue::I64(output)),))
+        },
+    )?;
     if let Some(get) = find(SECRETS_NAMESPACE, "get") {
         linker.instance(COMPONENT_SECRETS)?.func_wrap(
             "get",
@@ -189,23 +203,25 @@ impl Lent {
         results: &mut [WasmValue],
     ) -> wasmtime::Result<()> {
         let Lent(pack, function) = self;
-        let state = store.data_mut();
-        let in_call = state.call.started.is_some();
-        let outcome = pack.invoke(
-            function,
-            &state.call.context,
-            blocks,
-            args,
-            results,
-            CallFrame {
-                deadline: state.call.deadline,
-                tally: &mut state.call.host,
-                audit: &state.audit,
-                in_call,
-            },
-        );
-        outcome.map_err(HostFailure::error)
+        let (context, frame) = in_progress(store.data_mut());
+        pack.invoke(function, context, blocks, args, results, frame)
+            .map_err(HostFailure::error)
     }
+}
+
+/// The context of the call in progress, and the frame its capability calls run in (its
+/// deadline, host-call tally and audit trail).
+fn in_progress(state: &mut HostState) -> (&serde_json::Value, CallFrame<'_>) {
+    let in_call = state.call.started.is_some();
+    (
+        &state.call.context,
+        CallFrame {
+            deadline: state.call.deadline,
+            tally: &mut state.call.host,
+            audit: &state.audit,
+            in_call,
+        },
+    )
 }
 
 /// The blocks of one capability call: its arguments, then what the function hands back.
@@ -227,8 +243,13 @@ impl CallBlocks {
 
     /// Adds an argument block and returns its offset as the argument.
     fn put(&mut self, bytes: Vec<u8>) -> WasmValue {
+        WasmValue::I64(self.put_block(bytes))
+    }
+
+    /// Adds an argument block and returns its offset.
+    fn put_block(&mut self, bytes: Vec<u8>) -> i64 {
         self.blocks.push(bytes);
-        WasmValue::I64(self.blocks.len() as i64)
+        self.blocks.len() as i64
     }
 
     /// As `put`, or the "no entry" sentinel for `None`.
