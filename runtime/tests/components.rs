@@ -387,10 +387,19 @@ fn a_component_without_a_manifest_may_call_every_bytes_function_the_host_lends()
     );
     let err = lonely.call("add_undeclared", b"{}").unwrap_err();
     assert_eq!(err.code(), "host_denied", "{}", err.message());
+    // A name of a megabyte is refused, and the refusal repeats only its start.
+    let err = lonely.call("call_named", &vec![b'a'; 1 << 20]).unwrap_err();
+    assert_eq!(err.code(), "host_denied");
+    assert!(err.message().len() < 1024, "{} bytes", err.message().len());
 }
 
 #[test]
 fn a_component_calls_only_bytes_functions_of_extism_host_user() {
+    let refused = |component: Vec<u8>, functions, code: &str, says: &str| {
+        let err = Pack::load_with(&component, options("{}"), functions).unwrap_err();
+        assert_eq!(err.code(), code, "{}", err.message());
+        assert!(err.message().contains(says), "{}", err.message());
+    };
     let manifest = |functions: &str| {
         format!(
             r#"{{"name": "calls", "version": "1.0.0", "actions": [{{"name": "reverse_via_host"}}],
@@ -398,15 +407,14 @@ fn a_component_calls_only_bytes_functions_of_extism_host_user() {
         )
     };
     // Declared in another module: a component has no way to reach it.
-    let err = Pack::load_with(
-        &host_calls(Some(&manifest(
+    refused(
+        host_calls(Some(&manifest(
             r#"[{"name": "reverse", "namespace": "env"}]"#,
         ))),
-        options("{}"),
         support::conformance_functions(),
-    )
-    .unwrap_err();
-    assert_eq!(err.code(), "invalid_manifest", "{}", err.message());
+        "invalid_manifest",
+        "a component calls only functions of",
+    );
     // Lent with another signature than bytes in, bytes out.
     let typed = packhost::HostFunction::general(
         "reverse",
@@ -414,32 +422,20 @@ fn a_component_calls_only_bytes_functions_of_extism_host_user() {
         [packhost::ValueType::I32],
         |_, _, _| Ok(()),
     );
-    let err = Pack::load_with(
-        &host_calls(Some(&manifest(r#"[{"name": "reverse"}]"#))),
-        options("{}"),
+    refused(
+        host_calls(Some(&manifest(r#"[{"name": "reverse"}]"#))),
         vec![typed],
-    )
-    .unwrap_err();
-    assert_eq!(err.code(), "invalid_pack");
-    assert!(
-        err.message().contains("bytes in and bytes out"),
-        "{}",
-        err.message()
+        "invalid_pack",
+        "bytes in and bytes out",
     );
     // Declared by a component that does not import packhost:pack/functions.
-    let err = Pack::load_with(
-        &fixture(Some(
+    refused(
+        fixture(Some(
             r#"{"name": "tools", "version": "1.0.0", "actions": [{"name": "shout"}],
                 "capabilities": {"host_functions": [{"name": "reverse"}]}}"#,
         )),
-        options("{}"),
         support::conformance_functions(),
-    )
-    .unwrap_err();
-    assert_eq!(err.code(), "invalid_manifest");
-    assert!(
-        err.message().contains("packhost:pack/functions"),
-        "{}",
-        err.message()
+        "invalid_manifest",
+        "packhost:pack/functions",
     );
 }

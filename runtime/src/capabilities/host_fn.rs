@@ -565,6 +565,9 @@ pub(crate) struct HostTally {
     pub(crate) kv_ops: u64,
 }
 
+/// How much of a name no function answers to a refusal repeats (and its audit entry keeps).
+const MAX_REFUSED_NAME_CHARS: usize = 128;
+
 /// The host functions lent to one pack, with the pack's name and id that their calls see.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HostFunctions {
@@ -613,16 +616,18 @@ impl HostFunctions {
             .iter()
             .find(|function| function.namespace == EXTISM_USER && function.name == name)
         else {
+            // The name is the pack's to choose, at any length: the host keeps only its start.
+            let shown: String = name.chars().take(MAX_REFUSED_NAME_CHARS).collect();
             let refused: Result<i64, Error> = Err(Error::new(
                 ErrorKind::HostDenied,
                 format!(
-                    "host function {name:?} is not lent to this pack: its manifest must declare \
-                     it and the host lend it"
+                    "host function {shown:?} is not lent to this pack: its manifest must \
+                     declare it and the host lend it"
                 ),
             ));
             frame
                 .audit
-                .record(AuditEntry::new(Capability::HostFunction, "call", name).ended(&refused));
+                .record(AuditEntry::new(Capability::HostFunction, "call", shown).ended(&refused));
             return refused;
         };
         let mut results = [WasmValue::I64(0)];
