@@ -18,6 +18,9 @@ pub struct LocalRegistry {
     port: u16,
     folder: PathBuf,
     token_server: Option<TokenServer>,
+    /// The value of the header only this registry answers with, told from another test's
+    /// registry that may hold the port when this one failed to bind it.
+    marker: String,
 }
 
 /// How the registry lets clients in.
@@ -66,10 +69,11 @@ impl LocalRegistry {
         let _ = std::fs::remove_dir_all(&folder);
         std::fs::create_dir_all(folder.join("data"))?;
         let port = packhost::testing::unused_loopback_port()?;
+        let marker = folder.display().to_string();
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
+             http:\n  addr: 127.0.0.1:{port}\n  headers:\n    {MARKER_HEADER}: [\"{marker}\"]\n",
             folder.join("data").display()
         );
         let mut token_server = None;
@@ -111,6 +115,7 @@ impl LocalRegistry {
             port,
             folder,
             token_server,
+            marker,
         };
         registry.wait_until_it_answers()?;
         Ok(registry)
@@ -164,20 +169,37 @@ impl LocalRegistry {
         Ok(())
     }
 
-    /// Whether `GET /v2/` gets an HTTP answer (200, or 401 behind authentication).
+    /// Whether `GET /v2/` gets an HTTP answer (200, or 401 behind authentication) from this
+    /// registry: one carrying its marker header.
     fn answers(&self) -> bool {
         let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut reply = [0u8; 12];
-        stream
+        if stream
             .write_all(b"GET /v2/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && (reply.ends_with(b"200") || reply.ends_with(b"401"))
+            .is_err()
+        {
+            return false;
+        }
+        // The status line and headers, at most 16 KiB of them.
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 2048];
+        while !head.windows(4).any(|window| window == b"\r\n\r\n") && head.len() < 16 << 10 {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => head.extend_from_slice(&chunk[..read]),
+            }
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let status = head.split_whitespace().nth(1).unwrap_or_default();
+        let marked = format!("\r\n{}: {}\r\n", MARKER_HEADER, self.marker).to_ascii_lowercase();
+        matches!(status, "200" | "401") && head.contains(&marked)
     }
 }
+
+/// The header each test registry answers with, its value the registry's own folder.
+const MARKER_HEADER: &str = "X-Packhost-Registry";
 
 impl Drop for LocalRegistry {
     fn drop(&mut self) {

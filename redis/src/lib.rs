@@ -377,7 +377,8 @@ impl LocalServer {
                         folder,
                     })
                 }
-                Err(_) if attempts < 3 && !matches!(process.try_wait(), Ok(None)) => {}
+                // Not running (it could not bind the port): another port.
+                Err(_) if attempts < 3 && matches!(process.try_wait(), Ok(Some(_))) => {}
                 Err(err) => {
                     let _ = process.kill();
                     let _ = process.wait();

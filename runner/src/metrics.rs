@@ -74,7 +74,7 @@ impl Metrics {
         let pool_in_use = Gauge::default();
         registry.register(
             "pooled_instance_slots",
-            "Instances the pool holds at once (PACKHOST_POOLED_INSTANCES; 0: no pool)",
+            "Instances the pool holds at once (PACKHOST_POOLED_INSTANCES; 0: no pool, or none needed yet)",
             pool_slots.clone(),
         );
         registry.register(

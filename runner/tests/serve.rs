@@ -327,18 +327,18 @@ fn metrics_count_calls_by_tenant_pack_action_and_code() {
     assert!(!text.contains("made-up-action"));
     assert!(text.contains("packhost_runner_call_duration_seconds_bucket"));
     assert!(text.contains("packhost_runner_fuel_consumed_total{"));
-    // The core's pool, at its default size here; the calls' warm instances may hold slots.
-    assert!(
-        text.contains("packhost_runner_pooled_instance_slots 128\n"),
-        "{text}"
-    );
-    let in_use: u64 = text
-        .lines()
-        .find_map(|line| line.strip_prefix("packhost_runner_pooled_instances_in_use "))
-        .expect("the pool's occupancy is reported")
-        .parse()
-        .unwrap();
-    assert!(in_use <= 128);
+    // The core's pool: made (at its default size) once some pack needed a second instance,
+    // which other tests in this process may or may not have done yet.
+    let gauge = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("packhost_runner_{name} ")))
+            .unwrap_or_else(|| panic!("{name} is reported"))
+            .parse()
+            .unwrap()
+    };
+    let slots = gauge("pooled_instance_slots");
+    assert!(slots == 0 || slots == 128, "{slots}");
+    assert!(gauge("pooled_instances_in_use") <= slots);
     runner.stop().unwrap();
 }
 

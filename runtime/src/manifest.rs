@@ -106,7 +106,8 @@ pub struct Capabilities {
     /// Config keys the pack reads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<String>,
-    /// Host functions the pack imports; a host must lend each one to load the pack.
+    /// Host functions the pack imports (a component: calls through
+    /// `packhost:pack/functions`); a host must lend each one to load the pack.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_functions: Vec<HostFunctionSpec>,
     /// Key-value storage (`packhost:host/kv`), scoped to the calling tenant and this pack.
@@ -219,7 +220,14 @@ impl PackManifest {
                 )));
             }
         }
+        let mut declared = BTreeSet::new();
         for function in &self.capabilities.host_functions {
+            if !declared.insert((function.namespace.as_str(), function.name.as_str())) {
+                return Err(Error::invalid_manifest(format!(
+                    "manifest: host function {:?} of {:?} is declared twice",
+                    function.name, function.namespace
+                )));
+            }
             if module.component {
                 check_component_function(function, module)?;
                 continue;

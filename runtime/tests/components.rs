@@ -387,10 +387,19 @@ fn a_component_without_a_manifest_may_call_every_bytes_function_the_host_lends()
     );
     let err = lonely.call("add_undeclared", b"{}").unwrap_err();
     assert_eq!(err.code(), "host_denied", "{}", err.message());
-    // A name of a megabyte is refused, and the refusal repeats only its start.
+    // A name of a megabyte is refused, and the refusal and its audit entry keep only its
+    // start.
     let err = lonely.call("call_named", &vec![b'a'; 1 << 20]).unwrap_err();
     assert_eq!(err.code(), "host_denied");
     assert!(err.message().len() < 1024, "{} bytes", err.message().len());
+    let audited: Vec<(String, usize)> = err
+        .report()
+        .expect("a refused call reports")
+        .audit
+        .iter()
+        .map(|entry| (entry.operation.clone(), entry.target.len()))
+        .collect();
+    assert_eq!(audited, [("call".to_string(), 128)]);
 }
 
 #[test]

@@ -70,6 +70,15 @@ pub struct AuditEntry {
     pub reason: Option<String>,
 }
 
+/// How much of a name the pack chose (a secret's, a host function's) a refusal repeats and
+/// an audit entry keeps: the pack may make it any length, and the host holds on to both.
+const MAX_NAME_EXCERPT_CHARS: usize = 128;
+
+/// The start of `name`, as refusals and audit entries keep it.
+pub(crate) fn name_excerpt(name: &str) -> String {
+    name.chars().take(MAX_NAME_EXCERPT_CHARS).collect()
+}
+
 impl AuditEntry {
     /// An entry for `operation` of `capability` on `target`, to be settled by [`AuditEntry::ended`].
     pub(crate) fn new(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::audit::{AuditEntry, AuditTrail, Capability};
+use super::audit::{name_excerpt, AuditEntry, AuditTrail, Capability};
 use crate::error::{Error, ErrorKind};
 
 /// The import module every Extism PDK's host-function helper uses, and so the default.
@@ -565,9 +565,6 @@ pub(crate) struct HostTally {
     pub(crate) kv_ops: u64,
 }
 
-/// How much of a name no function answers to a refusal repeats (and its audit entry keeps).
-const MAX_REFUSED_NAME_CHARS: usize = 128;
-
 /// The host functions lent to one pack, with the pack's name and id that their calls see.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HostFunctions {
@@ -598,51 +595,32 @@ impl HostFunctions {
         function.invoke(&mut call, args, results, frame)
     }
 
-    /// Runs the bytes-in, bytes-out function `name` of `extism:host/user` on the block at
-    /// `input` and returns the block it answers: how a component calls the host's functions
-    /// (`packhost:pack/functions`), which it names at run time rather than importing them.
-    /// These functions hold only those the component may call ([`component_callable`]);
-    /// any other name is refused with `host_denied`, and the refusal audited.
-    pub(crate) fn call_by_name(
+    /// The bytes-in, bytes-out function `name` of `extism:host/user`, for a component calling
+    /// the host's functions by name (`packhost:pack/functions`) rather than importing them.
+    /// These functions hold only those the component may call ([`component_callable`]); any
+    /// other name is refused with `host_denied`, and the refusal audited in `audit`.
+    pub(crate) fn callable_by_name(
         &self,
         name: &str,
-        context: &Value,
-        memory: &mut dyn KernelMemory,
-        input: i64,
-        frame: CallFrame<'_>,
-    ) -> Result<i64, Error> {
-        let Some(function) = self
+        audit: &AuditTrail,
+    ) -> Result<&HostFunction, Error> {
+        if let Some(function) = self
             .functions
             .iter()
             .find(|function| function.namespace == EXTISM_USER && function.name == name)
-        else {
-            // The name is the pack's to choose, at any length: the host keeps only its start.
-            let shown: String = name.chars().take(MAX_REFUSED_NAME_CHARS).collect();
-            let refused: Result<i64, Error> = Err(Error::new(
-                ErrorKind::HostDenied,
-                format!(
-                    "host function {shown:?} is not lent to this pack: its manifest must \
-                     declare it and the host lend it"
-                ),
-            ));
-            frame
-                .audit
-                .record(AuditEntry::new(Capability::HostFunction, "call", shown).ended(&refused));
-            return refused;
-        };
-        let mut results = [WasmValue::I64(0)];
-        self.invoke(
-            function,
-            context,
-            memory,
-            &[WasmValue::I64(input)],
-            &mut results,
-            frame,
-        )?;
-        match results {
-            [WasmValue::I64(output)] => Ok(output),
-            _ => Ok(0),
+        {
+            return Ok(function);
         }
+        let shown = name_excerpt(name);
+        let refused = Err(Error::new(
+            ErrorKind::HostDenied,
+            format!(
+                "host function {shown:?} is not lent to this pack: its manifest must declare it \
+                 and the host lend it"
+            ),
+        ));
+        audit.record(AuditEntry::new(Capability::HostFunction, "call", shown).ended(&refused));
+        refused
     }
 }
 
@@ -710,9 +688,10 @@ pub(crate) fn component_callable(
     declared: Option<&[crate::manifest::HostFunctionSpec]>,
     lent: &[HostFunction],
 ) -> Result<Vec<String>, Error> {
+    // A bytes function's answer is a block the component gets; a general function of the
+    // same signature could answer any number, which would reach the component as nothing.
     let bytes = |function: &HostFunction| {
-        function.namespace == EXTISM_USER
-            && function.signature() == (vec![ValueType::I64], vec![ValueType::I64])
+        function.namespace == EXTISM_USER && matches!(function.shape, Shape::Bytes(_))
     };
     let Some(declared) = declared else {
         return Ok(lent
@@ -733,7 +712,8 @@ pub(crate) fn component_callable(
                     let (params, results) = function.signature();
                     Err(Error::invalid_pack(format!(
                         "the component calls host function {:?}, bytes in and bytes out; the \
-                         host registered it with params {params:?} and results {results:?}",
+                         host registered it as a general function with params {params:?} and \
+                         results {results:?}",
                         spec.name
                     )))
                 }

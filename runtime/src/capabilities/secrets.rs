@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::audit::{AuditEntry, Capability};
+use super::audit::{name_excerpt, AuditEntry, Capability};
 use super::host_fn::{BuiltinCall, HostFunction, WasmValue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::module::{env, EnvFunction, ModuleInfo};
@@ -166,19 +166,20 @@ fn get(
     };
     let name = call.block(offset, "the secret's name")?;
     let name = String::from_utf8_lossy(&name).into_owned();
-    entry.target.clone_from(&name);
+    let shown = name_excerpt(&name);
+    entry.target.clone_from(&shown);
     let value = match grant.granted.get(&name) {
         Some(value) => value,
         None if grant.declared.contains(&name) => {
             return Err(Error::new(
                 ErrorKind::HostDenied,
-                format!("secret {name:?} is not granted: the host supplied no such secret"),
+                format!("secret {shown:?} is not granted: the host supplied no such secret"),
             ))
         }
         None => {
             return Err(Error::new(
                 ErrorKind::HostDenied,
-                format!("secret {name:?} is not granted: the pack's manifest does not declare it"),
+                format!("secret {shown:?} is not granted: the pack's manifest does not declare it"),
             ))
         }
     };

@@ -87,17 +87,18 @@ static POOLED_ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
 /// `slots`, further instances are made on their own, at about 1.5x the cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct InstancePool {
-    /// Module instances the pool holds at once; 0 when there is no pool (turned off with
-    /// `PACKHOST_POOLED_INSTANCES=0`, a 32-bit platform, or no address space for it).
+    /// Module instances the pool holds at once; 0 when there is no pool (not needed yet,
+    /// turned off with `PACKHOST_POOLED_INSTANCES=0`, a 32-bit platform, or no address
+    /// space for it).
     pub slots: u64,
     /// Module instances alive in the pool now.
     pub in_use: u64,
 }
 
-/// The pool's size and occupancy now. Makes the pool when no pack has needed it yet (it
-/// reserves address space, not memory), so that the figure reports what calls will get.
+/// The pool's size and occupancy now: all zeros until a pack first needs a second instance,
+/// which is when the pool is made (looking does not make it), and when there is none.
 pub fn instance_pool() -> InstancePool {
-    let Some(pooled) = pooled_engine() else {
+    let Some(Some(pooled)) = POOLED_ENGINE.get() else {
         return InstancePool::default();
     };
     let in_use = pooled

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{ComponentType, Linker, LinkerInstance, Lower};
+use wasmtime::component::{ComponentType, Linker, LinkerInstance, Lower, WasmStr};
 use wasmtime::StoreContextMut;
 
 use super::state::{HostFailure, HostState};
@@ -60,14 +60,20 @@ pub(super) fn link(
     let lent = functions.clone();
     linker.instance(COMPONENT_FUNCTIONS)?.func_wrap(
         "call",
-        move |mut store: StoreContextMut<'_, HostState>, (name, input): (String, Vec<u8>)| {
+        move |mut store: StoreContextMut<'_, HostState>, (name, input): (WasmStr, Vec<u8>)| {
+            // The name is compared where it lies in the component's memory, never copied.
+            let function = {
+                let name = name.to_str(&store)?;
+                lent.callable_by_name(&name, &store.data().audit)
+            }
+            .map_err(HostFailure::error)?;
             let mut blocks = CallBlocks::new(&store);
-            let input = blocks.put_block(input);
+            let args = [blocks.put(input)];
+            let mut results = [WasmValue::I64(0)];
             let (context, frame) = in_progress(store.data_mut());
-            let output = lent
-                .call_by_name(&name, context, &mut blocks, input, frame)
+            lent.invoke(function, context, &mut blocks, &args, &mut results, frame)
                 .map_err(HostFailure::error)?;
-            Ok((blocks.take(&WasmValue::I64(output)),))
+            Ok((blocks.take(&results[0]),))
         },
     )?;
     if let Some(get) = find(SECRETS_NAMESPACE, "get") {
@@ -243,13 +249,8 @@ impl CallBlocks {
 
     /// Adds an argument block and returns its offset as the argument.
     fn put(&mut self, bytes: Vec<u8>) -> WasmValue {
-        WasmValue::I64(self.put_block(bytes))
-    }
-
-    /// Adds an argument block and returns its offset.
-    fn put_block(&mut self, bytes: Vec<u8>) -> i64 {
         self.blocks.push(bytes);
-        self.blocks.len() as i64
+        WasmValue::I64(self.blocks.len() as i64)
     }
 
     /// As `put`, or the "no entry" sentinel for `None`.
