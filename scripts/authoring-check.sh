@@ -63,7 +63,7 @@ for lang in python js; do
 import json, sys
 info = json.load(sys.stdin)
 imports = {i["module"] for i in info["imports"]}
-lent = {f"packhost:pack/{name}@0.1.0" for name in ("host", "kv", "secrets", "http")}
+lent = {f"packhost:pack/{name}@0.1.0" for name in ("host", "kv", "secrets", "http", "functions")}
 assert info["component"] and "packhost:pack/host@0.1.0" in imports and imports <= lent, imports'
 done
 
