@@ -10,7 +10,7 @@
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A running `docker-registry` (see the module docs).
 pub struct LocalRegistry {
@@ -148,54 +148,42 @@ impl LocalRegistry {
         let _ = self.process.wait();
     }
 
-    /// Waits until the registry answers while its process runs (an answer after it exited,
-    /// failing to bind, would come from another test's registry).
+    /// Waits until this registry answers (one carrying its marker header: another test's
+    /// registry may hold the port when this one failed to bind it).
     fn wait_until_it_answers(&mut self) -> std::io::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !(self.answers() && matches!(self.process.try_wait(), Ok(None))) {
-            if !matches!(self.process.try_wait(), Ok(None)) {
-                return Err(std::io::Error::other(format!(
-                    "docker-registry exited (port {} taken?)",
-                    self.port
-                )));
-            }
-            if Instant::now() >= deadline {
-                return Err(std::io::Error::other(
-                    "docker-registry did not answer in 10 s",
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
+        let (port, marker) = (self.port, &self.marker);
+        packhost::testing::wait_until_serving(&mut self.process, "docker-registry", port, || {
+            answers(port, marker)
+        })
     }
+}
 
-    /// Whether `GET /v2/` gets an HTTP answer (200, or 401 behind authentication) from this
-    /// registry: one carrying its marker header.
-    fn answers(&self) -> bool {
-        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        if stream
-            .write_all(b"GET /v2/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .is_err()
-        {
-            return false;
-        }
-        // The status line and headers, at most 16 KiB of them.
-        let mut head = Vec::new();
-        let mut chunk = [0u8; 2048];
-        while !head.windows(4).any(|window| window == b"\r\n\r\n") && head.len() < 16 << 10 {
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(read) => head.extend_from_slice(&chunk[..read]),
-            }
-        }
-        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-        let status = head.split_whitespace().nth(1).unwrap_or_default();
-        let marked = format!("\r\n{}: {}\r\n", MARKER_HEADER, self.marker).to_ascii_lowercase();
-        matches!(status, "200" | "401") && head.contains(&marked)
+/// Whether `GET /v2/` on `port` gets an HTTP answer (200, or 401 behind authentication)
+/// carrying the marker header with `marker`.
+fn answers(port: u16, marker: &str) -> bool {
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream
+        .write_all(b"GET /v2/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
     }
+    // The status line and headers, at most 16 KiB of them.
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 2048];
+    while !head.windows(4).any(|window| window == b"\r\n\r\n") && head.len() < 16 << 10 {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => head.extend_from_slice(&chunk[..read]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap_or_default();
+    let marked = format!("\r\n{MARKER_HEADER}: {marker}\r\n").to_ascii_lowercase();
+    matches!(status, "200" | "401") && head.contains(&marked)
 }
 
 /// The header each test registry answers with, its value the registry's own folder.

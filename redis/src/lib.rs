@@ -427,21 +427,10 @@ impl LocalServer {
 /// Waits until the server on `port` says it is `process` (`INFO server`'s `process_id`):
 /// an answer from another process is another test's server on a port ours could not bind.
 fn wait_until_it_answers(process: &mut std::process::Child, port: u16) -> std::io::Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if !matches!(process.try_wait(), Ok(None)) {
-            return Err(std::io::Error::other(format!(
-                "redis-server exited (port {port} taken?)"
-            )));
-        }
-        if server_process_id(port) == Some(process.id()) {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(std::io::Error::other("redis-server did not answer in 10 s"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let id = process.id();
+    packhost::testing::wait_until_serving(process, "redis-server", port, || {
+        server_process_id(port) == Some(id)
+    })
 }
 
 /// The `process_id` the Redis server on `port` reports, if one answers.

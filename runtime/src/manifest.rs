@@ -170,11 +170,7 @@ fn check_component_function(function: &HostFunctionSpec, component: &ModuleInfo)
             function.name, function.namespace
         )));
     }
-    if !component
-        .imports
-        .iter()
-        .any(|import| import.module == crate::module::COMPONENT_FUNCTIONS)
-    {
+    if !component.imports_from(crate::module::COMPONENT_FUNCTIONS) {
         return Err(Error::invalid_manifest(format!(
             "manifest: host function {:?} is declared, but the component does not import {}, \
              through which it would call it",

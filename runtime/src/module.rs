@@ -341,9 +341,13 @@ impl ModuleInfo {
 
     /// True when some import comes from WASI.
     pub fn imports_wasi(&self) -> bool {
-        self.imports
-            .iter()
-            .any(|import| import.module == WASI_PREVIEW1)
+        self.imports_from(WASI_PREVIEW1)
+    }
+
+    /// True when some import comes from `module` (for a component, when it imports that
+    /// instance).
+    pub fn imports_from(&self, module: &str) -> bool {
+        self.imports.iter().any(|import| import.module == module)
     }
 
     /// Rejects imports that neither packhost, the host nor a linked module provides.

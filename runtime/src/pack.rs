@@ -330,11 +330,7 @@ impl Pack {
         // then refused one by one, as HTTP to a host outside the grant is.
         let lent_by_host = functions.clone();
         // What a component may call by name; a module's imports are checked just below.
-        let component_calls = if module
-            .imports
-            .iter()
-            .any(|import| module.component && import.module == COMPONENT_FUNCTIONS)
-        {
+        let component_calls = if module.component && module.imports_from(COMPONENT_FUNCTIONS) {
             component_callable(
                 manifest_embedded.then_some(&manifest.capabilities.host_functions[..]),
                 &lent_by_host,

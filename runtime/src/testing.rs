@@ -1,7 +1,9 @@
 //! What packhost's own test suites share across crates (hidden from the docs, not part of
-//! the API): ports for the real servers they start.
+//! the API): ports for the real servers they start, and the wait until one serves.
 
 use std::net::{Ipv4Addr, TcpListener};
+use std::process::Child;
+use std::time::{Duration, Instant};
 
 /// The lowest port [`unused_loopback_port`] picks: below it are well-known services.
 const LOWEST_PICKED_PORT: u16 = 10_000;
@@ -36,6 +38,35 @@ pub fn unused_loopback_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
+}
+
+/// Waits (at most ten seconds, looking every 20 ms) until `is_ours` finds the server that
+/// `process` runs answering on `port`. Fails at once when the process has exited (most
+/// likely it could not bind the port), naming it as `what`: an answer then would come from
+/// another test's server, which is why `is_ours` must recognise this one's.
+pub fn wait_until_serving(
+    process: &mut Child,
+    what: &str,
+    port: u16,
+    mut is_ours: impl FnMut() -> bool,
+) -> std::io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if !matches!(process.try_wait(), Ok(None)) {
+            return Err(std::io::Error::other(format!(
+                "{what} exited (port {port} taken?)"
+            )));
+        }
+        if is_ours() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(std::io::Error::other(format!(
+                "{what} did not answer on port {port} in 10 s"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn ephemeral_range_start() -> Option<u16> {

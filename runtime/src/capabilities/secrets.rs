@@ -136,9 +136,9 @@ impl SecretGrant {
 /// The `packhost:host/secrets` functions for `module`, none when it imports none (or, for a
 /// component, does not import `packhost:pack/secrets`, which serves them).
 pub(crate) fn functions_for(module: &ModuleInfo, grant: Arc<SecretGrant>) -> Vec<HostFunction> {
-    if !module.imports.iter().any(|import| {
-        import.module == SECRETS_NAMESPACE || import.module == crate::module::COMPONENT_SECRETS
-    }) {
+    if !(module.imports_from(SECRETS_NAMESPACE)
+        || module.imports_from(crate::module::COMPONENT_SECRETS))
+    {
         return Vec::new();
     }
     vec![HostFunction::builtin(

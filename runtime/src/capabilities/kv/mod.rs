@@ -378,11 +378,7 @@ const NONE: i64 = -1;
 /// for a component, does not import `packhost:pack/kv`, which serves them): bound to `grant`,
 /// or refusing every call with `host_denied` when it is `None`.
 pub(crate) fn functions_for(module: &ModuleInfo, grant: Option<Arc<KvGrant>>) -> Vec<HostFunction> {
-    if module
-        .imports
-        .iter()
-        .any(|import| import.module == KV_NAMESPACE || import.module == crate::module::COMPONENT_KV)
-    {
+    if module.imports_from(KV_NAMESPACE) || module.imports_from(crate::module::COMPONENT_KV) {
         functions(grant)
     } else {
         Vec::new()

@@ -77,10 +77,19 @@ const POOLED_UNUSED_WARM_SLOTS: u32 = 8;
 /// call about 30% cheaper. `None` when [`POOLED_INSTANCES_ENV`] is `0`, on 32-bit platforms,
 /// or when the pool's address space cannot be reserved.
 pub(super) fn pooled_engine() -> Option<&'static Engine> {
-    POOLED_ENGINE.get_or_init(make_pooled_engine).as_ref()
+    POOLED_ENGINE
+        .get_or_init(make_pooled_engine)
+        .as_ref()
+        .map(|pooled| &pooled.engine)
 }
 
-static POOLED_ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
+/// The pooled engine, once made, with the slot count it was made with.
+static POOLED_ENGINE: OnceLock<Option<PooledEngine>> = OnceLock::new();
+
+struct PooledEngine {
+    engine: Engine,
+    slots: u32,
+}
 
 /// How full the pool of module instances is (see [`crate::PackOptions`]'s `isolation`):
 /// what an operator watches to size `PACKHOST_POOLED_INSTANCES`. Once `in_use` reaches
@@ -101,17 +110,14 @@ pub fn instance_pool() -> InstancePool {
     let Some(Some(pooled)) = POOLED_ENGINE.get() else {
         return InstancePool::default();
     };
-    let in_use = pooled
-        .pooling_allocator_metrics()
-        .map_or(0, |metrics| metrics.core_instances());
     InstancePool {
-        slots: u64::from(POOLED_SLOTS.load(std::sync::atomic::Ordering::Relaxed)),
-        in_use,
+        slots: u64::from(pooled.slots),
+        in_use: pooled
+            .engine
+            .pooling_allocator_metrics()
+            .map_or(0, |metrics| metrics.core_instances()),
     }
 }
-
-/// The slot count [`make_pooled_engine`] gave the pool it made.
-static POOLED_SLOTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Pooled copies of compiled modules by pack id (`None`: the module does not fit the pool).
 fn pooled_modules_in_memory() -> &'static Mutex<HashMap<String, Option<Module>>> {
@@ -120,7 +126,7 @@ fn pooled_modules_in_memory() -> &'static Mutex<HashMap<String, Option<Module>>>
 }
 
 #[cfg(target_pointer_width = "64")]
-fn make_pooled_engine() -> Option<Engine> {
+fn make_pooled_engine() -> Option<PooledEngine> {
     use wasmtime::{Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
     // The ticker, which advances both engines' epochs, runs once the first engine exists.
     engine();
@@ -160,12 +166,14 @@ fn make_pooled_engine() -> Option<Engine> {
             tracing::warn!("no pooled instances (every instance is mapped on its own): {err:#}");
         })
         .ok()?;
-    POOLED_SLOTS.store(instances, std::sync::atomic::Ordering::Relaxed);
-    Some(engine)
+    Some(PooledEngine {
+        engine,
+        slots: instances,
+    })
 }
 
 #[cfg(not(target_pointer_width = "64"))]
-fn make_pooled_engine() -> Option<Engine> {
+fn make_pooled_engine() -> Option<PooledEngine> {
     None
 }
 
@@ -342,7 +350,7 @@ fn run_ticker(engine: &Engine) {
         std::thread::sleep(TICK);
         engine.increment_epoch();
         if let Some(Some(pooled)) = POOLED_ENGINE.get() {
-            pooled.increment_epoch();
+            pooled.engine.increment_epoch();
         }
         if any_call_running() {
             idle_ticks = 0;

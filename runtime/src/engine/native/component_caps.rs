@@ -70,9 +70,14 @@ pub(super) fn link(
             let mut blocks = CallBlocks::new(&store);
             let args = [blocks.put(input)];
             let mut results = [WasmValue::I64(0)];
-            let (context, frame) = in_progress(store.data_mut());
-            lent.invoke(function, context, &mut blocks, &args, &mut results, frame)
-                .map_err(HostFailure::error)?;
+            invoke(
+                &lent,
+                function,
+                &mut store,
+                &mut blocks,
+                &args,
+                &mut results,
+            )?;
             Ok((blocks.take(&results[0]),))
         },
     )?;
@@ -209,25 +214,31 @@ impl Lent {
         results: &mut [WasmValue],
     ) -> wasmtime::Result<()> {
         let Lent(pack, function) = self;
-        let (context, frame) = in_progress(store.data_mut());
-        pack.invoke(function, context, blocks, args, results, frame)
-            .map_err(HostFailure::error)
+        invoke(pack, function, store, blocks, args, results)
     }
 }
 
-/// The context of the call in progress, and the frame its capability calls run in (its
-/// deadline, host-call tally and audit trail).
-fn in_progress(state: &mut HostState) -> (&serde_json::Value, CallFrame<'_>) {
+/// Runs `function`, one of `pack`'s, for the component call in progress in `store` (its
+/// context, deadline, host-call tally and audit trail), on `args` with its blocks in
+/// `blocks`; a refusal or failure ends the call with its code.
+fn invoke(
+    pack: &HostFunctions,
+    function: &HostFunction,
+    store: &mut StoreContextMut<'_, HostState>,
+    blocks: &mut CallBlocks,
+    args: &[WasmValue],
+    results: &mut [WasmValue],
+) -> wasmtime::Result<()> {
+    let state = store.data_mut();
     let in_call = state.call.started.is_some();
-    (
-        &state.call.context,
-        CallFrame {
-            deadline: state.call.deadline,
-            tally: &mut state.call.host,
-            audit: &state.audit,
-            in_call,
-        },
-    )
+    let frame = CallFrame {
+        deadline: state.call.deadline,
+        tally: &mut state.call.host,
+        audit: &state.audit,
+        in_call,
+    };
+    pack.invoke(function, &state.call.context, blocks, args, results, frame)
+        .map_err(HostFailure::error)
 }
 
 /// The blocks of one capability call: its arguments, then what the function hands back.
